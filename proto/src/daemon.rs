@@ -1,0 +1,57 @@
+// What every podroute daemon does the same way around its own work: set up
+// logging from `--log-level`, serve its admin API on its Unix socket, stop on
+// SIGTERM or SIGINT, remove the socket and say so in the log.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use tonic::transport::server::Router;
+use tracing_subscriber::EnvFilter;
+
+use crate::admin_socket::{self, AdminSocketError};
+use crate::shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("invalid --log-level {level:?}: {reason}")]
+    LogLevel { level: String, reason: String },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error(transparent)]
+    AdminSocket(#[from] AdminSocketError),
+}
+
+/// Logs to stderr with `filter` (a level, or a tracing-subscriber directive
+/// such as `podroute_bgpd=debug`), coloured only on a terminal.
+pub fn init_logging(filter: &str) -> Result<(), DaemonError> {
+    let env_filter = EnvFilter::try_new(filter).map_err(|e| DaemonError::LogLevel {
+        level: filter.to_string(),
+        reason: e.to_string(),
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}
+
+/// Serves `router` on the admin socket `socket` until SIGTERM or SIGINT,
+/// then removes the socket.
+pub async fn serve_admin_until_stopped(
+    daemon: &str,
+    socket: &Path,
+    router: Router,
+) -> Result<(), DaemonError> {
+    let stop = shutdown::stop_signal().map_err(DaemonError::Signals)?;
+    let listener = admin_socket::bind_unix(socket).await?;
+    tracing::info!(socket = %socket.display(), daemon, "serving admin API");
+    listener
+        .serve(router, async {
+            let signal = stop.await;
+            tracing::info!(?signal, "stopping");
+        })
+        .await?;
+    tracing::info!(daemon, "stopped");
+    Ok(())
+}
