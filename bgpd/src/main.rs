@@ -1,0 +1,46 @@
+// podroute-bgpd's entry point: flags, then the shared daemon life cycle (logging, the
+// admin API on its Unix socket until SIGTERM or SIGINT). Startup errors go to
+// stderr with exit status 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use podroute_proto::daemon;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "podroute-bgpd",
+    version,
+    about = "podroute's per-node BGP speaker"
+)]
+struct Args {
+    /// Unix socket for the gRPC admin API (podctl talks to it).
+    #[arg(long, default_value = podroute_proto::BGPD_SOCKET)]
+    admin_socket: PathBuf,
+    /// Log filter: a level (error, warn, info, debug, trace) or a
+    /// tracing-subscriber directive such as "podroute_bgpd=debug".
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = async {
+        daemon::init_logging(&args.log_level)?;
+        daemon::serve_admin_until_stopped(
+            "podroute-bgpd",
+            &args.admin_socket,
+            podroute_bgpd::admin::router(),
+        )
+        .await
+    };
+    match result.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podroute-bgpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
