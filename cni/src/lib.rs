@@ -1,0 +1,266 @@
+// podroute-cni: the CNI 1.1 plugin. This module reads CNI_COMMAND and the
+// other CNI_* variables, decodes the network configuration from stdin and
+// answers per the CNI spec 1.1 "Protocol parameters" and "Execution" sections.
+// VERSION works; ADD/DEL/CHECK/GC answer "not available yet" (code 100) and
+// STATUS says the plugin cannot serve ADD (code 50) until IPAM exists.
+
+pub mod error;
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{CniError, ErrorCode};
+
+/// The CNI spec version this plugin implements.
+pub const CURRENT_VERSION: &str = "1.1.0";
+/// Versions a network configuration may ask for. 0.4.0 is the first with
+/// CHECK; older ones have different result formats we do not produce.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
+
+/// The CNI commands (CNI_COMMAND values) of spec 1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Gc,
+    Status,
+    Version,
+}
+
+/// What the plugin prints on stdout, and whether it exits 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    pub success: bool,
+}
+
+impl Command {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ADD" => Command::Add,
+            "DEL" => Command::Del,
+            "CHECK" => Command::Check,
+            "GC" => Command::Gc,
+            "STATUS" => Command::Status,
+            "VERSION" => Command::Version,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Gc => "GC",
+            Command::Status => "STATUS",
+            Command::Version => "VERSION",
+        }
+    }
+
+    /// Environment variables the command requires besides CNI_COMMAND, as
+    /// libcni's skel enforces them (CNI_NETNS is optional for DEL).
+    fn required_env(self) -> &'static [&'static str] {
+        match self {
+            Command::Add | Command::Check => {
+                &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"]
+            }
+            Command::Del => &["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
+            Command::Gc | Command::Status | Command::Version => &[],
+        }
+    }
+
+    /// Oldest configuration version that may use the command (GC and STATUS
+    /// are new in 1.1.0; CHECK in 0.4.0, our oldest).
+    fn min_version(self) -> (u32, u32, u32) {
+        match self {
+            Command::Gc | Command::Status => (1, 1, 0),
+            _ => (0, 4, 0),
+        }
+    }
+}
+
+/// Runs one plugin invocation. `env` reads an environment variable.
+pub fn run(env: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Outcome {
+    let mut reply_version = CURRENT_VERSION.to_owned();
+    match dispatch(env, stdin, &mut reply_version) {
+        Ok(stdout) => Outcome {
+            stdout,
+            success: true,
+        },
+        Err(error) => Outcome {
+            stdout: error.to_json(&reply_version),
+            success: false,
+        },
+    }
+}
+
+/// The parts of a network configuration this build reads; the rest of the
+/// document is accepted and ignored for now.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NetConf {
+    cni_version: Option<String>,
+    name: Option<String>,
+}
+
+/// The VERSION command's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionResult {
+    cni_version: &'static str,
+    supported_versions: &'static [&'static str],
+}
+
+/// Handles the invocation; on a decoded, supported configuration sets
+/// `reply_version` so error results carry the caller's version.
+fn dispatch(
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    reply_version: &mut String,
+) -> Result<String, CniError> {
+    let present = |name: &str| env(name).filter(|v| !v.is_empty());
+    let command_name = present("CNI_COMMAND").ok_or_else(|| missing_env(&["CNI_COMMAND"]))?;
+    let command = Command::parse(&command_name).ok_or_else(|| {
+        CniError::new(
+            ErrorCode::InvalidEnvironment,
+            format!("unknown CNI_COMMAND: {command_name}"),
+        )
+        .with_details("expected one of ADD, DEL, CHECK, GC, STATUS, VERSION")
+    })?;
+    let missing: Vec<&str> = command
+        .required_env()
+        .iter()
+        .copied()
+        .filter(|name| present(name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing_env(&missing));
+    }
+
+    let mut input = Vec::new();
+    stdin
+        .read_to_end(&mut input)
+        .map_err(|e| CniError::new(ErrorCode::IoFailure, format!("error reading stdin: {e}")))?;
+
+    if command == Command::Version {
+        return version(&input);
+    }
+
+    let conf: NetConf = serde_json::from_slice(&input).map_err(|e| {
+        CniError::new(
+            ErrorCode::DecodingFailure,
+            format!("error decoding network config: {e}"),
+        )
+    })?;
+    let config_version = check_version(conf.cni_version.as_deref(), command)?;
+    *reply_version = config_version.to_owned();
+    if conf.name.as_deref().is_none_or(str::is_empty) {
+        return Err(CniError::new(
+            ErrorCode::InvalidNetworkConfig,
+            "missing network name",
+        ));
+    }
+
+    Err(match command {
+        Command::Status => CniError::new(
+            ErrorCode::PluginNotAvailable,
+            "podroute-cni: cannot serve ADD yet in this build",
+        ),
+        _ => CniError::new(
+            ErrorCode::NotImplementedYet,
+            format!(
+                "podroute-cni: {} is not available yet in this build",
+                command.name()
+            ),
+        ),
+    })
+}
+
+/// VERSION: the input is `{"cniVersion": ...}` or nothing. Any version may
+/// ask (that is how negotiation starts), but malformed JSON is refused.
+fn version(input: &[u8]) -> Result<String, CniError> {
+    #[derive(Deserialize)]
+    struct VersionRequest {
+        #[serde(rename = "cniVersion")]
+        _cni_version: Option<String>,
+    }
+    if !input.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice::<VersionRequest>(input).map_err(|e| {
+            CniError::new(
+                ErrorCode::DecodingFailure,
+                format!("error decoding VERSION input: {e}"),
+            )
+        })?;
+    }
+    let result = VersionResult {
+        cni_version: CURRENT_VERSION,
+        supported_versions: SUPPORTED_VERSIONS,
+    };
+    serde_json::to_string(&result)
+        .map_err(|e| CniError::new(ErrorCode::IoFailure, format!("error encoding version: {e}")))
+}
+
+/// The configuration's version if we support it and it allows `command`.
+/// A missing cniVersion counts as 0.1.0, as libcni reads it.
+fn check_version(version: Option<&str>, command: Command) -> Result<&str, CniError> {
+    let version = version.unwrap_or("0.1.0");
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(
+            CniError::new(ErrorCode::IncompatibleVersion, "incompatible CNI versions")
+                .with_details(format!(
+                    "config is {version}, plugin supports {}",
+                    SUPPORTED_VERSIONS.join(", ")
+                )),
+        );
+    }
+    if parse_version(version).is_none_or(|v| v < command.min_version()) {
+        return Err(CniError::new(
+            ErrorCode::IncompatibleVersion,
+            format!("config version {version} does not allow {}", command.name()),
+        ));
+    }
+    Ok(version)
+}
+
+fn missing_env(names: &[&str]) -> CniError {
+    CniError::new(
+        ErrorCode::InvalidEnvironment,
+        format!("required env variables [{}] missing", names.join(",")),
+    )
+}
+
+/// "major.minor.patch" → numbers.
+fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(parse_version("1.1.0"), Some((1, 1, 0)));
+        assert_eq!(parse_version("0.4.0"), Some((0, 4, 0)));
+        assert_eq!(parse_version("1.1"), None);
+        assert_eq!(parse_version("1.1.0.0"), None);
+        assert_eq!(parse_version("1.x.0"), None);
+    }
+
+    #[test]
+    fn gc_needs_a_1_1_config() {
+        assert_eq!(check_version(Some("1.1.0"), Command::Gc), Ok("1.1.0"));
+        let err = check_version(Some("1.0.0"), Command::Gc).unwrap_err();
+        assert_eq!(err.code, ErrorCode::IncompatibleVersion);
+        assert_eq!(check_version(Some("0.4.0"), Command::Check), Ok("0.4.0"));
+        assert_eq!(
+            check_version(None, Command::Add).unwrap_err().code,
+            ErrorCode::IncompatibleVersion
+        );
+    }
+}
