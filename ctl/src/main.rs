@@ -1,0 +1,98 @@
+// podctl, podroute's admin CLI: talks gRPC to the daemons over their Unix
+// admin sockets (see ARCHITECTURE.md, "Interfaces that others rely on").
+// Commands so far: `podctl version`, `podctl bgp peers`; `-o json` on all.
+
+mod bgp;
+mod daemons;
+mod table;
+mod version;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::daemons::Daemon;
+
+#[derive(Debug, Parser)]
+#[command(name = "podctl", version, about = "podroute's admin CLI")]
+struct Cli {
+    /// podroute-bgpd's admin socket.
+    #[arg(long, global = true, env = "PODROUTE_BGPD_SOCKET", default_value = podroute_proto::BGPD_SOCKET)]
+    bgpd: PathBuf,
+    /// podroute-ipamd's admin socket.
+    #[arg(long, global = true, env = "PODROUTE_IPAMD_SOCKET", default_value = podroute_proto::IPAMD_SOCKET)]
+    ipamd: PathBuf,
+    /// podroute-policy-agent's admin socket.
+    #[arg(long, global = true, env = "PODROUTE_POLICY_SOCKET", default_value = podroute_proto::POLICY_SOCKET)]
+    policy: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show podctl's version and each daemon's (or why it cannot be asked).
+    /// Always exits 0; the STATUS column tells which daemons answered.
+    Version,
+    /// Inspect podroute-bgpd.
+    Bgp {
+        #[command(subcommand)]
+        command: BgpCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BgpCommand {
+    /// List BGP peers and their session state. Exits 1 if bgpd cannot be
+    /// reached.
+    Peers,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(text) => match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("podctl: cannot write output: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("podctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<String> {
+    Ok(match cli.command {
+        Command::Version => {
+            let sockets = Daemon::ALL.map(|d| {
+                let path = match d {
+                    Daemon::Bgpd => cli.bgpd.clone(),
+                    Daemon::Ipamd => cli.ipamd.clone(),
+                    Daemon::Policy => cli.policy.clone(),
+                };
+                (d, path)
+            });
+            let report = version::collect(&sockets).await;
+            version::render(&report, cli.output)?
+        }
+        Command::Bgp {
+            command: BgpCommand::Peers,
+        } => bgp::render_peers(&bgp::peers(&cli.bgpd).await?, cli.output)?,
+    })
+}

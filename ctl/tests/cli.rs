@@ -1,0 +1,185 @@
+// Runs the built podctl binary against admin sockets in a temporary
+// directory: none at all, a stale one, the wrong daemon's, and a real
+// podroute-bgpd admin service running in this test process.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use podroute_proto::admin_socket::{AdminSocketError, bind_unix};
+use tokio::process::Command;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::Router;
+
+struct Sockets {
+    _dir: tempfile::TempDir,
+    bgpd: PathBuf,
+    ipamd: PathBuf,
+    policy: PathBuf,
+}
+
+fn sockets() -> Sockets {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Sockets {
+        bgpd: dir.path().join("bgpd.sock"),
+        ipamd: dir.path().join("ipamd.sock"),
+        policy: dir.path().join("policy.sock"),
+        _dir: dir,
+    }
+}
+
+/// Runs podctl with the three socket flags pointing into `s` plus `args`.
+async fn podctl(s: &Sockets, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podctl"))
+        .env_remove("PODROUTE_BGPD_SOCKET")
+        .env_remove("PODROUTE_IPAMD_SOCKET")
+        .env_remove("PODROUTE_POLICY_SOCKET")
+        .arg("--bgpd")
+        .arg(&s.bgpd)
+        .arg("--ipamd")
+        .arg(&s.ipamd)
+        .arg("--policy")
+        .arg(&s.policy)
+        .args(args)
+        .output()
+        .await
+        .expect("run podctl")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Server {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), AdminSocketError>>,
+}
+
+async fn serve(path: &Path, router: Router) -> Server {
+    let listener = bind_unix(path).await.expect("bind admin socket");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(listener.serve(router, wait(stopped)));
+    Server { stop, task }
+}
+
+async fn wait(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
+}
+
+impl Server {
+    async fn stop(self) {
+        self.stop.send(()).expect("server still running");
+        self.task
+            .await
+            .expect("server task")
+            .expect("server result");
+    }
+}
+
+#[tokio::test]
+async fn version_without_daemons_says_why_and_exits_0() {
+    let s = sockets();
+    let out = podctl(&s, &["version"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let podctl_line = text.lines().find(|l| l.starts_with("podctl ")).unwrap();
+    assert!(podctl_line.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    for (daemon, path) in [
+        ("podroute-bgpd", &s.bgpd),
+        ("podroute-ipamd", &s.ipamd),
+        ("podroute-policy-agent", &s.policy),
+    ] {
+        let expected = format!("is {daemon} running? socket {} not found", path.display());
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn stale_socket_is_called_stale() {
+    let s = sockets();
+    drop(std::os::unix::net::UnixListener::bind(&s.bgpd).unwrap());
+    let out = podctl(&s, &["version"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("socket {} is stale", s.bgpd.display())),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn socket_path_comes_from_the_environment() {
+    let s = sockets();
+    let out = Command::new(env!("CARGO_BIN_EXE_podctl"))
+        .env("PODROUTE_BGPD_SOCKET", &s.bgpd)
+        .args(["bgp", "peers"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "is podroute-bgpd running? socket {} not found",
+            s.bgpd.display()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_and_peers_from_a_running_bgpd() {
+    let s = sockets();
+    let server = serve(&s.bgpd, podroute_bgpd::admin::router()).await;
+
+    let out = podctl(&s, &["version"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let bgpd_line = text
+        .lines()
+        .find(|l| l.starts_with("podroute-bgpd "))
+        .unwrap_or_else(|| panic!("no bgpd row in:\n{text}"));
+    assert!(bgpd_line.contains(env!("CARGO_PKG_VERSION")), "{bgpd_line}");
+    assert!(bgpd_line.contains("podroute.bgpd.v1"), "{bgpd_line}");
+    assert!(bgpd_line.trim_end().ends_with("ok"), "{bgpd_line}");
+
+    let out = podctl(&s, &["version", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["podctl"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["daemons"][0]["daemon"], "podroute-bgpd");
+    assert_eq!(json["daemons"][0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["daemons"][0]["apiVersion"], "podroute.bgpd.v1");
+    assert!(json["daemons"][0].get("error").is_none());
+    assert!(
+        json["daemons"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+
+    let out = podctl(&s, &["bgp", "peers"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "no BGP peers\n");
+    let out = podctl(&s, &["bgp", "peers", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json, serde_json::json!({"peers": []}));
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_daemons_socket_is_recognised() {
+    let s = sockets();
+    // ipamd's service where bgpd's socket should be.
+    let server = serve(&s.bgpd, podroute_ipam::admin::router()).await;
+    let out = podctl(&s, &["bgp", "peers"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "socket {} does not serve podroute.bgpd.v1",
+            s.bgpd.display()
+        )),
+        "{err}"
+    );
+    server.stop().await;
+}
