@@ -1,0 +1,61 @@
+// Errors of the lab: each says what was being done and what to do about it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::topology::TopologyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+
+    #[error("podlab makes network namespaces and needs root; run it as root")]
+    NotRoot,
+
+    #[error("node {node} needs {program}, which is not installed ({reason}); run scripts/setup.sh")]
+    MissingProgram {
+        node: String,
+        program: String,
+        reason: String,
+    },
+
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+
+    #[error("cannot run `{command}`: {reason}")]
+    Spawn { command: String, reason: String },
+
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+
+    #[error("timed out after {waited:?} waiting for {what}")]
+    Timeout { what: String, waited: Duration },
+
+    #[error("lab {lab} has no node `{node}` (nodes: {known})")]
+    UnknownNode {
+        lab: String,
+        node: String,
+        known: String,
+    },
+
+    #[error("lab {lab}: node {node}: {reason}")]
+    Node {
+        lab: String,
+        node: String,
+        reason: String,
+    },
+}
+
+impl LabError {
+    pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> LabError {
+        LabError::Io {
+            path: path.into(),
+            reason: err.to_string(),
+        }
+    }
+}

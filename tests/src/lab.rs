@@ -1,0 +1,370 @@
+// A topology brought up on this machine: one network namespace per node,
+// veth pairs per link, each node's daemons started, its `exec` run. `Lab` is
+// what tests hold: dropping it tears everything down, even when a test
+// panics. Everything the lab makes is named from the lab's name, so two labs
+// never collide, and nothing is made in the host's own namespace.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LabError;
+use crate::netns;
+use crate::role::NodeRuntime;
+use crate::topology::{Endpoint, NodeKind, Topology};
+
+/// Where labs keep pid files, sockets, logs and what they created.
+pub const STATE_ROOT: &str = "/run/podlab";
+/// How long processes get to exit on SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How to bring a topology up.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Run under this name instead of the file's `name` (tests use unique
+    /// names so that parallel runs never meet).
+    pub name: Option<String>,
+}
+
+impl LabOptions {
+    /// A lab name no other test or process on this machine is using:
+    /// `<prefix><pid>x<n>`.
+    pub fn unique(prefix: &str) -> LabOptions {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        LabOptions {
+            name: Some(format!("{prefix}{}x{n}", std::process::id())),
+        }
+    }
+}
+
+/// A lab that is up. Dropping it tears it down.
+#[derive(Debug)]
+pub struct Lab {
+    topology: Topology,
+    name: String,
+    torn_down: bool,
+}
+
+/// What `down` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownOutcome {
+    Removed,
+    NotUp,
+}
+
+/// What a lab has created, kept in `<state>/state.json` so that `down`
+/// removes exactly that even if the topology file changed meanwhile.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LabRecord {
+    name: String,
+    file: PathBuf,
+    namespaces: Vec<String>,
+}
+
+impl Lab {
+    /// Brings up the topology in `path` under its own name.
+    pub fn up(path: impl AsRef<Path>) -> Result<Lab, LabError> {
+        Lab::up_with(path, LabOptions::default())
+    }
+
+    pub fn up_with(path: impl AsRef<Path>, options: LabOptions) -> Result<Lab, LabError> {
+        let topology = Topology::load(path.as_ref())?;
+        Lab::start(topology, options)
+    }
+
+    /// Brings up a checked topology. A stale copy of the same lab is removed
+    /// first; on any failure what was made is removed again.
+    pub fn start(topology: Topology, options: LabOptions) -> Result<Lab, LabError> {
+        require_root()?;
+        let name = options.name.unwrap_or_else(|| topology.name.clone());
+        for node in topology.nodes.values() {
+            node.role.preflight(node)?;
+        }
+        teardown(&name, topology.nodes.keys())?;
+        let state_dir = state_dir(&name);
+        fs::create_dir_all(&state_dir).map_err(|e| LabError::io(&state_dir, e))?;
+        // From here on, an error drops `lab`, which removes what was made.
+        let lab = Lab {
+            topology,
+            name,
+            torn_down: false,
+        };
+        lab.build()?;
+        Ok(lab)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The network namespace of `node`.
+    pub fn netns(&self, node: &str) -> Result<String, LabError> {
+        self.runtime(node).map(|rt| rt.netns)
+    }
+
+    /// Where `node` lives on this machine.
+    pub fn runtime(&self, node: &str) -> Result<NodeRuntime, LabError> {
+        if !self.topology.nodes.contains_key(node) {
+            return Err(LabError::UnknownNode {
+                lab: self.name.clone(),
+                node: node.to_string(),
+                known: self
+                    .topology
+                    .nodes
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(node_runtime(&self.name, node))
+    }
+
+    /// A command that runs `argv` in `node`, with the node's `env`, and its
+    /// own CLI (`vtysh`, `birdc`) pointed at the node's daemons.
+    pub fn command(&self, node: &str, argv: &[impl AsRef<str>]) -> Result<Command, LabError> {
+        let rt = self.runtime(node)?;
+        let n = &self.topology.nodes[node];
+        let argv: Vec<String> = argv.iter().map(|a| a.as_ref().to_string()).collect();
+        let argv = n.role.rewrite_argv(&rt, &argv);
+        let mut cmd = netns::command_in(&rt.netns, &argv);
+        cmd.envs(&n.env);
+        Ok(cmd)
+    }
+
+    /// Runs `argv` in `node` and returns its output, whatever its exit status.
+    pub fn exec_output(&self, node: &str, argv: &[impl AsRef<str>]) -> Result<Output, LabError> {
+        let mut cmd = self.command(node, argv)?;
+        let shown = netns::show(&cmd);
+        cmd.output().map_err(|e| LabError::Spawn {
+            command: shown,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Runs `argv` in `node` and returns its stdout; a non-zero exit is an
+    /// error carrying stderr.
+    pub fn exec(&self, node: &str, argv: &[impl AsRef<str>]) -> Result<String, LabError> {
+        let out = netns::run(&mut self.command(node, argv)?)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut condition: impl FnMut(&Lab) -> bool,
+    ) -> Result<(), LabError> {
+        netns::wait_until(what, timeout, || condition(self))
+    }
+
+    /// Tears the lab down now, reporting any failure (Drop only logs it).
+    pub fn down(mut self) -> Result<(), LabError> {
+        self.torn_down = true;
+        teardown(&self.name, self.topology.nodes.keys()).map(drop)
+    }
+
+    fn build(&self) -> Result<(), LabError> {
+        let topo = &self.topology;
+        let mut record = LabRecord {
+            name: self.name.clone(),
+            file: topo.file.clone(),
+            namespaces: Vec::new(),
+        };
+        for node in topo.nodes.values() {
+            let rt = node_runtime(&self.name, &node.name);
+            netns::add(&rt.netns)?;
+            record.namespaces.push(rt.netns.clone());
+            write_record(&record)?;
+            fs::create_dir_all(&rt.state_dir).map_err(|e| LabError::io(&rt.state_dir, e))?;
+            netns::ip(&["-n", &rt.netns, "link", "set", "lo", "up"])?;
+            // Every node routes: hosts forward for pods, routers for transit.
+            let mut sysctls = vec![
+                "net.ipv4.ip_forward=1".to_string(),
+                "net.ipv6.conf.all.forwarding=1".to_string(),
+            ];
+            sysctls.extend(node.sysctls.iter().map(|(k, v)| format!("{k}={v}")));
+            let mut argv = vec!["sysctl".to_string(), "-qw".to_string()];
+            argv.extend(sysctls);
+            netns::run(&mut netns::command_in(&rt.netns, &argv))?;
+            if node.kind == NodeKind::Bridge {
+                netns::ip(&["-n", &rt.netns, "link", "add", &node.name, "type", "bridge"])?;
+                netns::ip(&["-n", &rt.netns, "link", "set", &node.name, "up"])?;
+            }
+        }
+        for link in &topo.links {
+            self.add_link(&link.a, &link.b, link.mtu)?;
+        }
+        for node in topo.nodes.values() {
+            let rt = node_runtime(&self.name, &node.name);
+            node.role.start(node, &rt)?;
+        }
+        for node in topo.nodes.values() {
+            let rt = node_runtime(&self.name, &node.name);
+            for line in &node.exec {
+                let line = node.role.rewrite_shell(&rt, line);
+                let mut cmd = netns::command_in(&rt.netns, &["sh", "-c", &line]);
+                cmd.envs(&node.env);
+                netns::run(&mut cmd).map_err(|e| LabError::Node {
+                    lab: self.name.clone(),
+                    node: node.name.clone(),
+                    reason: format!("exec `{line}`: {e}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the veth pair directly inside the two namespaces: its ends
+    /// never exist in the host's namespace, so names cannot clash there.
+    fn add_link(&self, a: &Endpoint, b: &Endpoint, mtu: Option<u32>) -> Result<(), LabError> {
+        let ns_a = node_runtime(&self.name, &a.node).netns;
+        let ns_b = node_runtime(&self.name, &b.node).netns;
+        netns::ip(&[
+            "-n",
+            &ns_a,
+            "link",
+            "add",
+            &a.interface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b.interface,
+            "netns",
+            &ns_b,
+        ])?;
+        for (ns, end) in [(&ns_a, a), (&ns_b, b)] {
+            if let Some(mtu) = mtu {
+                netns::ip(&[
+                    "-n",
+                    ns,
+                    "link",
+                    "set",
+                    &end.interface,
+                    "mtu",
+                    &mtu.to_string(),
+                ])?;
+            }
+            if let Some(mac) = &end.mac {
+                netns::ip(&["-n", ns, "link", "set", &end.interface, "address", mac])?;
+            }
+            let node = &self.topology.nodes[&end.node];
+            if node.kind == NodeKind::Bridge {
+                netns::ip(&[
+                    "-n",
+                    ns,
+                    "link",
+                    "set",
+                    &end.interface,
+                    "master",
+                    &node.name,
+                ])?;
+            }
+            for addr in &end.addresses {
+                netns::ip(&[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &addr.to_string(),
+                    "dev",
+                    &end.interface,
+                ])?;
+            }
+            netns::ip(&["-n", ns, "link", "set", &end.interface, "up"])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        if let Err(e) = teardown(&self.name, self.topology.nodes.keys()) {
+            eprintln!("podlab: tearing down lab {}: {e}", self.name);
+        }
+    }
+}
+
+/// Removes lab `name`: what its record says it made, and the namespaces of
+/// `nodes`, whichever exist.
+pub fn teardown<'a>(
+    name: &str,
+    nodes: impl IntoIterator<Item = &'a String>,
+) -> Result<DownOutcome, LabError> {
+    let dir = state_dir(name);
+    let mut namespaces: BTreeSet<String> = read_record(name)
+        .map(|r| r.namespaces.into_iter().collect())
+        .unwrap_or_default();
+    namespaces.extend(
+        nodes
+            .into_iter()
+            .map(|node| Topology::netns_name(name, node)),
+    );
+    let live: Vec<&String> = namespaces.iter().filter(|ns| netns::exists(ns)).collect();
+    if live.is_empty() && !dir.exists() {
+        return Ok(DownOutcome::NotUp);
+    }
+    for ns in live {
+        netns::remove(ns, STOP_GRACE)?;
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| LabError::io(&dir, e))?;
+    }
+    Ok(DownOutcome::Removed)
+}
+
+/// The state folder of lab `name`.
+pub fn state_dir(name: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(name)
+}
+
+/// Where `node` of lab `lab` lives.
+pub fn node_runtime(lab: &str, node: &str) -> NodeRuntime {
+    NodeRuntime {
+        lab: lab.to_string(),
+        netns: Topology::netns_name(lab, node),
+        state_dir: state_dir(lab).join(node),
+    }
+}
+
+fn read_record(name: &str) -> Option<LabRecord> {
+    let text = fs::read_to_string(state_dir(name).join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_record(record: &LabRecord) -> Result<(), LabError> {
+    let path = state_dir(&record.name).join("state.json");
+    let text = serde_json::to_string_pretty(record).map_err(|e| LabError::Io {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    fs::write(&path, text).map_err(|e| LabError::io(&path, e))
+}
+
+/// Fails early, before anything is made, when not root.
+pub fn require_root() -> Result<(), LabError> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1));
+    match euid {
+        Some("0") => Ok(()),
+        _ => Err(LabError::NotRoot),
+    }
+}

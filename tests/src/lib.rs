@@ -1,0 +1,17 @@
+// podroute-lab: brings containerlab topologies up as network namespaces and
+// veth pairs on this machine, with no Docker, and runs the routers and hosts
+// in them. The binary `podlab` is the command line; integration tests use
+// `Lab` directly, which tears the lab down when dropped.
+
+pub mod error;
+pub mod lab;
+pub mod netns;
+pub mod role;
+pub mod status;
+pub mod topology;
+
+pub use error::LabError;
+pub use lab::{DownOutcome, Lab, LabOptions};
+pub use role::Role;
+pub use status::{LabStatus, lab_status};
+pub use topology::{Topology, TopologyError};

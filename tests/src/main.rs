@@ -1,0 +1,248 @@
+// podlab: containerlab topologies as network namespaces on this machine.
+//   podlab up FILE | down FILE | status FILE | exec FILE NODE -- CMD... | check FILE
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use podroute_lab::lab::{node_runtime, teardown};
+use podroute_lab::{DownOutcome, Lab, LabOptions, LabStatus, Topology, lab_status};
+
+#[derive(Parser)]
+#[command(
+    name = "podlab",
+    version,
+    about = "containerlab topologies as network namespaces, without Docker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring a lab up (a stale copy of it is removed first).
+    Up {
+        file: PathBuf,
+        /// Run under this name instead of the file's `name`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Tear a lab down: its processes, namespaces, veths and state.
+    Down {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show each node's namespace, processes and interfaces.
+    Status {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Run a command inside a node (vtysh and birdc reach that node's daemons).
+    Exec {
+        file: PathBuf,
+        node: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Check a topology file without creating anything.
+    Check { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("podlab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Check { file } => {
+            let topo = load(&file)?;
+            print_warnings(&topo);
+            println!(
+                "{}: lab {} is valid: {} nodes, {} links",
+                file.display(),
+                topo.name,
+                topo.nodes.len(),
+                topo.links.len()
+            );
+        }
+        Cmd::Up { file, name } => {
+            let topo = load(&file)?;
+            print_warnings(&topo);
+            let lab = Lab::start(topo, LabOptions { name })?;
+            print_status(&lab_status(lab.name(), lab.topology()));
+            // The lab stays up after podlab exits; `podlab down` removes it.
+            std::mem::forget(lab);
+        }
+        Cmd::Down { file, name } => {
+            let (lab, nodes) = match load(&file) {
+                Ok(topo) => (name.unwrap_or(topo.name), topo.nodes.into_keys().collect()),
+                // A file broken since `up` must not keep a lab from coming down.
+                Err(e) => {
+                    let (lab, nodes) = peek(&file).with_context(|| format!("{e}"))?;
+                    (name.unwrap_or(lab), nodes)
+                }
+            };
+            match teardown(&lab, &nodes)? {
+                DownOutcome::Removed => println!("lab {lab} is down"),
+                DownOutcome::NotUp => println!("lab {lab} is not up; nothing to do"),
+            }
+        }
+        Cmd::Status { file, name, output } => {
+            let topo = load(&file)?;
+            let status = lab_status(name.as_deref().unwrap_or(&topo.name), &topo);
+            match output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+                Format::Table => print_status(&status),
+            }
+        }
+        Cmd::Exec {
+            file,
+            node,
+            name,
+            command,
+        } => {
+            let topo = load(&file)?;
+            let lab_name = name.unwrap_or_else(|| topo.name.clone());
+            let Some(n) = topo.nodes.get(&node) else {
+                anyhow::bail!(
+                    "lab {lab_name} has no node `{node}` (nodes: {})",
+                    topo.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            let rt = node_runtime(&lab_name, &node);
+            if !podroute_lab::netns::exists(&rt.netns) {
+                anyhow::bail!(
+                    "lab {lab_name} is not up (no namespace {}); run `podlab up {}`",
+                    rt.netns,
+                    file.display()
+                );
+            }
+            let argv = n.role.rewrite_argv(&rt, &command);
+            let status = podroute_lab::netns::command_in(&rt.netns, &argv)
+                .envs(&n.env)
+                .status()
+                .with_context(|| format!("running {argv:?} in {}", rt.netns))?;
+            return Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(file: &Path) -> Result<Topology> {
+    Ok(Topology::load(file)?)
+}
+
+/// The lab name and node names of a file that no longer checks out.
+fn peek(file: &Path) -> Result<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(file)?;
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
+    let name = doc
+        .get("name")
+        .and_then(|n| n.as_str())
+        .context("no lab name in the file")?
+        .to_string();
+    let nodes = doc
+        .get("topology")
+        .and_then(|t| t.get("nodes"))
+        .and_then(|n| n.as_mapping())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((name, nodes))
+}
+
+fn print_warnings(topo: &Topology) {
+    for w in &topo.warnings {
+        eprintln!("podlab: {}: {w}", topo.file.display());
+    }
+}
+
+fn print_status(status: &LabStatus) {
+    println!(
+        "lab {} ({}): {}",
+        status.name,
+        status.file,
+        if status.up { "up" } else { "not up" }
+    );
+    let rows: Vec<[String; 5]> = status
+        .nodes
+        .iter()
+        .map(|n| {
+            let ifaces = n
+                .interfaces
+                .iter()
+                .map(|i| {
+                    let addrs = if i.addresses.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", i.addresses.join(","))
+                    };
+                    format!("{}({}){addrs}", i.name, i.state.to_lowercase())
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let procs = n
+                .processes
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            [
+                n.name.clone(),
+                n.role.to_string(),
+                if n.present {
+                    n.netns.clone()
+                } else {
+                    "(absent)".into()
+                },
+                if procs.is_empty() { "-".into() } else { procs },
+                if ifaces.is_empty() {
+                    "-".into()
+                } else {
+                    ifaces
+                },
+            ]
+        })
+        .collect();
+    let header = ["NODE", "ROLE", "NAMESPACE", "PROCESSES", "INTERFACES"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
