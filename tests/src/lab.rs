@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::netns;
-use crate::role::NodeRuntime;
-use crate::topology::{Endpoint, NodeKind, Topology};
+use crate::role::{NodeRuntime, Role};
+use crate::topology::{Endpoint, Node, NodeKind, Topology};
 
 /// Where labs keep pid files, sockets, logs and what they created.
 pub const STATE_ROOT: &str = "/run/podlab";
@@ -206,22 +206,38 @@ impl Lab {
         for link in &topo.links {
             self.add_link(&link.a, &link.b, link.mtu)?;
         }
+        // A node's exec lines up to its first call of a daemon's CLI run
+        // before the daemons start (so the addresses they bind exist), the
+        // rest after (so `vtysh`, `birdc` or `gobgp` find them running).
+        let split = |exec: &[String]| {
+            exec.iter()
+                .position(|l| Role::talks_to_daemon(l))
+                .unwrap_or(exec.len())
+        };
+        for node in topo.nodes.values() {
+            self.run_exec(node, &node.exec[..split(&node.exec)])?;
+        }
         for node in topo.nodes.values() {
             let rt = node_runtime(&self.name, &node.name);
             node.role.start(node, &rt)?;
         }
         for node in topo.nodes.values() {
-            let rt = node_runtime(&self.name, &node.name);
-            for line in &node.exec {
-                let line = node.role.rewrite_shell(&rt, line);
-                let mut cmd = netns::command_in(&rt.netns, &["sh", "-c", &line]);
-                cmd.envs(&node.env);
-                netns::run(&mut cmd).map_err(|e| LabError::Node {
-                    lab: self.name.clone(),
-                    node: node.name.clone(),
-                    reason: format!("exec `{line}`: {e}"),
-                })?;
-            }
+            self.run_exec(node, &node.exec[split(&node.exec)..])?;
+        }
+        Ok(())
+    }
+
+    fn run_exec(&self, node: &Node, lines: &[String]) -> Result<(), LabError> {
+        let rt = node_runtime(&self.name, &node.name);
+        for line in lines {
+            let line = node.role.rewrite_shell(&rt, line);
+            let mut cmd = netns::command_in(&rt.netns, &["sh", "-c", &line]);
+            cmd.envs(&node.env);
+            netns::run(&mut cmd).map_err(|e| LabError::Node {
+                lab: self.name.clone(),
+                node: node.name.clone(),
+                reason: format!("exec `{line}`: {e}"),
+            })?;
         }
         Ok(())
     }

@@ -185,6 +185,14 @@ impl Role {
         out
     }
 
+    /// Whether a shell line calls the CLI of a routing daemon, which then
+    /// must already run.
+    pub fn talks_to_daemon(line: &str) -> bool {
+        let program = line.split_whitespace().next().unwrap_or("");
+        let program = program.rsplit('/').next().unwrap_or(program);
+        matches!(program, "vtysh" | "birdc" | "birdcl" | "gobgp")
+    }
+
     /// The same for a shell command line, as `exec` entries are written.
     pub fn rewrite_shell(&self, rt: &NodeRuntime, line: &str) -> String {
         let trimmed = line.trim_start();
@@ -211,36 +219,54 @@ impl Role {
         }
     }
 
+    /// Starts zebra and the enabled daemons on a boot config that holds only
+    /// the hostname, then pushes the node's frr.conf through vtysh, as FRR's
+    /// own init does with an integrated config. Each daemon then gets exactly
+    /// its own sections, and a config error fails `up` with FRR's message
+    /// (read per daemon with `-f`, an unknown section's `exit` would silently
+    /// end that daemon's config).
     fn start_frr(&self, node: &Node, rt: &NodeRuntime) -> Result<(), LabError> {
         let dir = frr_dir(rt);
         fs::create_dir_all(&dir).map_err(|e| LabError::io(&dir, e))?;
-        // FRR drops to the frr user and must own its sockets' folder.
-        netns::run(Command::new("chown").args(["frr:frr", &dir.display().to_string()]))?;
         let conf = node
             .bind_for(FRR_CONF)
             .ok_or_else(|| node_err(rt, node, format!("no bind to {FRR_CONF}")))?;
-        let zserv = dir.join("zserv.api");
+        let conf_text = fs::read_to_string(conf).map_err(|e| LabError::io(conf, e))?;
+        // vtysh keeps `hostname` to itself, so the daemons get it at boot.
+        let boot = dir.join("boot.conf");
+        let boot_text = format!(
+            "hostname {}\n",
+            frr_hostname(&conf_text).unwrap_or(&node.name)
+        );
+        fs::write(&boot, boot_text).map_err(|e| LabError::io(&boot, e))?;
+        // FRR drops to the frr user and must own its sockets' folder.
+        netns::run(Command::new("chown").args(["-R", "frr:frr", &dir.display().to_string()]))?;
+
         let mut daemons = vec!["zebra".to_string()];
         daemons.extend(self.frr_daemon_list(node)?);
+        let d = dir.display().to_string();
         for daemon in &daemons {
-            let d = dir.display();
-            let argv = [
+            let mut argv = vec![
                 format!("{FRR_DIR}/{daemon}"),
                 "-d".into(),
                 "-f".into(),
-                conf.display().to_string(),
+                boot.display().to_string(),
                 "-i".into(),
                 format!("{d}/{daemon}.pid"),
                 "-z".into(),
-                zserv.display().to_string(),
+                format!("{d}/zserv.api"),
                 "--vty_socket".into(),
-                d.to_string(),
+                d.clone(),
                 // No TCP vty: the Unix socket is enough and ports would clash.
                 "-P".into(),
                 "0".into(),
                 "--log".into(),
                 format!("file:{d}/{daemon}.log"),
             ];
+            if daemon == "bfdd" {
+                // Its control socket defaults to a path every instance shares.
+                argv.extend(["--bfdctl".into(), format!("{d}/bfdd.sock")]);
+            }
             let mut cmd = netns::command_in(&rt.netns, &argv);
             cmd.envs(&node.env);
             netns::run(&mut cmd)?;
@@ -251,8 +277,20 @@ impl Role {
                 || sock.exists(),
             )?;
         }
+        let conf_path = conf.display().to_string();
+        let push = ["vtysh", "--vty_socket", &d, "-f", &conf_path];
+        netns::run(&mut netns::command_in(&rt.netns, &push))
+            .map_err(|e| node_err(rt, node, format!("FRR refused {}: {e}", conf.display())))?;
         Ok(())
     }
+}
+
+/// The `hostname` an FRR config sets.
+fn frr_hostname(conf: &str) -> Option<&str> {
+    conf.lines()
+        .filter_map(|l| l.trim().strip_prefix("hostname "))
+        .map(str::trim)
+        .find(|h| !h.is_empty())
 }
 
 /// The folder of a node's FRR instance: pid files, zserv.api, vty sockets.
@@ -528,6 +566,26 @@ mod tests {
             Role::Frr.rewrite_shell(&rt(), "ip addr add 10.0.0.1/24 dev eth1"),
             "ip addr add 10.0.0.1/24 dev eth1"
         );
+    }
+
+    #[test]
+    fn daemon_cli_lines_are_recognised() {
+        assert!(Role::talks_to_daemon("vtysh -c 'show bgp summary'"));
+        assert!(Role::talks_to_daemon(
+            "  /usr/bin/gobgp global rib add 10.0.0.0/24"
+        ));
+        assert!(Role::talks_to_daemon("birdc show protocols"));
+        assert!(!Role::talks_to_daemon("ip addr add 10.0.0.1/24 dev eth1"));
+        assert!(!Role::talks_to_daemon(""));
+    }
+
+    #[test]
+    fn hostname_from_frr_conf() {
+        assert_eq!(
+            frr_hostname("frr version 8.4\nhostname tor1\n!\n"),
+            Some("tor1")
+        );
+        assert_eq!(frr_hostname("router bgp 1\n"), None);
     }
 
     #[test]
