@@ -1,12 +1,10 @@
-// podroute-bgpd's entry point: flags, then the shared daemon life cycle (logging, the
-// admin API on its Unix socket until SIGTERM or SIGINT). Startup errors go to
-// stderr with exit status 1.
+// podroute-bgpd's entry point: its flags, then the shared daemon life cycle (logging,
+// the admin API on its Unix socket until SIGTERM or SIGINT).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use podroute_proto::daemon;
+use podroute_proto::daemon::{self, DaemonArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,32 +13,19 @@ use podroute_proto::daemon;
     about = "podroute's per-node BGP speaker"
 )]
 struct Args {
-    /// Unix socket for the gRPC admin API (podctl talks to it).
-    #[arg(long, default_value = podroute_proto::BGPD_SOCKET)]
-    admin_socket: PathBuf,
-    /// Log filter: a level (error, warn, info, debug, trace) or a
-    /// tracing-subscriber directive such as "podroute_bgpd=debug".
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let result = async {
-        daemon::init_logging(&args.log_level)?;
-        daemon::serve_admin_until_stopped(
-            "podroute-bgpd",
-            &args.admin_socket,
-            podroute_bgpd::admin::router(),
-        )
-        .await
-    };
-    match result.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("podroute-bgpd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let router = podroute_bgpd::admin::router();
+    daemon::run(
+        "podroute-bgpd",
+        podroute_proto::BGPD_SOCKET,
+        &args.daemon,
+        router,
+    )
+    .await
 }

@@ -3,13 +3,27 @@
 // SIGTERM or SIGINT, remove the socket and say so in the log.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use tonic::transport::server::Router;
 use tracing_subscriber::EnvFilter;
 
 use crate::admin_socket::{self, AdminSocketError};
 use crate::shutdown;
+
+/// The flags every daemon takes; a daemon's own `Args` flattens them in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Unix socket for the gRPC admin API (podctl talks to it) [default:
+    /// /run/podroute/bgpd.sock, ipamd.sock or policy.sock, by daemon].
+    #[arg(long)]
+    pub admin_socket: Option<PathBuf>,
+    /// Log filter: a level (error, warn, info, debug, trace) or a
+    /// tracing-subscriber directive such as "podroute_bgpd=debug".
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -19,6 +33,32 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error(transparent)]
     AdminSocket(#[from] AdminSocketError),
+}
+
+/// A daemon's whole life: logging, then its admin API on `args.admin_socket`
+/// (or `default_socket`) until SIGTERM or SIGINT. Startup errors go to stderr
+/// with exit status 1.
+pub async fn run(
+    daemon: &str,
+    default_socket: &str,
+    args: &DaemonArgs,
+    router: Router,
+) -> ExitCode {
+    let socket = args
+        .admin_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_socket));
+    let result = async {
+        init_logging(&args.log_level)?;
+        serve_admin_until_stopped(daemon, &socket, router).await
+    };
+    match result.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{daemon}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Logs to stderr with `filter` (a level, or a tracing-subscriber directive
