@@ -38,7 +38,9 @@ if ((${#missing[@]})); then
     chmod 755 /usr/sbin/policy-rc.d
     own_policy=1
   fi
+  # Removed however the script ends, also when CI cancels it.
   trap '[[ $own_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d' EXIT
+  trap 'exit 1' INT TERM HUP
   export DEBIAN_FRONTEND=noninteractive
   apt_log=$(mktemp /tmp/podroute-setup-apt.XXXXXX)
   if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1; then
@@ -51,7 +53,7 @@ fi
 
 # Where systemd is PID 1, make sure the distribution's own daemons stay off.
 if [[ -d /run/systemd/system ]]; then
-  for svc in frr bird etcd; do
+  for svc in frr bird gobgpd etcd; do
     if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
       log "disabling the system $svc service (labs run their own)"
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
@@ -77,5 +79,11 @@ if ((cargo_minor < 88)); then
   echo "setup: $(cargo --version) is too old; podroute needs Rust 1.88 or later" >&2
   exit 1
 fi
+for tool in fmt clippy; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    echo "setup: cargo $tool is missing; add it with: rustup component add ${tool/fmt/rustfmt}" >&2
+    exit 1
+  fi
+done
 
 log "ready"

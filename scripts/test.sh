@@ -15,6 +15,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests.
+  cargo test --doc --workspace --locked
 else
   cargo test --workspace --locked --no-fail-fast
 fi

@@ -5,7 +5,7 @@
 // its path once it is mode 0600. The daemon removes its socket when it stops.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;
@@ -17,6 +17,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// Mode of the admin socket: only its owner (root, for the daemons) may talk
 /// to it, since the admin API can change routing state.
 pub const SOCKET_MODE: u32 = 0o600;
+/// The folder the socket is bound in before it is published: ours alone.
+const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// Why an admin socket could not be served or reached. Every variant names the
 /// socket path.
@@ -143,38 +145,48 @@ pub async fn bind_unix(path: impl AsRef<Path>) -> Result<AdminListener, AdminSoc
         }
     }
 
-    // Bind under a private temporary name, set the mode, then hard-link the
-    // socket to its real name: clients never see it with a looser mode, and
-    // link(2) fails rather than replacing a socket another daemon bound in the
-    // meantime.
-    let tmp = temp_path(path);
-    if existing_socket(&tmp)? {
-        remove_socket(&tmp)?;
+    // Bind inside a private 0700 folder, set the mode, then hard-link the
+    // socket to its real name: no client can reach it before its mode is
+    // 0600 (whatever the umask), and link(2) fails rather than replacing a
+    // socket another daemon bound in the meantime.
+    let private = temp_dir(path);
+    if private.exists() {
+        let _ = std::fs::remove_dir_all(&private);
     }
-    let listener = UnixListener::bind(&tmp).map_err(|source| AdminSocketError::Bind {
+    std::fs::DirBuilder::new()
+        .mode(PRIVATE_DIR_MODE)
+        .create(&private)
+        .map_err(|source| AdminSocketError::CreateDir {
+            path: private.clone(),
+            source,
+        })?;
+    let tmp = private.join("sock");
+    let bound = UnixListener::bind(&tmp).map_err(|source| AdminSocketError::Bind {
         path: tmp.clone(),
         source,
-    })?;
-    let published = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(|source| AdminSocketError::Permissions {
-            path: tmp.clone(),
-            source,
-        })
-        .and_then(|()| {
-            std::fs::hard_link(&tmp, path).map_err(|source| match source.kind() {
-                io::ErrorKind::AlreadyExists => AdminSocketError::AlreadyListening {
-                    path: path.to_path_buf(),
-                },
-                _ => AdminSocketError::Bind {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            })
-        });
-    // The temporary name has served its purpose either way; failing to remove
-    // it only leaves a harmless socket file that the next bind cleans up.
-    let _ = std::fs::remove_file(&tmp);
-    published?;
+    });
+    let published = bound.and_then(|listener| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(
+            |source| AdminSocketError::Permissions {
+                path: tmp.clone(),
+                source,
+            },
+        )?;
+        std::fs::hard_link(&tmp, path).map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => AdminSocketError::AlreadyListening {
+                path: path.to_path_buf(),
+            },
+            _ => AdminSocketError::Bind {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+        Ok(listener)
+    });
+    // The private folder has served its purpose either way; a leftover is
+    // harmless and the next bind removes it.
+    let _ = std::fs::remove_dir_all(&private);
+    let listener = published?;
 
     let meta = std::fs::symlink_metadata(path).map_err(|source| AdminSocketError::Inspect {
         path: path.to_path_buf(),
@@ -266,12 +278,13 @@ fn remove_socket(path: &Path) -> Result<(), AdminSocketError> {
 }
 
 /// `/dir/.name.<pid>.tmp` next to `path`.
-fn temp_path(path: &Path) -> PathBuf {
+/// The private folder the socket is bound in before it is published.
+fn temp_dir(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "admin.sock".to_owned());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.{}.d", std::process::id()))
 }
 
 #[cfg(test)]

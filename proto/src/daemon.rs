@@ -72,8 +72,11 @@ pub fn init_logging(filter: &str) -> Result<(), DaemonError> {
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    Ok(())
+        .try_init()
+        .map_err(|e| DaemonError::LogLevel {
+            level: filter.to_string(),
+            reason: format!("logging is already set up: {e}"),
+        })
 }
 
 /// Serves `router` on the admin socket `socket` until SIGTERM or SIGINT,

@@ -10,6 +10,17 @@ pub enum LabError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
 
+    #[error("invalid lab or node name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+
+    #[error("lab {lab} is up from another file, {}; take it down first or use another --name", file.display())]
+    Occupied { lab: String, file: PathBuf },
+
+    #[error(
+        "lab {lab} could not be fully removed (its state is kept for another `down`): {failures}"
+    )]
+    Teardown { lab: String, failures: String },
+
     #[error("podlab makes network namespaces and needs root; run it as root")]
     NotRoot,
 

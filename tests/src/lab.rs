@@ -83,8 +83,20 @@ impl Lab {
     pub fn start(topology: Topology, options: LabOptions) -> Result<Lab, LabError> {
         require_root()?;
         let name = options.name.unwrap_or_else(|| topology.name.clone());
+        check_lab_name(&name)?;
         for node in topology.nodes.values() {
             node.role.preflight(node)?;
+        }
+        // Same name, same file: a stale copy to replace. Another file's lab
+        // under this name is someone's running lab: leave it alone.
+        if let Some(record) = read_record(&name)
+            && record.file != topology.file
+            && record.namespaces.iter().any(|ns| netns::exists(ns))
+        {
+            return Err(LabError::Occupied {
+                lab: name,
+                file: record.file,
+            });
         }
         teardown(&name, topology.nodes.keys())?;
         let state_dir = state_dir(&name);
@@ -227,17 +239,36 @@ impl Lab {
         Ok(())
     }
 
+    /// Runs exec lines with their output in the node's `exec.log`, not in
+    /// pipes: a line that leaves something running in the background
+    /// (`iperf3 -s &`) would hold a pipe open and hang `up`.
     fn run_exec(&self, node: &Node, lines: &[String]) -> Result<(), LabError> {
         let rt = node_runtime(&self.name, &node.name);
+        let log_path = rt.state_dir.join("exec.log");
         for line in lines {
             let line = node.role.rewrite_shell(&rt, line);
-            let mut cmd = netns::command_in(&rt.netns, &["sh", "-c", &line]);
-            cmd.envs(&node.env);
-            netns::run(&mut cmd).map_err(|e| LabError::Node {
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| LabError::io(&log_path, e))?;
+            let err = log.try_clone().map_err(|e| LabError::io(&log_path, e))?;
+            let status = netns::command_in(&rt.netns, &["sh", "-c", &line])
+                .envs(&node.env)
+                .stdin(std::process::Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .status();
+            let failure = match status {
+                Ok(s) if s.success() => continue,
+                Ok(s) => format!("{s}: {}", tail(&log_path)),
+                Err(e) => e.to_string(),
+            };
+            return Err(LabError::Node {
                 lab: self.name.clone(),
                 node: node.name.clone(),
-                reason: format!("exec `{line}`: {e}"),
-            })?;
+                reason: format!("exec `{line}` failed ({failure})"),
+            });
         }
         Ok(())
     }
@@ -289,15 +320,14 @@ impl Lab {
                 ])?;
             }
             for addr in &end.addresses {
-                netns::ip(&[
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &addr.to_string(),
-                    "dev",
-                    &end.interface,
-                ])?;
+                let addr = addr.to_string();
+                let mut args = vec!["-n", ns, "addr", "add", &addr, "dev", &end.interface];
+                // Usable at once: a daemon binding it must not meet DAD's
+                // tentative state.
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                netns::ip(&args)?;
             }
             netns::ip(&["-n", ns, "link", "set", &end.interface, "up"])?;
         }
@@ -316,32 +346,67 @@ impl Drop for Lab {
     }
 }
 
-/// Removes lab `name`: what its record says it made, and the namespaces of
-/// `nodes`, whichever exist.
+/// Removes lab `name`: the namespaces its record says it made and those of
+/// `nodes`, whichever exist. Every namespace is tried even if one fails; the
+/// state folder goes only when all did.
 pub fn teardown<'a>(
     name: &str,
     nodes: impl IntoIterator<Item = &'a String>,
 ) -> Result<DownOutcome, LabError> {
+    check_lab_name(name)?;
+    let prefix = Topology::netns_prefix(name);
     let dir = state_dir(name);
     let mut namespaces: BTreeSet<String> = read_record(name)
         .map(|r| r.namespaces.into_iter().collect())
         .unwrap_or_default();
-    namespaces.extend(
-        nodes
-            .into_iter()
-            .map(|node| Topology::netns_name(name, node)),
-    );
+    // A record is a file anyone may have edited: only this lab's names.
+    namespaces.retain(|ns| ns.starts_with(&prefix));
+    for node in nodes {
+        check_lab_name(node)?;
+        namespaces.insert(Topology::netns_name(name, node));
+    }
     let live: Vec<&String> = namespaces.iter().filter(|ns| netns::exists(ns)).collect();
     if live.is_empty() && !dir.exists() {
         return Ok(DownOutcome::NotUp);
     }
+    let mut failures = Vec::new();
     for ns in live {
-        netns::remove(ns, STOP_GRACE)?;
+        if let Err(e) = netns::remove(ns, STOP_GRACE) {
+            failures.push(e.to_string());
+        }
+    }
+    if !failures.is_empty() {
+        return Err(LabError::Teardown {
+            lab: name.to_string(),
+            failures: failures.join("; "),
+        });
     }
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(|e| LabError::io(&dir, e))?;
     }
     Ok(DownOutcome::Removed)
+}
+
+/// Lab and node names become paths under STATE_ROOT that `down` deletes:
+/// only checked names, so no `..` or `/` ever reaches a path.
+pub fn check_lab_name(name: &str) -> Result<(), LabError> {
+    crate::topology::check_name(name).map_err(|reason| LabError::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+/// The last lines of a log, for an error message.
+fn tail(path: &Path) -> String {
+    const TAIL_LINES: usize = 5;
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ");
+    if tail.is_empty() {
+        format!("no output; see {}", path.display())
+    } else {
+        format!("{tail}; see {}", path.display())
+    }
 }
 
 /// The state folder of lab `name`.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use podroute_lab::lab::{node_runtime, teardown};
+use podroute_lab::lab::{check_lab_name, node_runtime, teardown};
 use podroute_lab::{DownOutcome, Lab, LabOptions, LabStatus, Topology, lab_status};
 
 #[derive(Parser)]
@@ -74,6 +74,21 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Cmd::Up {
+        name: Some(name), ..
+    }
+    | Cmd::Down {
+        name: Some(name), ..
+    }
+    | Cmd::Status {
+        name: Some(name), ..
+    }
+    | Cmd::Exec {
+        name: Some(name), ..
+    } = &cli.command
+    {
+        check_lab_name(name)?;
+    }
     match cli.command {
         Cmd::Check { file } => {
             let topo = load(&file)?;

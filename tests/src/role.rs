@@ -211,7 +211,7 @@ impl Role {
     fn frr_daemon_list(&self, node: &Node) -> Result<Vec<String>, LabError> {
         match node.bind_for(FRR_DAEMONS) {
             Some(path) => frr_daemons(path).map_err(|reason| LabError::Node {
-                lab: String::new(),
+                lab: "(any)".into(),
                 node: node.name.clone(),
                 reason,
             }),
@@ -263,9 +263,11 @@ impl Role {
                 "--log".into(),
                 format!("file:{d}/{daemon}.log"),
             ];
-            if daemon == "bfdd" {
-                // Its control socket defaults to a path every instance shares.
-                argv.extend(["--bfdctl".into(), format!("{d}/bfdd.sock")]);
+            // Control sockets that default to a path every instance shares.
+            match daemon.as_str() {
+                "bfdd" => argv.extend(["--bfdctl".into(), format!("{d}/bfdd.sock")]),
+                "ldpd" => argv.extend(["--ctl_socket".into(), format!("{d}/ldpd.sock")]),
+                _ => {}
             }
             let mut cmd = netns::command_in(&rt.netns, &argv);
             cmd.envs(&node.env);
@@ -417,7 +419,8 @@ fn start_gobgp(node: &Node, rt: &NodeRuntime) -> Result<(), LabError> {
             "-t",
             format,
             "--log-plain",
-            "--disable-stdlog",
+            // pprof would listen on the namespace's localhost:6060.
+            "--pprof-disable",
         ],
     )?;
     // gobgpd has no control socket file: it is up when its API answers.

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{assert_lab_gone, host_links, repo_path};
+use common::{DownOnDrop, assert_lab_gone, host_links, repo_path};
 use podroute_lab::LabOptions;
 
 fn podlab(args: &[&str]) -> Output {
@@ -117,6 +117,7 @@ fn up_exec_status_down_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let name = LabOptions::unique("tcu").name.unwrap();
     let file = topology_copy(dir.path(), &name, |t| t);
+    let _guard = DownOnDrop(name.clone());
 
     let out = podlab(&["up", &file]);
     let (stdout, stderr) = text(&out);
@@ -163,4 +164,32 @@ fn up_exec_status_down_by_hand() {
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("not up"), "{stderr}");
+}
+
+#[test]
+fn names_that_would_escape_the_state_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = topology_copy(dir.path(), "tcn", |t| t);
+    for bad in ["..", "/etc", "a/../..", ""] {
+        for cmd in ["up", "down", "status"] {
+            let out = podlab(&[cmd, &file, "--name", bad]);
+            let (_, stderr) = text(&out);
+            assert!(!out.status.success(), "{cmd} --name {bad:?} should fail");
+            assert!(stderr.contains("invalid lab or node name"), "{stderr}");
+        }
+    }
+    assert!(std::path::Path::new("/etc/hostname").exists());
+    // A file whose own name is bad (so it no longer loads) cannot steer
+    // `down` outside the state folder either.
+    let evil = dir.path().join("evil.clab.yml");
+    fs::write(
+        &evil,
+        "name: ../../etc\ntopology: {nodes: {a: {kind: linux}}}\n",
+    )
+    .unwrap();
+    let out = podlab(&["down", &evil.display().to_string()]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid lab or node name"), "{stderr}");
+    assert!(std::path::Path::new("/etc/hostname").exists());
 }

@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::assert_lab_gone;
 use podroute_lab::{Lab, LabOptions, Role};
 
 const TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/labs/roles.clab.yml");
@@ -78,6 +81,11 @@ fn frr_bird_and_gobgp_peer_and_exchange_routes() {
         .exec("r", &["vtysh", "-c", "show running-config"])
         .unwrap();
     assert!(summary.contains("hostname r"), "{summary}");
+
+    // gobgpd runs in its state folder and bird names its own: all stop.
+    let name = lab.name().to_string();
+    lab.down().unwrap();
+    assert_lab_gone(&name);
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_lab_gone, host_links, repo_path};
+use common::{assert_lab_gone, host_links, repo_path, wait_ping};
 use podroute_lab::{Lab, LabOptions, Role, lab_status};
 
 const TOPOLOGY: &str = "containerlab/two-node-tor.clab.yml";
@@ -44,8 +44,7 @@ fn two_node_tor_comes_up_routes_and_goes_away() {
     // The hosts' exec commands ran, and they reach the ToR and, through
     // it, each other.
     for (node, target) in [("n1", "10.0.1.1"), ("n2", "10.0.2.1"), ("n1", "10.0.2.2")] {
-        lab.exec(node, &["ping", "-c", "1", "-W", "2", target])
-            .unwrap_or_else(|e| panic!("{node} cannot ping {target}: {e}"));
+        wait_ping(&lab, node, target);
     }
 
     let status = lab_status(&name, lab.topology());
@@ -81,13 +80,9 @@ fn a_stale_copy_is_replaced_and_labs_do_not_collide() {
     std::mem::forget(first);
     let second = Lab::up_with(repo_path(TOPOLOGY), options).unwrap();
     assert_eq!(second.name(), name);
-    second
-        .exec("n1", &["ping", "-c", "1", "-W", "2", "10.0.1.1"])
-        .unwrap();
+    wait_ping(&second, "n1", "10.0.1.1");
     // The other lab, with the same node and interface names, is untouched.
-    other
-        .exec("n2", &["ping", "-c", "1", "-W", "2", "10.0.2.1"])
-        .unwrap();
+    wait_ping(&other, "n2", "10.0.2.1");
     let other_name = other.name().to_string();
     drop(second);
     drop(other);
@@ -101,8 +96,7 @@ fn drop_tears_down_when_a_test_panics() {
     let name = options.name.clone().unwrap();
     let result = std::thread::spawn(move || {
         let lab = Lab::up_with(repo_path(TOPOLOGY), options).unwrap();
-        lab.exec("n1", &["ping", "-c", "1", "-W", "2", "10.0.1.1"])
-            .unwrap();
+        wait_ping(&lab, "n1", "10.0.1.1");
         panic!("a failing test");
     })
     .join();
@@ -118,4 +112,22 @@ fn unknown_node_is_an_error_naming_the_nodes() {
         err.contains("no node `n3`") && err.contains("n1, n2, tor"),
         "{err}"
     );
+}
+
+#[test]
+fn a_lab_up_from_another_file_is_not_replaced() {
+    let options = LabOptions::unique("t2nf");
+    let lab = Lab::up_with(repo_path(TOPOLOGY), options.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.clab.yml");
+    std::fs::copy(repo_path(TOPOLOGY), &copy).unwrap();
+    std::fs::create_dir_all(dir.path().join("two-node-tor/tor")).unwrap();
+    for f in ["frr.conf", "daemons"] {
+        let rel = format!("containerlab/two-node-tor/tor/{f}");
+        std::fs::copy(repo_path(&rel), dir.path().join("two-node-tor/tor").join(f)).unwrap();
+    }
+    let err = Lab::up_with(&copy, options).unwrap_err().to_string();
+    assert!(err.contains("up from another file"), "{err}");
+    // The running lab was left alone.
+    wait_ping(&lab, "n1", "10.0.1.1");
 }

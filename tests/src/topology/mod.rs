@@ -16,8 +16,16 @@ use raw::{RawEndpoint, RawLink, RawNode, RawTopologyFile, Scalar};
 
 /// Linux caps interface names at IFNAMSIZ - 1 bytes.
 pub const MAX_IFNAME_LEN: usize = 15;
-/// Keeps `podlab-<lab>-<node>` namespace names and state paths readable.
-pub const MAX_NAME_LEN: usize = 40;
+/// Lab and node names. Two of them sit in every FRR socket path
+/// (`/run/podlab/<lab>/<node>/frr/staticd.vty`, 29 characters besides), and
+/// a Unix socket path holds at most 107 (sun_path is 108 with its NUL).
+pub const MAX_NAME_LEN: usize = 32;
+/// The smallest IPv4 MTU (RFC 791) and the largest a veth takes.
+pub const MIN_MTU: u32 = 68;
+pub const MAX_MTU: u32 = 65535;
+/// Sysctls a node may set: per network namespace. Any other (kernel.*,
+/// vm.*) is global and would change the host.
+pub const SYSCTL_PREFIX: &str = "net.";
 
 /// A topology ready to bring up.
 #[derive(Debug, Clone)]
@@ -144,9 +152,15 @@ impl Topology {
         .resolve(raw)
     }
 
-    /// The network namespace that holds `node` for lab `lab`.
+    /// The network namespace that holds `node` for lab `lab`. Names hold no
+    /// `.`, so `podlab-a.b-n1` and `podlab-a-b.n1` cannot be confused.
     pub fn netns_name(lab: &str, node: &str) -> String {
-        format!("podlab-{lab}-{node}")
+        format!("{}{node}", Topology::netns_prefix(lab))
+    }
+
+    /// What every namespace of lab `lab` starts with.
+    pub fn netns_prefix(lab: &str) -> String {
+        format!("podlab-{lab}.")
     }
 }
 
@@ -273,6 +287,13 @@ impl Resolver<'_> {
             }
             out
         };
+        let sysctls = merge(|n| &n.sysctls);
+        if let Some(key) = sysctls.keys().find(|k| !k.starts_with(SYSCTL_PREFIX)) {
+            return Err(self.err(
+                format!("{field}.sysctls"),
+                format!("`{key}` is not per namespace: only {SYSCTL_PREFIX}* sysctls, the rest would change the host"),
+            ));
+        }
         let role = if kind == NodeKind::Bridge {
             Role::Bridge
         } else {
@@ -288,7 +309,7 @@ impl Resolver<'_> {
             exec: pick(layers, |n| n.exec.clone()).unwrap_or_default(),
             env: merge(|n| &n.env),
             labels: merge(|n| &n.labels),
-            sysctls: merge(|n| &n.sysctls),
+            sysctls,
         };
         role.check(&resolved)
             .map_err(|(sub, reason)| self.err(format!("{field}{sub}"), reason))?;
@@ -353,11 +374,11 @@ impl Resolver<'_> {
             ));
         }
         if let Some(mtu) = link.mtu
-            && !(68..=65535).contains(&mtu)
+            && !(MIN_MTU..=MAX_MTU).contains(&mtu)
         {
             return Err(self.err(
                 format!("{field}.mtu"),
-                format!("{mtu} is not in 68..=65535"),
+                format!("{mtu} is not in {MIN_MTU}..={MAX_MTU}"),
             ));
         }
         let mut ends = Vec::with_capacity(2);
@@ -489,7 +510,7 @@ fn pick<T>(layers: [Option<&RawNode>; 3], get: impl Fn(&RawNode) -> Option<T>) -
 
 /// Lab and node names end up in namespace names, paths and, for bridges,
 /// interface names.
-fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }

@@ -347,6 +347,34 @@ fn load_names_an_unreadable_file() {
 fn namespace_names_carry_the_lab() {
     assert_eq!(
         Topology::netns_name("two-node-tor", "tor"),
-        "podlab-two-node-tor-tor"
+        "podlab-two-node-tor.tor"
     );
+    // Lab `a` with node `b-n1` and lab `a-b` with node `n1` stay apart.
+    assert_ne!(
+        Topology::netns_name("a", "b-n1"),
+        Topology::netns_name("a-b", "n1")
+    );
+    assert!(!Topology::netns_name("a-b", "n1").starts_with(&Topology::netns_prefix("a")));
+}
+
+#[test]
+fn names_that_could_escape_or_overflow_are_refused() {
+    let dir = Dir::new();
+    dir.refuse(
+        "name: l\ntopology:\n  nodes:\n    a: {kind: linux, image: x, sysctls: {kernel.panic: 1}}\n",
+        "topology.nodes.a.sysctls",
+        "kernel.panic",
+    );
+    dir.refuse(
+        &format!(
+            "name: {}\ntopology:\n  nodes:\n    a: {{kind: linux, image: x}}\n",
+            "x".repeat(33)
+        ),
+        "name",
+        "longer than 32",
+    );
+    for bad in ["..", "../etc", "/etc", "a.b", "", "-a"] {
+        assert!(check_name(bad).is_err(), "{bad:?}");
+    }
+    assert!(check_name("t2nt1234x0").is_ok());
 }

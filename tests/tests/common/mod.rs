@@ -17,7 +17,9 @@ pub fn repo_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The host namespace's interface names, to prove a lab adds none.
+/// The interfaces named like a lab's link ends (`eth1`, `eth2`, ...) in the
+/// host's namespace, to prove a lab adds none there. Only those names: other
+/// tests may add host links of their own meanwhile.
 pub fn host_links() -> Vec<String> {
     let out = Command::new("ip")
         .args(["-o", "link", "show"])
@@ -27,6 +29,7 @@ pub fn host_links() -> Vec<String> {
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with("eth") && n != "eth0")
         .collect();
     names.sort();
     names
@@ -43,15 +46,44 @@ pub fn assert_lab_gone(name: &str) {
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
     assert!(!state_dir(name).exists(), "state folder left behind");
     // Every daemon the lab started names the lab's state folder in its
-    // command line; none may still run.
-    let marker = format!("{}/", state_dir(name).display());
+    // command line (FRR, BIRD) or runs in it (gobgpd, cmd); none may still run.
+    let dir = state_dir(name);
+    let marker = format!("{}/", dir.display());
     let mut live = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&marker) {
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if cmdline.contains(&marker) || cwd.starts_with(&dir) {
             live.push(cmdline);
         }
     }
     assert!(live.is_empty(), "processes left behind: {live:?}");
+}
+
+/// Pings `target` from `node` until one answer or the deadline: addresses
+/// that FRR's zebra configures arrive asynchronously.
+pub fn wait_ping(lab: &podroute_lab::Lab, node: &str, target: &str) {
+    lab.wait_for(
+        std::time::Duration::from_secs(10),
+        &format!("{node} to ping {target}"),
+        |lab| {
+            lab.exec(node, &["ping", "-c", "1", "-W", "1", target])
+                .is_ok()
+        },
+    )
+    .unwrap();
+}
+
+/// Tears lab `name` down when dropped: a lab started through the podlab
+/// command is not a `Lab` value, so a failing test would leave it up.
+pub struct DownOnDrop(pub String);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let none: [String; 0] = [];
+        if let Err(e) = podroute_lab::lab::teardown(&self.0, &none) {
+            eprintln!("tearing down {}: {e}", self.0);
+        }
+    }
 }
