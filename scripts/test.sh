@@ -14,9 +14,10 @@ echo "test: cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-  # nextest does not run doctests.
+  # nextest does not run doctests; run them first so that nextest's summary
+  # of every test closes the output.
   cargo test --doc --workspace --locked
+  cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
