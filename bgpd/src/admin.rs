@@ -55,10 +55,9 @@ impl BgpAdmin for AdminService {
 
 #[cfg(test)]
 mod tests {
-    use podroute_proto::admin_socket::{bind_unix, connect_unix};
+    use podroute_proto::admin_socket::{BackgroundServer, connect_unix};
     use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
     use podroute_proto::common::v1::AddressFamily;
-    use tokio::sync::oneshot;
 
     use super::*;
 
@@ -66,11 +65,7 @@ mod tests {
     async fn serves_version_peers_and_routes_over_unix_socket() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bgpd.sock");
-        let listener = bind_unix(&path).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(listener.serve(router(), async {
-            let _ = stopped.await;
-        }));
+        let server = BackgroundServer::start(&path, router()).await.unwrap();
 
         let mut client = BgpAdminClient::new(connect_unix(&path).await.unwrap());
         let info = client
@@ -98,8 +93,7 @@ mod tests {
         assert!(routes.routes.is_empty());
 
         drop(client);
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
+        server.stop().await.unwrap();
         assert!(!path.exists());
     }
 }

@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use podroute_proto::admin_socket::{AdminSocketError, bind_unix};
+use podroute_proto::admin_socket::BackgroundServer;
 use tokio::process::Command;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::server::Router;
 
 struct Sockets {
@@ -50,30 +48,10 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-struct Server {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), AdminSocketError>>,
-}
-
-async fn serve(path: &Path, router: Router) -> Server {
-    let listener = bind_unix(path).await.expect("bind admin socket");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(listener.serve(router, wait(stopped)));
-    Server { stop, task }
-}
-
-async fn wait(rx: oneshot::Receiver<()>) {
-    let _ = rx.await;
-}
-
-impl Server {
-    async fn stop(self) {
-        self.stop.send(()).expect("server still running");
-        self.task
-            .await
-            .expect("server task")
-            .expect("server result");
-    }
+async fn serve(path: &Path, router: Router) -> BackgroundServer {
+    BackgroundServer::start(path, router)
+        .await
+        .expect("serve admin socket")
 }
 
 #[tokio::test]
@@ -163,7 +141,7 @@ async fn version_and_peers_from_a_running_bgpd() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json, serde_json::json!({"peers": []}));
 
-    server.stop().await;
+    server.stop().await.expect("server result");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,5 +159,5 @@ async fn another_daemons_socket_is_recognised() {
         )),
         "{err}"
     );
-    server.stop().await;
+    server.stop().await.expect("server result");
 }

@@ -68,10 +68,9 @@ impl Ipam for AdminService {
 
 #[cfg(test)]
 mod tests {
-    use podroute_proto::admin_socket::{bind_unix, connect_unix};
+    use podroute_proto::admin_socket::{BackgroundServer, connect_unix};
     use podroute_proto::common::v1::AddressFamily;
     use podroute_proto::ipam::v1::ipam_client::IpamClient;
-    use tokio::sync::oneshot;
     use tonic::Code;
 
     use super::*;
@@ -80,11 +79,7 @@ mod tests {
     async fn version_works_and_allocate_is_unimplemented() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ipamd.sock");
-        let listener = bind_unix(&path).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(listener.serve(router(), async {
-            let _ = stopped.await;
-        }));
+        let server = BackgroundServer::start(&path, router()).await.unwrap();
 
         let mut client = IpamClient::new(connect_unix(&path).await.unwrap());
         let info = client
@@ -114,7 +109,6 @@ mod tests {
         assert_eq!(again.into_inner().daemon, "podroute-ipamd");
 
         drop(client);
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
+        server.stop().await.unwrap();
     }
 }

@@ -57,9 +57,8 @@ impl PolicyAdmin for AdminService {
 
 #[cfg(test)]
 mod tests {
-    use podroute_proto::admin_socket::{bind_unix, connect_unix};
+    use podroute_proto::admin_socket::{BackgroundServer, connect_unix};
     use podroute_proto::policy::v1::policy_admin_client::PolicyAdminClient;
-    use tokio::sync::oneshot;
 
     use super::*;
 
@@ -67,11 +66,7 @@ mod tests {
     async fn serves_version_and_empty_endpoints() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.sock");
-        let listener = bind_unix(&path).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(listener.serve(router(), async {
-            let _ = stopped.await;
-        }));
+        let server = BackgroundServer::start(&path, router()).await.unwrap();
 
         let mut client = PolicyAdminClient::new(connect_unix(&path).await.unwrap());
         let info = client
@@ -89,7 +84,6 @@ mod tests {
         assert!(endpoints.endpoints.is_empty());
 
         drop(client);
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
+        server.stop().await.unwrap();
     }
 }

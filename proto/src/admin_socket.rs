@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::Router;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -202,6 +204,37 @@ pub async fn bind_unix(path: impl AsRef<Path>) -> Result<AdminListener, AdminSoc
     })
 }
 
+/// An admin API served on its socket by a background task, until `stop`:
+/// how tests and embedding tools run a daemon's service in-process.
+#[derive(Debug)]
+pub struct BackgroundServer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), AdminSocketError>>,
+}
+
+impl BackgroundServer {
+    /// Binds `path` (as `bind_unix`) and serves `router` on it.
+    pub async fn start(path: impl AsRef<Path>, router: Router) -> Result<Self, AdminSocketError> {
+        let listener = bind_unix(path).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(listener.serve(router, async {
+            let _ = stopped.await;
+        }));
+        Ok(BackgroundServer { stop, task })
+    }
+
+    /// Stops serving, removes the socket and returns how serving ended.
+    pub async fn stop(self) -> Result<(), AdminSocketError> {
+        // Serving may already have ended on its own; its result says how.
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result,
+            // The task is never aborted, so this is a panic: pass it on.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
 /// `bind_unix` then `AdminListener::serve`.
 pub async fn serve_unix<F>(
     path: impl AsRef<Path>,
@@ -291,8 +324,6 @@ fn temp_dir(path: &Path) -> PathBuf {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use tokio::sync::oneshot;
-    use tokio::task::JoinHandle;
     use tonic::transport::Server;
     use tonic::{Request, Response, Status};
 
@@ -336,25 +367,8 @@ mod tests {
         Server::builder().add_service(BgpAdminServer::new(TestAdmin))
     }
 
-    struct Running {
-        stop: oneshot::Sender<()>,
-        task: JoinHandle<Result<(), AdminSocketError>>,
-    }
-
-    impl Running {
-        async fn stop(self) {
-            self.stop.send(()).unwrap();
-            self.task.await.unwrap().unwrap();
-        }
-    }
-
-    async fn start(path: &Path) -> Running {
-        let listener = bind_unix(path).await.unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(listener.serve(router(), async {
-            let _ = rx.await;
-        }));
-        Running { stop, task }
+    async fn start(path: &Path) -> BackgroundServer {
+        BackgroundServer::start(path, router()).await.unwrap()
     }
 
     async fn version_over(path: &Path) -> VersionInfo {
@@ -378,7 +392,7 @@ mod tests {
         assert_eq!(info.version, "1.2.3");
         assert_eq!(info.api_version, "podroute.bgpd.v1");
 
-        running.stop().await;
+        running.stop().await.unwrap();
         assert!(!path.exists(), "socket file left behind after shutdown");
         // No temporary file left next to it either.
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
@@ -393,7 +407,7 @@ mod tests {
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        running.stop().await;
+        running.stop().await.unwrap();
     }
 
     #[tokio::test]
@@ -411,7 +425,7 @@ mod tests {
 
         let running = start(&path).await;
         assert_eq!(version_over(&path).await.daemon, "test-daemon");
-        running.stop().await;
+        running.stop().await.unwrap();
     }
 
     #[tokio::test]
@@ -447,7 +461,7 @@ mod tests {
         );
         // The first daemon is untouched and still answers.
         assert_eq!(version_over(&path).await.daemon, "test-daemon");
-        running.stop().await;
+        running.stop().await.unwrap();
     }
 
     #[tokio::test]
