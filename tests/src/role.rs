@@ -167,22 +167,28 @@ impl Role {
     /// `--vty_socket`, `birdc` gets `-s`, unless the caller gave one.
     pub fn rewrite_argv(&self, rt: &NodeRuntime, argv: &[String]) -> Vec<String> {
         let mut out = argv.to_vec();
-        let Some(first) = argv.first() else {
-            return out;
-        };
+        if let Some((flag, value)) = self.missing_socket_flag(rt, argv.iter().map(String::as_str)) {
+            out.splice(1..1, [flag.to_string(), value]);
+        }
+        out
+    }
+
+    /// The socket flag and value a node CLI call lacks: none for other
+    /// programs, other roles, or a call that names its socket already.
+    fn missing_socket_flag<'a>(
+        &self,
+        rt: &NodeRuntime,
+        mut words: impl Iterator<Item = &'a str>,
+    ) -> Option<(&'static str, String)> {
+        let first = words.next()?;
         let program = first.rsplit('/').next().unwrap_or(first);
         let (flag, value) = match (self, program) {
             (Role::Frr, "vtysh") => ("--vty_socket", frr_dir(rt)),
             (Role::Bird, "birdc" | "birdcl") => ("-s", bird_socket(rt)),
-            _ => return out,
+            _ => return None,
         };
-        if !argv
-            .iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-        {
-            out.splice(1..1, [flag.to_string(), value.display().to_string()]);
-        }
-        out
+        let given = words.any(|w| w == flag || w.starts_with(&format!("{flag}=")));
+        (!given).then(|| (flag, value.display().to_string()))
     }
 
     /// Whether a shell line calls the CLI of a routing daemon, which then
@@ -196,16 +202,17 @@ impl Role {
     /// The same for a shell command line, as `exec` entries are written.
     pub fn rewrite_shell(&self, rt: &NodeRuntime, line: &str) -> String {
         let trimmed = line.trim_start();
-        let (program, rest) = trimmed
-            .split_once(char::is_whitespace)
-            .unwrap_or((trimmed, ""));
-        let rewritten = self.rewrite_argv(rt, &[program.to_string()]);
-        if rewritten.len() == 1 || rest.contains("--vty_socket") || rest.contains("-s ") {
-            return line.to_string();
+        match self.missing_socket_flag(rt, trimmed.split_whitespace()) {
+            Some((flag, value)) => {
+                let (program, rest) = trimmed
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((trimmed, ""));
+                format!("{program} {flag} {value} {rest}")
+                    .trim_end()
+                    .to_string()
+            }
+            None => line.to_string(),
         }
-        format!("{} {rest}", rewritten.join(" "))
-            .trim_end()
-            .to_string()
     }
 
     fn frr_daemon_list(&self, node: &Node) -> Result<Vec<String>, LabError> {
