@@ -17,6 +17,8 @@
 //   Incoming: the driver, having accepted a TCP connection from this peer's
 //   address, calls `accept_incoming(now)` (or takes `next_conn_id()` and
 //   sends `TcpConnected { conn, Incoming }` itself).
+// * The session emits `Close` for every connection it drops, except those
+//   the driver reported gone itself (`TcpFailed`, `TcpClosed`).
 // * Events about ids the session no longer knows (already closed) are
 //   ignored, so the driver need not flush its queues after a `Close`;
 //   except a late `TcpConnected` for an abandoned outgoing attempt, which
@@ -48,12 +50,14 @@
 mod collision;
 mod config;
 mod counters;
+mod fsm;
 mod negotiate;
 mod notification;
 mod timers;
 
 pub use config::SessionConfig;
 pub use counters::{MessageCounters, MessageCountersByDirection};
+pub use fsm::Session;
 pub use negotiate::{Negotiated, build_open};
 pub use notification::{
     DownReason, NotificationText, admin_shutdown, cease, describe_notification,
@@ -160,3 +164,7 @@ pub enum Action {
     Down { reason: DownReason },
 }
 
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

@@ -23,8 +23,9 @@ pub enum DownReason {
     ConnectionClosed,
     /// The outgoing TCP connect failed.
     ConnectFailed,
-    /// `Event::Stop`; the NOTIFICATION sent on open connections.
-    AdminStop { notification: Notification },
+    /// `Event::Stop`; the NOTIFICATION sent, unless no connection was
+    /// open to carry it (an outgoing connect in progress was aborted).
+    AdminStop { notification: Option<Notification> },
 }
 
 impl fmt::Display for DownReason {
@@ -35,13 +36,10 @@ impl fmt::Display for DownReason {
             DownReason::NotificationSent(n) => write!(f, "sent {}", NotificationText(n)),
             DownReason::ConnectionClosed => f.write_str("connection closed by peer"),
             DownReason::ConnectFailed => f.write_str("connect failed"),
-            DownReason::AdminStop { notification } => {
-                write!(
-                    f,
-                    "stopped by admin, sent {}",
-                    NotificationText(notification)
-                )
-            }
+            DownReason::AdminStop {
+                notification: Some(n),
+            } => write!(f, "stopped by admin, sent {}", NotificationText(n)),
+            DownReason::AdminStop { notification: None } => f.write_str("stopped by admin"),
         }
     }
 }
@@ -284,9 +282,13 @@ mod tests {
             ),
             (
                 DownReason::AdminStop {
-                    notification: cease(2),
+                    notification: Some(cease(2)),
                 },
                 "stopped by admin, sent Cease / Administrative Shutdown",
+            ),
+            (
+                DownReason::AdminStop { notification: None },
+                "stopped by admin",
             ),
             (DownReason::ConnectFailed, "connect failed"),
             (DownReason::ConnectionClosed, "connection closed by peer"),
