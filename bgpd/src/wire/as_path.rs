@@ -137,6 +137,7 @@ fn path_len(path: &AsPath) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

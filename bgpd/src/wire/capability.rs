@@ -137,6 +137,7 @@ fn afi_name(afi: Afi) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::wire::family::Safi;

@@ -154,6 +154,7 @@ fn copy_masked(address: &mut [u8], octets: &[u8], length: u8) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

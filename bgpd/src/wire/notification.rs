@@ -240,6 +240,7 @@ fn shutdown_communication(message: &str) -> Bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
