@@ -99,3 +99,62 @@ pub struct RawAttribute {
     pub type_code: u8,
     pub value: Bytes,
 }
+
+impl PathAttribute {
+    /// The attribute type code (IANA "BGP Path Attributes").
+    pub fn type_code(&self) -> u8 {
+        use super::iana::attr_type;
+        match self {
+            PathAttribute::Origin(_) => attr_type::ORIGIN,
+            PathAttribute::AsPath(_) => attr_type::AS_PATH,
+            PathAttribute::NextHop(_) => attr_type::NEXT_HOP,
+            PathAttribute::MultiExitDisc(_) => attr_type::MULTI_EXIT_DISC,
+            PathAttribute::LocalPref(_) => attr_type::LOCAL_PREF,
+            PathAttribute::AtomicAggregate => attr_type::ATOMIC_AGGREGATE,
+            PathAttribute::Aggregator(_) => attr_type::AGGREGATOR,
+            PathAttribute::Communities(_) => attr_type::COMMUNITIES,
+            PathAttribute::OriginatorId(_) => attr_type::ORIGINATOR_ID,
+            PathAttribute::ClusterList(_) => attr_type::CLUSTER_LIST,
+            PathAttribute::MpReach(_) => attr_type::MP_REACH_NLRI,
+            PathAttribute::MpUnreach(_) => attr_type::MP_UNREACH_NLRI,
+            PathAttribute::ExtendedCommunities(_) => attr_type::EXTENDED_COMMUNITIES,
+            PathAttribute::LargeCommunities(_) => attr_type::LARGE_COMMUNITY,
+            PathAttribute::Unknown(raw) => raw.type_code,
+        }
+    }
+
+    /// The attribute as it goes to the next peer (RFC 4271 §5, §9.1.4):
+    /// known attributes unchanged, unknown ones per `RawAttribute::pass_on`.
+    pub fn pass_on(&self) -> Option<PathAttribute> {
+        match self {
+            PathAttribute::Unknown(raw) => raw.pass_on().map(PathAttribute::Unknown),
+            known => Some(known.clone()),
+        }
+    }
+}
+
+impl RawAttribute {
+    pub fn is_optional(&self) -> bool {
+        self.flags & super::iana::attr_flag::OPTIONAL != 0
+    }
+
+    pub fn is_transitive(&self) -> bool {
+        self.flags & super::iana::attr_flag::TRANSITIVE != 0
+    }
+
+    /// RFC 4271 §5: an unrecognized optional transitive attribute travels
+    /// on with the Partial bit set; an unrecognized optional
+    /// non-transitive one is dropped (`None`), as is a well-known one we do
+    /// not know (the decoder refuses those anyway).
+    pub fn pass_on(&self) -> Option<RawAttribute> {
+        if self.is_optional() && self.is_transitive() {
+            Some(RawAttribute {
+                flags: self.flags | super::iana::attr_flag::PARTIAL,
+                type_code: self.type_code,
+                value: self.value.clone(),
+            })
+        } else {
+            None
+        }
+    }
+}

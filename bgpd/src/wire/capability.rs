@@ -3,6 +3,8 @@
 // (RFC 8654), graceful restart (RFC 4724), 4-octet AS (RFC 6793), ADD-PATH
 // (RFC 7911), enhanced route refresh (RFC 7313). Unknown ones are kept.
 
+use std::fmt;
+
 use bytes::Bytes;
 
 use super::family::{Afi, Family};
@@ -64,4 +66,132 @@ pub enum AddPathMode {
     Both,
     /// A value outside 1..=3 (RFC 7911 §4: ignore the family).
     Other(u8),
+}
+
+impl fmt::Display for Capability {
+    /// One line for operators: `4-octet-as(4200000001)`,
+    /// `multiprotocol(ipv6-unicast)`, `unknown(code 73, 5 bytes)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Capability::Multiprotocol(family) => write!(f, "multiprotocol({family})"),
+            Capability::RouteRefresh => f.write_str("route-refresh"),
+            Capability::ExtendedNextHop(entries) => {
+                f.write_str("extended-next-hop(")?;
+                for (i, entry) in entries.iter().enumerate() {
+                    let separator = if i == 0 { "" } else { ", " };
+                    write!(
+                        f,
+                        "{separator}{} via {}",
+                        entry.family,
+                        afi_name(entry.next_hop_afi)
+                    )?;
+                }
+                f.write_str(")")
+            }
+            Capability::ExtendedMessage => f.write_str("extended-message"),
+            Capability::GracefulRestart(restart) => {
+                write!(f, "graceful-restart(time {}s", restart.restart_time)?;
+                if restart.restarting {
+                    f.write_str(", restarting")?;
+                }
+                if restart.notification {
+                    f.write_str(", notification")?;
+                }
+                for family in &restart.families {
+                    write!(f, ", {}", family.family)?;
+                    if family.forwarding_preserved {
+                        f.write_str(" forwarding-preserved")?;
+                    }
+                }
+                f.write_str(")")
+            }
+            Capability::FourOctetAs(asn) => write!(f, "4-octet-as({asn})"),
+            Capability::AddPath(families) => {
+                f.write_str("add-path(")?;
+                for (i, entry) in families.iter().enumerate() {
+                    let separator = if i == 0 { "" } else { ", " };
+                    let mode = match entry.mode {
+                        AddPathMode::Receive => "receive".to_string(),
+                        AddPathMode::Send => "send".to_string(),
+                        AddPathMode::Both => "send/receive".to_string(),
+                        AddPathMode::Other(mode) => format!("mode {mode}"),
+                    };
+                    write!(f, "{separator}{} {mode}", entry.family)?;
+                }
+                f.write_str(")")
+            }
+            Capability::EnhancedRouteRefresh => f.write_str("enhanced-route-refresh"),
+            Capability::Unknown { code, value } => {
+                write!(f, "unknown(code {code}, {} bytes)", value.len())
+            }
+        }
+    }
+}
+
+fn afi_name(afi: Afi) -> String {
+    match afi {
+        Afi::IPV4 => "ipv4".to_string(),
+        Afi::IPV6 => "ipv6".to_string(),
+        Afi(other) => format!("afi-{other}"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::wire::family::Safi;
+
+    #[test]
+    fn display_names_capabilities_for_operators() {
+        let shown = |c: Capability| c.to_string();
+        assert_eq!(
+            shown(Capability::FourOctetAs(4200000001)),
+            "4-octet-as(4200000001)"
+        );
+        assert_eq!(
+            shown(Capability::Multiprotocol(Family::IPV6_UNICAST)),
+            "multiprotocol(ipv6-unicast)"
+        );
+        assert_eq!(
+            shown(Capability::Unknown {
+                code: 73,
+                value: Bytes::from_static(b"host1")
+            }),
+            "unknown(code 73, 5 bytes)"
+        );
+        assert_eq!(shown(Capability::RouteRefresh), "route-refresh");
+        assert_eq!(
+            shown(Capability::ExtendedNextHop(vec![ExtendedNextHop {
+                family: Family::IPV4_UNICAST,
+                next_hop_afi: Afi::IPV6,
+            }])),
+            "extended-next-hop(ipv4-unicast via ipv6)"
+        );
+        assert_eq!(
+            shown(Capability::GracefulRestart(GracefulRestart {
+                restarting: true,
+                notification: true,
+                restart_time: 120,
+                families: vec![GracefulRestartFamily {
+                    family: Family::IPV4_UNICAST,
+                    forwarding_preserved: true,
+                }],
+            })),
+            "graceful-restart(time 120s, restarting, notification, ipv4-unicast forwarding-preserved)"
+        );
+        assert_eq!(
+            shown(Capability::AddPath(vec![
+                AddPathFamily {
+                    family: Family::IPV4_UNICAST,
+                    mode: AddPathMode::Both,
+                },
+                AddPathFamily {
+                    family: Family::new(Afi(25), Safi(70)),
+                    mode: AddPathMode::Other(9),
+                },
+            ])),
+            "add-path(ipv4-unicast send/receive, afi-25/safi-70 mode 9)"
+        );
+    }
 }

@@ -18,6 +18,22 @@ pub const BGP_VERSION: u8 = 4;
 pub const AS_TRANS: u16 = 23456;
 /// RFC 4271 §8.2.1.
 pub const BGP_PORT: u16 = 179;
+/// RFC 4271 §4.2: header + version, my AS, hold time, BGP id, opt len.
+pub const OPEN_MIN_LEN: usize = 29;
+/// RFC 4271 §4.3: header + the two 2-octet length fields.
+pub const UPDATE_MIN_LEN: usize = 23;
+/// RFC 4271 §4.5: header + error code + error subcode.
+pub const NOTIFICATION_MIN_LEN: usize = 21;
+/// RFC 2918 §3: header + AFI (2) + reserved/subtype (1) + SAFI (1).
+pub const ROUTE_REFRESH_LEN: usize = 23;
+/// RFC 4271 §4.3: a segment counts its ASes in one octet.
+pub const MAX_AS_SEGMENT_LEN: usize = 255;
+/// RFC 9003 §2: the shutdown communication is at most 255 octets.
+pub const MAX_SHUTDOWN_COMMUNICATION_LEN: usize = 255;
+/// RFC 4271 §4.2: hold times of 1 and 2 seconds are refused.
+pub const MIN_NONZERO_HOLD_TIME: u16 = 3;
+/// RFC 7911 §3: the path identifier preceding each NLRI.
+pub const PATH_ID_LEN: usize = 4;
 
 /// RFC 4271 §4.1 message types, plus ROUTE-REFRESH (RFC 2918 §3).
 pub mod message_type {
@@ -30,6 +46,35 @@ pub mod message_type {
 
 /// RFC 5492 §4: the optional parameter carrying capabilities.
 pub const OPT_PARAM_CAPABILITIES: u8 = 2;
+/// RFC 9072 §2: Non-Ext OP Len and Non-Ext OP Type of 255 announce the
+/// extended (2-octet length) optional parameters format.
+pub const OPT_PARAM_EXTENDED_LENGTH: u8 = 255;
+
+/// RFC 4724 §3 graceful restart capability bits.
+pub mod graceful_restart {
+    /// Restart State (R) bit of the Restart Flags.
+    pub const RESTART_STATE: u16 = 0x8000;
+    /// Graceful Notification (N) bit (RFC 8538 §2).
+    pub const NOTIFICATION: u16 = 0x4000;
+    /// The 12-bit Restart Time.
+    pub const TIME_MASK: u16 = 0x0fff;
+    /// Forwarding State (F) bit of the per-family flags.
+    pub const FORWARDING_STATE: u8 = 0x80;
+}
+
+/// RFC 7911 §4 Send/Receive field.
+pub mod add_path_mode {
+    pub const RECEIVE: u8 = 1;
+    pub const SEND: u8 = 2;
+    pub const BOTH: u8 = 3;
+}
+
+/// RFC 7313 §3.2 ROUTE-REFRESH message subtypes.
+pub mod route_refresh_subtype {
+    pub const REQUEST: u8 = 0;
+    pub const BEGINNING_OF_REFRESH: u8 = 1;
+    pub const END_OF_REFRESH: u8 = 2;
+}
 
 /// Capability codes (IANA "Capability Codes").
 pub mod capability_code {
@@ -97,6 +142,8 @@ pub mod notification {
 
     /// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492 §5).
     pub mod open {
+        /// RFC 4271 §6.2: a recognised optional parameter that is malformed.
+        pub const UNSPECIFIC: u8 = 0;
         pub const UNSUPPORTED_VERSION_NUMBER: u8 = 1;
         pub const BAD_PEER_AS: u8 = 2;
         pub const BAD_BGP_IDENTIFIER: u8 = 3;

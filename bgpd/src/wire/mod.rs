@@ -3,16 +3,29 @@
 // `BgpCodec` frames a TCP stream with tokio-util; `CodecParams` carries what
 // the session negotiated that changes the wire format.
 
+mod as_path;
 pub mod attribute;
+mod attribute_codec;
 pub mod capability;
+pub mod codec;
 pub mod error;
 pub mod family;
 pub mod iana;
 pub mod message;
+mod nlri;
+pub mod notification;
+mod open;
+mod reader;
+mod update;
+
+#[cfg(test)]
+mod tests;
 
 pub use attribute::*;
+pub use attribute_codec::attribute_name;
 pub use capability::*;
-pub use error::ErrorAction;
+pub use codec::{BgpCodec, decode_message, encode_message, max_message_len};
+pub use error::{CodecError, DecodeError, EncodeError, ErrorAction, NlriField};
 pub use family::{Afi, Family, Safi};
 pub use message::*;
 
