@@ -3,6 +3,7 @@
 // in ARCHITECTURE.md arrive with the BGP issue as src/wire, src/session, ...
 
 pub mod admin;
+pub mod transport;
 pub mod wire;
 
 /// Name this daemon reports in `GetVersion`.
