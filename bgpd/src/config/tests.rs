@@ -774,3 +774,18 @@ async fn fires_on_sighup() {
     assert!(status.success());
     assert_eq!(next(&mut rx).await, ReloadTrigger::Signal);
 }
+
+#[test]
+fn config_md_example_is_valid() {
+    let doc = include_str!("../../CONFIG.md");
+    let start = doc.find("```yaml\n").expect("an example") + "```yaml\n".len();
+    let example = &doc[start..];
+    let example = &example[..example.find("```").expect("the example's end")];
+    let read = |_: &Path| Ok("s3cret\n".to_owned());
+    let config = parse(example, "CONFIG.md", read).unwrap();
+    assert_eq!(config.peers.len(), 2);
+    let node3 = peer(&config, "fd00::3");
+    assert_eq!((node3.hold_time, node3.keepalive_time), (9, 3));
+    assert_eq!(node3.ttl, TtlMode::OsDefault);
+    assert_eq!(peer(&config, "10.0.1.1").ttl, TtlMode::Gtsm { hops: 1 });
+}
