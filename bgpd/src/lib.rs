@@ -1,9 +1,13 @@
-// podroute-bgpd: the per-node BGP speaker. For now the crate holds the admin
-// gRPC service; the wire codec, session FSM, RIB, FIB and BFD layers described
-// in ARCHITECTURE.md arrive with the BGP issue as src/wire, src/session, ...
+// podroute-bgpd: the per-node BGP speaker. Layers, from the wire up:
+// wire/ (the message codec), session/ (the pure RFC 4271 FSM), transport/
+// (TCP with MD5, GTSM, TTL), config/ (YAML resources and reload diffs),
+// rib/ (Adj-RIB-In and Adj-RIB-Out), speaker/ (one task per peer, the
+// listener, reloads) and admin (the gRPC admin API).
 
 pub mod admin;
+pub mod config;
 pub mod session;
+pub mod transport;
 pub mod wire;
 
 /// Name this daemon reports in `GetVersion`.

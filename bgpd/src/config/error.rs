@@ -1,0 +1,141 @@
+// Errors from loading a configuration file. Every error names the file, and
+// where it can, the document (index and `kind "name"`) and the field path,
+// so an operator finds the line to fix without reading our source
+// (ARCHITECTURE.md principle 6: a bad file is refused and loses nothing).
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file itself could not be read.
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// YAML syntax or a type mismatch; serde_yaml_ng's message carries the
+    /// line and column.
+    #[error("{origin}: {document}: {source}")]
+    Yaml {
+        origin: String,
+        document: DocRef,
+        source: serde_yaml_ng::Error,
+    },
+    /// The documents parse but say something we refuse.
+    #[error("{origin}: {location}{problem}")]
+    Invalid {
+        origin: String,
+        /// Boxed: keeps `Result<_, ConfigError>` small on the happy path.
+        location: Box<Location>,
+        problem: Problem,
+    },
+}
+
+/// Where in a file a [`Problem`] sits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// The document's 1-based index, counting every `---` section.
+    pub document: Option<DocRef>,
+    /// Dotted field path such as `spec.holdTime`, or empty for the whole
+    /// document or file.
+    pub field: String,
+}
+
+/// A document: its index and, when it parsed that far, its kind and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRef {
+    pub index: usize,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+}
+
+/// What is wrong, independent of where.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("apiVersion {0:?} is not supported (expected \"{api}\")", api = super::API_VERSION)]
+    ApiVersion(String),
+    #[error("kind {0:?} is not supported (expected BGPConfiguration or BGPPeer)")]
+    UnknownKind(String),
+    #[error("is required (BGPConfiguration or BGPPeer)")]
+    MissingKind,
+    #[error("no BGPConfiguration document (exactly one is required)")]
+    NoBgpConfiguration,
+    #[error("a second BGPConfiguration (the first is document {first}; exactly one is allowed)")]
+    SecondBgpConfiguration { first: usize },
+    #[error("AS {0} is reserved and cannot be used (RFC 7607, RFC 6793 §9)")]
+    ReservedAs(u32),
+    #[error("{0} is not a valid BGP Identifier (RFC 6286 §2.1: non-zero)")]
+    RouterId(std::net::Ipv4Addr),
+    #[error("{0} is not allowed (0 or at least 3, RFC 4271 §4.2)")]
+    HoldTime(u16),
+    #[error("{keepalive} must be less than holdTime {hold} (RFC 4271 §10 suggests a third)")]
+    KeepaliveNotBelowHold { keepalive: u16, hold: u16 },
+    #[error("{0} is not allowed when holdTime is 0 (no KEEPALIVEs are sent, RFC 4271 §4.4)")]
+    KeepaliveWithoutHold(u16),
+    #[error("0 is only allowed together with holdTime 0 (RFC 4271 §4.4)")]
+    KeepaliveZero,
+    #[error("must be at least 1 second")]
+    ZeroSeconds,
+    #[error("port 0 cannot be connected to")]
+    ZeroPort,
+    #[error("{given} has host bits set; write the canonical form {canonical}")]
+    NotCanonical { given: String, canonical: String },
+    #[error("{given:?} is not an IP prefix: {reason}")]
+    BadPrefix { given: String, reason: String },
+    #[error("{0} is listed twice")]
+    Duplicate(String),
+    #[error("peer {address} is already defined by document {first}")]
+    DuplicatePeer { address: IpAddr, first: usize },
+    #[error("{0} cannot be a BGP peer (unspecified, multicast or broadcast address)")]
+    PeerAddress(IpAddr),
+    #[error("{source_address} is not of the same address family as peerIP {peer}")]
+    SourceFamily {
+        source_address: IpAddr,
+        peer: IpAddr,
+    },
+    #[error("password and passwordFile are mutually exclusive")]
+    PasswordAndFile,
+    #[error("a TCP MD5 key must be 1 to {max} bytes long, not {len} (RFC 2385, Linux TCP_MD5SIG_MAXKEYLEN)", max = crate::transport::MD5_MAX_KEY_LEN)]
+    PasswordLength { len: usize },
+    #[error("cannot read password file {}: {source}", path.display())]
+    PasswordFile { path: PathBuf, source: io::Error },
+    #[error("ebgpMultihop and ttlSecurity are mutually exclusive (GTSM fixes the TTL at 255)")]
+    MultihopAndTtlSecurity,
+    #[error("ebgpMultihop applies to eBGP peers only; this peer's asNumber {0} is our own (iBGP)")]
+    MultihopOnIbgp(u32),
+    #[error("{0} is out of range (1 to 255 hops)")]
+    Hops(u32),
+    #[error("unknown family {0:?} (expected ipv4-unicast or ipv6-unicast)")]
+    UnknownFamily(String),
+    #[error("must list at least one family")]
+    NoFamily,
+    #[error("is {len} bytes long; at most {max} fit in the NOTIFICATION (RFC 9003 §2)", max = super::SHUTDOWN_MESSAGE_MAX)]
+    ShutdownMessageLength { len: usize },
+}
+
+impl fmt::Display for DocRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "document {}", self.index)?;
+        match (&self.kind, &self.name) {
+            (Some(kind), Some(name)) => write!(f, " ({kind} {name:?})"),
+            (Some(kind), None) => write!(f, " ({kind})"),
+            (None, Some(name)) => write!(f, " ({name:?})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    /// A prefix for the problem: `document 2 (BGPPeer "tor1"): spec.holdTime: `,
+    /// or nothing for a file-wide problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(doc) = &self.document {
+            write!(f, "{doc}: ")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        Ok(())
+    }
+}

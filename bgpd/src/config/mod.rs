@@ -1,0 +1,269 @@
+// podroute-bgpd's configuration: the BGPConfiguration and BGPPeer resources
+// (API group podroute.io, ARCHITECTURE.md principle 4) read from a YAML file
+// of `---` separated documents, validated, with every default applied, so
+// the rest of the daemon reads plain values. Timers follow RFC 4271 §4.2,
+// §4.4 and §10; MD5 RFC 2385; GTSM RFC 5082. Schema: bgpd/CONFIG.md.
+
+mod diff;
+mod error;
+pub mod schema;
+mod validate;
+mod watch;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+use serde::Deserialize;
+
+use crate::transport::TtlMode;
+use crate::wire::Family;
+
+pub use diff::{ConfigChange, GlobalChange, diff};
+pub use error::{ConfigError, DocRef, Location, Problem};
+pub use watch::{ReloadTrigger, watch};
+
+/// The only apiVersion we read.
+pub const API_VERSION: &str = "podroute.io/v1";
+pub const KIND_BGP_CONFIGURATION: &str = "BGPConfiguration";
+pub const KIND_BGP_PEER: &str = "BGPPeer";
+
+/// RFC 4271 §8.2.1 (IANA registered port).
+pub const BGP_PORT: u16 = 179;
+/// RFC 4271 §10 suggests 90 seconds.
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// RFC 4271 §10 suggests 120 s; pods wait on the routes, so we retry sooner,
+/// as Calico's BIRD config does (5 s).
+pub const DEFAULT_CONNECT_RETRY_TIME: u16 = 5;
+/// A hold time of 1 or 2 seconds is refused: RFC 4271 §4.2.
+pub const MIN_HOLD_TIME: u16 = 3;
+/// RFC 9003 §2: the Shutdown Communication is at most 255 octets of UTF-8.
+pub const SHUTDOWN_MESSAGE_MAX: usize = 255;
+/// RFC 4271 §5.1.3 / common practice: an eBGP peer is one hop away unless
+/// multihop says otherwise.
+pub const EBGP_DEFAULT_TTL: u8 = 1;
+
+/// A validated configuration: one speaker and its peers, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bgp: BgpConfiguration,
+    /// Keyed by peer address, which is unique.
+    pub peers: BTreeMap<IpAddr, PeerConfig>,
+}
+
+/// The speaker (`kind: BGPConfiguration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpConfiguration {
+    /// metadata.name.
+    pub name: String,
+    pub as_number: u32,
+    pub router_id: Ipv4Addr,
+    /// TCP port to accept sessions on; `None` when listenPort is 0 (only
+    /// outgoing connections).
+    pub listen_port: Option<u16>,
+    /// Addresses to listen on; `0.0.0.0` and `::` when the file lists none.
+    pub listen_addresses: Vec<IpAddr>,
+    /// Prefixes announced in standalone mode, canonical (host bits zero).
+    pub originate: BTreeSet<IpNetwork>,
+    /// Defaults for peers that do not set their own, in seconds.
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub connect_retry_time: u16,
+}
+
+/// One neighbour (`kind: BGPPeer`), with the speaker's defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// metadata.name.
+    pub name: String,
+    pub address: IpAddr,
+    /// Remote TCP port to connect to.
+    pub port: u16,
+    pub as_number: u32,
+    /// Local address to connect from; `None` lets the kernel choose.
+    pub source_address: Option<IpAddr>,
+    /// TCP MD5 key (RFC 2385); `None` for no authentication.
+    pub password: Option<Password>,
+    /// Seconds; 0 disables the hold timer and keepalives.
+    pub hold_time: u16,
+    /// Seconds; 0 exactly when `hold_time` is 0.
+    pub keepalive_time: u16,
+    pub connect_retry_time: u16,
+    /// Never connect, only accept.
+    pub passive: bool,
+    /// How the session's TTL is set and checked (eBGP 1 hop, multihop, GTSM
+    /// or the OS default for iBGP).
+    pub ttl: TtlMode,
+    /// Families to negotiate (RFC 4760); never empty.
+    pub families: BTreeSet<Family>,
+    pub description: String,
+    /// Administratively down, with the RFC 9003 message to send if any.
+    pub shutdown: Option<Shutdown>,
+}
+
+/// Administrative shutdown of a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Sent in the Cease NOTIFICATION (RFC 9003); empty for none.
+    pub message: String,
+}
+
+/// A TCP MD5 key. Debug and Display never show it, so configs can be
+/// logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// The key itself, for the socket option.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl PeerConfig {
+    /// True when the peer is in another AS than `local_as`.
+    pub fn is_ebgp(&self, local_as: u32) -> bool {
+        self.as_number != local_as
+    }
+}
+
+/// Reads and validates the file at `path`. A relative `passwordFile` is
+/// taken relative to the directory of `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("")).to_owned();
+    parse(&text, &path.display().to_string(), |file| {
+        std::fs::read_to_string(dir.join(file))
+    })
+}
+
+/// Parses and validates `text`, naming it `origin` in errors. `read_file`
+/// reads a `passwordFile`; tests pass a closure over a map.
+pub fn parse(
+    text: &str,
+    origin: &str,
+    read_file: impl Fn(&Path) -> io::Result<String>,
+) -> Result<Config, ConfigError> {
+    let invalid = |document: Option<DocRef>, field: &str, problem: Problem| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        location: Box::new(Location {
+            document,
+            field: field.to_owned(),
+        }),
+        problem,
+    };
+
+    // Pass 1: kind and apiVersion of every document, leniently, to pick the
+    // typed resource and to name documents in errors.
+    let mut kinds: Vec<Option<(DocRef, &'static str)>> = Vec::new();
+    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let yaml = |source| ConfigError::Yaml {
+            origin: origin.to_owned(),
+            document: DocRef {
+                index,
+                kind: None,
+                name: None,
+            },
+            source,
+        };
+        let value = serde_yaml_ng::Value::deserialize(document).map_err(yaml)?;
+        if value.is_null() {
+            // An empty document, e.g. after a trailing `---`.
+            kinds.push(None);
+            continue;
+        }
+        let text_at = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let doc = DocRef {
+            index,
+            kind: text_at("kind"),
+            name: value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        };
+        match text_at("apiVersion") {
+            Some(v) if v == API_VERSION => {}
+            Some(v) => return Err(invalid(Some(doc), "apiVersion", Problem::ApiVersion(v))),
+            // Missing: the typed pass reports it with its line.
+            None => {}
+        }
+        let kind = match doc.kind.as_deref() {
+            Some(KIND_BGP_CONFIGURATION) => KIND_BGP_CONFIGURATION,
+            Some(KIND_BGP_PEER) => KIND_BGP_PEER,
+            Some(other) => {
+                let problem = Problem::UnknownKind(other.to_owned());
+                return Err(invalid(Some(doc), "kind", problem));
+            }
+            None => return Err(invalid(Some(doc), "kind", Problem::MissingKind)),
+        };
+        kinds.push(Some((doc, kind)));
+    }
+
+    // Pass 2: the typed resources. Deserializing from the whole text again
+    // keeps serde's line and column numbers exact.
+    let mut bgp: Option<(DocRef, schema::Resource<schema::BgpConfigurationSpec>)> = None;
+    let mut peers = Vec::new();
+    let documents = serde_yaml_ng::Deserializer::from_str(text);
+    for (document, kind) in documents.zip(kinds) {
+        let Some((doc, kind)) = kind else { continue };
+        let yaml = |source| ConfigError::Yaml {
+            origin: origin.to_owned(),
+            document: doc.clone(),
+            source,
+        };
+        if kind == KIND_BGP_CONFIGURATION {
+            let resource = schema::Resource::deserialize(document).map_err(yaml)?;
+            if let Some((first, _)) = &bgp {
+                let problem = Problem::SecondBgpConfiguration { first: first.index };
+                return Err(invalid(Some(doc), "", problem));
+            }
+            bgp = Some((doc, resource));
+        } else {
+            let resource: schema::Resource<schema::BgpPeerSpec> =
+                schema::Resource::deserialize(document).map_err(yaml)?;
+            peers.push((doc, resource));
+        }
+    }
+
+    let Some((bgp_doc, bgp_resource)) = bgp else {
+        return Err(invalid(None, "", Problem::NoBgpConfiguration));
+    };
+    let bgp = validate::bgp_configuration(bgp_resource)
+        .map_err(|(field, problem)| invalid(Some(bgp_doc), &field, problem))?;
+
+    let mut by_address: BTreeMap<IpAddr, (usize, PeerConfig)> = BTreeMap::new();
+    for (doc, resource) in peers {
+        let peer = validate::peer(&bgp, resource, &read_file)
+            .map_err(|(field, problem)| invalid(Some(doc.clone()), &field, problem))?;
+        if let Some((first, _)) = by_address.get(&peer.address) {
+            let problem = Problem::DuplicatePeer {
+                address: peer.address,
+                first: *first,
+            };
+            return Err(invalid(Some(doc), "spec.peerIP", problem));
+        }
+        by_address.insert(peer.address, (doc.index, peer));
+    }
+    let peers = by_address
+        .into_iter()
+        .map(|(address, (_, peer))| (address, peer))
+        .collect();
+    Ok(Config { bgp, peers })
+}
+
+#[cfg(test)]
+mod tests;

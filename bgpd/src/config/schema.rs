@@ -1,0 +1,136 @@
+// The configuration documents as written: Kubernetes-style resources
+// (apiVersion podroute.io/v1, kinds BGPConfiguration and BGPPeer) exactly as
+// serde reads them, with every optional field still an Option. validate.rs
+// turns them into the resolved types of mod.rs. Documented in bgpd/CONFIG.md.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Visitor};
+
+/// One typed document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resource<S> {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: S,
+}
+
+/// The part of Kubernetes' ObjectMeta we read. Other metadata fields (uid,
+/// resourceVersion, ...) are ignored so `kubectl get -o yaml` output loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `kind: BGPConfiguration`: the speaker itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpConfigurationSpec {
+    pub as_number: AsNumber,
+    #[serde(rename = "routerID")]
+    pub router_id: Ipv4Addr,
+    pub listen_port: Option<u16>,
+    pub listen_addresses: Option<Vec<IpAddr>>,
+    /// Prefixes as strings: parsed in validation so a non-canonical one gets
+    /// its canonical form as a hint.
+    pub originate: Option<Vec<String>>,
+    pub hold_time: Option<u16>,
+    pub keepalive_time: Option<u16>,
+    pub connect_retry_time: Option<u16>,
+}
+
+/// `kind: BGPPeer`: one neighbour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpPeerSpec {
+    #[serde(rename = "peerIP")]
+    pub peer_ip: IpAddr,
+    pub as_number: AsNumber,
+    pub source_address: Option<IpAddr>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub hold_time: Option<u16>,
+    pub keepalive_time: Option<u16>,
+    pub connect_retry_time: Option<u16>,
+    pub passive: Option<bool>,
+    /// Wider than the 1..=255 allowed so an out-of-range value gets our
+    /// message rather than serde's.
+    pub ebgp_multihop: Option<u32>,
+    pub ttl_security: Option<u32>,
+    pub families: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub shutdown: Option<bool>,
+    pub shutdown_message: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// An AS number as written: a plain integer (`65001`, `4200000001`, or the
+/// same quoted) or asdot (`"64086.59905"`, RFC 5396). Unquoted asdot is
+/// refused because YAML reads it as a float and `65000.100` would silently
+/// become `65000.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsNumber(pub u32);
+
+impl<'de> Deserialize<'de> for AsNumber {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AsNumberVisitor)
+    }
+}
+
+struct AsNumberVisitor;
+
+impl Visitor<'_> for AsNumberVisitor {
+    type Value = AsNumber;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an AS number: an integer up to 4294967295 or quoted asdot \"high.low\"")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<AsNumber, E> {
+        u32::try_from(v)
+            .map(AsNumber)
+            .map_err(|_| E::custom(format!("AS number {v} does not fit in 32 bits")))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<AsNumber, E> {
+        u64::try_from(v)
+            .map_err(|_| E::custom(format!("AS number {v} is negative")))
+            .and_then(|v| self.visit_u64(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<AsNumber, E> {
+        Err(E::custom(format!(
+            "AS number {v} looks like asdot; quote it (\"high.low\") so YAML keeps it as written"
+        )))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AsNumber, E> {
+        parse_as_number(v).map(AsNumber).map_err(E::custom)
+    }
+}
+
+/// `"65001"` or asdot `"1.10"` (RFC 5396 §1: high and low 16-bit halves).
+pub(crate) fn parse_as_number(text: &str) -> Result<u32, String> {
+    let bad = || format!("{text:?} is not an AS number (integer or asdot \"high.low\")");
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match text.split_once('.') {
+        None if digits(text) => text.parse::<u32>().map_err(|_| bad()),
+        Some((high, low)) if digits(high) && digits(low) => {
+            let high: u16 = high.parse().map_err(|_| bad())?;
+            let low: u16 = low.parse().map_err(|_| bad())?;
+            Ok(u32::from(high) << 16 | u32::from(low))
+        }
+        _ => Err(bad()),
+    }
+}
