@@ -6,7 +6,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod rib;
 pub mod session;
+pub mod speaker;
 pub mod transport;
 pub mod wire;
 

@@ -1,9 +1,14 @@
-// podroute-bgpd's entry point: its flags, then the shared daemon life cycle (logging,
-// the admin API on its Unix socket until SIGTERM or SIGINT).
+// podroute-bgpd's entry point: read the configuration, start the speaker
+// (peer sessions and listener), reload on SIGHUP or file change, and serve
+// the admin API on its Unix socket until SIGTERM or SIGINT; then end every
+// session with Cease / Administrative Shutdown.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use podroute_bgpd::config;
+use podroute_bgpd::speaker::Speaker;
 use podroute_proto::daemon::{self, DaemonArgs};
 
 #[derive(Debug, Parser)]
@@ -13,6 +18,14 @@ use podroute_proto::daemon::{self, DaemonArgs};
     about = "podroute's per-node BGP speaker"
 )]
 struct Args {
+    /// BGPConfiguration and BGPPeer documents (YAML, podroute.io/v1);
+    /// see bgpd/CONFIG.md. Reloaded on SIGHUP and when the file changes.
+    #[arg(
+        long,
+        env = "PODROUTE_BGPD_CONFIG",
+        default_value = "/etc/podroute/bgpd.yaml"
+    )]
+    config: PathBuf,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -20,12 +33,56 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let router = podroute_bgpd::admin::router();
-    daemon::run(
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podroute-bgpd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    daemon::init_logging(&args.daemon.log_level)?;
+    let config = config::load(&args.config)?;
+    let speaker = Speaker::start(config).await?;
+    let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
+
+    let socket = args
+        .daemon
+        .admin_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(podroute_proto::BGPD_SOCKET));
+    let served = daemon::serve_admin_until_stopped(
         "podroute-bgpd",
-        podroute_proto::BGPD_SOCKET,
-        &args.daemon,
-        router,
+        &socket,
+        podroute_bgpd::admin::router(speaker.clone()),
     )
-    .await
+    .await;
+    reloads.abort();
+    speaker.shutdown("podroute-bgpd stopping").await;
+    served?;
+    Ok(())
+}
+
+/// Applies each configuration change; a file that does not load is
+/// refused with its reason and the running configuration stays.
+async fn reload_loop(path: PathBuf, speaker: Speaker) {
+    let mut changes = match config::watch(path.clone()) {
+        Ok(changes) => changes,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the configuration; reloads are off");
+            return;
+        }
+    };
+    while changes.recv().await.is_some() {
+        match config::load(&path) {
+            Ok(new) => {
+                if let Err(e) = speaker.reload(new).await {
+                    tracing::error!(error = %e, "reload failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "configuration refused; keeping the running one"),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 // podctl, podroute's admin CLI: talks gRPC to the daemons over their Unix
 // admin sockets (see ARCHITECTURE.md, "Interfaces that others rely on").
-// Commands so far: `podctl version`, `podctl bgp peers`; `-o json` on all.
+// Commands so far: `podctl version`, `podctl bgp peers|peer|routes`;
+// `-o json` on all.
 
 mod bgp;
 mod daemons;
@@ -12,6 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use podroute_proto::common::v1::AddressFamily;
 
 use crate::daemons::Daemon;
 
@@ -57,6 +60,26 @@ enum BgpCommand {
     /// List BGP peers and their session state. Exits 1 if bgpd cannot be
     /// reached.
     Peers,
+    /// One peer in detail: capabilities, timers, counters, last error.
+    Peer {
+        /// The peer's address (its BGPPeer's peerIP).
+        address: String,
+    },
+    /// Routes received from a peer (or advertised to it with
+    /// --advertised); without --peer, the prefixes this node originates.
+    Routes {
+        #[arg(long)]
+        peer: Option<String>,
+        /// Routes sent to the peer instead of received from it.
+        #[arg(long, requires = "peer")]
+        advertised: bool,
+        /// Only IPv4 routes.
+        #[arg(short = '4', long, conflicts_with = "ipv6")]
+        ipv4: bool,
+        /// Only IPv6 routes.
+        #[arg(short = '6', long)]
+        ipv6: bool,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -91,8 +114,29 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             let report = version::collect(&sockets).await;
             version::render(&report, cli.output)?
         }
-        Command::Bgp {
-            command: BgpCommand::Peers,
-        } => bgp::render_peers(&bgp::peers(&cli.bgpd).await?, cli.output)?,
+        Command::Bgp { command } => match command {
+            BgpCommand::Peers => bgp::render_peers(&bgp::peers(&cli.bgpd).await?, cli.output)?,
+            BgpCommand::Peer { address } => {
+                bgp::render_peer(&bgp::peer(&cli.bgpd, &address).await?, cli.output)?
+            }
+            BgpCommand::Routes {
+                peer,
+                advertised,
+                ipv4,
+                ipv6,
+            } => {
+                let family = match (ipv4, ipv6) {
+                    (true, _) => Some(AddressFamily::Ipv4),
+                    (_, true) => Some(AddressFamily::Ipv6),
+                    _ => None,
+                };
+                let query = bgp::RoutesQuery {
+                    peer,
+                    advertised,
+                    family,
+                };
+                bgp::render_routes(&bgp::routes(&cli.bgpd, query).await?, cli.output)?
+            }
+        },
     })
 }

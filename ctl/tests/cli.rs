@@ -48,6 +48,16 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A speaker with no peers that does not listen: what bgpd serves before
+/// any peer is configured.
+async fn speaker() -> podroute_bgpd::speaker::Speaker {
+    let yaml = "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 65000, routerID: 192.0.2.1, listenPort: 0}\n";
+    let config = podroute_bgpd::config::parse(yaml, "test", |_| unreachable!()).unwrap();
+    podroute_bgpd::speaker::Speaker::start(config)
+        .await
+        .unwrap()
+}
+
 async fn serve(path: &Path, router: Router) -> BackgroundServer {
     BackgroundServer::start(path, router)
         .await
@@ -107,7 +117,7 @@ async fn socket_path_comes_from_the_environment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_and_peers_from_a_running_bgpd() {
     let s = sockets();
-    let server = serve(&s.bgpd, podroute_bgpd::admin::router()).await;
+    let server = serve(&s.bgpd, podroute_bgpd::admin::router(speaker().await)).await;
 
     let out = podctl(&s, &["version"]).await;
     assert!(out.status.success(), "{out:?}");

@@ -331,7 +331,8 @@ mod tests {
     use crate::bgpd::v1::bgp_admin_client::BgpAdminClient;
     use crate::bgpd::v1::bgp_admin_server::{BgpAdmin, BgpAdminServer};
     use crate::bgpd::v1::{
-        ListPeersRequest, ListPeersResponse, ListRoutesRequest, ListRoutesResponse,
+        GetPeerRequest, ListPeersRequest, ListPeersResponse, ListRoutesRequest, ListRoutesResponse,
+        Peer,
     };
     use crate::common::v1::{GetVersionRequest, VersionInfo};
 
@@ -353,6 +354,9 @@ mod tests {
             &self,
             _: Request<ListPeersRequest>,
         ) -> Result<Response<ListPeersResponse>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn get_peer(&self, _: Request<GetPeerRequest>) -> Result<Response<Peer>, Status> {
             Err(Status::unimplemented("test"))
         }
         async fn list_routes(

@@ -159,7 +159,11 @@ pub(crate) fn peer(
     };
 
     let families = match spec.families {
-        None => BTreeSet::from([Family::IPV4_UNICAST, Family::IPV6_UNICAST]),
+        // As BIRD and Calico do: a session carries its own transport's
+        // family unless told otherwise, so no route ever gets a next hop
+        // of the other family by default.
+        None if spec.peer_ip.is_ipv4() => BTreeSet::from([Family::IPV4_UNICAST]),
+        None => BTreeSet::from([Family::IPV6_UNICAST]),
         Some(names) => {
             let mut families = BTreeSet::new();
             for (i, name) in names.iter().enumerate() {

@@ -1,0 +1,285 @@
+// The speaker: one task per configured peer (speaker/peer.rs), a listener
+// that hands each accepted connection to its peer's task, and the reload
+// path that turns a new configuration into the fewest session changes
+// (untouched peers keep their sessions). The admin API reads peers here.
+
+pub mod connection;
+pub mod peer;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ipnetwork::IpNetwork;
+use tokio::task::JoinHandle;
+
+use crate::config::{self, BgpConfiguration, Config, PeerConfig};
+use crate::rib::Route;
+use crate::session::SessionConfig;
+use crate::transport::Listener;
+use crate::wire::iana::notification::cease;
+use crate::wire::{Afi, ExtendedNextHop, Family, Notification};
+
+pub use peer::{PeerCommand, PeerHandle, RibSide};
+pub use status::PeerStatus;
+
+pub use crate::session::MessageCounters;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("cannot listen for BGP on port {port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+}
+
+/// A running speaker; cheap to clone (the admin service holds one).
+#[derive(Clone)]
+pub struct Speaker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<SpeakerState>,
+}
+
+struct SpeakerState {
+    config: Config,
+    originate: Arc<Vec<IpNetwork>>,
+    peers: BTreeMap<IpAddr, PeerHandle>,
+    listener: Option<(Arc<Listener>, JoinHandle<()>)>,
+}
+
+impl Speaker {
+    /// Binds the listener (unless `listenPort` is 0) and starts a task per
+    /// peer.
+    pub async fn start(config: Config) -> Result<Speaker, SpeakerError> {
+        let speaker = Speaker {
+            shared: Arc::new(Shared {
+                state: Mutex::new(SpeakerState {
+                    originate: Arc::new(config.bgp.originate.iter().copied().collect()),
+                    config: config.clone(),
+                    peers: BTreeMap::new(),
+                    listener: None,
+                }),
+            }),
+        };
+        speaker.listen(&config).await?;
+        let mut state = speaker.lock();
+        for peer in config.peers.values() {
+            state.spawn(peer.clone());
+        }
+        drop(state);
+        Ok(speaker)
+    }
+
+    /// Moves to `new`: removed peers are told Peer De-configured, changed
+    /// ones Other Configuration Change (RFC 4486) and restarted, untouched
+    /// ones keep their sessions; a new originate list is re-advertised.
+    pub async fn reload(&self, new: Config) -> Result<(), SpeakerError> {
+        let change = {
+            let state = self.lock();
+            config::diff(&state.config, &new)
+        };
+        if change.global.rebind_listener {
+            self.listen(&new).await?;
+        }
+        let mut stopping = Vec::new();
+        {
+            let mut state = self.lock();
+            let removed: Vec<IpAddr> = state
+                .peers
+                .keys()
+                .filter(|ip| !new.peers.contains_key(ip))
+                .copied()
+                .collect();
+            for ip in removed {
+                if let Some(handle) = state.peers.remove(&ip) {
+                    stopping.push((handle, cease::PEER_DECONFIGURED));
+                }
+            }
+            for ip in new.peers.keys() {
+                let changed = change.peers_changed.contains(ip);
+                if changed && let Some(handle) = state.peers.remove(ip) {
+                    stopping.push((handle, cease::OTHER_CONFIGURATION_CHANGE));
+                }
+            }
+            state.config = new.clone();
+            state.originate = Arc::new(new.bgp.originate.iter().copied().collect());
+            state.update_md5();
+        }
+        // New and changed peers start only after the old tasks stopped, so
+        // one address never has two sessions.
+        for (handle, subcode) in stopping {
+            handle.stop(Some(Notification::cease(subcode))).await;
+        }
+        let mut state = self.lock();
+        for (ip, peer) in &new.peers {
+            if !state.peers.contains_key(ip) {
+                state.spawn(peer.clone());
+            }
+        }
+        if !change.global.originate_added.is_empty() || !change.global.originate_removed.is_empty()
+        {
+            let originate = state.originate.clone();
+            for handle in state.peers.values() {
+                let _ = handle
+                    .commands
+                    .try_send(PeerCommand::Originate(originate.clone()));
+            }
+        }
+        tracing::info!(
+            added = change.peers_added.len(),
+            removed = change.peers_removed.len(),
+            restarted = change.peers_changed.len(),
+            unchanged = change.peers_unchanged.len() + change.peers_updated.len(),
+            "configuration reloaded"
+        );
+        Ok(())
+    }
+
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.lock()
+            .peers
+            .values()
+            .map(|h| h.status.borrow().clone())
+            .collect()
+    }
+
+    pub fn peer(&self, address: IpAddr) -> Option<PeerStatus> {
+        self.lock()
+            .peers
+            .get(&address)
+            .map(|h| h.status.borrow().clone())
+    }
+
+    /// A peer's Adj-RIB-In or Adj-RIB-Out; None when no such peer.
+    pub async fn routes(
+        &self,
+        address: IpAddr,
+        side: RibSide,
+        ipv4: Option<bool>,
+    ) -> Option<Vec<(Route, bool)>> {
+        let commands = self.lock().peers.get(&address)?.commands.clone();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        commands
+            .send(PeerCommand::Routes { side, ipv4, reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// The prefixes this speaker originates.
+    pub fn originated(&self) -> Arc<Vec<IpNetwork>> {
+        self.lock().originate.clone()
+    }
+
+    pub fn local_as(&self) -> u32 {
+        self.lock().config.bgp.as_number
+    }
+
+    /// Ends every session with Cease / Administrative Shutdown (RFC 4486,
+    /// with an RFC 8203 message) and stops listening.
+    pub async fn shutdown(&self, message: &str) {
+        let (peers, listener) = {
+            let mut state = self.lock();
+            (std::mem::take(&mut state.peers), state.listener.take())
+        };
+        if let Some((_, task)) = listener {
+            task.abort();
+        }
+        let notification = Notification::administrative_shutdown(message);
+        let stops = peers.values().map(|h| h.stop(Some(notification.clone())));
+        futures_util::future::join_all(stops).await;
+    }
+
+    async fn listen(&self, config: &Config) -> Result<(), SpeakerError> {
+        let old = self.lock().listener.take();
+        if let Some((_, task)) = old {
+            task.abort();
+        }
+        let Some(port) = config.bgp.listen_port else {
+            return Ok(());
+        };
+        let listener = Listener::bind(&config.bgp.listen_addresses, port)
+            .map_err(|source| SpeakerError::Listen { port, source })?;
+        let listener = Arc::new(listener);
+        let task = tokio::spawn(accept_loop(listener.clone(), self.clone()));
+        let mut state = self.lock();
+        state.listener = Some((listener, task));
+        state.update_md5();
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpeakerState> {
+        // A panic while holding the lock leaves plain data behind; carry on.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl SpeakerState {
+    fn spawn(&mut self, peer: PeerConfig) {
+        let handle = peer::spawn(&self.config.bgp, peer.clone(), self.originate.clone());
+        self.peers.insert(peer.address, handle);
+    }
+
+    /// The listening socket must hold each peer's TCP MD5 key, or the
+    /// kernel drops that peer's SYNs (RFC 2385).
+    fn update_md5(&self) {
+        let Some((listener, _)) = &self.listener else {
+            return;
+        };
+        for peer in self.config.peers.values() {
+            let password = peer.password.as_ref().map(|p| p.expose());
+            if let Err(e) = listener.set_md5(peer.address, password) {
+                tracing::error!(peer = %peer.address, error = %e, "cannot set TCP MD5 key");
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
+    loop {
+        let (stream, remote, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ip = peer::unmapped(remote.ip());
+        let commands = speaker.lock().peers.get(&ip).map(|h| h.commands.clone());
+        match commands {
+            Some(commands) => {
+                if commands.try_send(PeerCommand::Incoming(stream)).is_err() {
+                    tracing::warn!(peer = %ip, "peer task busy; connection dropped");
+                }
+            }
+            None => {
+                tracing::info!(%remote, "connection from an address that is not a configured peer; closed")
+            }
+        }
+    }
+}
+
+/// The FSM's view of a peer's configuration.
+pub fn session_config(global: &BgpConfiguration, peer: &PeerConfig) -> SessionConfig {
+    let mut session = SessionConfig::new(global.as_number, global.router_id, peer.as_number);
+    session.hold_time = peer.hold_time;
+    session.keepalive_time = Some(peer.keepalive_time);
+    session.connect_retry = Duration::from_secs(peer.connect_retry_time.into());
+    session.passive = peer.passive;
+    session.families = peer.families.iter().copied().collect();
+    // IPv4 routes over an IPv6 session need IPv6 next hops (RFC 8950).
+    if peer.address.is_ipv6() && peer.families.contains(&Family::IPV4_UNICAST) {
+        session.extended_next_hop = vec![ExtendedNextHop {
+            family: Family::IPV4_UNICAST,
+            next_hop_afi: Afi::IPV6,
+        }];
+    }
+    session
+}

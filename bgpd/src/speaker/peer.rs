@@ -1,0 +1,462 @@
+// One peer's task: it owns the peer's session FSM, its connections (up to
+// two while a collision is being resolved, RFC 4271 §6.8), its Adj-RIB-In
+// and Adj-RIB-Out. It turns socket reads, connect results, timer deadlines
+// and admin commands into FSM events and carries out the FSM's actions.
+// Nothing else touches this state; the admin API sees a published snapshot.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::select_all;
+use ipnetwork::IpNetwork;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::config::{BgpConfiguration, PeerConfig};
+use crate::rib::{AdjRibIn, AdjRibOut, OutboundSession, Route};
+use crate::session::{Action, ConnId, Direction, Event, Session, State};
+use crate::transport::{self, ConnectOptions};
+use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
+use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
+
+use super::connection::{Connection, Incoming};
+use super::status::PeerStatus;
+
+/// Commands queued to a peer's task. Bounded: the admin API and the
+/// speaker wait rather than grow memory.
+const COMMAND_QUEUE: usize = 64;
+/// How long an outgoing TCP connect may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which of a peer's RIBs a route query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RibSide {
+    Received,
+    Advertised,
+}
+
+pub enum PeerCommand {
+    /// A connection from this peer's address, accepted by the listener.
+    Incoming(TcpStream),
+    /// The prefixes this speaker originates changed.
+    Originate(Arc<Vec<IpNetwork>>),
+    Routes {
+        side: RibSide,
+        /// Some(true): IPv4 only; Some(false): IPv6 only.
+        ipv4: Option<bool>,
+        reply: oneshot::Sender<Vec<(Route, bool)>>,
+    },
+    /// Ends the session (sending `notification` if a connection is up) and
+    /// the task.
+    Stop {
+        notification: Option<Notification>,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The speaker's grip on a running peer task.
+pub struct PeerHandle {
+    pub commands: mpsc::Sender<PeerCommand>,
+    pub status: watch::Receiver<PeerStatus>,
+    pub config: PeerConfig,
+}
+
+impl PeerHandle {
+    /// Stops the session and waits for the task to finish sending.
+    pub async fn stop(&self, notification: Option<Notification>) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .commands
+            .send(PeerCommand::Stop { notification, done })
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Starts the task for `peer`.
+pub fn spawn(
+    global: &BgpConfiguration,
+    peer: PeerConfig,
+    originate: Arc<Vec<IpNetwork>>,
+) -> PeerHandle {
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let status = PeerStatus::new(global, &peer);
+    let (status_tx, status_rx) = watch::channel(status);
+    let task = PeerTask::new(global, peer.clone(), originate, status_tx);
+    tokio::spawn(task.run(command_rx));
+    PeerHandle {
+        commands,
+        status: status_rx,
+        config: peer,
+    }
+}
+
+struct PeerTask {
+    peer: PeerConfig,
+    local_as: u32,
+    session: Session,
+    connections: Vec<Connection>,
+    connecting: JoinSet<(ConnId, std::io::Result<TcpStream>)>,
+    established: Option<ConnId>,
+    adj_in: AdjRibIn,
+    adj_out: Option<AdjRibOut>,
+    negotiated_families: Vec<Family>,
+    originate: Arc<Vec<IpNetwork>>,
+    status: watch::Sender<PeerStatus>,
+    stopping: Option<oneshot::Sender<()>>,
+}
+
+impl PeerTask {
+    fn new(
+        global: &BgpConfiguration,
+        peer: PeerConfig,
+        originate: Arc<Vec<IpNetwork>>,
+        status: watch::Sender<PeerStatus>,
+    ) -> PeerTask {
+        PeerTask {
+            session: Session::new(super::session_config(global, &peer)),
+            local_as: global.as_number,
+            peer,
+            connections: Vec::new(),
+            connecting: JoinSet::new(),
+            established: None,
+            adj_in: AdjRibIn::new(global.as_number),
+            adj_out: None,
+            negotiated_families: Vec::new(),
+            originate,
+            status,
+            stopping: None,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<PeerCommand>) {
+        let start = if self.peer.shutdown.is_some() {
+            Vec::new()
+        } else {
+            self.session.handle(Event::Start, Instant::now())
+        };
+        self.execute(start).await;
+        self.publish();
+        loop {
+            let deadline = self.session.next_deadline();
+            let actions = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command).await,
+                    // The speaker dropped us: stop quietly.
+                    None => self.session.handle(Event::Stop { notification: None }, Instant::now()),
+                },
+                Some(joined) = self.connecting.join_next(), if !self.connecting.is_empty() => {
+                    match joined {
+                        Ok((conn, Ok(stream))) => self.connected(conn, stream),
+                        Ok((conn, Err(e))) => {
+                            tracing::debug!(peer = %self.peer.address, error = %e, "connect failed");
+                            self.session.handle(Event::TcpFailed { conn }, Instant::now())
+                        }
+                        Err(_) => Vec::new(),
+                    }
+                }
+                (conn, incoming) = read_any(&mut self.connections) => self.incoming(conn, incoming),
+                _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
+            };
+            self.execute(actions).await;
+            self.publish();
+            if let Some(done) = self.stopping.take() {
+                for conn in self.connections.drain(..) {
+                    conn.close().await;
+                }
+                let _ = done.send(());
+                return;
+            }
+            if commands.is_closed() && self.session.state() == State::Idle {
+                return;
+            }
+        }
+    }
+
+    async fn command(&mut self, command: PeerCommand) -> Vec<Action> {
+        match command {
+            PeerCommand::Incoming(stream) => {
+                if let Err(e) = transport::apply_ttl(&stream, self.peer.ttl) {
+                    tracing::warn!(peer = %self.peer.address, error = %e, "cannot secure accepted connection");
+                    return Vec::new();
+                }
+                let now = Instant::now();
+                let (conn, actions) = self.session.accept_incoming(now);
+                match Connection::new(conn, stream) {
+                    Ok(connection) => {
+                        self.connections.push(connection);
+                        actions
+                    }
+                    Err(_) => self.session.handle(Event::TcpClosed { conn }, now),
+                }
+            }
+            PeerCommand::Originate(prefixes) => {
+                self.originate = prefixes;
+                self.advertise().await;
+                Vec::new()
+            }
+            PeerCommand::Routes { side, ipv4, reply } => {
+                let routes = match side {
+                    RibSide::Received => self.adj_in.routes(ipv4),
+                    RibSide::Advertised => self
+                        .adj_out
+                        .as_ref()
+                        .map(|out| out.routes(ipv4).into_iter().map(|r| (r, true)).collect())
+                        .unwrap_or_default(),
+                };
+                let _ = reply.send(routes);
+                Vec::new()
+            }
+            PeerCommand::Stop { notification, done } => {
+                self.stopping = Some(done);
+                self.session
+                    .handle(Event::Stop { notification }, Instant::now())
+            }
+        }
+    }
+
+    fn connected(&mut self, conn: ConnId, stream: TcpStream) -> Vec<Action> {
+        let now = Instant::now();
+        match Connection::new(conn, stream) {
+            Ok(connection) => {
+                tracing::debug!(peer = %self.peer.address, local = %connection.local, "connected");
+                self.connections.push(connection);
+                let direction = Direction::Outgoing;
+                self.session
+                    .handle(Event::TcpConnected { conn, direction }, now)
+            }
+            Err(_) => self.session.handle(Event::TcpFailed { conn }, now),
+        }
+    }
+
+    fn incoming(&mut self, conn: ConnId, incoming: Incoming) -> Vec<Action> {
+        let now = Instant::now();
+        match incoming {
+            Incoming::Message(message) => {
+                self.session.handle(Event::Message { conn, message }, now)
+            }
+            Incoming::Malformed(error) => {
+                tracing::warn!(peer = %self.peer.address, %error, "malformed message");
+                self.session.handle(
+                    Event::DecodeError {
+                        conn,
+                        notification: error.notification(),
+                    },
+                    now,
+                )
+            }
+            Incoming::Closed => self.session.handle(Event::TcpClosed { conn }, now),
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect { conn } => {
+                    let options = connect_options(&self.peer);
+                    self.connecting
+                        .spawn(async move { (conn, transport::connect(&options).await) });
+                }
+                Action::Send { conn, message } => {
+                    if let Some(c) = self.connection(conn) {
+                        c.send(message).await;
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(i) = self.connections.iter().position(|c| c.id == conn) {
+                        self.connections.swap_remove(i).close().await;
+                    }
+                }
+                Action::SetCodecParams { conn, params } => {
+                    if let Some(i) = self.connections.iter().position(|c| c.id == conn) {
+                        self.connections[i].set_params(params).await;
+                    }
+                }
+                Action::Established { conn, negotiated } => {
+                    self.established = Some(conn);
+                    let Some(local) = self.connection(conn).map(|c| c.local) else {
+                        continue;
+                    };
+                    tracing::info!(peer = %self.peer.address, remote_as = negotiated.remote_as, "session established");
+                    self.negotiated_families = negotiated.families.clone();
+                    self.adj_out = Some(AdjRibOut::new(OutboundSession {
+                        local_as: self.local_as,
+                        ebgp: negotiated.remote_as != self.local_as,
+                        local_address: unmapped(local.ip()),
+                        families: negotiated.families.clone(),
+                        ipv4_over_ipv6: negotiated.extended_next_hop.iter().any(|e| {
+                            e.family == Family::IPV4_UNICAST && e.next_hop_afi == Afi::IPV6
+                        }),
+                        max_message_len: if negotiated.extended_message {
+                            MAX_EXTENDED_MESSAGE_LEN
+                        } else {
+                            MAX_MESSAGE_LEN
+                        },
+                    }));
+                    self.advertise().await;
+                    let eor = self
+                        .adj_out
+                        .as_ref()
+                        .map(|o| o.end_of_rib())
+                        .unwrap_or_default();
+                    self.send_updates(eor).await;
+                }
+                Action::Deliver { message } => self.deliver(message).await,
+                Action::Down { reason } => {
+                    tracing::warn!(peer = %self.peer.address, %reason, "session down");
+                    self.status
+                        .send_modify(|s| s.last_error = reason.to_string());
+                    self.established = None;
+                    self.adj_in.clear();
+                    self.adj_out = None;
+                }
+            }
+        }
+    }
+
+    /// UPDATE and ROUTE-REFRESH from an Established session.
+    async fn deliver(&mut self, message: Message) {
+        match message {
+            Message::Update(update) => {
+                let summary = self.adj_in.apply(&update, &self.negotiated_families);
+                if summary.treated_as_withdraw {
+                    tracing::warn!(peer = %self.peer.address, malformed = ?update.malformed, "UPDATE treated as withdraw (RFC 7606)");
+                }
+            }
+            Message::RouteRefresh(RouteRefresh {
+                family,
+                subtype: RouteRefreshSubtype::Request,
+            }) => self.refresh(family).await,
+            _ => {}
+        }
+    }
+
+    /// RFC 2918: send the family's routes again, framed by BoRR/EoRR when
+    /// enhanced route refresh was negotiated (RFC 7313 §4).
+    async fn refresh(&mut self, family: Family) {
+        let Some(session) = self.session.negotiated().cloned() else {
+            return;
+        };
+        if !session.families.contains(&family) {
+            return;
+        }
+        let Some(out) = self.adj_out.as_mut() else {
+            return;
+        };
+        let mut fresh = AdjRibOut::new(out.session().clone());
+        let ipv4 = family.afi == Afi::IPV4;
+        let prefixes: Vec<IpNetwork> = self
+            .originate
+            .iter()
+            .filter(|p| p.is_ipv4() == ipv4)
+            .copied()
+            .collect();
+        let updates = fresh.sync(&prefixes);
+        let mut messages: Vec<Message> = Vec::new();
+        if session.enhanced_route_refresh {
+            messages.push(Message::RouteRefresh(RouteRefresh {
+                family,
+                subtype: RouteRefreshSubtype::BeginningOfRefresh,
+            }));
+        }
+        messages.extend(updates.into_iter().map(Message::Update));
+        if session.enhanced_route_refresh {
+            messages.push(Message::RouteRefresh(RouteRefresh {
+                family,
+                subtype: RouteRefreshSubtype::EndOfRefresh,
+            }));
+        }
+        for message in messages {
+            self.send_established(message).await;
+        }
+    }
+
+    /// Brings the peer up to date with `originate`.
+    async fn advertise(&mut self) {
+        let Some(out) = self.adj_out.as_mut() else {
+            return;
+        };
+        let updates = out.sync(&self.originate);
+        self.send_updates(updates).await;
+    }
+
+    async fn send_updates(&mut self, updates: Vec<Update>) {
+        for update in updates {
+            self.send_established(Message::Update(update)).await;
+        }
+    }
+
+    /// Sends through the FSM, which drops it unless Established and
+    /// restarts the keepalive timer (RFC 4271 §4.4).
+    async fn send_established(&mut self, message: Message) {
+        for action in self.session.handle(Event::Send { message }, Instant::now()) {
+            if let Action::Send { conn, message } = action
+                && let Some(c) = self.connection(conn)
+            {
+                c.send(message).await;
+            }
+        }
+    }
+
+    fn connection(&self, conn: ConnId) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.id == conn)
+    }
+
+    fn publish(&self) {
+        let established = self
+            .established
+            .and_then(|id| self.connection(id))
+            .map(|c| (c.local, c.remote));
+        let session = &self.session;
+        let adj_in = &self.adj_in;
+        let advertised = self.adj_out.as_ref().map_or(0, AdjRibOut::len);
+        self.status.send_modify(|s| {
+            s.update_from(session, established);
+            s.prefixes_received = adj_in.len() as u64;
+            s.prefixes_accepted = adj_in.accepted() as u64;
+            s.prefixes_advertised = advertised as u64;
+        });
+    }
+}
+
+/// Reads whichever connection has something; never resolves without any.
+async fn read_any(connections: &mut [Connection]) -> (ConnId, Incoming) {
+    if connections.is_empty() {
+        return std::future::pending().await;
+    }
+    let reads = connections.iter_mut().map(|c| {
+        let id = c.id;
+        Box::pin(async move { (id, c.read().await) })
+    });
+    select_all(reads).await.0
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn connect_options(peer: &PeerConfig) -> ConnectOptions {
+    ConnectOptions {
+        source: peer.source_address,
+        md5_password: peer.password.as_ref().map(|p| p.expose().to_string()),
+        ttl: peer.ttl,
+        timeout: CONNECT_TIMEOUT,
+        ..ConnectOptions::new(SocketAddr::new(peer.address, peer.port))
+    }
+}
+
+/// `::ffff:a.b.c.d` from a dual-stack socket is really IPv4.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
