@@ -111,28 +111,20 @@ pub(crate) fn decode_attribute(
         attribute_name(type_code)
     );
     // RFC 7606 §3 c: treat-as-withdraw, except where the attribute's own
-    // rules say otherwise (RFC 6793 §6: AS4_* errors discard the attribute).
-    // An MP attribute is still parsed so its prefixes can be withdrawn.
+    // rules say otherwise: RFC 6793 §6 discards AS4_* attributes, and
+    // RFC 7606 §5.3 resets the session for a malformed MP_REACH/MP_UNREACH
+    // (we do not do AFI/SAFI disable), as FRR does for their flags.
     match type_code {
         attr_type::AS4_PATH | attr_type::AS4_AGGREGATOR => Err(problem(
             ErrorAction::AttributeDiscard,
             subcode::ATTRIBUTE_FLAGS_ERROR,
             reason,
         )),
-        attr_type::MP_REACH_NLRI | attr_type::MP_UNREACH_NLRI => match decoded {
-            Ok(kept)
-            | Err(AttributeProblem {
-                keep: Some(kept), ..
-            }) => Err(AttributeProblem {
-                keep: Some(kept),
-                ..problem(
-                    ErrorAction::TreatAsWithdraw,
-                    subcode::ATTRIBUTE_FLAGS_ERROR,
-                    reason,
-                )
-            }),
-            Err(reset) => Err(reset),
-        },
+        attr_type::MP_REACH_NLRI | attr_type::MP_UNREACH_NLRI => Err(problem(
+            ErrorAction::SessionReset,
+            subcode::ATTRIBUTE_FLAGS_ERROR,
+            reason,
+        )),
         _ => Err(problem(
             ErrorAction::TreatAsWithdraw,
             subcode::ATTRIBUTE_FLAGS_ERROR,

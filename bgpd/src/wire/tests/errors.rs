@@ -407,14 +407,14 @@ fn mp_reach_bad_next_hop_keeps_prefixes_to_withdraw() {
     };
     assert!(reach.next_hops.is_empty());
     assert_eq!(reach.nlri[0].prefix, "2001:db8::/32".parse().unwrap());
-    // Flags error on MP_REACH: treat-as-withdraw, prefixes kept.
+    // Flags error on MP_REACH: session reset (RFC 7606 §5.3), Attribute
+    // Flags Error with the attribute as data.
     let flagged = "c0 0e 0d 0001 01 04 0a000001 00 18 0a0001";
-    let update = malformed(
-        &update_with(&format!("40 01 01 00 40 02 00 {flagged}"), ""),
-        &four_octet(),
+    let message = update_with(&format!("40 01 01 00 40 02 00 {flagged}"), "");
+    assert_eq!(
+        notification_of(&message, &four_octet()),
+        (3, 4, hex(flagged))
     );
-    assert_eq!(single_problem(&update), (14, ErrorAction::TreatAsWithdraw));
-    assert!(matches!(update.attributes[2], PathAttribute::MpReach(_)));
 }
 
 #[test]
