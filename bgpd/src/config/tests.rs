@@ -166,10 +166,8 @@ fn defaults_are_applied() {
     assert_eq!(ebgp.port, 179);
     assert_eq!((ebgp.hold_time, ebgp.keepalive_time), (90, 30));
     assert_eq!(ebgp.ttl, TtlMode::Hops(EBGP_DEFAULT_TTL));
-    assert_eq!(
-        ebgp.families,
-        BTreeSet::from([Family::IPV4_UNICAST, Family::IPV6_UNICAST])
-    );
+    // An IPv4 session carries IPv4 unless told otherwise.
+    assert_eq!(ebgp.families, BTreeSet::from([Family::IPV4_UNICAST]));
     assert!(!ebgp.passive);
     assert_eq!(ebgp.password, None);
     assert_eq!(ebgp.shutdown, None);
@@ -628,7 +626,7 @@ fn diff_session_fields_each_restart() {
         "password: k",
         "passive: true",
         "ebgpMultihop: 2",
-        "families: [ipv4-unicast]",
+        "families: [ipv4-unicast, ipv6-unicast]",
         "port: 1179",
         "sourceAddress: 10.0.1.2",
         "shutdown: true",
