@@ -52,10 +52,10 @@ fn stdout(out: &Output) -> String {
 /// any peer is configured.
 async fn speaker() -> podroute_bgpd::speaker::Speaker {
     let yaml = "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 65000, routerID: 192.0.2.1, listenPort: 0}\n";
-    let config = podroute_bgpd::config::parse(yaml, "test", |_| unreachable!()).unwrap();
+    let config = podroute_bgpd::config::parse(yaml, "test", |_| unreachable!()).expect("config");
     podroute_bgpd::speaker::Speaker::start(config)
         .await
-        .unwrap()
+        .expect("speaker")
 }
 
 async fn serve(path: &Path, router: Router) -> BackgroundServer {

@@ -82,8 +82,8 @@ impl PeerStatus {
         }
         self.established_since = session.established_since();
         self.established_transitions = session.established_transitions();
-        self.received = session.counters().received.clone();
-        self.sent = session.counters().sent.clone();
+        self.received = session.counters().received;
+        self.sent = session.counters().sent;
         (self.local_endpoint, self.remote_endpoint) = match endpoints {
             Some((l, r)) => (Some(l), Some(r)),
             None => (None, None),
