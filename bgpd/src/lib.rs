@@ -1,15 +1,15 @@
 // podroute-bgpd: the per-node BGP speaker. Layers, from the wire up:
-// wire/ (the message codec), session/ (the pure RFC 4271 FSM), transport/
-// (TCP with MD5, GTSM, TTL), config/ (YAML resources and reload diffs),
-// rib/ (Adj-RIB-In and Adj-RIB-Out), speaker/ (one task per peer, the
-// listener, reloads) and admin (the gRPC admin API).
+// wire/ (the message codec), session/ (the pure RFC 4271 FSM, and in
+// session/transport the TCP sockets with MD5, GTSM and TTL), config/ (YAML
+// resources and reload diffs), rib/ (Adj-RIB-In and Adj-RIB-Out), speaker/
+// (one task per peer driving the FSM, the listener, reloads) and admin
+// (the gRPC admin API).
 
 pub mod admin;
 pub mod config;
 pub mod rib;
 pub mod session;
 pub mod speaker;
-pub mod transport;
 pub mod wire;
 
 /// Name this daemon reports in `GetVersion`.

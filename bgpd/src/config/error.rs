@@ -96,7 +96,7 @@ pub enum Problem {
     },
     #[error("password and passwordFile are mutually exclusive")]
     PasswordAndFile,
-    #[error("a TCP MD5 key must be 1 to {max} bytes long, not {len} (RFC 2385, Linux TCP_MD5SIG_MAXKEYLEN)", max = crate::transport::MD5_MAX_KEY_LEN)]
+    #[error("a TCP MD5 key must be 1 to {max} bytes long, not {len} (RFC 2385, Linux TCP_MD5SIG_MAXKEYLEN)", max = crate::session::transport::MD5_MAX_KEY_LEN)]
     PasswordLength { len: usize },
     #[error("cannot read password file {}: {source}", path.display())]
     PasswordFile { path: PathBuf, source: io::Error },

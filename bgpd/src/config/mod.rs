@@ -19,7 +19,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
-use crate::transport::TtlMode;
+use crate::session::transport::TtlMode;
 use crate::wire::Family;
 
 pub use diff::{ConfigChange, GlobalChange, diff};

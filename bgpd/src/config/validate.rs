@@ -15,7 +15,7 @@ use super::{
     BGP_PORT, BgpConfiguration, DEFAULT_CONNECT_RETRY_TIME, DEFAULT_HOLD_TIME, EBGP_DEFAULT_TTL,
     MIN_HOLD_TIME, Password, PeerConfig, Problem, SHUTDOWN_MESSAGE_MAX, Shutdown,
 };
-use crate::transport::{MD5_MAX_KEY_LEN, TtlMode};
+use crate::session::transport::{MD5_MAX_KEY_LEN, TtlMode};
 use crate::wire::Family;
 
 type Invalid = (String, Problem);

@@ -2,7 +2,8 @@
 // connection collision detection (§6.8), OPEN checking and capability
 // negotiation (§6.2, RFC 5492, RFC 6286, RFC 6793), FSM error subcodes
 // (RFC 6608) and Cease subcodes (RFC 4486, RFC 9003). Sans-I/O: events and
-// the current time in, actions out; the TCP driver lives elsewhere.
+// the current time in, actions out. The sockets it is driven over live in
+// session/transport (the one I/O module here) and the driver in speaker/.
 //
 // # How a driver uses it
 //
@@ -54,6 +55,7 @@ mod fsm;
 mod negotiate;
 mod notification;
 mod timers;
+pub mod transport;
 
 pub use config::SessionConfig;
 pub use counters::{MessageCounters, MessageCountersByDirection};

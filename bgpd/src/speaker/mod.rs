@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
 use crate::rib::Route;
 use crate::session::SessionConfig;
-use crate::transport::Listener;
+use crate::session::transport::Listener;
 use crate::wire::iana::notification::cease;
 use crate::wire::{Afi, ExtendedNextHop, Family, Notification};
 

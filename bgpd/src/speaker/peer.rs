@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::config::{BgpConfiguration, PeerConfig};
 use crate::rib::{AdjRibIn, AdjRibOut, OutboundSession, Route};
+use crate::session::transport::{self, ConnectOptions};
 use crate::session::{Action, ConnId, Direction, Event, Session, State};
-use crate::transport::{self, ConnectOptions};
 use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 
