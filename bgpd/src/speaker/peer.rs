@@ -187,6 +187,7 @@ impl PeerTask {
                 }
                 let now = Instant::now();
                 let (conn, actions) = self.session.accept_incoming(now);
+                tracing::debug!(peer = %self.peer.address, conn = conn.0, state = %self.session.state(), "accepted");
                 match Connection::new(conn, stream) {
                     Ok(connection) => {
                         self.connections.push(connection);
@@ -224,7 +225,7 @@ impl PeerTask {
         let now = Instant::now();
         match Connection::new(conn, stream) {
             Ok(connection) => {
-                tracing::debug!(peer = %self.peer.address, local = %connection.local, "connected");
+                tracing::debug!(peer = %self.peer.address, conn = conn.0, local = %connection.local, "connected");
                 self.connections.push(connection);
                 let direction = Direction::Outgoing;
                 self.session
@@ -250,7 +251,13 @@ impl PeerTask {
                     now,
                 )
             }
-            Incoming::Closed => self.session.handle(Event::TcpClosed { conn }, now),
+            Incoming::Closed => {
+                // The FSM emits no Close for a connection reported closed,
+                // and a finished stream would be ready forever: drop it now.
+                self.connections.retain(|c| c.id != conn);
+                tracing::debug!(peer = %self.peer.address, conn = conn.0, "closed by peer");
+                self.session.handle(Event::TcpClosed { conn }, now)
+            }
         }
     }
 
@@ -263,11 +270,13 @@ impl PeerTask {
                         .spawn(async move { (conn, transport::connect(&options).await) });
                 }
                 Action::Send { conn, message } => {
+                    tracing::debug!(peer = %self.peer.address, conn = conn.0, message = kind(&message), "send");
                     if let Some(c) = self.connection(conn) {
                         c.send(message).await;
                     }
                 }
                 Action::Close { conn } => {
+                    tracing::debug!(peer = %self.peer.address, conn = conn.0, "close");
                     if let Some(i) = self.connections.iter().position(|c| c.id == conn) {
                         self.connections.swap_remove(i).close().await;
                     }
@@ -421,6 +430,16 @@ impl PeerTask {
             s.prefixes_accepted = adj_in.accepted() as u64;
             s.prefixes_advertised = advertised as u64;
         });
+    }
+}
+
+fn kind(message: &Message) -> &'static str {
+    match message {
+        Message::Open(_) => "OPEN",
+        Message::Update(_) => "UPDATE",
+        Message::Notification(_) => "NOTIFICATION",
+        Message::Keepalive => "KEEPALIVE",
+        Message::RouteRefresh(_) => "ROUTE-REFRESH",
     }
 }
 
