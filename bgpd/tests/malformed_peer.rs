@@ -7,129 +7,28 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use podroute_proto::admin_socket::connect_unix;
-use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
-use podroute_proto::bgpd::v1::{GetPeerRequest, ListRoutesRequest, Peer, SessionState};
+use podroute_proto::bgpd::v1::SessionState;
 
-const DEADLINE: Duration = Duration::from_secs(15);
+mod loopback;
+
+use loopback::{Bgpd, DEADLINE, free_port, wait_until};
 const OUR_AS: u32 = 65001;
 const PEER_AS: u16 = 65010;
 
-/// The daemon, killed when the test ends; its log printed if the test failed.
-struct Bgpd {
-    child: Child,
-    log: PathBuf,
-    socket: PathBuf,
-    port: u16,
-    _dir: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Drop for Bgpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- podroute-bgpd log ---\n{log}");
-        }
+/// bgpd listening on 127.0.0.1:`port` with passive peers at `peers`.
+fn config(port: u16, peers: &[Ipv4Addr]) -> String {
+    let mut config = format!(
+        "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n  asNumber: {OUR_AS}\n  routerID: 127.0.0.1\n  listenPort: {port}\n  listenAddresses: [127.0.0.1]\n  originate: [10.244.1.0/26]\n"
+    );
+    for (i, peer) in peers.iter().enumerate() {
+        config.push_str(&format!(
+            "---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {{name: raw{i}}}\nspec:\n  peerIP: {peer}\n  asNumber: {PEER_AS}\n  passive: true\n  ebgpMultihop: 255\n"
+        ));
     }
-}
-
-impl Bgpd {
-    /// Starts bgpd listening on 127.0.0.1 with passive peers at `peers`.
-    fn start(peers: &[Ipv4Addr]) -> Bgpd {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut config = format!(
-            "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n  asNumber: {OUR_AS}\n  routerID: 127.0.0.1\n  listenPort: {port}\n  listenAddresses: [127.0.0.1]\n  originate: [10.244.1.0/26]\n"
-        );
-        for (i, peer) in peers.iter().enumerate() {
-            config.push_str(&format!(
-                "---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {{name: raw{i}}}\nspec:\n  peerIP: {peer}\n  asNumber: {PEER_AS}\n  passive: true\n  ebgpMultihop: 255\n"
-            ));
-        }
-        let config_path = dir.path().join("bgpd.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let socket = dir.path().join("bgpd.sock");
-        let log = dir.path().join("bgpd.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_podroute-bgpd"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--admin-socket")
-            .arg(&socket)
-            .args(["--log-level", "debug"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("bgpd.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let bgpd = Bgpd {
-            child,
-            log: dir.path().join("bgpd.err"),
-            socket,
-            port,
-            _dir: dir,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        };
-        wait_until("bgpd's admin socket", || bgpd.socket.exists());
-        bgpd
-    }
-
-    fn peer(&self, address: Ipv4Addr) -> Peer {
-        self.runtime.block_on(async {
-            let channel = connect_unix(&self.socket).await.unwrap();
-            BgpAdminClient::new(channel)
-                .get_peer(GetPeerRequest {
-                    address: address.to_string(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-        })
-    }
-
-    fn received(&self, address: Ipv4Addr) -> Vec<String> {
-        self.runtime.block_on(async {
-            let channel = connect_unix(&self.socket).await.unwrap();
-            BgpAdminClient::new(channel)
-                .list_routes(ListRoutesRequest {
-                    peer: address.to_string(),
-                    ..ListRoutesRequest::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .routes
-                .into_iter()
-                .map(|r| r.prefix)
-                .collect()
-        })
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    config
 }
 
 /// A BGP message: marker, length, type, body (RFC 4271 §4.1).
@@ -295,14 +194,15 @@ fn malformed_messages_get_their_notification_and_other_peers_stay_up() {
     ];
     let mut all = vec![good];
     all.extend_from_slice(&cases);
-    let bgpd = Bgpd::start(&all);
-    let mut healthy = RawPeer::establish(good, bgpd.port);
+    let port = free_port();
+    let bgpd = Bgpd::start(&config(port, &all));
+    let mut healthy = RawPeer::establish(good, port);
     wait_until("the good peer Established", || {
-        bgpd.peer(good).state == i32::from(SessionState::Established)
+        bgpd.peer(good.into()).state == i32::from(SessionState::Established)
     });
 
     // Bad marker: Message Header Error / Connection Not Synchronized.
-    let mut peer = RawPeer::establish(cases[0], bgpd.port);
+    let mut peer = RawPeer::establish(cases[0], port);
     let mut bad = message(KEEPALIVE, &[]);
     bad[3] = 0;
     peer.send(&bad);
@@ -310,7 +210,7 @@ fn malformed_messages_get_their_notification_and_other_peers_stay_up() {
 
     // Bad length: Message Header Error / Bad Message Length, with the
     // length in the data (RFC 4271 §6.1). A KEEPALIVE must be 19 octets.
-    let mut peer = RawPeer::establish(cases[1], bgpd.port);
+    let mut peer = RawPeer::establish(cases[1], port);
     let mut bad = message(KEEPALIVE, &[0, 0]);
     bad[16..18].copy_from_slice(&21u16.to_be_bytes());
     peer.send(&bad);
@@ -323,7 +223,7 @@ fn malformed_messages_get_their_notification_and_other_peers_stay_up() {
     // Bad flags on MP_REACH_NLRI (marked well-known): its RFC 7606 action is
     // session reset, so UPDATE Message Error / Attribute Flags Error with the
     // attribute as data.
-    let mut peer = RawPeer::establish(cases[2], bgpd.port);
+    let mut peer = RawPeer::establish(cases[2], port);
     let mp_reach = [0x40, 14, 5, 0, 1, 1, 0, 0];
     let mut attrs = attributes(0x40, cases[2]);
     attrs.extend_from_slice(&mp_reach);
@@ -335,33 +235,33 @@ fn malformed_messages_get_their_notification_and_other_peers_stay_up() {
     // Bad flags on ORIGIN (marked optional): RFC 7606 §3 treat-as-withdraw.
     // The session stays up and the prefix, announced first with good
     // attributes, is withdrawn.
-    let mut peer = RawPeer::establish(cases[3], bgpd.port);
+    let mut peer = RawPeer::establish(cases[3], port);
     peer.send(&update(&attributes(0x40, cases[3]), &[24, 10, 50, 0]));
     wait_until("10.50.0.0/24 received", || {
-        bgpd.received(cases[3]) == ["10.50.0.0/24"]
+        bgpd.received(cases[3].into()) == ["10.50.0.0/24"]
     });
     peer.send(&update(&attributes(0xc0, cases[3]), &[24, 10, 50, 0]));
     wait_until("10.50.0.0/24 treated as withdrawn", || {
-        bgpd.received(cases[3]).is_empty()
+        bgpd.received(cases[3].into()).is_empty()
     });
     assert_eq!(
-        bgpd.peer(cases[3]).state,
+        bgpd.peer(cases[3].into()).state,
         i32::from(SessionState::Established),
         "treat-as-withdraw keeps the session"
     );
 
     // Truncated NLRI: a /24 with only two octets. The NLRI cannot be
     // parsed, so session reset (RFC 7606 §5.3) with Invalid Network Field.
-    let mut peer = RawPeer::establish(cases[4], bgpd.port);
+    let mut peer = RawPeer::establish(cases[4], port);
     peer.send(&update(&attributes(0x40, cases[4]), &[24, 10, 51]));
     let (code, subcode, _) = peer.notification();
     assert_eq!((code, subcode), (3, 10), "truncated NLRI");
 
     // Every failure above was reported as the session's last error, and the
     // good peer never left Established.
-    let last = bgpd.peer(cases[0]).last_error;
+    let last = bgpd.peer(cases[0].into()).last_error;
     assert!(last.contains("Connection Not Synchronized"), "{last}");
-    let good_peer = bgpd.peer(good);
+    let good_peer = bgpd.peer(good.into());
     assert_eq!(good_peer.state, i32::from(SessionState::Established));
     assert_eq!(good_peer.established_transitions, 1);
     // And it still talks: bgpd answers its KEEPALIVE-driven session.
