@@ -61,9 +61,7 @@ pub use config::SessionConfig;
 pub use counters::{MessageCounters, MessageCountersByDirection};
 pub use fsm::Session;
 pub use negotiate::{Negotiated, build_open};
-pub use notification::{
-    DownReason, NotificationText, admin_shutdown, cease, describe_notification,
-};
+pub use notification::{DownReason, admin_shutdown, cease};
 
 use std::fmt;
 
