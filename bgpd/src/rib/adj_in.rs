@@ -67,11 +67,17 @@ impl AdjRibIn {
         let mut mp_reach = None;
         for attribute in &update.attributes {
             match attribute {
-                PathAttribute::MpUnreach(unreach) => {
+                // Only families we hold: an IPv4 multicast withdrawal must
+                // not remove the unicast route of the same prefix.
+                PathAttribute::MpUnreach(unreach)
+                    if families.contains(&unreach.family)
+                        && unreach.family.safi == Safi::UNICAST =>
+                {
                     for nlri in &unreach.withdrawn {
                         summary.withdrawn += self.remove(nlri);
                     }
                 }
+                PathAttribute::MpUnreach(_) => {}
                 PathAttribute::MpReach(reach) => mp_reach = Some(reach),
                 PathAttribute::NextHop(address) => next_hop = Some(IpAddr::V4(*address)),
                 other => attributes.push(other.clone()),

@@ -321,12 +321,14 @@ impl Session {
         self.reserve(conn);
         // RFC 4486 §4 Connection Rejected: refused before any BGP exchange,
         // so it is not collision resolution (§6.8 needs the peer's OPEN).
-        // Refused while Idle (stopped, or waiting out an idle hold, RFC
-        // 4271 §8.2.2 Idle), while Established (§6.8: the new connection
-        // loses; a peer that restarted is noticed by the hold timer or its
-        // NOTIFICATION), and when the peer already has a connection to us.
+        // Refused while stopped, while Established (§6.8: the new
+        // connection loses; a peer that restarted is noticed by the hold
+        // timer or its NOTIFICATION), and when the peer already has a
+        // connection to us. Not while waiting out an idle hold: the hold
+        // paces our own connects, and two speakers refusing each other's
+        // connections during their holds can stay out of step for ever
+        // (seen between two podroute-bgpd after a reconfiguration).
         let refused = !self.enabled
-            || self.idle_hold.is_some()
             || self
                 .connections
                 .iter()
@@ -337,6 +339,7 @@ impl Session {
             out.push(Action::Close { conn });
             return;
         }
+        self.idle_hold = None;
         self.connections.push(Connection {
             id: conn,
             direction: Direction::Incoming,

@@ -933,7 +933,10 @@ fn a_stable_session_restarts_after_one_second() {
 }
 
 #[test]
-fn a_passive_session_waits_out_the_idle_hold_then_listens() {
+fn an_incoming_connection_ends_the_idle_hold() {
+    // The idle hold paces our own connects; a peer that connects during it
+    // is answered, or two speakers refusing each other in turn could stay
+    // out of step for ever.
     let config = passive_config();
     let (mut session, t0) = replay(config.clone(), vec![(0, start(), vec![])]);
     let (_, actions) = session.accept_incoming(at(t0, 0));
@@ -943,18 +946,16 @@ fn a_passive_session_waits_out_the_idle_hold_then_listens() {
         t0,
         vec![
             (10, closed(1), vec![down(DownReason::ConnectionClosed)]),
-            // Idle for a second: a new connection is refused.
             (
                 20,
                 connected(2, Direction::Incoming),
-                vec![send_notification(2, 6, 5), close(2)],
+                vec![send_open(2, &config)],
             ),
+            // The hold is over: nothing fires when it would have ended.
             (10 + s(1), Input::Poll, vec![]),
         ],
     );
-    assert_eq!(session.state(), State::Active);
-    let (_, actions) = session.accept_incoming(at(t0, s(2)));
-    assert_eq!(actions, vec![send_open(3, &config)]);
+    assert_eq!(session.state(), State::OpenSent);
 }
 
 #[test]

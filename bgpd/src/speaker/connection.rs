@@ -18,6 +18,9 @@ use crate::wire::{BgpCodec, CodecError, CodecParams, DecodeError, Message};
 /// Messages waiting for the socket, per connection. Large enough for a
 /// burst of UPDATEs; when full the session waits for the peer to read.
 const WRITE_QUEUE: usize = 256;
+/// How long a send waits for room in a full queue before the session
+/// gives the peer up as not reading (the hold timer cannot run meanwhile).
+const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long closing waits for queued messages to reach the socket.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -71,10 +74,12 @@ impl Connection {
         }
     }
 
-    /// Queues a message; waits while the queue is full. False when the
-    /// writer has gone (the socket failed).
+    /// Queues a message; waits while the queue is full, but not longer than
+    /// `WRITE_STALL`. False when the writer has gone (the socket failed) or
+    /// the peer stopped reading: the session must then end.
     pub async fn send(&self, message: Message) -> bool {
-        self.writer.send(WriterCommand::Send(message)).await.is_ok()
+        let queued = self.writer.send(WriterCommand::Send(message));
+        matches!(tokio::time::timeout(WRITE_STALL, queued).await, Ok(Ok(())))
     }
 
     /// Switches both directions to what the OPENs negotiated. The reader
@@ -83,7 +88,8 @@ impl Connection {
     /// in order with the messages queued before.
     pub async fn set_params(&mut self, params: CodecParams) {
         self.reader.decoder_mut().set_params(params.clone());
-        let _ = self.writer.send(WriterCommand::Params(params)).await;
+        let queued = self.writer.send(WriterCommand::Params(params));
+        let _ = tokio::time::timeout(WRITE_STALL, queued).await;
     }
 
     /// Flushes queued messages (a NOTIFICATION, usually), then closes the

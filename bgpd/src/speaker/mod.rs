@@ -48,6 +48,7 @@ struct SpeakerState {
     originate: Arc<Vec<IpNetwork>>,
     peers: BTreeMap<IpAddr, PeerHandle>,
     listener: Option<(Arc<Listener>, JoinHandle<()>)>,
+    shutting_down: bool,
 }
 
 impl Speaker {
@@ -61,6 +62,7 @@ impl Speaker {
                     config: config.clone(),
                     peers: BTreeMap::new(),
                     listener: None,
+                    shutting_down: false,
                 }),
             }),
         };
@@ -81,8 +83,13 @@ impl Speaker {
             let state = self.lock();
             config::diff(&state.config, &new)
         };
-        if change.global.rebind_listener {
-            self.listen(&new).await?;
+        if change.global.rebind_listener
+            && let Err(e) = self.listen(&new).await
+        {
+            // Keep serving: back to the addresses that worked.
+            tracing::error!(error = %e, "cannot listen on the new addresses; keeping the old ones");
+            let old = self.lock().config.clone();
+            self.listen(&old).await?;
         }
         let mut stopping = Vec::new();
         {
@@ -95,13 +102,23 @@ impl Speaker {
                 .collect();
             for ip in removed {
                 if let Some(handle) = state.peers.remove(&ip) {
-                    stopping.push((handle, cease::PEER_DECONFIGURED));
+                    stopping.push((handle, Notification::cease(cease::PEER_DECONFIGURED)));
                 }
+                state.remove_md5(ip);
             }
-            for ip in new.peers.keys() {
+            for (ip, peer) in &new.peers {
                 let changed = change.peers_changed.contains(ip);
                 if changed && let Some(handle) = state.peers.remove(ip) {
-                    stopping.push((handle, cease::OTHER_CONFIGURATION_CHANGE));
+                    // Shut down by configuration: say so, with its message
+                    // (RFC 4486, RFC 9003); any other change: RFC 4486's
+                    // Other Configuration Change.
+                    let notification = match &peer.shutdown {
+                        Some(s) if handle.config.shutdown.is_none() => {
+                            Notification::administrative_shutdown(&s.message)
+                        }
+                        _ => Notification::cease(cease::OTHER_CONFIGURATION_CHANGE),
+                    };
+                    stopping.push((handle, notification));
                 }
             }
             state.config = new.clone();
@@ -110,10 +127,13 @@ impl Speaker {
         }
         // New and changed peers start only after the old tasks stopped, so
         // one address never has two sessions.
-        for (handle, subcode) in stopping {
-            handle.stop(Some(Notification::cease(subcode))).await;
+        for (handle, notification) in stopping {
+            handle.stop(Some(notification)).await;
         }
         let mut state = self.lock();
+        if state.shutting_down {
+            return Ok(());
+        }
         for (ip, peer) in &new.peers {
             if !state.peers.contains_key(ip) {
                 state.spawn(peer.clone());
@@ -194,9 +214,13 @@ impl Speaker {
     }
 
     async fn listen(&self, config: &Config) -> Result<(), SpeakerError> {
+        // The old sockets must be closed before the new ones bind the same
+        // port: wait for the accept loop (which holds a reference) to end.
         let old = self.lock().listener.take();
-        if let Some((_, task)) = old {
+        if let Some((listener, task)) = old {
             task.abort();
+            let _ = task.await;
+            drop(listener);
         }
         let Some(port) = config.bgp.listen_port else {
             return Ok(());
@@ -224,6 +248,14 @@ impl SpeakerState {
     fn spawn(&mut self, peer: PeerConfig) {
         let handle = peer::spawn(&self.config.bgp, peer.clone(), self.originate.clone());
         self.peers.insert(peer.address, handle);
+    }
+
+    fn remove_md5(&self, peer: IpAddr) {
+        if let Some((listener, _)) = &self.listener
+            && let Err(e) = listener.set_md5(peer, None)
+        {
+            tracing::warn!(%peer, error = %e, "cannot remove TCP MD5 key");
+        }
     }
 
     /// The listening socket must hold each peer's TCP MD5 key, or the

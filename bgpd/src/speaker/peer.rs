@@ -108,6 +108,9 @@ struct PeerTask {
     negotiated_families: Vec<Family>,
     originate: Arc<Vec<IpNetwork>>,
     status: watch::Sender<PeerStatus>,
+    /// Actions the FSM returned while others were being carried out (a
+    /// write failed mid-way); run right after.
+    pending: Vec<Action>,
     stopping: Option<oneshot::Sender<()>>,
 }
 
@@ -130,6 +133,7 @@ impl PeerTask {
             negotiated_families: Vec::new(),
             originate,
             status,
+            pending: Vec::new(),
             stopping: None,
         }
     }
@@ -164,6 +168,10 @@ impl PeerTask {
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
             };
             self.execute(actions).await;
+            while !self.pending.is_empty() {
+                let more = std::mem::take(&mut self.pending);
+                self.execute(more).await;
+            }
             self.publish();
             if let Some(done) = self.stopping.take() {
                 for conn in self.connections.drain(..) {
@@ -271,9 +279,7 @@ impl PeerTask {
                 }
                 Action::Send { conn, message } => {
                     tracing::debug!(peer = %self.peer.address, conn = conn.0, message = kind(&message), "send");
-                    if let Some(c) = self.connection(conn) {
-                        c.send(message).await;
-                    }
+                    self.transmit(conn, message).await;
                 }
                 Action::Close { conn } => {
                     tracing::debug!(peer = %self.peer.address, conn = conn.0, "close");
@@ -404,12 +410,29 @@ impl PeerTask {
     /// restarts the keepalive timer (RFC 4271 §4.4).
     async fn send_established(&mut self, message: Message) {
         for action in self.session.handle(Event::Send { message }, Instant::now()) {
-            if let Action::Send { conn, message } = action
-                && let Some(c) = self.connection(conn)
-            {
-                c.send(message).await;
+            if let Action::Send { conn, message } = action {
+                self.transmit(conn, message).await;
             }
         }
+    }
+
+    /// Writes to one connection; a write that fails or stalls ends the
+    /// connection as if the peer had closed it, and the FSM learns so.
+    async fn transmit(&mut self, conn: ConnId, message: Message) {
+        let Some(c) = self.connection(conn) else {
+            return;
+        };
+        if c.send(message).await {
+            return;
+        }
+        tracing::warn!(peer = %self.peer.address, conn = conn.0, "write failed or peer not reading; closing");
+        if let Some(i) = self.connections.iter().position(|c| c.id == conn) {
+            drop(self.connections.swap_remove(i));
+        }
+        let actions = self
+            .session
+            .handle(Event::TcpClosed { conn }, Instant::now());
+        self.pending.extend(actions);
     }
 
     fn connection(&self, conn: ConnId) -> Option<&Connection> {
