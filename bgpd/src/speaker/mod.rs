@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
@@ -45,7 +46,8 @@ struct Shared {
 
 struct SpeakerState {
     config: Config,
-    originate: Arc<Vec<IpNetwork>>,
+    /// Every peer task watches it.
+    originate: watch::Sender<Arc<Vec<IpNetwork>>>,
     peers: BTreeMap<IpAddr, PeerHandle>,
     listener: Option<(Arc<Listener>, JoinHandle<()>)>,
     shutting_down: bool,
@@ -58,7 +60,7 @@ impl Speaker {
         let speaker = Speaker {
             shared: Arc::new(Shared {
                 state: Mutex::new(SpeakerState {
-                    originate: Arc::new(config.bgp.originate.iter().copied().collect()),
+                    originate: watch::Sender::new(originated(&config)),
                     config: config.clone(),
                     peers: BTreeMap::new(),
                     listener: None,
@@ -94,13 +96,7 @@ impl Speaker {
         let mut stopping = Vec::new();
         {
             let mut state = self.lock();
-            let removed: Vec<IpAddr> = state
-                .peers
-                .keys()
-                .filter(|ip| !new.peers.contains_key(ip))
-                .copied()
-                .collect();
-            for ip in removed {
+            for &ip in &change.peers_removed {
                 if let Some(handle) = state.peers.remove(&ip) {
                     stopping.push((handle, Notification::cease(cease::PEER_DECONFIGURED)));
                 }
@@ -122,7 +118,6 @@ impl Speaker {
                 }
             }
             state.config = new.clone();
-            state.originate = Arc::new(new.bgp.originate.iter().copied().collect());
             state.update_md5();
         }
         // New and changed peers start only after the old tasks stopped, so
@@ -141,12 +136,7 @@ impl Speaker {
         }
         if !change.global.originate_added.is_empty() || !change.global.originate_removed.is_empty()
         {
-            let originate = state.originate.clone();
-            for handle in state.peers.values() {
-                let _ = handle
-                    .commands
-                    .try_send(PeerCommand::Originate(originate.clone()));
-            }
+            state.originate.send_replace(originated(&new));
         }
         tracing::info!(
             added = change.peers_added.len(),
@@ -191,7 +181,7 @@ impl Speaker {
 
     /// The prefixes this speaker originates.
     pub fn originated(&self) -> Arc<Vec<IpNetwork>> {
-        self.lock().originate.clone()
+        self.lock().originate.borrow().clone()
     }
 
     pub fn local_as(&self) -> u32 {
@@ -246,7 +236,7 @@ impl Speaker {
 
 impl SpeakerState {
     fn spawn(&mut self, peer: PeerConfig) {
-        let handle = peer::spawn(&self.config.bgp, peer.clone(), self.originate.clone());
+        let handle = peer::spawn(&self.config.bgp, peer.clone(), self.originate.subscribe());
         self.peers.insert(peer.address, handle);
     }
 
@@ -283,7 +273,8 @@ async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
                 continue;
             }
         };
-        let ip = peer::unmapped(remote.ip());
+        // Listeners are IPv6-only, so an IPv4 peer never shows as mapped.
+        let ip = remote.ip();
         let commands = speaker.lock().peers.get(&ip).map(|h| h.commands.clone());
         match commands {
             Some(commands) => {
@@ -296,6 +287,10 @@ async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
             }
         }
     }
+}
+
+fn originated(config: &Config) -> Arc<Vec<IpNetwork>> {
+    Arc::new(config.bgp.originate.iter().copied().collect())
 }
 
 /// The FSM's view of a peer's configuration.

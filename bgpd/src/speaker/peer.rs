@@ -4,7 +4,7 @@
 // and admin commands into FSM events and carries out the FSM's actions.
 // Nothing else touches this state; the admin API sees a published snapshot.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,6 @@ pub enum RibSide {
 pub enum PeerCommand {
     /// A connection from this peer's address, accepted by the listener.
     Incoming(TcpStream),
-    /// The prefixes this speaker originates changed.
-    Originate(Arc<Vec<IpNetwork>>),
     Routes {
         side: RibSide,
         /// Some(true): IPv4 only; Some(false): IPv6 only.
@@ -82,7 +80,7 @@ impl PeerHandle {
 pub fn spawn(
     global: &BgpConfiguration,
     peer: PeerConfig,
-    originate: Arc<Vec<IpNetwork>>,
+    originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let status = PeerStatus::new(global, &peer);
@@ -102,11 +100,11 @@ struct PeerTask {
     session: Session,
     connections: Vec<Connection>,
     connecting: JoinSet<(ConnId, std::io::Result<TcpStream>)>,
-    established: Option<ConnId>,
     adj_in: AdjRibIn,
     adj_out: Option<AdjRibOut>,
-    negotiated_families: Vec<Family>,
-    originate: Arc<Vec<IpNetwork>>,
+    /// What the speaker originates; a watch, so a change is never lost
+    /// while the task is busy.
+    originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
     status: watch::Sender<PeerStatus>,
     /// Actions the FSM returned while others were being carried out (a
     /// write failed mid-way); run right after.
@@ -118,7 +116,7 @@ impl PeerTask {
     fn new(
         global: &BgpConfiguration,
         peer: PeerConfig,
-        originate: Arc<Vec<IpNetwork>>,
+        originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
         status: watch::Sender<PeerStatus>,
     ) -> PeerTask {
         PeerTask {
@@ -127,10 +125,8 @@ impl PeerTask {
             peer,
             connections: Vec::new(),
             connecting: JoinSet::new(),
-            established: None,
             adj_in: AdjRibIn::new(global.as_number),
             adj_out: None,
-            negotiated_families: Vec::new(),
             originate,
             status,
             pending: Vec::new(),
@@ -165,6 +161,10 @@ impl PeerTask {
                     }
                 }
                 (conn, incoming) = read_any(&mut self.connections) => self.incoming(conn, incoming),
+                Ok(()) = self.originate.changed() => {
+                    self.advertise().await;
+                    Vec::new()
+                }
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
             };
             self.execute(actions).await;
@@ -203,11 +203,6 @@ impl PeerTask {
                     }
                     Err(_) => self.session.handle(Event::TcpClosed { conn }, now),
                 }
-            }
-            PeerCommand::Originate(prefixes) => {
-                self.originate = prefixes;
-                self.advertise().await;
-                Vec::new()
             }
             PeerCommand::Routes { side, ipv4, reply } => {
                 let routes = match side {
@@ -293,16 +288,14 @@ impl PeerTask {
                     }
                 }
                 Action::Established { conn, negotiated } => {
-                    self.established = Some(conn);
                     let Some(local) = self.connection(conn).map(|c| c.local) else {
                         continue;
                     };
                     tracing::info!(peer = %self.peer.address, remote_as = negotiated.remote_as, "session established");
-                    self.negotiated_families = negotiated.families.clone();
                     self.adj_out = Some(AdjRibOut::new(OutboundSession {
                         local_as: self.local_as,
                         ebgp: negotiated.remote_as != self.local_as,
-                        local_address: unmapped(local.ip()),
+                        local_address: local.ip(),
                         families: negotiated.families.clone(),
                         ipv4_over_ipv6: negotiated.extended_next_hop.iter().any(|e| {
                             e.family == Family::IPV4_UNICAST && e.next_hop_afi == Afi::IPV6
@@ -326,7 +319,6 @@ impl PeerTask {
                     tracing::warn!(peer = %self.peer.address, %reason, "session down");
                     self.status
                         .send_modify(|s| s.last_error = reason.to_string());
-                    self.established = None;
                     self.adj_in.clear();
                     self.adj_out = None;
                 }
@@ -338,7 +330,8 @@ impl PeerTask {
     async fn deliver(&mut self, message: Message) {
         match message {
             Message::Update(update) => {
-                let summary = self.adj_in.apply(&update, &self.negotiated_families);
+                let families = self.session.negotiated().map_or(&[][..], |n| &n.families);
+                let summary = self.adj_in.apply(&update, families);
                 if summary.treated_as_withdraw {
                     tracing::warn!(peer = %self.peer.address, malformed = ?update.malformed, "UPDATE treated as withdraw (RFC 7606)");
                 }
@@ -367,6 +360,7 @@ impl PeerTask {
         let ipv4 = family.afi == Afi::IPV4;
         let prefixes: Vec<IpNetwork> = self
             .originate
+            .borrow()
             .iter()
             .filter(|p| p.is_ipv4() == ipv4)
             .copied()
@@ -396,7 +390,7 @@ impl PeerTask {
         let Some(out) = self.adj_out.as_mut() else {
             return;
         };
-        let updates = out.sync(&self.originate);
+        let updates = out.sync(&self.originate.borrow_and_update());
         self.send_updates(updates).await;
     }
 
@@ -441,7 +435,8 @@ impl PeerTask {
 
     fn publish(&self) {
         let established = self
-            .established
+            .session
+            .established_conn()
             .and_then(|id| self.connection(id))
             .map(|c| (c.local, c.remote));
         let session = &self.session;
@@ -492,13 +487,5 @@ fn connect_options(peer: &PeerConfig) -> ConnectOptions {
         ttl: peer.ttl,
         timeout: CONNECT_TIMEOUT,
         ..ConnectOptions::new(SocketAddr::new(peer.address, peer.port))
-    }
-}
-
-/// `::ffff:a.b.c.d` from a dual-stack socket is really IPv4.
-pub fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
