@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::wire::{AsSegment, Nlri, Origin, PathAttribute};
 
 /// The attributes of a path, shared by every prefix announced with them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PathAttributes {
     /// Every attribute except NEXT_HOP, MP_REACH_NLRI and MP_UNREACH_NLRI,
     /// in the order received.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::family::Family;
 use super::message::Nlri;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathAttribute {
     Origin(Origin),
     AsPath(AsPath),
@@ -75,7 +75,7 @@ pub struct LargeCommunity {
 }
 
 /// RFC 4760 §3 MP_REACH_NLRI.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MpReach {
     pub family: Family,
     /// One address, or for IPv6 a global and a link-local one (RFC 2545
@@ -85,7 +85,7 @@ pub struct MpReach {
 }
 
 /// RFC 4760 §4 MP_UNREACH_NLRI.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MpUnreach {
     pub family: Family,
     pub withdrawn: Vec<Nlri>,
@@ -93,7 +93,7 @@ pub struct MpUnreach {
 
 /// An attribute as it was on the wire (extended-length flag aside, which
 /// the encoder sets from the value's length).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RawAttribute {
     pub flags: u8,
     pub type_code: u8,
