@@ -4,6 +4,8 @@
 
 pub mod adj_in;
 pub mod adj_out;
+pub mod attrs;
+pub mod best_path;
 pub mod route;
 
 pub use adj_in::{AdjRibIn, UpdateSummary};

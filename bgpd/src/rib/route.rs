@@ -48,4 +48,59 @@ impl PathAttributes {
             })
         })
     }
+
+    pub fn local_pref(&self) -> Option<u32> {
+        self.attributes.iter().find_map(|a| match a {
+            PathAttribute::LocalPref(v) => Some(*v),
+            _ => None,
+        })
+    }
+
+    pub fn med(&self) -> Option<u32> {
+        self.attributes.iter().find_map(|a| match a {
+            PathAttribute::MultiExitDisc(v) => Some(*v),
+            _ => None,
+        })
+    }
+
+    pub fn originator_id(&self) -> Option<std::net::Ipv4Addr> {
+        self.attributes.iter().find_map(|a| match a {
+            PathAttribute::OriginatorId(v) => Some(*v),
+            _ => None,
+        })
+    }
+
+    pub fn cluster_list_len(&self) -> usize {
+        self.attributes
+            .iter()
+            .find_map(|a| match a {
+                PathAttribute::ClusterList(v) => Some(v.len()),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// RFC 4271 §9.1.2.2 (a): an AS_SET counts as one, whatever its size.
+    pub fn as_path_len(&self) -> usize {
+        self.as_path().map_or(0, |p| {
+            p.segments
+                .iter()
+                .map(|s| match s {
+                    AsSegment::Sequence(v) => v.len(),
+                    AsSegment::Set(_) => 1,
+                })
+                .sum()
+        })
+    }
+
+    /// The AS the path entered through: the first AS of the AS_PATH
+    /// (RFC 4271 §9.1.2.2 (c)); None for a path from our own AS.
+    pub fn neighbour_as(&self) -> Option<u32> {
+        self.as_path()
+            .and_then(|p| p.segments.first())
+            .and_then(|s| match s {
+                AsSegment::Sequence(v) => v.first().copied(),
+                AsSegment::Set(_) => None,
+            })
+    }
 }
