@@ -149,16 +149,14 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>) -> (Ordering, Step) {
         .unwrap_or((Ordering::Equal, Step::Equal))
 }
 
-/// Orders `candidates` best first and returns how many lead as ECMP
-/// paths (at least 1 when any exist, at most `max_paths`). The order is a
-/// total one, so it does not depend on the input order: the winner of each
-/// neighbouring AS (with MED) is found first, the winners compete without
-/// MED, and the rest follow by the same order without MED.
-pub fn rank(candidates: &mut [Candidate<'_>], max_paths: usize) -> usize {
-    if candidates.is_empty() {
-        return 0;
-    }
-    let best = (0..candidates.len())
+/// Ranks `candidates`: their indexes best first, and how many lead as
+/// ECMP paths (at least 1 when any exist, at most `max_paths`). The order
+/// is a total one, so it does not depend on the input order: the winner of
+/// each neighbouring AS (with MED) is found first, the winners compete
+/// without MED, the winner's ECMP partners follow, then the rest, both by
+/// the same order without MED.
+pub fn rank(candidates: &[Candidate<'_>], max_paths: usize) -> (Vec<usize>, usize) {
+    let Some(best) = (0..candidates.len())
         .filter(|&i| {
             // A neighbouring AS's winner: no path of the same AS beats it.
             let c = &candidates[i];
@@ -168,18 +166,23 @@ pub fn rank(candidates: &mut [Candidate<'_>], max_paths: usize) -> usize {
                 .all(|o| o.key(true) >= c.key(true))
         })
         .min_by_key(|&i| candidates[i].key(false))
-        .unwrap_or(0);
-    candidates.swap(0, best);
-    candidates[1..].sort_by_key(|c| c.key(false));
-    let (first, rest) = candidates.split_at_mut(1);
-    let best = first[0];
-    // ECMP partners first among the rest, keeping their relative order.
-    rest.sort_by_key(|c| !compare(&best, c).1.multipath());
-    1 + rest
+    else {
+        return (Vec::new(), 0);
+    };
+    let winner = &candidates[best];
+    let mut rest: Vec<usize> = (0..candidates.len()).filter(|&i| i != best).collect();
+    rest.sort_by_key(|&i| {
+        let partner = compare(winner, &candidates[i]).1.multipath();
+        (!partner, candidates[i].key(false))
+    });
+    let partners = rest
         .iter()
-        .take_while(|c| compare(&best, c).1.multipath())
-        .count()
-        .min(max_paths.saturating_sub(1))
+        .take_while(|&&i| compare(winner, &candidates[i]).1.multipath())
+        .count();
+    let mut order = Vec::with_capacity(candidates.len());
+    order.push(best);
+    order.extend(rest);
+    (order, 1 + partners.min(max_paths.saturating_sub(1)))
 }
 
 #[cfg(test)]

@@ -328,14 +328,14 @@ fn as_set_counts_as_one() {
 
 fn rank_of(paths: &[P], max_paths: usize) -> (Vec<u8>, usize) {
     let built: Vec<_> = paths.iter().map(P::build).collect();
-    let mut candidates: Vec<Candidate<'_>> = built
+    let candidates: Vec<Candidate<'_>> = built
         .iter()
         .map(|(attrs, source)| Candidate { attrs, source })
         .collect();
-    let n = rank(&mut candidates, max_paths);
-    let order = candidates
+    let (ranked, n) = rank(&candidates, max_paths);
+    let order = ranked
         .iter()
-        .map(|c| match c.source.address {
+        .map(|&i| match candidates[i].source.address {
             IpAddr::V4(a) => a.octets()[3],
             IpAddr::V6(_) => 0,
         })
