@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod fib;
 pub mod rib;
 pub mod session;
 pub mod speaker;

@@ -7,6 +7,7 @@ pub mod adj_out;
 pub mod attrs;
 pub mod best_path;
 pub mod loc_rib;
+pub mod policy;
 pub mod route;
 
 pub use adj_in::{AdjRibIn, UpdateSummary};
