@@ -1,24 +1,18 @@
-// Adj-RIB-Out for one established session: which originated prefixes we
-// advertise to the peer, with which attributes (RFC 4271 §5.1: ORIGIN,
-// AS_PATH with our AS prepended toward eBGP peers, NEXT_HOP = our end of
-// the session, LOCAL_PREF toward iBGP peers), and the UPDATEs that move the
-// peer from what it has to what it should have. IPv4 over an IPv6 session
-// goes in MP_REACH_NLRI with an IPv6 next hop (RFC 8950).
+// Adj-RIB-Out for one established session (RFC 4271 §3.2, §9.2): what we
+// advertised to the peer, what should change, and the UPDATEs that carry
+// the change, prefixes with the same attributes packed together up to the
+// peer's message size. IPv4 over an IPv6 session goes in MP_REACH_NLRI
+// with an IPv6 next hop (RFC 8950). Attributes come from rib/export.rs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
-use crate::wire::{
-    AsPath, AsSegment, Family, MpReach, MpUnreach, Nlri, Origin, PathAttribute, Update,
-};
+use crate::wire::{Family, MpReach, MpUnreach, Nlri, PathAttribute, Update};
 
 use super::route::{PathAttributes, Route};
-
-/// RFC 4271 §5.1.5: the LOCAL_PREF we send iBGP peers (the common default).
-pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
 /// Room left in a message for everything but the NLRI: header, the two
 /// length fields, and our few attributes with MP_REACH's next hops.
@@ -43,7 +37,9 @@ pub struct OutboundSession {
 #[derive(Debug, Clone)]
 pub struct AdjRibOut {
     session: OutboundSession,
-    advertised: BTreeMap<IpNetwork, Arc<PathAttributes>>,
+    advertised: HashMap<IpNetwork, Arc<PathAttributes>, foldhash::fast::RandomState>,
+    /// Changes not yet turned into UPDATEs; None withdraws.
+    pending: BTreeMap<IpNetwork, Option<Arc<PathAttributes>>>,
 }
 
 /// How a prefix travels to this peer.
@@ -59,63 +55,84 @@ impl AdjRibOut {
     pub fn new(session: OutboundSession) -> AdjRibOut {
         AdjRibOut {
             session,
-            advertised: BTreeMap::new(),
+            advertised: HashMap::default(),
+            pending: BTreeMap::new(),
         }
     }
 
-    /// The UPDATEs that bring the peer from what we advertised so far to
-    /// `originate` (prefixes it cannot carry are left out), and records
-    /// the new state.
-    pub fn sync(&mut self, originate: &[IpNetwork]) -> Vec<Update> {
-        let mut wanted: BTreeMap<IpNetwork, Arc<PathAttributes>> = BTreeMap::new();
-        let mut shared: BTreeMap<Carrier, Arc<PathAttributes>> = BTreeMap::new();
-        for prefix in originate {
-            let Some(carrier) = self.carrier(prefix) else {
-                continue;
-            };
-            let Some(next_hops) = self.next_hops(prefix) else {
-                continue;
-            };
-            let path = shared
-                .entry(carrier)
-                .or_insert_with(|| Arc::new(self.path(next_hops)))
-                .clone();
-            wanted.insert(*prefix, path);
+    /// Records what the peer should have for `prefix` (None: nothing).
+    /// Prefixes the session cannot carry are ignored.
+    pub fn set(&mut self, prefix: IpNetwork, attrs: Option<Arc<PathAttributes>>) {
+        if self.carrier(&prefix).is_none() {
+            return;
         }
+        let unchanged = match (&attrs, self.advertised.get(&prefix)) {
+            (Some(new), Some(old)) => Arc::ptr_eq(new, old) || new == old,
+            (None, None) => true,
+            _ => false,
+        };
+        if unchanged {
+            self.pending.remove(&prefix);
+        } else {
+            self.pending.insert(prefix, attrs);
+        }
+    }
 
-        let mut announce: BTreeMap<Carrier, Vec<Nlri>> = BTreeMap::new();
+    /// The UPDATEs for every change recorded since the last call
+    /// (withdrawals first), and records them as advertised.
+    pub fn take_updates(&mut self) -> Vec<Update> {
+        // Keyed by the interned set's address: equal sets are one set.
+        type Group = (Arc<PathAttributes>, Vec<Nlri>);
+        let mut announce: BTreeMap<(Carrier, *const PathAttributes), Group> = BTreeMap::new();
         let mut withdraw: BTreeMap<Carrier, Vec<Nlri>> = BTreeMap::new();
-        for (prefix, path) in &wanted {
-            if self.advertised.get(prefix) != Some(path)
-                && let Some(carrier) = self.carrier(prefix)
-            {
-                announce.entry(carrier).or_default().push(nlri(*prefix));
+        for (prefix, attrs) in std::mem::take(&mut self.pending) {
+            let Some(carrier) = self.carrier(&prefix) else {
+                continue;
+            };
+            match attrs {
+                Some(attrs) => {
+                    announce
+                        .entry((carrier, Arc::as_ptr(&attrs)))
+                        .or_insert_with(|| (attrs.clone(), Vec::new()))
+                        .1
+                        .push(nlri(prefix));
+                    self.advertised.insert(prefix, attrs);
+                }
+                None => {
+                    if self.advertised.remove(&prefix).is_some() {
+                        withdraw.entry(carrier).or_default().push(nlri(prefix));
+                    }
+                }
             }
         }
-        for prefix in self.advertised.keys() {
-            if !wanted.contains_key(prefix)
-                && let Some(carrier) = self.carrier(prefix)
-            {
-                withdraw.entry(carrier).or_default().push(nlri(*prefix));
-            }
-        }
-
         let mut updates = Vec::new();
         for (carrier, prefixes) in withdraw {
             for chunk in self.chunks(&prefixes) {
                 updates.push(withdrawal(carrier, chunk.to_vec()));
             }
         }
-        for (carrier, prefixes) in announce {
-            let Some(path) = shared.get(&carrier) else {
-                continue;
-            };
+        for ((carrier, _), (path, prefixes)) in announce {
             for chunk in self.chunks(&prefixes) {
-                updates.push(announcement(carrier, path, chunk.to_vec()));
+                updates.push(announcement(carrier, &path, chunk.to_vec()));
             }
         }
-        self.advertised = wanted;
         updates
+    }
+
+    /// Everything advertised of one address family again (the peer asked
+    /// for a route refresh, RFC 2918).
+    pub fn readvertise(&mut self, ipv4: bool) -> Vec<Update> {
+        let again: Vec<(IpNetwork, Arc<PathAttributes>)> = self
+            .advertised
+            .iter()
+            .filter(|(p, _)| p.is_ipv4() == ipv4)
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for (prefix, attrs) in again {
+            self.advertised.remove(&prefix);
+            self.pending.insert(prefix, Some(attrs));
+        }
+        self.take_updates()
     }
 
     /// End-of-RIB markers (RFC 4724 §2), one per negotiated family, sent
@@ -142,14 +159,29 @@ impl AdjRibOut {
 
     /// What we advertise, optionally of one address family.
     pub fn routes(&self, ipv4: Option<bool>) -> Vec<Route> {
-        self.advertised
+        let mut routes: Vec<Route> = self
+            .advertised
             .iter()
             .filter(|(p, _)| ipv4.is_none_or(|v4| p.is_ipv4() == v4))
             .map(|(p, path)| Route {
                 nlri: nlri(*p),
                 path: path.clone(),
             })
-            .collect()
+            .collect();
+        routes.sort_by_key(|r| r.nlri.prefix);
+        routes
+    }
+
+    /// Our session address as next hop for `prefix`; for IPv6 prefixes over
+    /// an IPv4 session, its IPv4-mapped form (RFC 4291 §2.5.5.2), as FRR
+    /// and BIRD send. None when the session cannot carry the prefix.
+    pub fn self_next_hops(&self, prefix: &IpNetwork) -> Option<Vec<IpAddr>> {
+        self.carrier(prefix)?;
+        match (prefix, self.session.local_address) {
+            (IpNetwork::V6(_), IpAddr::V4(v4)) => Some(vec![IpAddr::V6(v4.to_ipv6_mapped())]),
+            (IpNetwork::V4(_), IpAddr::V6(v6)) if v6 == Ipv6Addr::UNSPECIFIED => None,
+            (_, local) => Some(vec![local]),
+        }
     }
 
     fn carrier(&self, prefix: &IpNetwork) -> Option<Carrier> {
@@ -168,33 +200,6 @@ impl AdjRibOut {
                 Some(Carrier::Mp(Family::IPV6_UNICAST))
             }
             _ => None,
-        }
-    }
-
-    /// Our session address; for IPv6 prefixes over an IPv4 session, its
-    /// IPv4-mapped form (RFC 4291 §2.5.5.2), as FRR and BIRD send.
-    fn next_hops(&self, prefix: &IpNetwork) -> Option<Vec<IpAddr>> {
-        match (prefix, self.session.local_address) {
-            (IpNetwork::V6(_), IpAddr::V4(v4)) => Some(vec![IpAddr::V6(v4.to_ipv6_mapped())]),
-            (IpNetwork::V4(_), IpAddr::V6(v6)) if v6 == Ipv6Addr::UNSPECIFIED => None,
-            (_, local) => Some(vec![local]),
-        }
-    }
-
-    fn path(&self, next_hops: Vec<IpAddr>) -> PathAttributes {
-        let mut attributes = vec![PathAttribute::Origin(Origin::Igp)];
-        let segments = if self.session.ebgp {
-            vec![AsSegment::Sequence(vec![self.session.local_as])]
-        } else {
-            Vec::new()
-        };
-        attributes.push(PathAttribute::AsPath(AsPath { segments }));
-        if !self.session.ebgp {
-            attributes.push(PathAttribute::LocalPref(DEFAULT_LOCAL_PREF));
-        }
-        PathAttributes {
-            attributes,
-            next_hops,
         }
     }
 
@@ -274,9 +279,46 @@ fn withdrawal(carrier: Carrier, prefixes: Vec<Nlri>) -> Update {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::rib::attrs::AttrInterner;
+    use crate::rib::export::{ExportTarget, Learned, export};
+    use crate::wire::{AsPath, AsSegment, Origin};
+
+    impl AdjRibOut {
+        /// Advertises exactly `originate`, as our own prefixes.
+        fn sync(&mut self, originate: &[IpNetwork]) -> Vec<Update> {
+            let mut interner = AttrInterner::new();
+            let wanted: BTreeSet<IpNetwork> = originate.iter().copied().collect();
+            let gone: Vec<IpNetwork> = self
+                .advertised
+                .keys()
+                .filter(|p| !wanted.contains(p))
+                .copied()
+                .collect();
+            for p in gone {
+                self.set(p, None);
+            }
+            let local = PathAttributes {
+                attributes: vec![PathAttribute::Origin(Origin::Igp)],
+                next_hops: vec![],
+            };
+            for p in &wanted {
+                let target = ExportTarget {
+                    local_as: self.session.local_as,
+                    ebgp: self.session.ebgp,
+                    self_next_hops: self.self_next_hops(p),
+                    next_hop_self: self.session.ebgp,
+                    policy: None,
+                };
+                let attrs = export(&target, p, &local, Learned::Local);
+                self.set(*p, attrs.map(|a| interner.intern_owned(a)));
+            }
+            self.take_updates()
+        }
+    }
 
     fn session(local: &str, ebgp: bool) -> OutboundSession {
         OutboundSession {

@@ -140,7 +140,10 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>) -> (Ordering, Step) {
         (ka.med.cmp(&kb.med), Step::Med),
         (ka.ibgp.cmp(&kb.ibgp), Step::Ebgp),
         (ka.router_id.cmp(&kb.router_id), Step::RouterId),
-        (ka.cluster_list_len.cmp(&kb.cluster_list_len), Step::ClusterList),
+        (
+            ka.cluster_list_len.cmp(&kb.cluster_list_len),
+            Step::ClusterList,
+        ),
         (ka.address.cmp(&kb.address), Step::PeerAddress),
     ];
     steps

@@ -127,16 +127,14 @@ impl LocRib {
         let paths = match prefix {
             IpNetwork::V4(p) => {
                 let slot = self.v4.entry(p);
-                if path.is_none() && matches!(slot, std::collections::hash_map::Entry::Vacant(_))
-                {
+                if path.is_none() && matches!(slot, std::collections::hash_map::Entry::Vacant(_)) {
                     return None;
                 }
                 slot.or_default()
             }
             IpNetwork::V6(p) => {
                 let slot = self.v6.entry(p);
-                if path.is_none() && matches!(slot, std::collections::hash_map::Entry::Vacant(_))
-                {
+                if path.is_none() && matches!(slot, std::collections::hash_map::Entry::Vacant(_)) {
                     return None;
                 }
                 slot.or_default()
@@ -228,8 +226,14 @@ impl LocRib {
 
     /// Every prefix with its paths, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (IpNetwork, &[Path])> {
-        let v4 = self.v4.iter().map(|(p, v)| (IpNetwork::V4(*p), v.as_slice()));
-        let v6 = self.v6.iter().map(|(p, v)| (IpNetwork::V6(*p), v.as_slice()));
+        let v4 = self
+            .v4
+            .iter()
+            .map(|(p, v)| (IpNetwork::V4(*p), v.as_slice()));
+        let v6 = self
+            .v6
+            .iter()
+            .map(|(p, v)| (IpNetwork::V6(*p), v.as_slice()));
         v4.chain(v6)
     }
 

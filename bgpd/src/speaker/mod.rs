@@ -5,6 +5,7 @@
 
 pub mod connection;
 pub mod peer;
+pub mod rib;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -18,12 +19,14 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
 use crate::rib::Route;
+use crate::rib::loc_rib::{LOCAL_PEER, PeerId};
 use crate::session::SessionConfig;
 use crate::session::transport::Listener;
 use crate::wire::iana::notification::cease;
-use crate::wire::{Afi, ExtendedNextHop, Family, Notification};
+use crate::wire::{Afi, ExtendedNextHop, Family, Nlri, Notification};
 
 pub use peer::{PeerCommand, PeerHandle, RibSide};
+pub use rib::{RibHandle, RibPath, RibRoute, RouteQuery};
 pub use status::PeerStatus;
 
 pub use crate::session::MessageCounters;
@@ -51,12 +54,20 @@ struct SpeakerState {
     peers: BTreeMap<IpAddr, PeerHandle>,
     listener: Option<(Arc<Listener>, JoinHandle<()>)>,
     shutting_down: bool,
+    rib: RibHandle,
+    /// The next session's RIB identity; never reused.
+    next_peer_id: PeerId,
 }
 
 impl Speaker {
     /// Binds the listener (unless `listenPort` is 0) and starts a task per
     /// peer.
     pub async fn start(config: Config) -> Result<Speaker, SpeakerError> {
+        let rib = rib::spawn(config.bgp.router_id, DEFAULT_MAX_PATHS, None);
+        let _ = rib
+            .input
+            .send(rib::RibInput::Originate(originated(&config)))
+            .await;
         let speaker = Speaker {
             shared: Arc::new(Shared {
                 state: Mutex::new(SpeakerState {
@@ -65,6 +76,8 @@ impl Speaker {
                     peers: BTreeMap::new(),
                     listener: None,
                     shutting_down: false,
+                    rib,
+                    next_peer_id: LOCAL_PEER + 1,
                 }),
             }),
         };
@@ -125,18 +138,25 @@ impl Speaker {
         for (handle, notification) in stopping {
             handle.stop(Some(notification)).await;
         }
-        let mut state = self.lock();
-        if state.shutting_down {
-            return Ok(());
-        }
-        for (ip, peer) in &new.peers {
-            if !state.peers.contains_key(ip) {
-                state.spawn(peer.clone());
+        let rib = {
+            let mut state = self.lock();
+            if state.shutting_down {
+                return Ok(());
             }
-        }
+            for (ip, peer) in &new.peers {
+                if !state.peers.contains_key(ip) {
+                    state.spawn(peer.clone());
+                }
+            }
+            state.originate.send_replace(originated(&new));
+            state.rib.clone()
+        };
         if !change.global.originate_added.is_empty() || !change.global.originate_removed.is_empty()
         {
-            state.originate.send_replace(originated(&new));
+            let _ = rib
+                .input
+                .send(rib::RibInput::Originate(originated(&new)))
+                .await;
         }
         tracing::info!(
             added = change.peers_added.len(),
@@ -163,20 +183,73 @@ impl Speaker {
             .map(|h| h.status.borrow().clone())
     }
 
-    /// A peer's Adj-RIB-In or Adj-RIB-Out; None when no such peer.
+    /// A peer's Adj-RIB-In (every path it sent that we hold, with whether
+    /// it was accepted) or Adj-RIB-Out; None when no such peer.
     pub async fn routes(
         &self,
         address: IpAddr,
         side: RibSide,
         ipv4: Option<bool>,
     ) -> Option<Vec<(Route, bool)>> {
-        let commands = self.lock().peers.get(&address)?.commands.clone();
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        commands
-            .send(PeerCommand::Routes { side, ipv4, reply })
-            .await
-            .ok()?;
-        answer.await.ok()
+        let (id, commands, rib) = {
+            let state = self.lock();
+            let peer = state.peers.get(&address)?;
+            (peer.id, peer.commands.clone(), state.rib.clone())
+        };
+        match side {
+            RibSide::Received => {
+                let query = RouteQuery {
+                    peer: Some(id),
+                    ipv4,
+                    ..RouteQuery::default()
+                };
+                let routes = rib.query(query).await;
+                Some(
+                    routes
+                        .into_iter()
+                        .flat_map(|r| {
+                            r.paths.into_iter().map(move |p| {
+                                let nlri = Nlri {
+                                    path_id: None,
+                                    prefix: r.prefix,
+                                };
+                                (
+                                    Route {
+                                        nlri,
+                                        path: p.attrs,
+                                    },
+                                    p.accepted,
+                                )
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            RibSide::Advertised => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                commands
+                    .send(PeerCommand::Advertised { ipv4, reply })
+                    .await
+                    .ok()?;
+                let routes = answer.await.ok()?;
+                Some(routes.into_iter().map(|r| (r, true)).collect())
+            }
+        }
+    }
+
+    /// The Loc-RIB: every prefix with its paths, best first.
+    pub async fn loc_rib(&self, query: RouteQuery) -> Vec<RibRoute> {
+        let rib = self.lock().rib.clone();
+        rib.query(query).await
+    }
+
+    /// The address of the peer behind a RIB identity.
+    pub fn peer_address(&self, id: PeerId) -> Option<IpAddr> {
+        self.lock()
+            .peers
+            .values()
+            .find(|p| p.id == id)
+            .map(|p| p.config.address)
     }
 
     /// The prefixes this speaker originates.
@@ -201,6 +274,9 @@ impl Speaker {
         let notification = Notification::administrative_shutdown(message);
         let stops = peers.values().map(|h| h.stop(Some(notification.clone())));
         futures_util::future::join_all(stops).await;
+        // After the peers: their routes are gone, then ours leave the kernel.
+        let rib = self.lock().rib.clone();
+        rib.shutdown().await;
     }
 
     async fn listen(&self, config: &Config) -> Result<(), SpeakerError> {
@@ -236,7 +312,15 @@ impl Speaker {
 
 impl SpeakerState {
     fn spawn(&mut self, peer: PeerConfig) {
-        let handle = peer::spawn(&self.config.bgp, peer.clone(), self.originate.subscribe());
+        let id = self.next_peer_id;
+        self.next_peer_id += 1;
+        let handle = peer::spawn(
+            &self.config.bgp,
+            peer.clone(),
+            id,
+            self.rib.clone(),
+            self.originate.subscribe(),
+        );
         self.peers.insert(peer.address, handle);
     }
 
@@ -288,6 +372,9 @@ async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
         }
     }
 }
+
+/// ECMP width until the configuration sets one.
+const DEFAULT_MAX_PATHS: usize = 8;
 
 fn originated(config: &Config) -> Arc<Vec<IpNetwork>> {
     Arc::new(config.bgp.originate.iter().copied().collect())

@@ -1,8 +1,11 @@
 // One peer's task: it owns the peer's session FSM, its connections (up to
-// two while a collision is being resolved, RFC 4271 §6.8), its Adj-RIB-In
-// and Adj-RIB-Out. It turns socket reads, connect results, timer deadlines
-// and admin commands into FSM events and carries out the FSM's actions.
-// Nothing else touches this state; the admin API sees a published snapshot.
+// two while a collision is being resolved, RFC 4271 §6.8) and its
+// Adj-RIB-Out. It turns socket reads, connect results, timer deadlines and
+// admin commands into FSM events and carries out the FSM's actions. What
+// the peer sends passes loop detection, the hijack guard and import policy
+// here and goes to the RIB task; what the RIB task selects comes back and
+// passes export policy into the Adj-RIB-Out. Nothing else touches this
+// state; the admin API sees a published snapshot.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,13 +18,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{BgpConfiguration, PeerConfig};
-use crate::rib::{AdjRibIn, AdjRibOut, OutboundSession, Route};
+use crate::rib::attrs::AttrInterner;
+use crate::rib::best_path::Source;
+use crate::rib::export::{ExportTarget, export};
+use crate::rib::inbound;
+use crate::rib::loc_rib::{Path, PeerCounts, PeerId};
+use crate::rib::policy::{self, PolicyContext, RoutePolicy, Verdict};
+use crate::rib::{AdjRibOut, OutboundSession, Route};
 use crate::session::transport::{self, ConnectOptions};
 use crate::session::{Action, ConnId, Direction, Event, Session, State};
 use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 
 use super::connection::{Connection, Incoming};
+use super::rib::{PeerMsg, RibHandle, RibInput};
 use super::status::PeerStatus;
 
 /// Commands queued to a peer's task. Bounded: the admin API and the
@@ -40,11 +50,11 @@ pub enum RibSide {
 pub enum PeerCommand {
     /// A connection from this peer's address, accepted by the listener.
     Incoming(TcpStream),
-    Routes {
-        side: RibSide,
+    /// The Adj-RIB-Out.
+    Advertised {
         /// Some(true): IPv4 only; Some(false): IPv6 only.
         ipv4: Option<bool>,
-        reply: oneshot::Sender<Vec<(Route, bool)>>,
+        reply: oneshot::Sender<Vec<Route>>,
     },
     /// Ends the session (sending `notification` if a connection is up) and
     /// the task.
@@ -56,6 +66,7 @@ pub enum PeerCommand {
 
 /// The speaker's grip on a running peer task.
 pub struct PeerHandle {
+    pub id: PeerId,
     pub commands: mpsc::Sender<PeerCommand>,
     pub status: watch::Receiver<PeerStatus>,
     pub config: PeerConfig,
@@ -80,14 +91,17 @@ impl PeerHandle {
 pub fn spawn(
     global: &BgpConfiguration,
     peer: PeerConfig,
+    id: PeerId,
+    rib: RibHandle,
     originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let status = PeerStatus::new(global, &peer);
     let (status_tx, status_rx) = watch::channel(status);
-    let task = PeerTask::new(global, peer.clone(), originate, status_tx);
+    let task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
     tokio::spawn(task.run(command_rx));
     PeerHandle {
+        id,
         commands,
         status: status_rx,
         config: peer,
@@ -96,14 +110,21 @@ pub fn spawn(
 
 struct PeerTask {
     peer: PeerConfig,
-    local_as: u32,
+    global: BgpConfiguration,
+    id: PeerId,
     session: Session,
     connections: Vec<Connection>,
     connecting: JoinSet<(ConnId, std::io::Result<TcpStream>)>,
-    adj_in: AdjRibIn,
+    rib: RibHandle,
+    /// Best path changes from the RIB task while Established.
+    from_rib: Option<mpsc::UnboundedReceiver<PeerMsg>>,
+    /// This peer's paths in the Loc-RIB, as the RIB task last counted.
+    counts: PeerCounts,
     adj_out: Option<AdjRibOut>,
-    /// What the speaker originates; a watch, so a change is never lost
-    /// while the task is busy.
+    /// Exported attribute sets, shared between the prefixes that use them
+    /// so the Adj-RIB-Out packs them into the same UPDATEs.
+    exported: AttrInterner,
+    /// What the speaker originates (the hijack guard reads it).
     originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
     status: watch::Sender<PeerStatus>,
     /// Actions the FSM returned while others were being carried out (a
@@ -116,17 +137,23 @@ impl PeerTask {
     fn new(
         global: &BgpConfiguration,
         peer: PeerConfig,
+        id: PeerId,
+        rib: RibHandle,
         originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
         status: watch::Sender<PeerStatus>,
     ) -> PeerTask {
         PeerTask {
             session: Session::new(super::session_config(global, &peer)),
-            local_as: global.as_number,
+            global: global.clone(),
+            id,
             peer,
             connections: Vec::new(),
             connecting: JoinSet::new(),
-            adj_in: AdjRibIn::new(global.as_number),
+            rib,
+            from_rib: None,
+            counts: PeerCounts::default(),
             adj_out: None,
+            exported: AttrInterner::new(),
             originate,
             status,
             pending: Vec::new(),
@@ -161,8 +188,8 @@ impl PeerTask {
                     }
                 }
                 (conn, incoming) = read_any(&mut self.connections) => self.incoming(conn, incoming),
-                Ok(()) = self.originate.changed() => {
-                    self.advertise().await;
+                Some(message) = recv(&mut self.from_rib) => {
+                    self.on_rib_message(message).await;
                     Vec::new()
                 }
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
@@ -204,15 +231,12 @@ impl PeerTask {
                     Err(_) => self.session.handle(Event::TcpClosed { conn }, now),
                 }
             }
-            PeerCommand::Routes { side, ipv4, reply } => {
-                let routes = match side {
-                    RibSide::Received => self.adj_in.routes(ipv4),
-                    RibSide::Advertised => self
-                        .adj_out
-                        .as_ref()
-                        .map(|out| out.routes(ipv4).into_iter().map(|r| (r, true)).collect())
-                        .unwrap_or_default(),
-                };
+            PeerCommand::Advertised { ipv4, reply } => {
+                let routes = self
+                    .adj_out
+                    .as_ref()
+                    .map(|out| out.routes(ipv4))
+                    .unwrap_or_default();
                 let _ = reply.send(routes);
                 Vec::new()
             }
@@ -292,9 +316,10 @@ impl PeerTask {
                         continue;
                     };
                     tracing::info!(peer = %self.peer.address, remote_as = negotiated.remote_as, "session established");
+                    let ebgp = negotiated.remote_as != self.global.as_number;
                     self.adj_out = Some(AdjRibOut::new(OutboundSession {
-                        local_as: self.local_as,
-                        ebgp: negotiated.remote_as != self.local_as,
+                        local_as: self.global.as_number,
+                        ebgp,
                         local_address: local.ip(),
                         families: negotiated.families.clone(),
                         ipv4_over_ipv6: negotiated.extended_next_hop.iter().any(|e| {
@@ -306,21 +331,36 @@ impl PeerTask {
                             MAX_MESSAGE_LEN
                         },
                     }));
-                    self.advertise().await;
-                    let eor = self
-                        .adj_out
-                        .as_ref()
-                        .map(|o| o.end_of_rib())
-                        .unwrap_or_default();
-                    self.send_updates(eor).await;
+                    // The RIB task answers with the whole table, then
+                    // InitialDone, which sends End-of-RIB.
+                    let (out, from_rib) = mpsc::unbounded_channel();
+                    self.from_rib = Some(from_rib);
+                    let source = Source {
+                        local: false,
+                        ebgp,
+                        router_id: negotiated.remote_id,
+                        address: self.peer.address,
+                    };
+                    let up = RibInput::PeerUp {
+                        peer: self.id,
+                        source,
+                        out,
+                    };
+                    let _ = self.rib.input.send(up).await;
                 }
                 Action::Deliver { message } => self.deliver(message).await,
                 Action::Down { reason } => {
                     tracing::warn!(peer = %self.peer.address, %reason, "session down");
                     self.status
                         .send_modify(|s| s.last_error = reason.to_string());
-                    self.adj_in.clear();
                     self.adj_out = None;
+                    self.from_rib = None;
+                    self.counts = PeerCounts::default();
+                    let _ = self
+                        .rib
+                        .input
+                        .send(RibInput::PeerDown { peer: self.id })
+                        .await;
                 }
             }
         }
@@ -329,13 +369,7 @@ impl PeerTask {
     /// UPDATE and ROUTE-REFRESH from an Established session.
     async fn deliver(&mut self, message: Message) {
         match message {
-            Message::Update(update) => {
-                let families = self.session.negotiated().map_or(&[][..], |n| &n.families);
-                let summary = self.adj_in.apply(&update, families);
-                if summary.treated_as_withdraw {
-                    tracing::warn!(peer = %self.peer.address, malformed = ?update.malformed, "UPDATE treated as withdraw (RFC 7606)");
-                }
-            }
+            Message::Update(update) => self.receive(update).await,
             Message::RouteRefresh(RouteRefresh {
                 family,
                 subtype: RouteRefreshSubtype::Request,
@@ -356,16 +390,7 @@ impl PeerTask {
         let Some(out) = self.adj_out.as_mut() else {
             return;
         };
-        let mut fresh = AdjRibOut::new(out.session().clone());
-        let ipv4 = family.afi == Afi::IPV4;
-        let prefixes: Vec<IpNetwork> = self
-            .originate
-            .borrow()
-            .iter()
-            .filter(|p| p.is_ipv4() == ipv4)
-            .copied()
-            .collect();
-        let updates = fresh.sync(&prefixes);
+        let updates = out.readvertise(family.afi == Afi::IPV4);
         let mut messages: Vec<Message> = Vec::new();
         if session.enhanced_route_refresh {
             messages.push(Message::RouteRefresh(RouteRefresh {
@@ -385,14 +410,114 @@ impl PeerTask {
         }
     }
 
-    /// Brings the peer up to date with `originate`.
-    async fn advertise(&mut self) {
-        let Some(out) = self.adj_out.as_mut() else {
-            return;
-        };
-        let updates = out.sync(&self.originate.borrow_and_update());
-        self.send_updates(updates).await;
+    /// An UPDATE from the peer: each prefix with its verdict to the RIB.
+    async fn receive(&mut self, update: Update) {
+        let families = self
+            .session
+            .negotiated()
+            .map(|n| n.families.clone())
+            .unwrap_or_default();
+        let local_as = self.global.as_number;
+        let inbound = inbound::read(update, &families, local_as);
+        if inbound.treated_as_withdraw {
+            tracing::warn!(peer = %self.peer.address, "UPDATE treated as withdraw (RFC 7606)");
+        }
+        let mut routes: Vec<(IpNetwork, Option<Path>)> =
+            inbound.withdrawn.into_iter().map(|p| (p, None)).collect();
+        if !inbound.announced.is_empty() {
+            let own = self.originate.borrow().clone();
+            let ctx = PolicyContext {
+                local_as,
+                ebgp: self.peer.as_number != local_as,
+            };
+            let policy = self.import_policy();
+            for (prefix, attrs) in inbound.announced {
+                // A looped path is held, not used (RFC 4271 §9.1.2). A
+                // peer never takes over one of our own prefixes.
+                let path = if inbound.looped || policy::hijacks(&prefix, &own) {
+                    Path::new(self.id, attrs, false)
+                } else {
+                    match policy::evaluate(policy, &ctx, &prefix, &attrs, policy::Direction::Import)
+                    {
+                        Verdict::Accept(None) => Path::new(self.id, attrs, true),
+                        Verdict::Accept(Some(changed)) => {
+                            Path::new(self.id, Arc::new(changed), true)
+                        }
+                        Verdict::Reject => Path::new(self.id, attrs, false),
+                    }
+                };
+                routes.push((prefix, Some(path)));
+            }
+        }
+        if !routes.is_empty() {
+            let input = RibInput::Routes {
+                peer: self.id,
+                routes,
+            };
+            let _ = self.rib.input.send(input).await;
+        }
     }
+
+    /// What the RIB task sends while the session is Established.
+    async fn on_rib_message(&mut self, message: PeerMsg) {
+        match message {
+            PeerMsg::Best(changes) => {
+                let next_hop_self = self.next_hop_self();
+                let policy = self.export_policy().cloned();
+                let local_as = self.global.as_number;
+                let id = self.id;
+                let Some(out) = self.adj_out.as_mut() else {
+                    return;
+                };
+                for change in changes.iter() {
+                    let attrs = change
+                        .best
+                        .as_ref()
+                        .filter(|b| b.from != id)
+                        .and_then(|best| {
+                            let target = ExportTarget {
+                                local_as,
+                                ebgp: out.session().ebgp,
+                                self_next_hops: out.self_next_hops(&change.prefix),
+                                next_hop_self,
+                                policy: policy.as_ref(),
+                            };
+                            export(&target, &change.prefix, &best.attrs, best.learned)
+                        });
+                    out.set(change.prefix, attrs.map(|a| self.exported.intern_owned(a)));
+                }
+                self.exported.purge();
+                let updates = out.take_updates();
+                self.send_updates(updates).await;
+            }
+            PeerMsg::InitialDone => {
+                let eor = self
+                    .adj_out
+                    .as_ref()
+                    .map(|o| o.end_of_rib())
+                    .unwrap_or_default();
+                self.send_updates(eor).await;
+            }
+            PeerMsg::Counts(counts) => {
+                self.counts = counts;
+                self.check_max_prefix().await;
+            }
+        }
+    }
+
+    fn import_policy(&self) -> Option<&RoutePolicy> {
+        None
+    }
+
+    fn export_policy(&self) -> Option<&RoutePolicy> {
+        None
+    }
+
+    fn next_hop_self(&self) -> bool {
+        self.peer.as_number != self.global.as_number
+    }
+
+    async fn check_max_prefix(&mut self) {}
 
     async fn send_updates(&mut self, updates: Vec<Update>) {
         for update in updates {
@@ -440,12 +565,12 @@ impl PeerTask {
             .and_then(|id| self.connection(id))
             .map(|c| (c.local, c.remote));
         let session = &self.session;
-        let adj_in = &self.adj_in;
+        let counts = self.counts;
         let advertised = self.adj_out.as_ref().map_or(0, AdjRibOut::len);
         self.status.send_modify(|s| {
             s.update_from(session, established);
-            s.prefixes_received = adj_in.len() as u64;
-            s.prefixes_accepted = adj_in.accepted() as u64;
+            s.prefixes_received = counts.received as u64;
+            s.prefixes_accepted = counts.accepted as u64;
             s.prefixes_advertised = advertised as u64;
         });
     }
@@ -471,6 +596,13 @@ async fn read_any(connections: &mut [Connection]) -> (ConnId, Incoming) {
         Box::pin(async move { (id, c.read().await) })
     });
     select_all(reads).await.0
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

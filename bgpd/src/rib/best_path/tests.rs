@@ -417,7 +417,11 @@ fn any_path() -> impl Strategy<Value = P> {
         any::<bool>(),
         prop::option::of(prop_oneof![Just(50u32), Just(100), Just(200)]),
         prop::collection::vec(prop_oneof![Just(1u32), Just(2), Just(3)], 0..3),
-        prop_oneof![Just(Origin::Igp), Just(Origin::Egp), Just(Origin::Incomplete)],
+        prop_oneof![
+            Just(Origin::Igp),
+            Just(Origin::Egp),
+            Just(Origin::Incomplete)
+        ],
         prop::option::of(0u32..3),
         any::<bool>(),
         0u8..4,

@@ -81,7 +81,10 @@ fn announce_replace_and_withdraw() {
         .expect("new prefix is a change");
     assert_eq!(peers_of(&change), vec![1]);
     // The same attributes again change nothing.
-    assert!(rib.update(p, 1, Some(Path::new(1, a, true)), &ctx).is_none());
+    assert!(
+        rib.update(p, 1, Some(Path::new(1, a, true)), &ctx)
+            .is_none()
+    );
     let b = attrs(&[65001, 65009], 1);
     let change = rib
         .update(p, 1, Some(Path::new(1, b.clone(), true)), &ctx)
@@ -121,7 +124,12 @@ fn a_longer_path_is_not_a_multipath_partner() {
     let ctx = Ctx::with_peers(2);
     let mut rib = LocRib::new(8);
     let p = prefix("10.3.0.0/24");
-    rib.update(p, 1, Some(Path::new(1, attrs(&[65001, 65100], 1), true)), &ctx);
+    rib.update(
+        p,
+        1,
+        Some(Path::new(1, attrs(&[65001, 65100], 1), true)),
+        &ctx,
+    );
     let change = rib
         .update(p, 2, Some(Path::new(2, attrs(&[65002], 2), true)), &ctx)
         .expect("the shorter path wins");
@@ -163,7 +171,8 @@ fn rejected_paths_are_held_counted_and_never_selected() {
 #[test]
 fn unreachable_next_hops_are_not_candidates_until_they_resolve() {
     let mut ctx = Ctx::with_peers(2);
-    ctx.unreachable.insert(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    ctx.unreachable
+        .insert(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
     let mut rib = LocRib::new(8);
     let p = prefix("10.5.0.0/24");
     assert!(
@@ -171,7 +180,12 @@ fn unreachable_next_hops_are_not_candidates_until_they_resolve() {
             .is_none()
     );
     let change = rib
-        .update(p, 2, Some(Path::new(2, attrs(&[65001, 65002], 2), true)), &ctx)
+        .update(
+            p,
+            2,
+            Some(Path::new(2, attrs(&[65001, 65002], 2), true)),
+            &ctx,
+        )
         .expect("the reachable path");
     assert_eq!(peers_of(&change), vec![2]);
     ctx.unreachable.clear();
@@ -193,7 +207,12 @@ fn originated_paths_win_over_learned_ones() {
         next_hops: vec![],
     });
     let change = rib
-        .update(p, LOCAL_PEER, Some(Path::new(LOCAL_PEER, local, true)), &ctx)
+        .update(
+            p,
+            LOCAL_PEER,
+            Some(Path::new(LOCAL_PEER, local, true)),
+            &ctx,
+        )
         .expect("local wins");
     assert_eq!(peers_of(&change), vec![LOCAL_PEER]);
 }

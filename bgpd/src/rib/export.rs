@@ -1,0 +1,143 @@
+// What a Loc-RIB best path becomes on its way to one peer (RFC 4271 §5.1,
+// §9.1.3, §9.2): which paths may go at all (iBGP-learned ones are not sent
+// to iBGP peers), the export policy (default per RFC 8212: nothing to eBGP
+// peers but our own prefixes), and the attribute changes a hop makes:
+// our AS prepended and our address as next hop toward eBGP peers,
+// LOCAL_PREF only inside the AS, MED not carried into another AS,
+// reflection attributes not leaving the AS, unknown optional transitive
+// attributes passed on with the partial bit.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use crate::wire::{AsPath, AsSegment, Origin, PathAttribute};
+
+use super::best_path::DEFAULT_LOCAL_PREF;
+use super::policy::{self, Direction, PolicyContext, RoutePolicy, Verdict};
+use super::route::PathAttributes;
+
+/// How the path reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Originated here.
+    Local,
+    Ebgp,
+    Ibgp,
+}
+
+/// The receiving peer, as export needs it.
+#[derive(Debug, Clone)]
+pub struct ExportTarget<'a> {
+    pub local_as: u32,
+    pub ebgp: bool,
+    /// Our next hop(s) toward this peer for the prefix's family (None: the
+    /// session cannot carry a next hop of this family).
+    pub self_next_hops: Option<Vec<IpAddr>>,
+    /// Send our address as next hop (default: toward eBGP peers only);
+    /// our own prefixes always carry it.
+    pub next_hop_self: bool,
+    pub policy: Option<&'a RoutePolicy>,
+}
+
+/// The attributes to advertise `prefix` with, or None to not advertise it.
+pub fn export(
+    target: &ExportTarget<'_>,
+    prefix: &IpNetwork,
+    attrs: &PathAttributes,
+    learned: Learned,
+) -> Option<PathAttributes> {
+    if learned == Learned::Ibgp && !target.ebgp {
+        return None;
+    }
+    let ctx = PolicyContext {
+        local_as: target.local_as,
+        ebgp: target.ebgp,
+    };
+    let verdict = policy::evaluate(target.policy, &ctx, prefix, attrs, Direction::Export);
+    let filtered = match verdict {
+        Verdict::Accept(changed) => changed,
+        // RFC 8212 leaves the speaker's own prefixes to the operator: with
+        // no export policy they go out (podroute's whole purpose); an
+        // explicit policy decides for itself.
+        Verdict::Reject if learned == Learned::Local && target.policy.is_none() => None,
+        Verdict::Reject => return None,
+    };
+    let policy_set_med = filtered
+        .as_ref()
+        .is_some_and(|f| f.med().is_some() && f.med() != attrs.med());
+    let source = filtered.as_ref().unwrap_or(attrs);
+
+    let mut attributes = Vec::with_capacity(source.attributes.len() + 2);
+    let mut has_origin = false;
+    let mut has_as_path = false;
+    for a in &source.attributes {
+        match a {
+            PathAttribute::Origin(_) => {
+                has_origin = true;
+                attributes.push(a.clone());
+            }
+            PathAttribute::AsPath(path) => {
+                has_as_path = true;
+                attributes.push(PathAttribute::AsPath(if target.ebgp {
+                    prepend(path, target.local_as)
+                } else {
+                    path.clone()
+                }));
+            }
+            PathAttribute::LocalPref(_) if target.ebgp => {}
+            // RFC 4271 §5.1.4: a MED from a neighbouring AS stays in our
+            // AS; one our policy set may go out.
+            PathAttribute::MultiExitDisc(_)
+                if target.ebgp && learned == Learned::Ebgp && !policy_set_med => {}
+            // RFC 4456 §8: reflection attributes never leave the AS.
+            PathAttribute::OriginatorId(_) | PathAttribute::ClusterList(_) if target.ebgp => {}
+            // Carriers are rebuilt per peer by the Adj-RIB-Out.
+            PathAttribute::NextHop(_) | PathAttribute::MpReach(_) | PathAttribute::MpUnreach(_) => {
+            }
+            other => attributes.extend(other.pass_on()),
+        }
+    }
+    if !has_origin {
+        attributes.insert(0, PathAttribute::Origin(Origin::Igp));
+    }
+    if !has_as_path {
+        let empty = AsPath::default();
+        attributes.insert(
+            1,
+            PathAttribute::AsPath(if target.ebgp {
+                prepend(&empty, target.local_as)
+            } else {
+                empty
+            }),
+        );
+    }
+    if !target.ebgp && source.local_pref().is_none() {
+        attributes.push(PathAttribute::LocalPref(DEFAULT_LOCAL_PREF));
+    }
+
+    let own_next_hop = target.next_hop_self || learned == Learned::Local;
+    let next_hops = if own_next_hop || source.next_hops.is_empty() {
+        target.self_next_hops.clone()?
+    } else {
+        source.next_hops.clone()
+    };
+    Some(PathAttributes {
+        attributes,
+        next_hops,
+    })
+}
+
+/// RFC 4271 §5.1.2: our AS goes first, in the leading AS_SEQUENCE or a new
+/// one when the path starts with an AS_SET or the sequence is full.
+fn prepend(path: &AsPath, asn: u32) -> AsPath {
+    let mut segments = path.segments.clone();
+    match segments.first_mut() {
+        Some(AsSegment::Sequence(v)) if v.len() < 255 => v.insert(0, asn),
+        _ => segments.insert(0, AsSegment::Sequence(vec![asn])),
+    }
+    AsPath { segments }
+}
+
+#[cfg(test)]
+mod tests;

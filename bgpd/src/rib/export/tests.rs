@@ -1,0 +1,155 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::wire::RawAttribute;
+
+const LOCAL_AS: u32 = 65000;
+
+fn target(ebgp: bool) -> ExportTarget<'static> {
+    ExportTarget {
+        local_as: LOCAL_AS,
+        ebgp,
+        self_next_hops: Some(vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]),
+        next_hop_self: ebgp,
+        policy: None,
+    }
+}
+
+fn learned_attrs() -> PathAttributes {
+    PathAttributes {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Egp),
+            PathAttribute::AsPath(AsPath {
+                segments: vec![AsSegment::Sequence(vec![65001, 65002])],
+            }),
+            PathAttribute::MultiExitDisc(50),
+            PathAttribute::LocalPref(300),
+            PathAttribute::OriginatorId(Ipv4Addr::new(1, 1, 1, 1)),
+            PathAttribute::ClusterList(vec![Ipv4Addr::new(2, 2, 2, 2)]),
+            PathAttribute::Unknown(RawAttribute {
+                flags: 0xc0,
+                type_code: 99,
+                value: Bytes::from_static(b"x"),
+            }),
+            PathAttribute::Unknown(RawAttribute {
+                flags: 0x80,
+                type_code: 98,
+                value: Bytes::from_static(b"y"),
+            }),
+        ],
+        next_hops: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))],
+    }
+}
+
+fn prefix() -> IpNetwork {
+    "10.244.0.0/26".parse().expect("prefix")
+}
+
+#[test]
+fn own_prefixes_go_to_ebgp_peers_with_our_as_and_next_hop() {
+    let local = PathAttributes {
+        attributes: vec![PathAttribute::Origin(Origin::Igp)],
+        next_hops: vec![],
+    };
+    let out = export(&target(true), &prefix(), &local, Learned::Local).expect("exported");
+    assert_eq!(
+        out.attributes,
+        vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(AsPath {
+                segments: vec![AsSegment::Sequence(vec![LOCAL_AS])]
+            }),
+        ]
+    );
+    assert_eq!(out.next_hops, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]);
+}
+
+#[test]
+fn own_prefixes_go_to_ibgp_peers_with_local_pref_and_our_next_hop() {
+    let local = PathAttributes {
+        attributes: vec![PathAttribute::Origin(Origin::Igp)],
+        next_hops: vec![],
+    };
+    let out = export(&target(false), &prefix(), &local, Learned::Local).expect("exported");
+    assert!(
+        out.attributes
+            .contains(&PathAttribute::AsPath(AsPath::default()))
+    );
+    assert!(out.attributes.contains(&PathAttribute::LocalPref(100)));
+    assert_eq!(out.next_hops, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]);
+}
+
+#[test]
+fn learned_routes_are_not_exported_to_ebgp_without_a_policy() {
+    // RFC 8212.
+    assert!(export(&target(true), &prefix(), &learned_attrs(), Learned::Ebgp).is_none());
+    assert!(export(&target(true), &prefix(), &learned_attrs(), Learned::Ibgp).is_none());
+}
+
+#[test]
+fn ibgp_learned_routes_are_not_sent_to_ibgp_peers() {
+    assert!(export(&target(false), &prefix(), &learned_attrs(), Learned::Ibgp).is_none());
+}
+
+#[test]
+fn ebgp_learned_routes_go_to_ibgp_peers_unchanged_but_for_carriers() {
+    let out = export(&target(false), &prefix(), &learned_attrs(), Learned::Ebgp)
+        .expect("eBGP-learned goes to iBGP");
+    // Next hop kept (no next-hop-self), LOCAL_PREF and MED kept, unknown
+    // optional transitive passed with the partial bit, non-transitive gone.
+    assert_eq!(out.next_hops, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))]);
+    assert!(out.attributes.contains(&PathAttribute::LocalPref(300)));
+    assert!(out.attributes.contains(&PathAttribute::MultiExitDisc(50)));
+    assert!(out.attributes.iter().any(|a| matches!(
+        a,
+        PathAttribute::Unknown(RawAttribute {
+            flags: 0xe0,
+            type_code: 99,
+            ..
+        })
+    )));
+    assert!(!out.attributes.iter().any(|a| a.type_code() == 98));
+    let with_self = ExportTarget {
+        next_hop_self: true,
+        ..target(false)
+    };
+    let out = export(&with_self, &prefix(), &learned_attrs(), Learned::Ebgp).expect("exported");
+    assert_eq!(out.next_hops, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]);
+}
+
+#[test]
+fn a_session_without_a_next_hop_of_the_family_cannot_carry_own_routes() {
+    let no_nh = ExportTarget {
+        self_next_hops: None,
+        ..target(true)
+    };
+    let local = PathAttributes {
+        attributes: vec![PathAttribute::Origin(Origin::Igp)],
+        next_hops: vec![],
+    };
+    assert!(export(&no_nh, &prefix(), &local, Learned::Local).is_none());
+}
+
+#[test]
+fn prepend_starts_a_sequence_before_a_set_or_a_full_sequence() {
+    let set_first = AsPath {
+        segments: vec![AsSegment::Set(vec![1, 2])],
+    };
+    assert_eq!(
+        prepend(&set_first, 9).segments,
+        vec![AsSegment::Sequence(vec![9]), AsSegment::Set(vec![1, 2])]
+    );
+    let full = AsPath {
+        segments: vec![AsSegment::Sequence(vec![1; 255])],
+    };
+    assert_eq!(prepend(&full, 9).segments.len(), 2);
+    let short = AsPath {
+        segments: vec![AsSegment::Sequence(vec![1])],
+    };
+    assert_eq!(
+        prepend(&short, 9).segments,
+        vec![AsSegment::Sequence(vec![9, 1])]
+    );
+}

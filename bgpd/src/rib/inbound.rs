@@ -1,0 +1,254 @@
+// Reading one received UPDATE into RIB terms (RFC 4271 §9, RFC 4760):
+// which prefixes it withdraws and which it announces with which shared
+// attribute set, honouring RFC 7606 treat-as-withdraw, ignoring families
+// the session did not negotiate, and noting an AS-path loop (RFC 4271
+// §9.1.2: such paths are held but not used). Pure; the peer task applies
+// the hijack guard and import policy to what this returns.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnetwork::IpNetwork;
+
+use crate::wire::{AsSegment, ErrorAction, Family, PathAttribute, Safi, Update};
+
+use super::route::PathAttributes;
+
+#[derive(Debug, Default)]
+pub struct Inbound {
+    pub withdrawn: Vec<IpNetwork>,
+    /// Prefixes with their attributes; one allocation per next hop set.
+    pub announced: Vec<(IpNetwork, Arc<PathAttributes>)>,
+    /// The AS_PATH holds our own AS.
+    pub looped: bool,
+    /// RFC 7606: an attribute error turned the announcements into
+    /// withdrawals.
+    pub treated_as_withdraw: bool,
+    /// Announcements of families not negotiated, ignored.
+    pub ignored: usize,
+    /// The UPDATE was an End-of-RIB marker (RFC 4724 §2) for this family.
+    pub end_of_rib: Option<Family>,
+}
+
+/// Reads `update`, received on a session that negotiated `families`, by a
+/// speaker in `local_as`.
+pub fn read(update: Update, families: &[Family], local_as: u32) -> Inbound {
+    let mut inbound = Inbound::default();
+    if let Some(family) = update.end_of_rib_family() {
+        inbound.end_of_rib = Some(family);
+        return inbound;
+    }
+    inbound.treated_as_withdraw = update
+        .malformed
+        .iter()
+        .any(|m| m.action == ErrorAction::TreatAsWithdraw);
+    let unicast = |f: &Family| families.contains(f) && f.safi == Safi::UNICAST;
+
+    inbound
+        .withdrawn
+        .extend(update.withdrawn.iter().map(|n| n.prefix));
+    let mut attributes = Vec::with_capacity(update.attributes.len());
+    let mut next_hop = None;
+    let mut reach = None;
+    for attribute in update.attributes {
+        match attribute {
+            // Only families we hold: an IPv4 multicast withdrawal must not
+            // remove the unicast route of the same prefix.
+            PathAttribute::MpUnreach(unreach) if unicast(&unreach.family) => {
+                inbound
+                    .withdrawn
+                    .extend(unreach.withdrawn.iter().map(|n| n.prefix));
+            }
+            PathAttribute::MpUnreach(_) => {}
+            PathAttribute::MpReach(r) => reach = Some(r),
+            PathAttribute::NextHop(address) => next_hop = Some(IpAddr::V4(address)),
+            other => attributes.push(other),
+        }
+    }
+
+    let mut announced: Vec<(IpNetwork, Vec<IpAddr>)> = Vec::new();
+    if unicast(&Family::IPV4_UNICAST) {
+        let hops: Vec<IpAddr> = next_hop.into_iter().collect();
+        announced.extend(update.nlri.iter().map(|n| (n.prefix, hops.clone())));
+    } else {
+        inbound.ignored += update.nlri.len();
+    }
+    if let Some(reach) = reach {
+        if unicast(&reach.family) {
+            announced.extend(
+                reach
+                    .nlri
+                    .iter()
+                    .map(|n| (n.prefix, reach.next_hops.clone())),
+            );
+        } else {
+            inbound.ignored += reach.nlri.len();
+        }
+    }
+    if inbound.treated_as_withdraw {
+        inbound
+            .withdrawn
+            .extend(announced.into_iter().map(|(p, _)| p));
+        return inbound;
+    }
+    inbound.looped = attributes.iter().any(|a| match a {
+        PathAttribute::AsPath(path) => path.segments.iter().any(|s| match s {
+            AsSegment::Sequence(v) | AsSegment::Set(v) => v.contains(&local_as),
+        }),
+        _ => false,
+    });
+    let mut shared: Vec<Arc<PathAttributes>> = Vec::new();
+    for (prefix, hops) in announced {
+        let attrs = match shared.iter().find(|a| a.next_hops == hops) {
+            Some(a) => a.clone(),
+            None => {
+                let a = Arc::new(PathAttributes {
+                    attributes: attributes.clone(),
+                    next_hops: hops,
+                });
+                shared.push(a.clone());
+                a
+            }
+        };
+        inbound.announced.push((prefix, attrs));
+    }
+    inbound
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use crate::wire::{AsPath, MalformedAttribute, MpReach, MpUnreach, Nlri, Origin};
+
+    use super::*;
+
+    fn nlri(s: &str) -> Nlri {
+        Nlri {
+            path_id: None,
+            prefix: s.parse().expect("prefix"),
+        }
+    }
+
+    fn prefix(s: &str) -> IpNetwork {
+        s.parse().expect("prefix")
+    }
+
+    fn attrs(path: &[u32]) -> Vec<PathAttribute> {
+        vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(AsPath {
+                segments: vec![AsSegment::Sequence(path.to_vec())],
+            }),
+        ]
+    }
+
+    const BOTH: [Family; 2] = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+
+    #[test]
+    fn ipv4_nlri_and_mp_reach_come_with_their_next_hops() {
+        let mut attributes = attrs(&[65000]);
+        attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 1)));
+        attributes.push(PathAttribute::MpReach(MpReach {
+            family: Family::IPV6_UNICAST,
+            next_hops: vec!["fd00::1".parse().expect("address")],
+            nlri: vec![nlri("fd00:244::/64")],
+        }));
+        let update = Update {
+            attributes,
+            nlri: vec![nlri("10.244.0.0/26"), nlri("10.244.0.64/26")],
+            ..Update::default()
+        };
+        let inbound = read(update, &BOTH, 65001);
+        let routes = &inbound.announced;
+        assert_eq!(routes.len(), 3);
+        assert_eq!(routes[0].0, prefix("10.244.0.0/26"));
+        assert_eq!(
+            routes[0].1.next_hops,
+            ["10.0.0.1".parse::<IpAddr>().expect("address")]
+        );
+        // The two IPv4 prefixes share one attribute set.
+        assert!(Arc::ptr_eq(&routes[0].1, &routes[1].1));
+        assert_eq!(
+            routes[2].1.next_hops,
+            ["fd00::1".parse::<IpAddr>().expect("address")]
+        );
+        // MP attributes are not kept among the path attributes.
+        assert_eq!(routes[2].1.attributes, attrs(&[65000]));
+        assert!(!inbound.looped);
+    }
+
+    #[test]
+    fn withdrawals_come_from_both_carriers() {
+        let withdraw = Update {
+            withdrawn: vec![nlri("10.244.0.0/26")],
+            attributes: vec![PathAttribute::MpUnreach(MpUnreach {
+                family: Family::IPV6_UNICAST,
+                withdrawn: vec![nlri("fd00:244::/64")],
+            })],
+            ..Update::default()
+        };
+        let inbound = read(withdraw, &BOTH, 65001);
+        assert_eq!(
+            inbound.withdrawn,
+            [prefix("10.244.0.0/26"), prefix("fd00:244::/64")]
+        );
+        assert!(inbound.announced.is_empty());
+    }
+
+    #[test]
+    fn treat_as_withdraw_withdraws_what_the_update_announces() {
+        let mut attributes = attrs(&[65000]);
+        attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 1)));
+        let bad = Update {
+            attributes,
+            nlri: vec![nlri("10.244.0.0/26")],
+            malformed: vec![MalformedAttribute {
+                type_code: 1,
+                action: ErrorAction::TreatAsWithdraw,
+                reason: "bad ORIGIN".into(),
+            }],
+            ..Update::default()
+        };
+        let inbound = read(bad, &BOTH, 65001);
+        assert!(inbound.treated_as_withdraw);
+        assert_eq!(inbound.withdrawn, [prefix("10.244.0.0/26")]);
+        assert!(inbound.announced.is_empty());
+    }
+
+    #[test]
+    fn a_path_through_our_own_as_is_marked_looped() {
+        let mut attributes = attrs(&[65000, 65001, 65002]);
+        attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 1)));
+        let update = Update {
+            attributes,
+            nlri: vec![nlri("10.1.0.0/16")],
+            ..Update::default()
+        };
+        let inbound = read(update.clone(), &BOTH, 65001);
+        assert!(inbound.looped);
+        assert_eq!(inbound.announced.len(), 1);
+        assert!(!read(update, &BOTH, 65009).looped);
+    }
+
+    #[test]
+    fn families_not_negotiated_are_ignored_and_end_of_rib_is_recognised() {
+        let mut attributes = attrs(&[65000]);
+        attributes.push(PathAttribute::MpReach(MpReach {
+            family: Family::IPV6_UNICAST,
+            next_hops: vec!["fd00::1".parse().expect("address")],
+            nlri: vec![nlri("fd00:244::/64")],
+        }));
+        let update = Update {
+            attributes,
+            ..Update::default()
+        };
+        let inbound = read(update, &[Family::IPV4_UNICAST], 65001);
+        assert_eq!((inbound.announced.len(), inbound.ignored), (0, 1));
+
+        let eor = read(Update::end_of_rib(Family::IPV6_UNICAST), &BOTH, 65001);
+        assert_eq!(eor.end_of_rib, Some(Family::IPV6_UNICAST));
+        let eor = read(Update::default(), &BOTH, 65001);
+        assert_eq!(eor.end_of_rib, Some(Family::IPV4_UNICAST));
+    }
+}

@@ -1,0 +1,612 @@
+// The RIB task: the one owner of the Loc-RIB. Peer tasks send it the paths
+// they accepted (after loop detection, hijack guard and import policy);
+// it ranks them, sends each change of a prefix's selected paths to the FIB
+// (blackhole for our own prefixes, the resolved next hops of the ECMP set
+// otherwise) and each change of best path to every established peer, whose
+// task runs export policy and its Adj-RIB-Out. Next hops resolve through
+// the kernel's routing table as the FIB reports it; when that table
+// changes, affected prefixes are ranked again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use ipnetwork::IpNetwork;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::fib::{FibEvent, FibHandle, FibOp, FibRoute, KernelTable, ResolvedNextHop, RouteState};
+use crate::rib::PathAttributes;
+use crate::rib::attrs::AttrInterner;
+use crate::rib::best_path::{self, Candidate, Source, Step};
+use crate::rib::export::Learned;
+use crate::rib::loc_rib::{Change, LOCAL_PEER, LocRib, Path, PeerCounts, PeerId, RibContext};
+use crate::wire::{Origin, PathAttribute};
+
+/// Inputs queued to the RIB task. Bounded: a peer sending faster than the
+/// RIB and FIB can take waits, and so does its TCP stream.
+pub const RIB_QUEUE: usize = 256;
+/// Best path changes sent to peers per message, so a new peer's initial
+/// table goes out in pieces.
+const EXPORT_CHUNK: usize = 4096;
+
+pub enum RibInput {
+    /// A session is Established; `out` receives best path changes, starting
+    /// with the whole table.
+    PeerUp {
+        peer: PeerId,
+        source: Source,
+        out: mpsc::UnboundedSender<PeerMsg>,
+    },
+    /// The session went down: its paths go.
+    PeerDown { peer: PeerId },
+    /// Paths from a peer: Some sets, None withdraws.
+    Routes {
+        peer: PeerId,
+        routes: Vec<(IpNetwork, Option<Path>)>,
+    },
+    /// The prefixes this node originates.
+    Originate(Arc<Vec<IpNetwork>>),
+    Query {
+        query: RouteQuery,
+        reply: oneshot::Sender<Vec<RibRoute>>,
+    },
+    /// Removes every route of ours from the kernel and ends the task.
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+/// From the RIB task to one peer's task.
+#[derive(Debug)]
+pub enum PeerMsg {
+    Best(Arc<[BestChange]>),
+    /// The whole table has been sent since PeerUp: time for End-of-RIB.
+    InitialDone,
+    Counts(PeerCounts),
+}
+
+#[derive(Debug, Clone)]
+pub struct BestChange {
+    pub prefix: IpNetwork,
+    pub best: Option<BestPath>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BestPath {
+    pub attrs: Arc<PathAttributes>,
+    pub from: PeerId,
+    pub learned: Learned,
+}
+
+/// Which routes a query wants.
+#[derive(Debug, Clone, Default)]
+pub struct RouteQuery {
+    /// The route for this prefix, or else the longest one covering it.
+    pub prefix: Option<IpNetwork>,
+    /// Only this peer's paths (selected or not, accepted or not).
+    pub peer: Option<PeerId>,
+    /// Some(true): IPv4 only; Some(false): IPv6 only.
+    pub ipv4: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RibRoute {
+    pub prefix: IpNetwork,
+    /// Best first.
+    pub paths: Vec<RibPath>,
+    /// What the FIB did with the prefix; None without a FIB or a route.
+    pub kernel: Option<RouteState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RibPath {
+    pub peer: PeerId,
+    pub peer_address: Option<IpAddr>,
+    pub attrs: Arc<PathAttributes>,
+    pub accepted: bool,
+    pub reachable: bool,
+    pub best: bool,
+    /// One of the ECMP paths in use.
+    pub multipath: bool,
+    /// For a path that lost: the step of best path selection it lost at.
+    pub lost_at: Option<Step>,
+    /// Resolved next hops, as they go into the kernel.
+    pub resolved: Vec<ResolvedNextHop>,
+}
+
+/// The RIB task's grip: cheap to clone.
+#[derive(Clone)]
+pub struct RibHandle {
+    pub input: mpsc::Sender<RibInput>,
+}
+
+impl RibHandle {
+    pub async fn query(&self, query: RouteQuery) -> Vec<RibRoute> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .input
+            .send(RibInput::Query { query, reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.input.send(RibInput::Shutdown { done }).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Starts the RIB task. Without a FIB, nothing reaches the kernel and every
+/// next hop counts as reachable.
+pub fn spawn(
+    router_id: Ipv4Addr,
+    max_paths: usize,
+    fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+) -> RibHandle {
+    let (input, rx) = mpsc::channel(RIB_QUEUE);
+    let (fib, fib_events) = match fib {
+        Some((handle, events)) => (Some(handle), Some(events)),
+        None => (None, None),
+    };
+    let task = RibTask {
+        rib: LocRib::new(max_paths),
+        interner: AttrInterner::new(),
+        resolver: Resolver {
+            peers: HashMap::new(),
+            local: Source {
+                local: true,
+                ebgp: false,
+                router_id,
+                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            },
+            enabled: fib.is_some(),
+            kernel: None,
+            resolved: HashMap::new(),
+        },
+        outputs: HashMap::new(),
+        originated: BTreeSet::new(),
+        local_attrs: Arc::new(PathAttributes {
+            attributes: vec![PathAttribute::Origin(Origin::Igp)],
+            next_hops: Vec::new(),
+        }),
+        fib,
+        fib_ops: Vec::new(),
+        exports: Vec::new(),
+    };
+    tokio::spawn(task.run(rx, fib_events));
+    RibHandle { input }
+}
+
+/// Peers and next hop reachability: what ranking needs besides the paths.
+struct Resolver {
+    peers: HashMap<PeerId, Source>,
+    local: Source,
+    /// A FIB runs: next hops must resolve through the kernel's table.
+    enabled: bool,
+    kernel: Option<Arc<KernelTable>>,
+    /// Every next hop a path uses, resolved against `kernel`.
+    resolved: HashMap<IpAddr, Option<Arc<[ResolvedNextHop]>>>,
+}
+
+impl Resolver {
+    fn resolve(&self, next_hop: IpAddr) -> Option<Arc<[ResolvedNextHop]>> {
+        let mut hops = self.kernel.as_ref()?.resolve(next_hop)?;
+        hops.sort();
+        hops.dedup();
+        (!hops.is_empty()).then(|| hops.into())
+    }
+
+    /// Makes sure `attrs`' next hop has an entry in `resolved`.
+    fn learn(&mut self, attrs: &PathAttributes) {
+        if let Some(&hop) = attrs.next_hops.first()
+            && !self.resolved.contains_key(&hop)
+        {
+            let resolved = self.resolve(hop);
+            self.resolved.insert(hop, resolved);
+        }
+    }
+
+    fn hops(&self, path: &Path) -> Option<&Arc<[ResolvedNextHop]>> {
+        let hop = path.attrs.next_hops.first()?;
+        self.resolved.get(hop)?.as_ref()
+    }
+}
+
+impl RibContext for Resolver {
+    fn source(&self, peer: PeerId) -> Option<&Source> {
+        if peer == LOCAL_PEER {
+            Some(&self.local)
+        } else {
+            self.peers.get(&peer)
+        }
+    }
+
+    fn reachable(&self, path: &Path) -> bool {
+        path.peer == LOCAL_PEER || !self.enabled || self.hops(path).is_some()
+    }
+}
+
+struct RibTask {
+    rib: LocRib,
+    interner: AttrInterner,
+    resolver: Resolver,
+    outputs: HashMap<PeerId, mpsc::UnboundedSender<PeerMsg>>,
+    originated: BTreeSet<IpNetwork>,
+    local_attrs: Arc<PathAttributes>,
+    fib: Option<FibHandle>,
+    /// Built while handling one input, written when it is done.
+    fib_ops: Vec<FibOp>,
+    exports: Vec<BestChange>,
+}
+
+impl RibTask {
+    async fn run(
+        mut self,
+        mut input: mpsc::Receiver<RibInput>,
+        mut fib_events: Option<mpsc::Receiver<FibEvent>>,
+    ) {
+        loop {
+            tokio::select! {
+                message = input.recv() => match message {
+                    Some(RibInput::Shutdown { done }) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(message) => self.handle(message),
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(event) = recv(&mut fib_events) => self.fib_event(event).await,
+            }
+            self.flush().await;
+        }
+    }
+
+    fn handle(&mut self, message: RibInput) {
+        match message {
+            RibInput::PeerUp { peer, source, out } => {
+                self.resolver.peers.insert(peer, source);
+                self.send_table(&out);
+                let _ = out.send(PeerMsg::InitialDone);
+                self.outputs.insert(peer, out);
+            }
+            RibInput::PeerDown { peer } => {
+                self.outputs.remove(&peer);
+                let changes = self.rib.remove_peer(peer, &self.resolver);
+                self.resolver.peers.remove(&peer);
+                for change in changes {
+                    self.changed(change);
+                }
+            }
+            RibInput::Routes { peer, routes } => {
+                for (prefix, path) in routes {
+                    let path = path.map(|mut p| {
+                        p.attrs = self.interner.intern(p.attrs);
+                        self.resolver.learn(&p.attrs);
+                        p
+                    });
+                    if let Some(change) = self.rib.update(prefix, peer, path, &self.resolver) {
+                        self.changed(change);
+                    }
+                }
+                self.interner.purge();
+                if let Some(out) = self.outputs.get(&peer) {
+                    let _ = out.send(PeerMsg::Counts(self.rib.counts(peer)));
+                }
+            }
+            RibInput::Originate(prefixes) => self.originate(&prefixes),
+            RibInput::Query { query, reply } => {
+                let _ = reply.send(self.query(&query));
+            }
+            RibInput::Shutdown { .. } => {}
+        }
+    }
+
+    fn originate(&mut self, prefixes: &[IpNetwork]) {
+        let wanted: BTreeSet<IpNetwork> = prefixes.iter().copied().collect();
+        let removed: Vec<IpNetwork> = self.originated.difference(&wanted).copied().collect();
+        let added: Vec<IpNetwork> = wanted.difference(&self.originated).copied().collect();
+        for prefix in removed {
+            if let Some(change) = self.rib.update(prefix, LOCAL_PEER, None, &self.resolver) {
+                self.changed(change);
+            }
+        }
+        for prefix in added {
+            let path = Path::new(LOCAL_PEER, self.local_attrs.clone(), true);
+            if let Some(change) = self
+                .rib
+                .update(prefix, LOCAL_PEER, Some(path), &self.resolver)
+            {
+                self.changed(change);
+            }
+        }
+        self.originated = wanted;
+    }
+
+    /// Queues the FIB operation and the export for one changed prefix.
+    fn changed(&mut self, change: Change) {
+        self.fib_ops
+            .push(self.fib_op(change.prefix, &change.selected));
+        let best = change.selected.first().map(|p| BestPath {
+            attrs: p.attrs.clone(),
+            from: p.peer,
+            learned: self.learned(p.peer),
+        });
+        self.exports.push(BestChange {
+            prefix: change.prefix,
+            best,
+        });
+    }
+
+    fn learned(&self, peer: PeerId) -> Learned {
+        match self.resolver.source(peer) {
+            Some(s) if s.local => Learned::Local,
+            Some(s) if s.ebgp => Learned::Ebgp,
+            _ => Learned::Ibgp,
+        }
+    }
+
+    fn fib_op(&self, prefix: IpNetwork, selected: &[Path]) -> FibOp {
+        match selected {
+            [] => FibOp::Remove(prefix),
+            [first, ..] if first.peer == LOCAL_PEER => FibOp::Set(prefix, FibRoute::Blackhole),
+            [only] => match self.resolver.hops(only) {
+                Some(hops) => FibOp::Set(prefix, FibRoute::Unicast(hops.clone())),
+                None => FibOp::Remove(prefix),
+            },
+            many => {
+                let mut hops: Vec<ResolvedNextHop> = many
+                    .iter()
+                    .filter_map(|p| self.resolver.hops(p))
+                    .flat_map(|h| h.iter().copied())
+                    .collect();
+                hops.sort();
+                hops.dedup();
+                if hops.is_empty() {
+                    FibOp::Remove(prefix)
+                } else {
+                    FibOp::Set(prefix, FibRoute::Unicast(hops.into()))
+                }
+            }
+        }
+    }
+
+    /// Sends the whole table to a new peer, in pieces.
+    fn send_table(&self, out: &mpsc::UnboundedSender<PeerMsg>) {
+        let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+        for (prefix, paths) in self.rib.iter() {
+            let Some(best) = paths.first().filter(|p| p.selected()) else {
+                continue;
+            };
+            chunk.push(BestChange {
+                prefix,
+                best: Some(BestPath {
+                    attrs: best.attrs.clone(),
+                    from: best.peer,
+                    learned: self.learned(best.peer),
+                }),
+            });
+            if chunk.len() == EXPORT_CHUNK {
+                let _ = out.send(PeerMsg::Best(std::mem::take(&mut chunk).into()));
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = out.send(PeerMsg::Best(chunk.into()));
+        }
+    }
+
+    async fn fib_event(&mut self, event: FibEvent) {
+        match event {
+            FibEvent::ResyncRequested { generation } => {
+                let Some(fib) = self.fib.clone() else {
+                    return;
+                };
+                let mut batch = Vec::with_capacity(EXPORT_CHUNK);
+                let selected: Vec<(IpNetwork, Vec<Path>)> = self
+                    .rib
+                    .iter()
+                    .filter(|(_, paths)| paths.first().is_some_and(Path::selected))
+                    .map(|(prefix, paths)| {
+                        (
+                            prefix,
+                            paths.iter().take_while(|p| p.selected()).cloned().collect(),
+                        )
+                    })
+                    .collect();
+                for (prefix, paths) in selected {
+                    batch.push(self.fib_op(prefix, &paths));
+                    if batch.len() == EXPORT_CHUNK {
+                        fib.apply(std::mem::take(&mut batch)).await;
+                    }
+                }
+                if !batch.is_empty() {
+                    fib.apply(batch).await;
+                }
+                fib.sync_done(generation).await;
+            }
+            FibEvent::KernelTable(table) => self.kernel_changed(table),
+        }
+    }
+
+    /// Resolves every next hop again; prefixes using one that changed are
+    /// ranked again and rewritten in the kernel.
+    fn kernel_changed(&mut self, table: Arc<KernelTable>) {
+        self.resolver.kernel = Some(table);
+        let hops: Vec<IpAddr> = self.resolver.resolved.keys().copied().collect();
+        let mut moved = std::collections::HashSet::new();
+        for hop in hops {
+            let now = self.resolver.resolve(hop);
+            if self.resolver.resolved.get(&hop) != Some(&now) {
+                self.resolver.resolved.insert(hop, now);
+                moved.insert(hop);
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        let uses_moved = |p: &Path| p.attrs.next_hops.first().is_some_and(|h| moved.contains(h));
+        let changes = self.rib.reselect(&self.resolver, uses_moved);
+        let reselected: BTreeSet<IpNetwork> = changes.iter().map(|c| c.prefix).collect();
+        for change in changes {
+            self.changed(change);
+        }
+        // Same selection, other gateway: only the kernel route changes.
+        let rewrite: Vec<(IpNetwork, Vec<Path>)> = self
+            .rib
+            .iter()
+            .filter(|(prefix, _)| !reselected.contains(prefix))
+            .filter_map(|(prefix, paths)| {
+                let selected: Vec<Path> =
+                    paths.iter().take_while(|p| p.selected()).cloned().collect();
+                selected
+                    .iter()
+                    .any(uses_moved)
+                    .then_some((prefix, selected))
+            })
+            .collect();
+        for (prefix, selected) in rewrite {
+            self.fib_ops.push(self.fib_op(prefix, &selected));
+        }
+        // Drop resolutions no path needs any more.
+        if self.resolver.resolved.len() > 1024 {
+            let used: std::collections::HashSet<IpAddr> = self
+                .rib
+                .iter()
+                .flat_map(|(_, paths)| {
+                    paths
+                        .iter()
+                        .filter_map(|p| p.attrs.next_hops.first().copied())
+                })
+                .collect();
+            self.resolver.resolved.retain(|hop, _| used.contains(hop));
+        }
+    }
+
+    /// Writes what handling one input produced.
+    async fn flush(&mut self) {
+        if !self.exports.is_empty() {
+            let exports: Arc<[BestChange]> = std::mem::take(&mut self.exports).into();
+            for out in self.outputs.values() {
+                let _ = out.send(PeerMsg::Best(exports.clone()));
+            }
+        }
+        let ops = std::mem::take(&mut self.fib_ops);
+        if let Some(fib) = &self.fib
+            && !ops.is_empty()
+        {
+            fib.apply(ops).await;
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let prefixes: Vec<IpNetwork> = self.rib.iter().map(|(p, _)| p).collect();
+        self.fib_ops.extend(prefixes.into_iter().map(FibOp::Remove));
+        self.exports.clear();
+        self.flush().await;
+    }
+
+    fn query(&self, query: &RouteQuery) -> Vec<RibRoute> {
+        let mut routes: Vec<RibRoute> = match query.prefix {
+            Some(prefix) => self.lookup(prefix).into_iter().collect(),
+            None => self
+                .rib
+                .iter()
+                .filter(|(p, _)| query.ipv4.is_none_or(|v4| p.is_ipv4() == v4))
+                .map(|(prefix, paths)| self.describe(prefix, paths))
+                .collect(),
+        };
+        if let Some(peer) = query.peer {
+            for route in &mut routes {
+                route.paths.retain(|p| p.peer == peer);
+            }
+            routes.retain(|r| !r.paths.is_empty());
+        }
+        routes.sort_by_key(|r| r.prefix);
+        routes
+    }
+
+    /// The route for `prefix`, or the longest one covering it.
+    fn lookup(&self, prefix: IpNetwork) -> Option<RibRoute> {
+        (0..=prefix.prefix()).rev().find_map(|len| {
+            let covering = IpNetwork::new(prefix.network(), len).ok()?;
+            let covering = IpNetwork::new(covering.network(), len).ok()?;
+            self.rib
+                .get(&covering)
+                .map(|paths| self.describe(covering, paths))
+        })
+    }
+
+    fn describe(&self, prefix: IpNetwork, paths: &[Path]) -> RibRoute {
+        let best = paths.first().filter(|p| p.selected());
+        let candidate = |p: &'_ Path| -> Option<Source> {
+            (p.accepted() && self.resolver.reachable(p))
+                .then(|| self.resolver.source(p.peer).copied())
+                .flatten()
+        };
+        let best_source = best.and_then(&candidate);
+        let paths = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let lost_at = match (best, best_source, candidate(p)) {
+                    (Some(b), Some(bs), Some(ps)) if i > 0 => Some(
+                        best_path::compare(
+                            &Candidate {
+                                attrs: &b.attrs,
+                                source: &bs,
+                            },
+                            &Candidate {
+                                attrs: &p.attrs,
+                                source: &ps,
+                            },
+                        )
+                        .1,
+                    ),
+                    _ => None,
+                };
+                RibPath {
+                    peer: p.peer,
+                    peer_address: self
+                        .resolver
+                        .source(p.peer)
+                        .filter(|s| !s.local)
+                        .map(|s| s.address),
+                    attrs: p.attrs.clone(),
+                    accepted: p.accepted(),
+                    reachable: self.resolver.reachable(p),
+                    best: i == 0 && p.selected(),
+                    multipath: p.selected(),
+                    lost_at,
+                    resolved: self
+                        .resolver
+                        .hops(p)
+                        .map(|h| h.to_vec())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let kernel = match (&self.fib, best) {
+            (Some(fib), Some(_)) => Some(fib.route_state(&prefix)),
+            _ => None,
+        };
+        RibRoute {
+            prefix,
+            paths,
+            kernel,
+        }
+    }
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
