@@ -143,6 +143,7 @@ fn bird_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repo
         "e",
         &Speaker {
             asn: 4_200_000_001,
+            extra: Vec::new(),
             router_id: "10.0.1.2",
             originate: vec!["10.244.1.0/26", "fd00:244:1::/64"],
             peers: vec![
@@ -156,6 +157,7 @@ fn bird_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repo
         "i",
         &Speaker {
             asn: ROUTER_AS,
+            extra: Vec::new(),
             router_id: "10.0.2.2",
             originate: vec!["10.244.2.0/26"],
             peers: vec![PeerConf::new("bird-ibgp", "10.0.2.1", ROUTER_AS).fast_hold()],
@@ -166,6 +168,7 @@ fn bird_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repo
         "w",
         &Speaker {
             asn: 4_200_000_003,
+            extra: Vec::new(),
             router_id: "10.0.3.2",
             originate: vec!["10.244.3.0/26"],
             peers: vec![PeerConf::new("bird-md5", "10.0.3.1", ROUTER_AS).password("wrong-one")],
@@ -176,6 +179,7 @@ fn bird_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repo
         "t",
         &Speaker {
             asn: 65010,
+            extra: Vec::new(),
             router_id: "10.0.4.2",
             originate: vec!["10.244.4.0/26"],
             peers: vec![PeerConf::new("bird-as2", "10.0.4.1", ROUTER_AS)],
@@ -186,6 +190,7 @@ fn bird_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repo
         "x",
         &Speaker {
             asn: 4_200_000_005,
+            extra: Vec::new(),
             router_id: "10.0.5.2",
             originate: vec!["10.244.5.0/26", "fd00:244:5::/64"],
             peers: vec![

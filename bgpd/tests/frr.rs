@@ -137,6 +137,7 @@ fn frr_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repor
         "e",
         &Speaker {
             asn: 4_200_000_001,
+            extra: Vec::new(),
             router_id: "10.0.1.2",
             originate: vec!["10.244.1.0/26", "fd00:244:1::/64"],
             peers: vec![
@@ -150,6 +151,7 @@ fn frr_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repor
         "i",
         &Speaker {
             asn: ROUTER_AS,
+            extra: Vec::new(),
             router_id: "10.0.2.2",
             originate: vec!["10.244.2.0/26"],
             peers: vec![PeerConf::new("frr-ibgp", "10.0.2.1", ROUTER_AS).fast_hold()],
@@ -160,6 +162,7 @@ fn frr_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repor
         "w",
         &Speaker {
             asn: 4_200_000_003,
+            extra: Vec::new(),
             router_id: "10.0.3.2",
             originate: vec!["10.244.3.0/26"],
             peers: vec![PeerConf::new("frr-md5", "10.0.3.1", ROUTER_AS).password("wrong-one")],
@@ -170,6 +173,7 @@ fn frr_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repor
         "t",
         &Speaker {
             asn: 65010,
+            extra: Vec::new(),
             router_id: "10.0.4.2",
             originate: vec!["10.244.4.0/26"],
             peers: vec![PeerConf::new("frr-nocaps", "10.0.4.1", ROUTER_AS)],
@@ -180,6 +184,7 @@ fn frr_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_repor
         "x",
         &Speaker {
             asn: 4_200_000_005,
+            extra: Vec::new(),
             router_id: "10.0.5.2",
             originate: vec!["10.244.5.0/26", "fd00:244:5::/64"],
             peers: vec![

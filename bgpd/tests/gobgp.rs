@@ -152,6 +152,7 @@ fn gobgp_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_rep
         "e",
         &Speaker {
             asn: 4_200_000_001,
+            extra: Vec::new(),
             router_id: "10.0.1.2",
             originate: vec!["10.244.1.0/26", "fd00:244:1::/64"],
             peers: vec![
@@ -165,6 +166,7 @@ fn gobgp_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_rep
         "i",
         &Speaker {
             asn: ROUTER_AS,
+            extra: Vec::new(),
             router_id: "10.0.2.2",
             originate: vec!["10.244.2.0/26"],
             peers: vec![PeerConf::new("gobgp-ibgp", "10.0.2.1", ROUTER_AS).fast_hold()],
@@ -175,6 +177,7 @@ fn gobgp_peers_exchange_prefixes_over_every_kind_of_session_and_failures_are_rep
         "w",
         &Speaker {
             asn: 4_200_000_003,
+            extra: Vec::new(),
             router_id: "10.0.3.2",
             originate: vec!["10.244.3.0/26"],
             peers: vec![PeerConf::new("gobgp-md5", "10.0.3.1", ROUTER_AS).password("wrong-one")],

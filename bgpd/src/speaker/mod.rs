@@ -63,7 +63,12 @@ impl Speaker {
     /// Binds the listener (unless `listenPort` is 0) and starts a task per
     /// peer.
     pub async fn start(config: Config) -> Result<Speaker, SpeakerError> {
-        let rib = rib::spawn(config.bgp.router_id, DEFAULT_MAX_PATHS, None);
+        let rib = rib::spawn(
+            config.bgp.router_id,
+            DEFAULT_MAX_PATHS,
+            config.peers.len(),
+            None,
+        );
         let _ = rib
             .input
             .send(rib::RibInput::Originate(originated(&config)))

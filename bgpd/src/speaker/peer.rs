@@ -419,6 +419,14 @@ impl PeerTask {
             .unwrap_or_default();
         let local_as = self.global.as_number;
         let inbound = inbound::read(update, &families, local_as);
+        if inbound.end_of_rib.is_some() {
+            let _ = self
+                .rib
+                .input
+                .send(RibInput::EndOfRib { peer: self.id })
+                .await;
+            return;
+        }
         if inbound.treated_as_withdraw {
             tracing::warn!(peer = %self.peer.address, "UPDATE treated as withdraw (RFC 7606)");
         }

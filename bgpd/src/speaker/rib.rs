@@ -10,9 +10,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::fib::{FibEvent, FibHandle, FibOp, FibRoute, KernelTable, ResolvedNextHop, RouteState};
 use crate::rib::PathAttributes;
@@ -28,6 +30,10 @@ pub const RIB_QUEUE: usize = 256;
 /// Best path changes sent to peers per message, so a new peer's initial
 /// table goes out in pieces.
 const EXPORT_CHUNK: usize = 4096;
+/// At start, stale kernel routes of ours are removed once every configured
+/// peer has sent End-of-RIB, or after this long: a restart must not empty
+/// the kernel before the peers had their say.
+pub const INITIAL_SYNC_WAIT: Duration = Duration::from_secs(10);
 
 pub enum RibInput {
     /// A session is Established; `out` receives best path changes, starting
@@ -39,6 +45,8 @@ pub enum RibInput {
     },
     /// The session went down: its paths go.
     PeerDown { peer: PeerId },
+    /// The peer sent End-of-RIB (RFC 4724 §2): its initial table is in.
+    EndOfRib { peer: PeerId },
     /// Paths from a peer: Some sets, None withdraws.
     Routes {
         peer: PeerId,
@@ -145,6 +153,7 @@ impl RibHandle {
 pub fn spawn(
     router_id: Ipv4Addr,
     max_paths: usize,
+    expected_peers: usize,
     fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
 ) -> RibHandle {
     let (input, rx) = mpsc::channel(RIB_QUEUE);
@@ -176,6 +185,12 @@ pub fn spawn(
         fib,
         fib_ops: Vec::new(),
         exports: Vec::new(),
+        initial: Some(InitialSync {
+            generation: None,
+            deadline: Instant::now() + INITIAL_SYNC_WAIT,
+            expected_peers,
+            done: BTreeSet::new(),
+        }),
     };
     tokio::spawn(task.run(rx, fib_events));
     RibHandle { input }
@@ -241,6 +256,23 @@ struct RibTask {
     /// Built while handling one input, written when it is done.
     fib_ops: Vec<FibOp>,
     exports: Vec<BestChange>,
+    /// Until the first full sync with the kernel is done.
+    initial: Option<InitialSync>,
+}
+
+struct InitialSync {
+    /// The FIB's request, held until the peers are in.
+    generation: Option<u64>,
+    deadline: Instant,
+    expected_peers: usize,
+    /// Peers that sent End-of-RIB.
+    done: BTreeSet<PeerId>,
+}
+
+impl InitialSync {
+    fn ready(&self) -> bool {
+        self.done.len() >= self.expected_peers || Instant::now() >= self.deadline
+    }
 }
 
 impl RibTask {
@@ -264,7 +296,9 @@ impl RibTask {
                     }
                 },
                 Some(event) = recv(&mut fib_events) => self.fib_event(event).await,
+                () = initial_deadline(&self.initial) => {}
             }
+            self.initial_sync().await;
             self.flush().await;
         }
     }
@@ -276,6 +310,11 @@ impl RibTask {
                 self.send_table(&out);
                 let _ = out.send(PeerMsg::InitialDone);
                 self.outputs.insert(peer, out);
+            }
+            RibInput::EndOfRib { peer } => {
+                if let Some(initial) = &mut self.initial {
+                    initial.done.insert(peer);
+                }
             }
             RibInput::PeerDown { peer } => {
                 self.outputs.remove(&peer);
@@ -405,33 +444,65 @@ impl RibTask {
     async fn fib_event(&mut self, event: FibEvent) {
         match event {
             FibEvent::ResyncRequested { generation } => {
-                let Some(fib) = self.fib.clone() else {
+                if let Some(initial) = &mut self.initial {
+                    initial.generation = Some(generation);
                     return;
-                };
-                let mut batch = Vec::with_capacity(EXPORT_CHUNK);
-                let selected: Vec<(IpNetwork, Vec<Path>)> = self
-                    .rib
-                    .iter()
-                    .filter(|(_, paths)| paths.first().is_some_and(Path::selected))
-                    .map(|(prefix, paths)| {
-                        (
-                            prefix,
-                            paths.iter().take_while(|p| p.selected()).cloned().collect(),
-                        )
-                    })
-                    .collect();
-                for (prefix, paths) in selected {
-                    batch.push(self.fib_op(prefix, &paths));
-                    if batch.len() == EXPORT_CHUNK {
-                        fib.apply(std::mem::take(&mut batch)).await;
-                    }
                 }
-                if !batch.is_empty() {
-                    fib.apply(batch).await;
-                }
-                fib.sync_done(generation).await;
+                self.resync(generation).await;
             }
             FibEvent::KernelTable(table) => self.kernel_changed(table),
+        }
+    }
+
+    /// Answers the FIB's first resync once the peers are in.
+    async fn initial_sync(&mut self) {
+        let Some(initial) = &self.initial else {
+            return;
+        };
+        if !initial.ready() {
+            return;
+        }
+        let generation = initial.generation;
+        if self.fib.is_none() || generation.is_some() {
+            self.initial = None;
+        }
+        if let Some(generation) = generation {
+            tracing::info!(
+                peers_in = self.outputs.len(),
+                "initial routes in; removing stale kernel routes"
+            );
+            self.resync(generation).await;
+        }
+    }
+
+    /// Sends the FIB every route we want, then lets it remove the rest.
+    async fn resync(&mut self, generation: u64) {
+        {
+            let Some(fib) = self.fib.clone() else {
+                return;
+            };
+            let mut batch = Vec::with_capacity(EXPORT_CHUNK);
+            let selected: Vec<(IpNetwork, Vec<Path>)> = self
+                .rib
+                .iter()
+                .filter(|(_, paths)| paths.first().is_some_and(Path::selected))
+                .map(|(prefix, paths)| {
+                    (
+                        prefix,
+                        paths.iter().take_while(|p| p.selected()).cloned().collect(),
+                    )
+                })
+                .collect();
+            for (prefix, paths) in selected {
+                batch.push(self.fib_op(prefix, &paths));
+                if batch.len() == EXPORT_CHUNK {
+                    fib.apply(std::mem::take(&mut batch)).await;
+                }
+            }
+            if !batch.is_empty() {
+                fib.apply(batch).await;
+            }
+            fib.sync_done(generation).await;
         }
     }
 
@@ -601,6 +672,13 @@ impl RibTask {
             paths,
             kernel,
         }
+    }
+}
+
+async fn initial_deadline(initial: &Option<InitialSync>) {
+    match initial {
+        Some(i) if i.generation.is_some() => tokio::time::sleep_until(i.deadline).await,
+        _ => std::future::pending().await,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Speaker {
     pub router_id: &'static str,
     pub originate: Vec<&'static str>,
     pub peers: Vec<PeerConf>,
+    /// More lines for the BGPConfiguration's spec, indented two spaces.
+    pub extra: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub struct PeerConf {
     pub keepalive_time: Option<u32>,
     /// Empty: podroute's default, the family of `peer_ip`.
     pub families: Vec<&'static str>,
+    /// More lines for the BGPPeer's spec, indented two spaces.
+    pub extra: Vec<String>,
 }
 
 impl PeerConf {
@@ -70,7 +74,14 @@ impl PeerConf {
             hold_time: None,
             keepalive_time: None,
             families: Vec::new(),
+            extra: Vec::new(),
         }
+    }
+
+    /// A raw line for the spec, e.g. `importPolicy: {defaultAction: accept}`.
+    pub fn spec(mut self, line: &str) -> PeerConf {
+        self.extra.push(format!("  {line}"));
+        self
     }
 
     pub fn password(mut self, password: &'static str) -> PeerConf {
@@ -105,6 +116,9 @@ impl Speaker {
             originate.join(", ")
         )
         .unwrap();
+        for line in &self.extra {
+            writeln!(y, "{line}").unwrap();
+        }
         for p in &self.peers {
             writeln!(
                 y,
@@ -124,6 +138,9 @@ impl Speaker {
             }
             if !p.families.is_empty() {
                 writeln!(y, "  families: [{}]", p.families.join(", ")).unwrap();
+            }
+            for line in &p.extra {
+                writeln!(y, "{line}").unwrap();
             }
         }
         y
