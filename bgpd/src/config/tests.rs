@@ -1252,17 +1252,112 @@ async fn fires_on_sighup() {
     assert_eq!(next(&mut rx).await, ReloadTrigger::Signal);
 }
 
+/// The text of the first ```yaml block after `heading` in CONFIG.md.
+fn config_md_yaml(heading: &str) -> &'static str {
+    let doc = include_str!("../../CONFIG.md");
+    let section = &doc[doc.find(heading).expect("the section")..];
+    let start = section.find("```yaml\n").expect("an example") + "```yaml\n".len();
+    let example = &section[start..];
+    &example[..example.find("```").expect("the example's end")]
+}
+
 #[test]
 fn config_md_example_is_valid() {
-    let doc = include_str!("../../CONFIG.md");
-    let start = doc.find("```yaml\n").expect("an example") + "```yaml\n".len();
-    let example = &doc[start..];
-    let example = &example[..example.find("```").expect("the example's end")];
+    let example = config_md_yaml("## Example");
     let read = |_: &Path| Ok("s3cret\n".to_owned());
     let config = parse(example, "CONFIG.md", read).unwrap();
     assert_eq!(config.peers.len(), 2);
+    assert_eq!(config.bgp.max_paths, 4);
     let node3 = peer(&config, "fd00::3");
     assert_eq!((node3.hold_time, node3.keepalive_time), (9, 3));
     assert_eq!(node3.ttl, TtlMode::OsDefault);
-    assert_eq!(peer(&config, "10.0.1.1").ttl, TtlMode::Gtsm { hops: 1 });
+    assert_eq!(node3.import_policy, None);
+    assert_eq!(node3.export_policy, config.bgp.export_policy);
+    let tor1 = peer(&config, "10.0.1.1");
+    assert_eq!(tor1.ttl, TtlMode::Gtsm { hops: 1 });
+    let import = tor1.import_policy.as_ref().unwrap();
+    let names: Vec<&str> = import.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["no-own-aggregate", "prefer-direct", "default-and-pods"]
+    );
+    assert_eq!(tor1.max_prefix.unwrap().limit, 1000);
+
+    // What the example's policies do with routes from and to tor1.
+    use crate::rib::PathAttributes;
+    use crate::rib::policy::{self, Direction, PolicyContext, Verdict};
+    use crate::wire::{AsPath, AsSegment, PathAttribute};
+    let ctx = PolicyContext {
+        local_as: config.bgp.as_number,
+        ebgp: tor1.is_ebgp(config.bgp.as_number),
+    };
+    let from = |path: Vec<u32>| PathAttributes {
+        attributes: vec![PathAttribute::AsPath(AsPath {
+            segments: vec![AsSegment::Sequence(path)],
+        })],
+        next_hops: vec!["10.0.1.1".parse().unwrap()],
+    };
+    let import = |prefix: &str, path: Vec<u32>| {
+        policy::evaluate(
+            tor1.import_policy.as_ref(),
+            &ctx,
+            &prefix.parse().unwrap(),
+            &from(path),
+            Direction::Import,
+        )
+    };
+    assert_eq!(import("10.244.7.0/26", vec![65000]), Verdict::Reject);
+    assert_eq!(
+        import("10.1.0.0/16", vec![65000, 65009]),
+        Verdict::Accept(None)
+    );
+    assert!(matches!(
+        import("0.0.0.0/0", vec![65000]),
+        Verdict::Accept(Some(_))
+    ));
+    assert_eq!(
+        import("10.1.2.0/27", vec![65000]),
+        Verdict::Reject,
+        "RFC 8212"
+    );
+    // Learned routes are not exported to tor1; our own prefixes are,
+    // tagged and prepended.
+    let learned = policy::evaluate(
+        tor1.export_policy.as_ref(),
+        &ctx,
+        &"10.1.0.0/16".parse().unwrap(),
+        &from(vec![65000]),
+        Direction::Export,
+    );
+    assert_eq!(learned, Verdict::Reject);
+    let own = PathAttributes {
+        attributes: vec![],
+        next_hops: vec![],
+    };
+    let Verdict::Accept(Some(out)) = policy::evaluate_originated(
+        tor1.export_policy.as_ref(),
+        &ctx,
+        &"10.244.1.0/26".parse().unwrap(),
+        &own,
+    ) else {
+        panic!("our own prefix is exported")
+    };
+    assert_eq!(policy::render_as_path(out.as_path()), "65001");
+}
+
+#[test]
+fn config_md_policy_snippets_are_valid() {
+    let policy = config_md_yaml("## Route policy");
+    let policy = import_policy(policy);
+    assert_eq!(policy.default_action, Some(PolicyAction::Reject));
+    assert_eq!(policy.rules.len(), 1);
+    let max_prefix = config_md_yaml("## maxPrefix");
+    let config = ok(&with_peer(&format!("{EBGP_PEER}{max_prefix}")));
+    assert_eq!(
+        peer(&config, "10.0.1.1")
+            .max_prefix
+            .unwrap()
+            .warning_percent,
+        80
+    );
 }
