@@ -21,15 +21,19 @@ pub struct ConfigChange {
     /// In both, and something the session depends on changed (or
     /// `global.restart_all`): tear the session down and start it anew.
     pub peers_changed: Vec<IpAddr>,
-    /// In both, and only cosmetic fields (description) changed: update the
-    /// stored config, keep the session.
+    /// In both, and only fields the session does not depend on changed
+    /// (description, nextHopSelf, import/export policy, including an
+    /// inherited cluster default, maxPrefix): keep the session, update the
+    /// stored config and act on it (re-run export, re-evaluate imports by
+    /// ROUTE-REFRESH or from what was kept, recheck the prefix count).
     pub peers_updated: Vec<IpAddr>,
     /// In both, identical.
     pub peers_unchanged: Vec<IpAddr>,
 }
 
-/// Changes to the BGPConfiguration itself. Changes of its timer defaults
-/// show up as changed peers, since peers carry resolved values.
+/// Changes to the BGPConfiguration itself. Changes of its timer and policy
+/// defaults show up as changed or updated peers, since peers carry
+/// resolved values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GlobalChange {
     /// asNumber or routerID changed: they are in every OPEN, so every
@@ -42,6 +46,12 @@ pub struct GlobalChange {
     pub originate_added: Vec<IpNetwork>,
     /// Prefixes to withdraw; no session restarts.
     pub originate_removed: Vec<IpNetwork>,
+    /// The new `maxPaths` when it changed: recompute the ECMP sets; no
+    /// session restarts.
+    pub max_paths: Option<usize>,
+    /// The new `kernelTable` when it changed: move our routes to it; no
+    /// session restarts.
+    pub kernel_table: Option<u32>,
 }
 
 impl ConfigChange {
@@ -75,6 +85,9 @@ pub fn diff(old: &Config, new: &Config) -> ConfigChange {
             .difference(&new.bgp.originate)
             .copied()
             .collect(),
+        max_paths: (old.bgp.max_paths != new.bgp.max_paths).then_some(new.bgp.max_paths),
+        kernel_table: (old.bgp.kernel_table != new.bgp.kernel_table)
+            .then_some(new.bgp.kernel_table),
     };
 
     let mut change = ConfigChange {
@@ -117,6 +130,12 @@ fn same_session(a: &PeerConfig, b: &PeerConfig) -> bool {
         families,
         description: _,
         shutdown,
+        // Applied to routes, not to the session: an update
+        // (`peers_updated`), never a restart.
+        next_hop_self: _,
+        import_policy: _,
+        export_policy: _,
+        max_prefix: _,
     } = a;
     *address == b.address
         && *port == b.port

@@ -112,6 +112,40 @@ pub enum Problem {
     NoFamily,
     #[error("is {len} bytes long; at most {max} fit in the NOTIFICATION (RFC 9003 §2)", max = super::SHUTDOWN_MESSAGE_MAX)]
     ShutdownMessageLength { len: usize },
+    #[error("{0} is out of range (1 to {max} equal paths)", max = super::MAX_PATHS_LIMIT)]
+    MaxPaths(u32),
+    #[error("table {0} cannot be used (0 is RT_TABLE_UNSPEC, 255 the kernel's local table)")]
+    KernelTable(u32),
+    #[error("must list at least one entry (leave the field out to match any)")]
+    EmptyList,
+    #[error("{value} is longer than an {family} prefix can be (at most {max})")]
+    PrefixLengthTooLong {
+        value: u32,
+        family: &'static str,
+        max: u8,
+    },
+    #[error("{value} is shorter than the prefix's own length {len} (ge and le count from it)")]
+    PrefixLengthTooShort { value: u32, len: u8 },
+    #[error("ge {ge} is greater than le {le}")]
+    GeAboveLe { ge: u8, le: u8 },
+    #[error(
+        "{0:?} is not a community: write \"A:B\" (each 0 to 65535) or no-export, no-advertise, no-export-subconfed (RFC 1997)"
+    )]
+    Community(String),
+    #[error("{0:?} is not a large community: write \"A:B:C\" (each 0 to 4294967295, RFC 8092)")]
+    LargeCommunity(String),
+    #[error("{given:?} is not a valid regular expression: {reason}")]
+    AsPathRegex { given: String, reason: String },
+    #[error("{0} is out of range (1 to {max})", max = super::MAX_PREPEND_COUNT)]
+    PrependCount(u32),
+    #[error("a rule must have `set` or `action` (this one does nothing)")]
+    RuleDoesNothing,
+    #[error("must be at least 1")]
+    ZeroLimit,
+    #[error("{0} is out of range (1 to 100)")]
+    WarningPercent(u32),
+    #[error("applies to action teardown only (action warn never takes the session down)")]
+    RestartAfterWithWarn,
 }
 
 impl fmt::Display for DocRef {

@@ -8,6 +8,7 @@ mod diff;
 mod error;
 pub mod schema;
 mod validate;
+mod validate_policy;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,12 +16,14 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
+pub use crate::rib::policy::AsPathRegex;
 use crate::session::transport::TtlMode;
-use crate::wire::Family;
+use crate::wire::{Community, Family, LargeCommunity};
 
 pub use diff::{ConfigChange, GlobalChange, diff};
 pub use error::{ConfigError, DocRef, Location, Problem};
@@ -45,6 +48,29 @@ pub const SHUTDOWN_MESSAGE_MAX: usize = 255;
 /// RFC 4271 §5.1.3 / common practice: an eBGP peer is one hop away unless
 /// multihop says otherwise.
 pub const EBGP_DEFAULT_TTL: u8 = 1;
+/// ECMP width when `maxPaths` is not set (issue 4: default 8).
+pub const DEFAULT_MAX_PATHS: usize = 8;
+/// Upper bound of `maxPaths`: more equal paths than this is a mistake, and
+/// a multipath route of 64 next hops still fits one netlink message.
+pub const MAX_PATHS_LIMIT: usize = 64;
+/// RT_TABLE_MAIN (linux/rtnetlink.h), where `ip route` looks by default.
+pub const DEFAULT_KERNEL_TABLE: u32 = 254;
+/// RT_TABLE_UNSPEC and RT_TABLE_LOCAL (linux/rtnetlink.h): not a table we
+/// may program (the local table holds the kernel's own local routes).
+pub const RESERVED_KERNEL_TABLES: [u32; 2] = [0, 255];
+/// maxPrefix `warningPercent` default, as FRR and Cisco IOS.
+pub const DEFAULT_MAX_PREFIX_WARNING_PERCENT: u8 = 75;
+/// maxPrefix `restartAfter` default in seconds.
+pub const DEFAULT_MAX_PREFIX_RESTART_AFTER: u32 = 60;
+/// Upper bound of a prepend's `count`: beyond it a path is only longer,
+/// and very long paths are filtered by many networks anyway.
+pub const MAX_PREPEND_COUNT: u8 = 32;
+/// RFC 1997 well-known communities, by the names written in policies.
+pub const WELL_KNOWN_COMMUNITIES: [(&str, Community); 3] = [
+    ("no-export", Community(0xFFFF_FF01)),
+    ("no-advertise", Community(0xFFFF_FF02)),
+    ("no-export-subconfed", Community(0xFFFF_FF03)),
+];
 
 /// A validated configuration: one speaker and its peers, defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +98,15 @@ pub struct BgpConfiguration {
     pub hold_time: u16,
     pub keepalive_time: u16,
     pub connect_retry_time: u16,
+    /// ECMP width: at most this many equal best paths are installed as one
+    /// multipath kernel route; 1..=MAX_PATHS_LIMIT.
+    pub max_paths: usize,
+    /// Kernel routing table our routes go into.
+    pub kernel_table: u32,
+    /// Cluster defaults, already copied into every peer without its own
+    /// (see [`PeerConfig::import_policy`]); kept here for display.
+    pub import_policy: Option<RoutePolicy>,
+    pub export_policy: Option<RoutePolicy>,
 }
 
 /// One neighbour (`kind: BGPPeer`), with the speaker's defaults applied.
@@ -102,6 +137,120 @@ pub struct PeerConfig {
     pub description: String,
     /// Administratively down, with the RFC 9003 message to send if any.
     pub shutdown: Option<Shutdown>,
+    /// Rewrite the next hop to our own address when advertising to this
+    /// peer; `None` when not set: [`PeerConfig::next_hop_self`] gives the
+    /// default (eBGP yes, iBGP no).
+    pub next_hop_self: Option<bool>,
+    /// The peer's own `importPolicy`, else the BGPConfiguration's; `None`
+    /// when neither sets one: the RFC 8212 default (eBGP reject, iBGP
+    /// accept), as `rib::policy::evaluate(None, ..)` applies it.
+    pub import_policy: Option<RoutePolicy>,
+    /// As `import_policy`, for what we advertise to the peer.
+    pub export_policy: Option<RoutePolicy>,
+    pub max_prefix: Option<MaxPrefix>,
+}
+
+/// An import or export policy: rules in order, the first `accept` or
+/// `reject` decides; a rule without an action applies its `set` and
+/// evaluation continues with the changed route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// For a route no rule decided; `None`: reject on eBGP sessions
+    /// (RFC 8212), accept on iBGP ones.
+    pub default_action: Option<PolicyAction>,
+    pub rules: Vec<PolicyRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyAction {
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRule {
+    /// For logs and `podctl`; `rules[i]` when not set.
+    pub name: String,
+    pub matches: PolicyMatch,
+    pub set: PolicySet,
+    /// `None`: apply `set` and go on with the next rule.
+    pub action: Option<PolicyAction>,
+}
+
+/// Conditions of a rule: every one that is set must hold (AND); within a
+/// list any entry will do (OR). All unset: the rule matches every route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyMatch {
+    /// `None`: any prefix.
+    pub prefixes: Option<Vec<PrefixMatch>>,
+    /// Any of these on the route.
+    pub communities: Option<Vec<Community>>,
+    pub large_communities: Option<Vec<LargeCommunity>>,
+    pub as_path: Option<AsPathRegex>,
+    /// Any of the route's next hops inside any of these.
+    pub next_hop: Option<Vec<IpNetwork>>,
+}
+
+/// A prefix-list entry: routes inside `prefix` whose length is in
+/// `ge..=le` (both resolved: without ge/le, exactly the prefix's length;
+/// ge alone up to the family's maximum; le alone from the prefix's length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrefixMatch {
+    pub prefix: IpNetwork,
+    pub ge: u8,
+    pub le: u8,
+}
+
+/// Changes a rule makes to a matching route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySet {
+    /// Ignored in export policies toward eBGP peers, which never receive
+    /// LOCAL_PREF (RFC 4271 §5.1.5).
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    /// Removals are applied before additions.
+    pub add_communities: Vec<Community>,
+    pub remove_communities: Vec<Community>,
+    pub add_large_communities: Vec<LargeCommunity>,
+    pub remove_large_communities: Vec<LargeCommunity>,
+    pub prepend: Option<Prepend>,
+}
+
+/// Put `count` copies of an AS in front of the AS_PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prepend {
+    /// 1..=MAX_PREPEND_COUNT.
+    pub count: u8,
+    /// `None`: our own AS.
+    pub as_number: Option<u32>,
+}
+
+/// Maximum number of prefixes accepted from a peer (after import policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxPrefix {
+    pub limit: u32,
+    /// Log a warning once the count reaches this share of `limit`; 1..=100.
+    pub warning_percent: u8,
+    pub action: MaxPrefixAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MaxPrefixAction {
+    /// Log only; routes beyond the limit are still accepted.
+    Warn,
+    /// Send a Cease NOTIFICATION, subcode 1 "Maximum Number of Prefixes
+    /// Reached" (RFC 4486 §4), and stay down for `restart_after`; `None`
+    /// (`restartAfter: 0`): until the configuration changes.
+    Teardown { restart_after: Option<Duration> },
+}
+
+impl MaxPrefix {
+    /// The prefix count at which to warn: `warning_percent` of `limit`,
+    /// rounded up, at least 1.
+    pub fn warning_threshold(&self) -> u32 {
+        let threshold = (u64::from(self.limit) * u64::from(self.warning_percent)).div_ceil(100);
+        u32::try_from(threshold).unwrap_or(self.limit).max(1)
+    }
 }
 
 /// Administrative shutdown of a peer.
@@ -133,6 +282,12 @@ impl PeerConfig {
     /// True when the peer is in another AS than `local_as`.
     pub fn is_ebgp(&self, local_as: u32) -> bool {
         self.as_number != local_as
+    }
+
+    /// Whether to advertise ourselves as the next hop: as configured, else
+    /// toward eBGP peers only (RFC 4271 §5.1.3).
+    pub fn next_hop_self(&self, local_as: u32) -> bool {
+        self.next_hop_self.unwrap_or(self.is_ebgp(local_as))
     }
 }
 

@@ -48,6 +48,13 @@ pub struct BgpConfigurationSpec {
     pub hold_time: Option<u16>,
     pub keepalive_time: Option<u16>,
     pub connect_retry_time: Option<u16>,
+    /// Wider than the 1..=64 allowed so an out-of-range value gets our
+    /// message rather than serde's.
+    pub max_paths: Option<u32>,
+    pub kernel_table: Option<u32>,
+    /// Cluster defaults for peers without a policy of their own.
+    pub import_policy: Option<RoutePolicySpec>,
+    pub export_policy: Option<RoutePolicySpec>,
 }
 
 /// `kind: BGPPeer`: one neighbour.
@@ -73,6 +80,136 @@ pub struct BgpPeerSpec {
     pub shutdown: Option<bool>,
     pub shutdown_message: Option<String>,
     pub port: Option<u16>,
+    pub next_hop_self: Option<bool>,
+    pub import_policy: Option<RoutePolicySpec>,
+    pub export_policy: Option<RoutePolicySpec>,
+    pub max_prefix: Option<MaxPrefixSpec>,
+}
+
+/// `importPolicy` / `exportPolicy`: ordered rules, then a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutePolicySpec {
+    pub default_action: Option<ActionSpec>,
+    pub rules: Option<Vec<PolicyRuleSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionSpec {
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyRuleSpec {
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub matches: Option<PolicyMatchSpec>,
+    pub set: Option<PolicySetSpec>,
+    pub action: Option<ActionSpec>,
+}
+
+/// Conditions as written; communities and prefixes stay strings so
+/// validation can name the bad entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyMatchSpec {
+    pub prefixes: Option<Vec<PrefixMatchSpec>>,
+    pub communities: Option<Vec<String>>,
+    pub large_communities: Option<Vec<String>>,
+    pub as_path: Option<String>,
+    pub next_hop: Option<Vec<String>>,
+}
+
+/// A prefix-list entry: `"10.1.0.0/16"` or `{prefix: 10.0.0.0/8, ge: 24,
+/// le: 26}`. Lengths are wider than u8 so 300 gets our message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixMatchSpec {
+    pub prefix: String,
+    pub ge: Option<u32>,
+    pub le: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySetSpec {
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub add_communities: Option<Vec<String>>,
+    pub remove_communities: Option<Vec<String>>,
+    pub add_large_communities: Option<Vec<String>>,
+    pub remove_large_communities: Option<Vec<String>>,
+    pub prepend: Option<PrependSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrependSpec {
+    pub count: Option<u32>,
+    pub as_number: Option<AsNumber>,
+}
+
+/// `maxPrefix`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaxPrefixSpec {
+    pub limit: u32,
+    pub warning_percent: Option<u32>,
+    pub action: Option<MaxPrefixActionSpec>,
+    pub restart_after: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaxPrefixActionSpec {
+    Warn,
+    Teardown,
+}
+
+/// The long form of a prefix-list entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefixRangeSpec {
+    prefix: String,
+    ge: Option<u32>,
+    le: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for PrefixMatchSpec {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PrefixMatchVisitor)
+    }
+}
+
+/// A string or a map; by hand rather than `#[serde(untagged)]`, whose
+/// error ("did not match any variant") would hide what is wrong.
+struct PrefixMatchVisitor;
+
+impl<'de> Visitor<'de> for PrefixMatchVisitor {
+    type Value = PrefixMatchSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a prefix (\"10.0.0.0/8\") or {prefix, ge, le}")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PrefixMatchSpec, E> {
+        Ok(PrefixMatchSpec {
+            prefix: v.to_owned(),
+            ge: None,
+            le: None,
+        })
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<PrefixMatchSpec, A::Error> {
+        let range = PrefixRangeSpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(PrefixMatchSpec {
+            prefix: range.prefix,
+            ge: range.ge,
+            le: range.le,
+        })
+    }
 }
 
 /// An AS number as written: a plain integer (`65001`, `4200000001`, or the

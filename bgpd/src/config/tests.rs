@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use crate::wire::{Community, LargeCommunity};
 
 const GLOBAL: &str = "\
 apiVersion: podroute.io/v1
@@ -570,6 +571,437 @@ fn load_reads_password_file_relative_to_config() {
     assert!(e.to_string().contains("absent.yaml"), "{e}");
 }
 
+// ---- route policy, maxPrefix, maxPaths, kernelTable ----
+
+const EBGP_PEER: &str = "peerIP: 10.0.1.1\nasNumber: 65000\n";
+
+/// The import policy of peer 10.0.1.1 configured with `extra`.
+fn import_policy(extra: &str) -> RoutePolicy {
+    let config = ok(&with_peer(&format!("{EBGP_PEER}{extra}")));
+    peer(&config, "10.0.1.1")
+        .import_policy
+        .expect("an import policy")
+}
+
+fn policy_error(extra: &str) -> (String, Problem) {
+    invalid(&with_peer(&format!("{EBGP_PEER}{extra}")))
+}
+
+fn range(prefix: &str, ge: u8, le: u8) -> PrefixMatch {
+    PrefixMatch {
+        prefix: prefix.parse().unwrap(),
+        ge,
+        le,
+    }
+}
+
+#[test]
+fn policy_rules_resolve() {
+    let policy = import_policy(
+        r#"importPolicy:
+  defaultAction: accept
+  rules:
+    - name: customers
+      match:
+        prefixes: [{prefix: 10.0.0.0/8, ge: 24, le: 26}, "10.1.0.0/16", {prefix: "fd00::/8", ge: 48}, {prefix: 172.16.0.0/12, le: 16}]
+        communities: ["65000:100", no-export, no-advertise, no-export-subconfed]
+        largeCommunities: ["65000:1:2", "4294967295:0:4294967295"]
+        asPath: "_65001$"
+        nextHop: ["192.0.2.0/24", "fd00::1"]
+      set:
+        localPref: 200
+        med: 10
+        addCommunities: ["65001:1"]
+        removeCommunities: ["0:0"]
+        addLargeCommunities: ["65001:0:1"]
+        removeLargeCommunities: ["65001:0:2"]
+        prepend: {count: 2, asNumber: 65009}
+      action: accept
+    - set: {prepend: {}}
+    - action: reject
+"#,
+    );
+    assert_eq!(policy.default_action, Some(PolicyAction::Accept));
+    assert_eq!(policy.rules.len(), 3);
+    let rule = &policy.rules[0];
+    assert_eq!(rule.name, "customers");
+    assert_eq!(rule.action, Some(PolicyAction::Accept));
+    let m = &rule.matches;
+    assert_eq!(
+        m.prefixes,
+        Some(vec![
+            range("10.0.0.0/8", 24, 26),
+            range("10.1.0.0/16", 16, 16),
+            range("fd00::/8", 48, 128),
+            range("172.16.0.0/12", 12, 16),
+        ])
+    );
+    assert_eq!(
+        m.communities,
+        Some(vec![
+            Community(65000 << 16 | 100),
+            Community(0xFFFF_FF01),
+            Community(0xFFFF_FF02),
+            Community(0xFFFF_FF03),
+        ])
+    );
+    let lc = |a, b, c| LargeCommunity {
+        global_admin: a,
+        local_data_1: b,
+        local_data_2: c,
+    };
+    assert_eq!(
+        m.large_communities,
+        Some(vec![lc(65000, 1, 2), lc(u32::MAX, 0, u32::MAX)])
+    );
+    assert_eq!(m.as_path.as_ref().map(AsPathRegex::as_str), Some("_65001$"));
+    let hops: Vec<String> = m.next_hop.iter().flatten().map(|n| n.to_string()).collect();
+    assert_eq!(hops, ["192.0.2.0/24", "fd00::1/128"]);
+    assert_eq!(
+        rule.set,
+        PolicySet {
+            local_pref: Some(200),
+            med: Some(10),
+            add_communities: vec![Community(65001 << 16 | 1)],
+            remove_communities: vec![Community(0)],
+            add_large_communities: vec![lc(65001, 0, 1)],
+            remove_large_communities: vec![lc(65001, 0, 2)],
+            prepend: Some(Prepend {
+                count: 2,
+                as_number: Some(65009)
+            }),
+        }
+    );
+    // Unnamed rules are named by position; prepend defaults to one copy of
+    // our AS; no `match` matches everything; no action continues.
+    let rule = &policy.rules[1];
+    assert_eq!(rule.name, "rules[1]");
+    assert_eq!(rule.matches, PolicyMatch::default());
+    assert_eq!(
+        rule.set.prepend,
+        Some(Prepend {
+            count: 1,
+            as_number: None
+        })
+    );
+    assert_eq!(rule.action, None);
+    assert_eq!(policy.rules[2].action, Some(PolicyAction::Reject));
+}
+
+#[test]
+fn prefix_ge_le_rules() {
+    let entry = |spec: &str| {
+        format!(
+            "importPolicy:\n  rules:\n    - match: {{prefixes: [{spec}]}}\n      action: accept\n"
+        )
+    };
+    let field = "spec.importPolicy.rules[0].match.prefixes[0]";
+    // ge == prefix length and le == maximum are fine.
+    let policy = import_policy(&entry("{prefix: 10.0.0.0/8, ge: 8, le: 32}"));
+    assert_eq!(
+        policy.rules[0].matches.prefixes,
+        Some(vec![range("10.0.0.0/8", 8, 32)])
+    );
+    let policy = import_policy(&entry("{prefix: 10.0.0.0/8, ge: 20, le: 20}"));
+    assert_eq!(
+        policy.rules[0].matches.prefixes,
+        Some(vec![range("10.0.0.0/8", 20, 20)])
+    );
+
+    let (f, problem) = policy_error(&entry("{prefix: 10.0.0.0/16, ge: 8}"));
+    assert_eq!(f, format!("{field}.ge"));
+    assert!(matches!(
+        problem,
+        Problem::PrefixLengthTooShort { value: 8, len: 16 }
+    ));
+    let (f, problem) = policy_error(&entry("{prefix: 10.0.0.0/16, le: 15}"));
+    assert_eq!(f, format!("{field}.le"));
+    assert!(matches!(problem, Problem::PrefixLengthTooShort { .. }));
+    let (f, problem) = policy_error(&entry("{prefix: 10.0.0.0/8, ge: 33}"));
+    assert_eq!(f, format!("{field}.ge"));
+    assert_eq!(
+        problem.to_string(),
+        "33 is longer than an IPv4 prefix can be (at most 32)"
+    );
+    let (f, problem) = policy_error(&entry("{prefix: \"fd00::/8\", le: 129}"));
+    assert_eq!(f, format!("{field}.le"));
+    assert!(matches!(
+        problem,
+        Problem::PrefixLengthTooLong { max: 128, .. }
+    ));
+    let (f, problem) = policy_error(&entry("{prefix: 10.0.0.0/8, ge: 26, le: 24}"));
+    assert_eq!(f, format!("{field}.ge"));
+    assert!(matches!(problem, Problem::GeAboveLe { ge: 26, le: 24 }));
+    let (f, problem) = policy_error(&entry("10.0.0.1/8"));
+    assert_eq!(f, format!("{field}.prefix"));
+    assert!(matches!(problem, Problem::NotCanonical { .. }));
+    let (f, problem) = policy_error(&entry("{prefix: nonsense}"));
+    assert_eq!(f, format!("{field}.prefix"));
+    assert!(matches!(problem, Problem::BadPrefix { .. }));
+    // Unknown keys in the long form are refused by serde, with the line.
+    let e = err(&with_peer(&format!(
+        "{EBGP_PEER}{}",
+        entry("{prefix: 10.0.0.0/8, gt: 9}")
+    )));
+    assert!(e.to_string().contains("unknown field `gt`"), "{e}");
+}
+
+#[test]
+fn the_whole_error_names_the_field() {
+    let e = err(&with_peer(&format!(
+        "{EBGP_PEER}importPolicy:\n  rules:\n    - action: accept\n    - match: {{prefixes: [{{prefix: 10.0.0.0/16, ge: 8}}]}}\n      action: reject\n"
+    )));
+    assert_eq!(
+        e.to_string(),
+        "bgpd.yaml: document 2 (BGPPeer \"tor1\"): \
+         spec.importPolicy.rules[1].match.prefixes[0].ge: \
+         8 is shorter than the prefix's own length 16 (ge and le count from it)"
+    );
+}
+
+#[test]
+fn bad_communities_are_refused() {
+    let rule = |key: &str, value: &str| {
+        format!(
+            "exportPolicy:\n  rules:\n    - match: {{{key}: [\"{value}\"]}}\n      action: accept\n"
+        )
+    };
+    for bad in [
+        "65536:1",
+        "1:65536",
+        "1",
+        "1:2:3",
+        "a:b",
+        "no_export",
+        "-1:2",
+        "+1:2",
+        "",
+    ] {
+        let (field, problem) = policy_error(&rule("communities", bad));
+        assert_eq!(
+            field, "spec.exportPolicy.rules[0].match.communities[0]",
+            "{bad}"
+        );
+        assert!(matches!(problem, Problem::Community(_)), "{bad}");
+    }
+    for bad in ["1:2", "1:2:3:4", "4294967296:0:0", "x:1:2", "1::2"] {
+        let (field, problem) = policy_error(&rule("largeCommunities", bad));
+        assert_eq!(
+            field, "spec.exportPolicy.rules[0].match.largeCommunities[0]",
+            "{bad}"
+        );
+        assert!(matches!(problem, Problem::LargeCommunity(_)), "{bad}");
+    }
+    let (field, problem) =
+        policy_error("importPolicy:\n  rules:\n    - set: {addCommunities: [\"1:1\", \"big\"]}\n");
+    assert_eq!(field, "spec.importPolicy.rules[0].set.addCommunities[1]");
+    assert_eq!(
+        problem.to_string(),
+        "\"big\" is not a community: write \"A:B\" (each 0 to 65535) or no-export, \
+         no-advertise, no-export-subconfed (RFC 1997)"
+    );
+    let (field, _) =
+        policy_error("importPolicy:\n  rules:\n    - set: {removeLargeCommunities: [\"1:1\"]}\n");
+    assert_eq!(
+        field,
+        "spec.importPolicy.rules[0].set.removeLargeCommunities[0]"
+    );
+}
+
+#[test]
+fn bad_rules_are_refused() {
+    let (field, problem) = policy_error(
+        "importPolicy:\n  rules:\n    - match: {asPath: \"(65001\"}\n      action: accept\n",
+    );
+    assert_eq!(field, "spec.importPolicy.rules[0].match.asPath");
+    assert!(
+        matches!(&problem, Problem::AsPathRegex { given, reason } if given == "(65001" && reason.contains("unclosed group")),
+        "{problem}"
+    );
+    let (field, problem) = policy_error(
+        "importPolicy:\n  rules:\n    - match: {communities: []}\n      action: accept\n",
+    );
+    assert_eq!(field, "spec.importPolicy.rules[0].match.communities");
+    assert!(matches!(problem, Problem::EmptyList));
+    let (field, problem) =
+        policy_error("importPolicy:\n  rules:\n    - match: {prefixes: [10.0.0.0/8]}\n");
+    assert_eq!(field, "spec.importPolicy.rules[0]");
+    assert!(matches!(problem, Problem::RuleDoesNothing));
+    let (field, problem) = policy_error(
+        "importPolicy:\n  rules:\n    - {name: a, action: accept}\n    - {name: a, action: reject}\n",
+    );
+    assert_eq!(field, "spec.importPolicy.rules[1].name");
+    assert!(matches!(problem, Problem::Duplicate(n) if n == "a"));
+    for (count, ok_) in [(0, false), (1, true), (32, true), (33, false)] {
+        let text = format!("importPolicy:\n  rules:\n    - set: {{prepend: {{count: {count}}}}}\n");
+        if ok_ {
+            import_policy(&text);
+        } else {
+            let (field, problem) = policy_error(&text);
+            assert_eq!(field, "spec.importPolicy.rules[0].set.prepend.count");
+            assert!(matches!(problem, Problem::PrependCount(c) if c == count));
+        }
+    }
+    let (field, problem) =
+        policy_error("importPolicy:\n  rules:\n    - set: {prepend: {asNumber: 23456}}\n");
+    assert_eq!(field, "spec.importPolicy.rules[0].set.prepend.asNumber");
+    assert!(matches!(problem, Problem::ReservedAs(23456)));
+    let (field, problem) = policy_error(
+        "nextHopSelf: true\nexportPolicy:\n  rules:\n    - match: {nextHop: [10.0.0.1/8]}\n      action: accept\n",
+    );
+    assert_eq!(field, "spec.exportPolicy.rules[0].match.nextHop[0]");
+    assert!(matches!(problem, Problem::NotCanonical { .. }));
+    let e = err(&with_peer(&format!(
+        "{EBGP_PEER}importPolicy: {{defaultAction: allow}}"
+    )));
+    assert!(e.to_string().contains("unknown variant `allow`"), "{e}");
+}
+
+#[test]
+fn cluster_default_policies_apply_to_peers_without_their_own() {
+    let text = format!(
+        "{GLOBAL}  importPolicy: {{defaultAction: accept}}\n  exportPolicy:\n    rules: [{{match: {{communities: [no-export]}}, action: reject}}]\n\
+         ---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {{name: a}}\n\
+         spec: {{peerIP: 10.0.1.1, asNumber: 65000}}\n---\n\
+         apiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {{name: b}}\n\
+         spec: {{peerIP: 10.0.1.3, asNumber: 65000, importPolicy: {{defaultAction: reject}}}}\n"
+    );
+    let config = ok(&text);
+    let default_import = config.bgp.import_policy.clone().unwrap();
+    assert_eq!(default_import.default_action, Some(PolicyAction::Accept));
+    let a = peer(&config, "10.0.1.1");
+    assert_eq!(a.import_policy.as_ref(), Some(&default_import));
+    assert_eq!(a.export_policy, config.bgp.export_policy);
+    let b = peer(&config, "10.0.1.3");
+    assert_eq!(
+        b.import_policy.unwrap().default_action,
+        Some(PolicyAction::Reject),
+        "the peer's own policy replaces the default as a whole"
+    );
+    assert_eq!(b.export_policy, config.bgp.export_policy);
+
+    // Errors in the defaults name the BGPConfiguration's field.
+    let (field, _) = invalid(&format!(
+        "{GLOBAL}  exportPolicy:\n    rules: [{{match: {{asPath: \"[\"}}, action: accept}}]\n"
+    ));
+    assert_eq!(field, "spec.exportPolicy.rules[0].match.asPath");
+}
+
+#[test]
+fn policy_defaults_when_unset() {
+    let config = ok(&with_peer(EBGP_PEER));
+    let tor1 = peer(&config, "10.0.1.1");
+    assert_eq!(tor1.import_policy, None);
+    assert_eq!(tor1.export_policy, None);
+    assert_eq!(tor1.max_prefix, None);
+    assert_eq!(tor1.next_hop_self, None);
+    assert!(tor1.next_hop_self(config.bgp.as_number), "eBGP default");
+    assert_eq!(config.bgp.max_paths, DEFAULT_MAX_PATHS);
+    assert_eq!(config.bgp.kernel_table, DEFAULT_KERNEL_TABLE);
+
+    let config = ok(&with_peer("peerIP: 10.0.1.1\nasNumber: 65001\n"));
+    assert!(
+        !peer(&config, "10.0.1.1").next_hop_self(65001),
+        "iBGP default"
+    );
+    let config = ok(&with_peer(
+        "peerIP: 10.0.1.1\nasNumber: 65001\nnextHopSelf: true",
+    ));
+    let ibgp = peer(&config, "10.0.1.1");
+    assert_eq!(ibgp.next_hop_self, Some(true));
+    assert!(ibgp.next_hop_self(65001));
+    let config = ok(&with_peer(&format!("{EBGP_PEER}nextHopSelf: false")));
+    assert!(!peer(&config, "10.0.1.1").next_hop_self(65001));
+}
+
+#[test]
+fn max_paths_and_kernel_table() {
+    let config = ok(&format!("{GLOBAL}  maxPaths: 1\n  kernelTable: 100\n"));
+    assert_eq!((config.bgp.max_paths, config.bgp.kernel_table), (1, 100));
+    assert_eq!(ok(&format!("{GLOBAL}  maxPaths: 64\n")).bgp.max_paths, 64);
+    for bad in [0, 65] {
+        let (field, problem) = invalid(&format!("{GLOBAL}  maxPaths: {bad}\n"));
+        assert_eq!(field, "spec.maxPaths");
+        assert!(matches!(problem, Problem::MaxPaths(n) if n == bad));
+    }
+    for bad in [0, 255] {
+        let (field, problem) = invalid(&format!("{GLOBAL}  kernelTable: {bad}\n"));
+        assert_eq!(field, "spec.kernelTable");
+        assert!(matches!(problem, Problem::KernelTable(t) if t == bad));
+    }
+}
+
+#[test]
+fn max_prefix() {
+    let max_prefix = |extra: &str| {
+        let config = ok(&with_peer(&format!("{EBGP_PEER}maxPrefix: {extra}")));
+        peer(&config, "10.0.1.1").max_prefix.unwrap()
+    };
+    let m = max_prefix("{limit: 1000, warningPercent: 80, action: teardown, restartAfter: 30}");
+    assert_eq!(
+        m,
+        MaxPrefix {
+            limit: 1000,
+            warning_percent: 80,
+            action: MaxPrefixAction::Teardown {
+                restart_after: Some(Duration::from_secs(30))
+            },
+        }
+    );
+    assert_eq!(m.warning_threshold(), 800);
+    let m = max_prefix("{limit: 10}");
+    assert_eq!(m.warning_percent, DEFAULT_MAX_PREFIX_WARNING_PERCENT);
+    assert_eq!(
+        m.action,
+        MaxPrefixAction::Teardown {
+            restart_after: Some(Duration::from_secs(60))
+        }
+    );
+    assert_eq!(m.warning_threshold(), 8, "75% of 10, rounded up");
+    let m = max_prefix("{limit: 1, warningPercent: 1, action: teardown, restartAfter: 0}");
+    assert_eq!(
+        m.action,
+        MaxPrefixAction::Teardown {
+            restart_after: None
+        }
+    );
+    assert_eq!(m.warning_threshold(), 1);
+    let m = max_prefix("{limit: 4294967295, warningPercent: 100, action: warn}");
+    assert_eq!(m.action, MaxPrefixAction::Warn);
+    assert_eq!(m.warning_threshold(), u32::MAX);
+
+    for (spec, field, check) in [
+        (
+            "{limit: 0}",
+            "spec.maxPrefix.limit",
+            (|p: &Problem| matches!(p, Problem::ZeroLimit)) as fn(&Problem) -> bool,
+        ),
+        (
+            "{limit: 5, warningPercent: 0}",
+            "spec.maxPrefix.warningPercent",
+            |p| matches!(p, Problem::WarningPercent(0)),
+        ),
+        (
+            "{limit: 5, warningPercent: 101}",
+            "spec.maxPrefix.warningPercent",
+            |p| matches!(p, Problem::WarningPercent(101)),
+        ),
+        (
+            "{limit: 5, action: warn, restartAfter: 5}",
+            "spec.maxPrefix.restartAfter",
+            |p| matches!(p, Problem::RestartAfterWithWarn),
+        ),
+    ] {
+        let (f, problem) = policy_error(&format!("maxPrefix: {spec}"));
+        assert_eq!(f, field, "{spec}");
+        assert!(check(&problem), "{spec}: {problem}");
+    }
+    let e = err(&with_peer(&format!(
+        "{EBGP_PEER}maxPrefix: {{warningPercent: 5}}"
+    )));
+    assert!(e.to_string().contains("missing field `limit`"), "{e}");
+}
+
 // ---- diff ----
 
 fn two_peers(global_extra: &str, a_extra: &str, b_extra: &str) -> Config {
@@ -687,6 +1119,53 @@ fn diff_global_changes() {
     assert_eq!(change.peers_unchanged, ips(&["10.0.1.3"]));
 }
 
+#[test]
+fn diff_policy_and_route_settings_do_not_restart() {
+    let old = two_peers("", "", "");
+    for extra in [
+        "importPolicy: {defaultAction: accept}",
+        "exportPolicy: {rules: [{action: accept}]}",
+        "nextHopSelf: false",
+        "maxPrefix: {limit: 10}",
+    ] {
+        let new = two_peers("", extra, "");
+        let change = diff(&old, &new);
+        assert_eq!(change.peers_updated, ips(&["10.0.1.1"]), "{extra}");
+        assert!(change.peers_changed.is_empty(), "{extra}");
+        assert_eq!(change.peers_unchanged, ips(&["10.0.1.3"]), "{extra}");
+        assert_eq!(change.global, GlobalChange::default(), "{extra}");
+    }
+    // A new cluster default reaches the peers that inherit it, as an update.
+    let new = two_peers(
+        "importPolicy: {defaultAction: accept}",
+        "",
+        "importPolicy: {defaultAction: reject}",
+    );
+    let old_b = two_peers("", "", "importPolicy: {defaultAction: reject}");
+    let change = diff(&old_b, &new);
+    assert_eq!(change.peers_updated, ips(&["10.0.1.1"]));
+    assert_eq!(change.peers_unchanged, ips(&["10.0.1.3"]));
+    assert!(change.peers_changed.is_empty());
+    assert!(!change.global.restart_all);
+}
+
+#[test]
+fn diff_max_paths_and_kernel_table_do_not_restart() {
+    let old = two_peers("", "", "");
+    let new = two_peers("maxPaths: 4\nkernelTable: 100", "", "");
+    let change = diff(&old, &new);
+    assert_eq!(change.global.max_paths, Some(4));
+    assert_eq!(change.global.kernel_table, Some(100));
+    assert!(!change.global.restart_all && !change.global.rebind_listener);
+    assert!(change.peers_changed.is_empty() && change.peers_updated.is_empty());
+    assert!(!change.is_empty());
+    let same = diff(&new, &new);
+    assert_eq!(
+        (same.global.max_paths, same.global.kernel_table),
+        (None, None)
+    );
+}
+
 // ---- watch ----
 
 const TEST_PERIOD: Duration = Duration::from_millis(20);
@@ -773,17 +1252,112 @@ async fn fires_on_sighup() {
     assert_eq!(next(&mut rx).await, ReloadTrigger::Signal);
 }
 
+/// The text of the first ```yaml block after `heading` in CONFIG.md.
+fn config_md_yaml(heading: &str) -> &'static str {
+    let doc = include_str!("../../CONFIG.md");
+    let section = &doc[doc.find(heading).expect("the section")..];
+    let start = section.find("```yaml\n").expect("an example") + "```yaml\n".len();
+    let example = &section[start..];
+    &example[..example.find("```").expect("the example's end")]
+}
+
 #[test]
 fn config_md_example_is_valid() {
-    let doc = include_str!("../../CONFIG.md");
-    let start = doc.find("```yaml\n").expect("an example") + "```yaml\n".len();
-    let example = &doc[start..];
-    let example = &example[..example.find("```").expect("the example's end")];
+    let example = config_md_yaml("## Example");
     let read = |_: &Path| Ok("s3cret\n".to_owned());
     let config = parse(example, "CONFIG.md", read).unwrap();
     assert_eq!(config.peers.len(), 2);
+    assert_eq!(config.bgp.max_paths, 4);
     let node3 = peer(&config, "fd00::3");
     assert_eq!((node3.hold_time, node3.keepalive_time), (9, 3));
     assert_eq!(node3.ttl, TtlMode::OsDefault);
-    assert_eq!(peer(&config, "10.0.1.1").ttl, TtlMode::Gtsm { hops: 1 });
+    assert_eq!(node3.import_policy, None);
+    assert_eq!(node3.export_policy, config.bgp.export_policy);
+    let tor1 = peer(&config, "10.0.1.1");
+    assert_eq!(tor1.ttl, TtlMode::Gtsm { hops: 1 });
+    let import = tor1.import_policy.as_ref().unwrap();
+    let names: Vec<&str> = import.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["no-own-aggregate", "prefer-direct", "default-and-pods"]
+    );
+    assert_eq!(tor1.max_prefix.unwrap().limit, 1000);
+
+    // What the example's policies do with routes from and to tor1.
+    use crate::rib::PathAttributes;
+    use crate::rib::policy::{self, Direction, PolicyContext, Verdict};
+    use crate::wire::{AsPath, AsSegment, PathAttribute};
+    let ctx = PolicyContext {
+        local_as: config.bgp.as_number,
+        ebgp: tor1.is_ebgp(config.bgp.as_number),
+    };
+    let from = |path: Vec<u32>| PathAttributes {
+        attributes: vec![PathAttribute::AsPath(AsPath {
+            segments: vec![AsSegment::Sequence(path)],
+        })],
+        next_hops: vec!["10.0.1.1".parse().unwrap()],
+    };
+    let import = |prefix: &str, path: Vec<u32>| {
+        policy::evaluate(
+            tor1.import_policy.as_ref(),
+            &ctx,
+            &prefix.parse().unwrap(),
+            &from(path),
+            Direction::Import,
+        )
+    };
+    assert_eq!(import("10.244.7.0/26", vec![65000]), Verdict::Reject);
+    assert_eq!(
+        import("10.1.0.0/16", vec![65000, 65009]),
+        Verdict::Accept(None)
+    );
+    assert!(matches!(
+        import("0.0.0.0/0", vec![65000]),
+        Verdict::Accept(Some(_))
+    ));
+    assert_eq!(
+        import("10.1.2.0/27", vec![65000]),
+        Verdict::Reject,
+        "RFC 8212"
+    );
+    // Learned routes are not exported to tor1; our own prefixes are,
+    // tagged and prepended.
+    let learned = policy::evaluate(
+        tor1.export_policy.as_ref(),
+        &ctx,
+        &"10.1.0.0/16".parse().unwrap(),
+        &from(vec![65000]),
+        Direction::Export,
+    );
+    assert_eq!(learned, Verdict::Reject);
+    let own = PathAttributes {
+        attributes: vec![],
+        next_hops: vec![],
+    };
+    let Verdict::Accept(Some(out)) = policy::evaluate_originated(
+        tor1.export_policy.as_ref(),
+        &ctx,
+        &"10.244.1.0/26".parse().unwrap(),
+        &own,
+    ) else {
+        panic!("our own prefix is exported")
+    };
+    assert_eq!(policy::render_as_path(out.as_path()), "65001");
+}
+
+#[test]
+fn config_md_policy_snippets_are_valid() {
+    let policy = config_md_yaml("## Route policy");
+    let policy = import_policy(policy);
+    assert_eq!(policy.default_action, Some(PolicyAction::Reject));
+    assert_eq!(policy.rules.len(), 1);
+    let max_prefix = config_md_yaml("## maxPrefix");
+    let config = ok(&with_peer(&format!("{EBGP_PEER}{max_prefix}")));
+    assert_eq!(
+        peer(&config, "10.0.1.1")
+            .max_prefix
+            .unwrap()
+            .warning_percent,
+        80
+    );
 }

@@ -11,21 +11,23 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use super::schema::{BgpConfigurationSpec, BgpPeerSpec, Resource};
+use super::validate_policy::{max_prefix, route_policy};
 use super::{
-    BGP_PORT, BgpConfiguration, DEFAULT_CONNECT_RETRY_TIME, DEFAULT_HOLD_TIME, EBGP_DEFAULT_TTL,
-    MIN_HOLD_TIME, Password, PeerConfig, Problem, SHUTDOWN_MESSAGE_MAX, Shutdown,
+    BGP_PORT, BgpConfiguration, DEFAULT_CONNECT_RETRY_TIME, DEFAULT_HOLD_TIME,
+    DEFAULT_KERNEL_TABLE, DEFAULT_MAX_PATHS, EBGP_DEFAULT_TTL, MAX_PATHS_LIMIT, MIN_HOLD_TIME,
+    Password, PeerConfig, Problem, RESERVED_KERNEL_TABLES, SHUTDOWN_MESSAGE_MAX, Shutdown,
 };
 use crate::session::transport::{MD5_MAX_KEY_LEN, TtlMode};
 use crate::wire::Family;
 
-type Invalid = (String, Problem);
+pub(super) type Invalid = (String, Problem);
 
 /// AS_TRANS, RFC 6793 §9: stands in for a 4-octet AS in 2-octet fields.
 const AS_TRANS: u32 = 23456;
 /// RFC 7300: the last 32-bit AS number is reserved.
 const AS_LAST: u32 = u32::MAX;
 
-fn at(field: impl Into<String>) -> impl FnOnce(Problem) -> Invalid {
+pub(super) fn at(field: impl Into<String>) -> impl FnOnce(Problem) -> Invalid {
     let field = field.into();
     move |problem| (field, problem)
 }
@@ -72,6 +74,25 @@ pub(crate) fn bgp_configuration(
         keepalive_time(hold_time, spec.keepalive_time).map_err(at("spec.keepaliveTime"))?;
     let connect_retry_time = seconds(spec.connect_retry_time, DEFAULT_CONNECT_RETRY_TIME)
         .map_err(at("spec.connectRetryTime"))?;
+    let max_paths = match spec.max_paths {
+        None => DEFAULT_MAX_PATHS,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_PATHS_LIMIT).contains(n))
+            .ok_or_else(|| at("spec.maxPaths")(Problem::MaxPaths(n)))?,
+    };
+    let kernel_table = spec.kernel_table.unwrap_or(DEFAULT_KERNEL_TABLE);
+    if RESERVED_KERNEL_TABLES.contains(&kernel_table) {
+        return Err(at("spec.kernelTable")(Problem::KernelTable(kernel_table)));
+    }
+    let import_policy = spec
+        .import_policy
+        .map(|p| route_policy(p, "spec.importPolicy"))
+        .transpose()?;
+    let export_policy = spec
+        .export_policy
+        .map(|p| route_policy(p, "spec.exportPolicy"))
+        .transpose()?;
     Ok(BgpConfiguration {
         name: resource.metadata.name,
         as_number,
@@ -82,6 +103,10 @@ pub(crate) fn bgp_configuration(
         hold_time,
         keepalive_time,
         connect_retry_time,
+        max_paths,
+        kernel_table,
+        import_policy,
+        export_policy,
     })
 }
 
@@ -190,6 +215,20 @@ pub(crate) fn peer(
         .unwrap_or(false)
         .then_some(Shutdown { message });
 
+    // A peer's own policy replaces the cluster default as a whole.
+    let import_policy = match spec.import_policy {
+        Some(p) => Some(route_policy(p, "spec.importPolicy")?),
+        None => bgp.import_policy.clone(),
+    };
+    let export_policy = match spec.export_policy {
+        Some(p) => Some(route_policy(p, "spec.exportPolicy")?),
+        None => bgp.export_policy.clone(),
+    };
+    let max_prefix = spec
+        .max_prefix
+        .map(|m| max_prefix(m, "spec.maxPrefix"))
+        .transpose()?;
+
     Ok(PeerConfig {
         name: resource.metadata.name,
         address,
@@ -205,10 +244,14 @@ pub(crate) fn peer(
         families,
         description: spec.description.unwrap_or_default(),
         shutdown,
+        next_hop_self: spec.next_hop_self,
+        import_policy,
+        export_policy,
+        max_prefix,
     })
 }
 
-fn as_number(asn: u32) -> Result<u32, Problem> {
+pub(super) fn as_number(asn: u32) -> Result<u32, Problem> {
     match asn {
         0 | AS_TRANS | AS_LAST => Err(Problem::ReservedAs(asn)),
         asn => Ok(asn),
@@ -277,7 +320,7 @@ fn parse_family(name: &str) -> Result<Family, Problem> {
 /// A prefix whose host bits are zero; otherwise the error shows the
 /// canonical form, since `10.244.1.5/26` is usually a typo for
 /// `10.244.1.0/26` but could be meant as `10.244.1.5/32`.
-fn canonical_prefix(text: &str) -> Result<IpNetwork, Problem> {
+pub(super) fn canonical_prefix(text: &str) -> Result<IpNetwork, Problem> {
     let prefix: IpNetwork =
         text.parse()
             .map_err(|e: ipnetwork::IpNetworkError| Problem::BadPrefix {

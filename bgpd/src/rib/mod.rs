@@ -1,6 +1,8 @@
-// Routing tables. For now the per-peer Adj-RIB-In (what each peer sent us,
-// RFC 4271 §3.2) and Adj-RIB-Out for the prefixes this speaker originates;
-// the Loc-RIB, best path and policy arrive with the RIB/FIB issue.
+// Routing tables (RFC 4271 §3.2) and what moves routes between them:
+// UPDATEs read into paths (inbound), the Loc-RIB holding every peer's paths
+// per prefix (loc_rib) ranked by best path selection (best_path), shared
+// attribute sets (attrs), import/export route policy (policy), what a best
+// path becomes toward one peer (export) and each peer's Adj-RIB-Out.
 
 pub mod adj_out;
 pub mod attrs;
