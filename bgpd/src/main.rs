@@ -1,14 +1,15 @@
-// podroute-bgpd's entry point: read the configuration, start the speaker
-// (peer sessions and listener), reload on SIGHUP or file change, and serve
+// podroute-bgpd's entry point: read the configuration, start the kernel
+// FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP or file change, and serve
 // the admin API on its Unix socket until SIGTERM or SIGINT; then end every
 // session with Cease / Administrative Shutdown.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
-use podroute_bgpd::config;
 use podroute_bgpd::speaker::Speaker;
+use podroute_bgpd::{config, fib};
 use podroute_proto::daemon::{self, DaemonArgs};
 
 #[derive(Debug, Parser)]
@@ -26,6 +27,11 @@ struct Args {
         default_value = "/etc/podroute/bgpd.yaml"
     )]
     config: PathBuf,
+    /// Do not touch the kernel's routing table (as FRR's `bgpd
+    /// --no_kernel`): routes are exchanged, nothing is installed, and every
+    /// next hop counts as reachable.
+    #[arg(long)]
+    no_kernel: bool,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -45,7 +51,20 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     daemon::init_logging(&args.daemon.log_level)?;
     let config = config::load(&args.config)?;
-    let speaker = Speaker::start(config).await?;
+    let fib = if args.no_kernel {
+        None
+    } else {
+        let fib_config = fib::FibConfig {
+            table: config.bgp.kernel_table,
+            ..fib::FibConfig::default()
+        };
+        Some(
+            fib::start(fib_config)
+                .await
+                .context("cannot program the kernel's routes")?,
+        )
+    };
+    let speaker = Speaker::start_with_fib(config, fib).await?;
     let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
 
     let socket = args

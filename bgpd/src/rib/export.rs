@@ -14,8 +14,9 @@ use ipnetwork::IpNetwork;
 use crate::wire::{AsPath, AsSegment, Origin, PathAttribute};
 
 use super::best_path::DEFAULT_LOCAL_PREF;
-use super::policy::{self, Direction, PolicyContext, RoutePolicy, Verdict};
+use super::policy::{self, Direction, PolicyContext, Verdict};
 use super::route::PathAttributes;
+use crate::config::RoutePolicy;
 
 /// How the path reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +55,15 @@ pub fn export(
         local_as: target.local_as,
         ebgp: target.ebgp,
     };
-    let verdict = policy::evaluate(target.policy, &ctx, prefix, attrs, Direction::Export);
+    // Our own prefixes always go out unless a rule says otherwise (the
+    // RFC 8212 exception); learned ones follow the policy or its default.
+    let verdict = if learned == Learned::Local {
+        policy::evaluate_originated(target.policy, &ctx, prefix, attrs)
+    } else {
+        policy::evaluate(target.policy, &ctx, prefix, attrs, Direction::Export)
+    };
     let filtered = match verdict {
         Verdict::Accept(changed) => changed,
-        // RFC 8212 leaves the speaker's own prefixes to the operator: with
-        // no export policy they go out (podroute's whole purpose); an
-        // explicit policy decides for itself.
-        Verdict::Reject if learned == Learned::Local && target.policy.is_none() => None,
         Verdict::Reject => return None,
     };
     let policy_set_med = filtered

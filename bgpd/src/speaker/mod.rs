@@ -14,10 +14,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
+use crate::fib::{FibEvent, FibHandle};
 use crate::rib::Route;
 use crate::rib::loc_rib::{LOCAL_PEER, PeerId};
 use crate::session::SessionConfig;
@@ -60,14 +61,23 @@ struct SpeakerState {
 }
 
 impl Speaker {
-    /// Binds the listener (unless `listenPort` is 0) and starts a task per
-    /// peer.
+    /// A speaker that installs nothing in the kernel (every next hop counts
+    /// as reachable).
     pub async fn start(config: Config) -> Result<Speaker, SpeakerError> {
+        Speaker::start_with_fib(config, None).await
+    }
+
+    /// Binds the listener (unless `listenPort` is 0), starts the RIB task
+    /// (writing to `fib` when given) and a task per peer.
+    pub async fn start_with_fib(
+        config: Config,
+        fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+    ) -> Result<Speaker, SpeakerError> {
         let rib = rib::spawn(
             config.bgp.router_id,
-            DEFAULT_MAX_PATHS,
+            config.bgp.max_paths,
             config.peers.len(),
-            None,
+            fib,
         );
         let _ = rib
             .input
@@ -112,6 +122,7 @@ impl Speaker {
             self.listen(&old).await?;
         }
         let mut stopping = Vec::new();
+        let mut updating = Vec::new();
         {
             let mut state = self.lock();
             for &ip in &change.peers_removed {
@@ -135,8 +146,19 @@ impl Speaker {
                     stopping.push((handle, notification));
                 }
             }
+            for ip in &change.peers_updated {
+                if let (Some(handle), Some(peer)) = (state.peers.get_mut(ip), new.peers.get(ip)) {
+                    handle.config = peer.clone();
+                    updating.push((handle.commands.clone(), peer.clone()));
+                }
+            }
             state.config = new.clone();
             state.update_md5();
+        }
+        for (commands, peer) in updating {
+            let _ = commands
+                .send(PeerCommand::Reconfigure(Box::new(peer)))
+                .await;
         }
         // New and changed peers start only after the old tasks stopped, so
         // one address never has two sessions.
@@ -156,6 +178,12 @@ impl Speaker {
             state.originate.send_replace(originated(&new));
             state.rib.clone()
         };
+        if let Some(max_paths) = change.global.max_paths {
+            let _ = rib.input.send(rib::RibInput::SetMaxPaths(max_paths)).await;
+        }
+        if change.global.kernel_table.is_some() {
+            tracing::warn!("kernelTable changed: it takes effect when podroute-bgpd restarts");
+        }
         if !change.global.originate_added.is_empty() || !change.global.originate_removed.is_empty()
         {
             let _ = rib
@@ -377,9 +405,6 @@ async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
         }
     }
 }
-
-/// ECMP width until the configuration sets one.
-const DEFAULT_MAX_PATHS: usize = 8;
 
 fn originated(config: &Config) -> Arc<Vec<IpNetwork>> {
     Arc::new(config.bgp.originate.iter().copied().collect())

@@ -17,13 +17,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{BgpConfiguration, PeerConfig};
+use crate::config::{BgpConfiguration, MaxPrefixAction, PeerConfig, RoutePolicy};
 use crate::rib::attrs::AttrInterner;
 use crate::rib::best_path::Source;
 use crate::rib::export::{ExportTarget, export};
 use crate::rib::inbound;
 use crate::rib::loc_rib::{Path, PeerCounts, PeerId};
-use crate::rib::policy::{self, PolicyContext, RoutePolicy, Verdict};
+use crate::rib::policy::{self, PolicyContext, Verdict};
 use crate::rib::{AdjRibOut, OutboundSession, Route};
 use crate::session::transport::{self, ConnectOptions};
 use crate::session::{Action, ConnId, Direction, Event, Session, State};
@@ -50,6 +50,9 @@ pub enum RibSide {
 pub enum PeerCommand {
     /// A connection from this peer's address, accepted by the listener.
     Incoming(TcpStream),
+    /// New settings that need no session restart (policy, next-hop-self,
+    /// max-prefix, description): applied in place.
+    Reconfigure(Box<PeerConfig>),
     /// The Adj-RIB-Out.
     Advertised {
         /// Some(true): IPv4 only; Some(false): IPv6 only.
@@ -124,6 +127,10 @@ struct PeerTask {
     /// Exported attribute sets, shared between the prefixes that use them
     /// so the Adj-RIB-Out packs them into the same UPDATEs.
     exported: AttrInterner,
+    /// Past the max-prefix warning threshold (warned once per crossing).
+    max_prefix_warned: bool,
+    /// When a session stopped over its prefix limit starts again.
+    restart_at: Option<Instant>,
     /// What the speaker originates (the hijack guard reads it).
     originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
     status: watch::Sender<PeerStatus>,
@@ -154,6 +161,8 @@ impl PeerTask {
             counts: PeerCounts::default(),
             adj_out: None,
             exported: AttrInterner::new(),
+            max_prefix_warned: false,
+            restart_at: None,
             originate,
             status,
             pending: Vec::new(),
@@ -193,6 +202,11 @@ impl PeerTask {
                     Vec::new()
                 }
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
+                _ = sleep_until(self.restart_at) => {
+                    self.restart_at = None;
+                    tracing::info!(peer = %self.peer.address, "restarting after the prefix limit hold-down");
+                    self.session.handle(Event::Start, Instant::now())
+                }
             };
             self.execute(actions).await;
             while !self.pending.is_empty() {
@@ -230,6 +244,10 @@ impl PeerTask {
                     }
                     Err(_) => self.session.handle(Event::TcpClosed { conn }, now),
                 }
+            }
+            PeerCommand::Reconfigure(new) => {
+                self.reconfigure(*new).await;
+                Vec::new()
             }
             PeerCommand::Advertised { ipv4, reply } => {
                 let routes = self
@@ -513,19 +531,98 @@ impl PeerTask {
         }
     }
 
+    /// Applies settings that keep the session: a new import policy asks
+    /// the peer for its routes again (RFC 2918/7313) so they pass the new
+    /// one; a new export policy or next-hop setting re-exports the table.
+    async fn reconfigure(&mut self, new: PeerConfig) {
+        let import_changed = new.import_policy != self.peer.import_policy;
+        let export_changed = new.export_policy != self.peer.export_policy
+            || new.next_hop_self != self.peer.next_hop_self;
+        self.peer = new;
+        self.max_prefix_warned = false;
+        let Some(negotiated) = self.session.negotiated().cloned() else {
+            return;
+        };
+        if import_changed {
+            if negotiated
+                .peer_capabilities
+                .iter()
+                .any(|c| matches!(c, crate::wire::Capability::RouteRefresh))
+            {
+                for family in negotiated.families.clone() {
+                    let request = RouteRefresh {
+                        family,
+                        subtype: RouteRefreshSubtype::Request,
+                    };
+                    self.send_established(Message::RouteRefresh(request)).await;
+                }
+            } else {
+                tracing::warn!(peer = %self.peer.address, "import policy changed but the peer cannot refresh; it applies to new routes only until the session restarts");
+            }
+        }
+        if export_changed {
+            let _ = self
+                .rib
+                .input
+                .send(RibInput::Resend { peer: self.id })
+                .await;
+        }
+    }
+
     fn import_policy(&self) -> Option<&RoutePolicy> {
-        None
+        self.peer.import_policy.as_ref()
     }
 
     fn export_policy(&self) -> Option<&RoutePolicy> {
-        None
+        self.peer.export_policy.as_ref()
     }
 
     fn next_hop_self(&self) -> bool {
-        self.peer.as_number != self.global.as_number
+        self.peer.next_hop_self(self.global.as_number)
     }
 
-    async fn check_max_prefix(&mut self) {}
+    /// RFC 4486 §4: warn once past the threshold; over the limit, warn or
+    /// end the session with Cease / Maximum Number of Prefixes Reached and
+    /// stay down for the configured time.
+    async fn check_max_prefix(&mut self) {
+        let Some(max) = self.peer.max_prefix else {
+            return;
+        };
+        let accepted = u32::try_from(self.counts.accepted).unwrap_or(u32::MAX);
+        if accepted < max.warning_threshold() {
+            self.max_prefix_warned = false;
+            return;
+        }
+        if !self.max_prefix_warned {
+            self.max_prefix_warned = true;
+            tracing::warn!(peer = %self.peer.address, accepted, limit = max.limit, "prefix count past the warning threshold");
+        }
+        if accepted <= max.limit {
+            return;
+        }
+        let MaxPrefixAction::Teardown { restart_after } = max.action else {
+            return;
+        };
+        if self.adj_out.is_none() {
+            return;
+        }
+        tracing::error!(peer = %self.peer.address, accepted, limit = max.limit, "prefix limit exceeded; closing the session");
+        let family = if self.peer.address.is_ipv4() {
+            Family::IPV4_UNICAST
+        } else {
+            Family::IPV6_UNICAST
+        };
+        let notification = Notification::max_prefixes_reached(family, max.limit);
+        let now = Instant::now();
+        let actions = self.session.handle(
+            Event::Stop {
+                notification: Some(notification),
+            },
+            now,
+        );
+        self.restart_at = restart_after.map(|after| now + after);
+        self.pending.extend(actions);
+    }
 
     async fn send_updates(&mut self, updates: Vec<Update>) {
         for update in updates {

@@ -45,6 +45,10 @@ pub enum RibInput {
     },
     /// The session went down: its paths go.
     PeerDown { peer: PeerId },
+    /// A new ECMP width: every prefix is ranked again.
+    SetMaxPaths(usize),
+    /// Sends the peer the whole table again (its export settings changed).
+    Resend { peer: PeerId },
     /// The peer sent End-of-RIB (RFC 4724 §2): its initial table is in.
     EndOfRib { peer: PeerId },
     /// Paths from a peer: Some sets, None withdraws.
@@ -310,6 +314,17 @@ impl RibTask {
                 self.send_table(&out);
                 let _ = out.send(PeerMsg::InitialDone);
                 self.outputs.insert(peer, out);
+            }
+            RibInput::SetMaxPaths(max_paths) => {
+                self.rib.set_max_paths(max_paths);
+                for change in self.rib.reselect(&self.resolver, |_| true) {
+                    self.changed(change);
+                }
+            }
+            RibInput::Resend { peer } => {
+                if let Some(out) = self.outputs.get(&peer) {
+                    self.send_table(out);
+                }
             }
             RibInput::EndOfRib { peer } => {
                 if let Some(initial) = &mut self.initial {

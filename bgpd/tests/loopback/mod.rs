@@ -52,6 +52,8 @@ impl Bgpd {
             .arg(&config_path)
             .arg("--admin-socket")
             .arg(&socket)
+            // The host's routing table is not ours to change.
+            .arg("--no-kernel")
             .args(["--log-level", "podroute_bgpd=debug,info"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
