@@ -1,10 +1,14 @@
 // The BgpAdmin gRPC service (proto/proto/bgpd.proto) that podctl talks to over
-// the daemon's Unix admin socket: version, peers, and the routes received
-// from and advertised to each peer. It reads the speaker's published peer
-// snapshots and asks peer tasks for their RIBs.
+// the daemon's Unix admin socket: version, peers, the Loc-RIB (every path
+// of every prefix, with why the best one won and what the kernel holds),
+// and the routes received from and advertised to each peer. It reads the
+// speaker's published peer snapshots and asks the RIB and peer tasks.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Instant;
+
+use ipnetwork::IpNetwork;
 
 use podroute_proto::bgpd::v1::bgp_admin_server::{BgpAdmin, BgpAdminServer};
 use podroute_proto::bgpd::v1::{
@@ -16,9 +20,14 @@ use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
-use crate::rib::Route;
+use crate::fib::RouteState;
+use crate::rib::best_path::Step;
+use crate::rib::loc_rib::LOCAL_PEER;
+use crate::rib::{PathAttributes, Route};
 use crate::session::State;
-use crate::speaker::{MessageCounters, PeerStatus, RibSide, Speaker};
+use crate::speaker::{
+    MessageCounters, PeerStatus, RibPath, RibRoute, RibSide, RouteQuery, Speaker,
+};
 use crate::wire::{AsSegment, Origin, PathAttribute};
 
 pub struct AdminService {
@@ -81,19 +90,20 @@ impl BgpAdmin for AdminService {
             Ok(AddressFamily::Ipv6) => Some(false),
             _ => None,
         };
+        let prefix = parse_prefix(&request.prefix)?;
         if request.peer.is_empty() {
-            // No Loc-RIB yet: what we originate.
+            let query = RouteQuery {
+                prefix,
+                peer: None,
+                ipv4,
+            };
             let routes = self
                 .speaker
-                .originated()
+                .loc_rib(query)
+                .await
                 .iter()
-                .filter(|p| ipv4.is_none_or(|v4| p.is_ipv4() == v4))
-                .map(|p| pb::Route {
-                    prefix: p.to_string(),
-                    origin: pb::Origin::Igp.into(),
-                    best: true,
-                    ..pb::Route::default()
-                })
+                .filter(|r| ipv4.is_none_or(|v4| r.prefix.is_ipv4() == v4))
+                .flat_map(|r| self.loc_rib_messages(r))
                 .collect();
             return Ok(Response::new(ListRoutesResponse { routes }));
         }
@@ -102,11 +112,17 @@ impl BgpAdmin for AdminService {
             Ok(RouteDirection::Advertised) => RibSide::Advertised,
             _ => RibSide::Received,
         };
-        let Some(routes) = self.speaker.routes(address, side, ipv4).await else {
+        let Some(mut routes) = self.speaker.routes(address, side, ipv4).await else {
             return Err(Status::not_found(format!(
                 "no BGP peer {address} is configured"
             )));
         };
+        if let Some(prefix) = prefix {
+            // As in the Loc-RIB: the prefix itself, or the longest covering it.
+            routes.retain(|(r, _)| covers(r.nlri.prefix, prefix));
+            let longest = routes.iter().map(|(r, _)| r.nlri.prefix.prefix()).max();
+            routes.retain(|(r, _)| Some(r.nlri.prefix.prefix()) == longest);
+        }
         let peer = address.to_string();
         let routes = routes
             .iter()
@@ -116,9 +132,150 @@ impl BgpAdmin for AdminService {
     }
 }
 
+impl AdminService {
+    /// One message per path of a Loc-RIB route, best first.
+    fn loc_rib_messages(&self, route: &RibRoute) -> Vec<pb::Route> {
+        let prefix = route.prefix.to_string();
+        route
+            .paths
+            .iter()
+            .zip(reasons(route))
+            .map(|(path, reason)| {
+                let peer = path
+                    .peer_address
+                    .or_else(|| {
+                        (path.peer != LOCAL_PEER)
+                            .then(|| self.speaker.peer_address(path.peer))
+                            .flatten()
+                    })
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let mut out = pb::Route {
+                    prefix: prefix.clone(),
+                    peer,
+                    best: path.best,
+                    accepted: path.accepted,
+                    multipath: path.multipath,
+                    reachable: path.reachable,
+                    kernel_next_hops: path
+                        .resolved
+                        .iter()
+                        .map(|h| format!("{} dev {}", h.gateway, h.ifindex))
+                        .collect(),
+                    reason,
+                    ..pb::Route::default()
+                };
+                attributes_message(&path.attrs, &mut out);
+                // The kernel route is the selected paths'.
+                if path.multipath
+                    && let Some(state) = &route.kernel
+                {
+                    if path.peer == LOCAL_PEER {
+                        out.kernel_next_hops = vec!["blackhole".to_string()];
+                    }
+                    out.kernel = match state {
+                        RouteState::Done => pb::KernelState::Installed,
+                        RouteState::Pending => pb::KernelState::Pending,
+                        RouteState::Failed(error) => {
+                            out.kernel_error.clone_from(error);
+                            pb::KernelState::Failed
+                        }
+                    }
+                    .into();
+                }
+                out
+            })
+            .collect()
+    }
+}
+
+/// Why each path of `route` stands where it does, in `route.paths` order:
+/// for the best path why it won (the step at which the runner-up lost),
+/// for the others why they are not best. Uses best path selection's own
+/// step names (rib::best_path::Step).
+pub fn reasons(route: &RibRoute) -> Vec<String> {
+    let best = route.paths.first().filter(|p| p.best);
+    route
+        .paths
+        .iter()
+        .map(|path| reason(route, best, path))
+        .collect()
+}
+
+fn reason(route: &RibRoute, best: Option<&RibPath>, path: &RibPath) -> String {
+    if !path.accepted {
+        return "not accepted (import policy, AS loop or own prefix)".to_string();
+    }
+    if !path.reachable {
+        return "next hop unreachable".to_string();
+    }
+    if path.best {
+        let mut text = match route.paths.iter().find(|p| p.lost_at.is_some()) {
+            Some(runner_up) => {
+                let step = runner_up.lost_at.unwrap_or(Step::Equal);
+                let other = peer_label(runner_up);
+                match step {
+                    // Not comparatives: "than" would not read.
+                    Step::Local | Step::Ebgp | Step::Med | Step::Equal => {
+                        format!("best: {step} (runner-up {other})")
+                    }
+                    _ => format!("best: {step} than {other}"),
+                }
+            }
+            None if route.paths.len() == 1 => "only path".to_string(),
+            None => "best: the only usable path".to_string(),
+        };
+        let in_use = route.paths.iter().filter(|p| p.multipath).count();
+        if in_use > 1 {
+            let _ = write!(text, "; {in_use} equal-cost paths in use");
+        }
+        return text;
+    }
+    match (best, path.lost_at) {
+        (Some(best), Some(step)) => {
+            let lost = format!("lost to {}: {step}", peer_label(best));
+            if path.multipath {
+                format!("multipath, {lost}")
+            } else if step.multipath() {
+                format!("{lost} (equal cost, but the ECMP path limit is reached)")
+            } else {
+                lost
+            }
+        }
+        // Accepted and reachable but not ranked: its session is gone.
+        _ => "not a candidate (peer session down)".to_string(),
+    }
+}
+
+/// A path's sender as the reasons name it.
+fn peer_label(path: &RibPath) -> String {
+    match path.peer_address {
+        Some(address) => address.to_string(),
+        None if path.peer == LOCAL_PEER => "local".to_string(),
+        None => format!("peer #{}", path.peer),
+    }
+}
+
 fn parse_address(text: &str) -> Result<IpAddr, Status> {
     text.parse()
         .map_err(|_| Status::invalid_argument(format!("{text:?} is not an IP address")))
+}
+
+/// "" → None; an address means its host prefix.
+fn parse_prefix(text: &str) -> Result<Option<IpNetwork>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| Status::invalid_argument(format!("{text:?} is not an IP prefix or address")))
+}
+
+/// Whether `outer` is `inner` or a shorter prefix containing it.
+fn covers(outer: IpNetwork, inner: IpNetwork) -> bool {
+    outer.is_ipv4() == inner.is_ipv4()
+        && outer.prefix() <= inner.prefix()
+        && outer.contains(inner.network())
 }
 
 fn peer_message(p: &PeerStatus, now: Instant) -> pb::Peer {
@@ -177,19 +334,19 @@ fn session_state(state: State) -> SessionState {
 fn route_message(route: &Route, accepted: bool, peer: &str) -> pb::Route {
     let mut out = pb::Route {
         prefix: route.nlri.prefix.to_string(),
-        next_hops: route
-            .path
-            .next_hops
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
         peer: peer.to_string(),
         path_id: route.nlri.path_id.unwrap_or(0),
-        // Until the Loc-RIB exists, "best" means accepted by loop detection.
-        best: accepted,
+        accepted,
         ..pb::Route::default()
     };
-    for attribute in &route.path.attributes {
+    attributes_message(&route.path, &mut out);
+    out
+}
+
+/// Fills `out`'s next hops and path attributes from `attrs`.
+fn attributes_message(attrs: &PathAttributes, out: &mut pb::Route) {
+    out.next_hops = attrs.next_hops.iter().map(ToString::to_string).collect();
+    for attribute in &attrs.attributes {
         match attribute {
             PathAttribute::Origin(origin) => {
                 out.origin = match origin {
@@ -243,5 +400,164 @@ fn route_message(route: &Route, accepted: bool, peer: &str) -> pb::Route {
             _ => {}
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::wire::Origin;
+
+    fn path(peer: u32, address: Option<&str>) -> RibPath {
+        RibPath {
+            peer,
+            peer_address: address.map(|a| a.parse().unwrap()),
+            attrs: Arc::new(PathAttributes {
+                attributes: vec![PathAttribute::Origin(Origin::Igp)],
+                next_hops: Vec::new(),
+            }),
+            accepted: true,
+            reachable: true,
+            best: false,
+            multipath: false,
+            lost_at: None,
+            resolved: Vec::new(),
+        }
+    }
+
+    fn route(paths: Vec<RibPath>) -> RibRoute {
+        RibRoute {
+            prefix: "10.244.1.0/26".parse().unwrap(),
+            paths,
+            kernel: None,
+        }
+    }
+
+    fn best(p: RibPath) -> RibPath {
+        RibPath {
+            best: true,
+            multipath: true,
+            ..p
+        }
+    }
+
+    #[test]
+    fn a_lone_originated_path_is_the_only_path() {
+        let r = route(vec![best(path(LOCAL_PEER, None))]);
+        assert_eq!(reasons(&r), ["only path"]);
+    }
+
+    #[test]
+    fn the_best_names_the_step_the_runner_up_lost_at() {
+        let r = route(vec![
+            best(path(1, Some("192.0.2.1"))),
+            RibPath {
+                lost_at: Some(Step::AsPathLength),
+                ..path(2, Some("192.0.2.2"))
+            },
+        ]);
+        assert_eq!(
+            reasons(&r),
+            [
+                "best: shorter AS path than 192.0.2.2",
+                "lost to 192.0.2.1: shorter AS path",
+            ]
+        );
+    }
+
+    #[test]
+    fn local_preference_and_locally_originated() {
+        let r = route(vec![
+            best(path(LOCAL_PEER, None)),
+            RibPath {
+                lost_at: Some(Step::Local),
+                ..path(2, Some("192.0.2.2"))
+            },
+        ]);
+        assert_eq!(
+            reasons(&r),
+            [
+                "best: locally originated (runner-up 192.0.2.2)",
+                "lost to local: locally originated",
+            ]
+        );
+        let r = route(vec![
+            best(path(3, Some("2001:db8::3"))),
+            RibPath {
+                lost_at: Some(Step::LocalPref),
+                ..path(1, Some("192.0.2.1"))
+            },
+        ]);
+        assert_eq!(
+            reasons(&r)[1],
+            "lost to 2001:db8::3: higher local preference"
+        );
+    }
+
+    #[test]
+    fn multipath_and_the_ecmp_limit() {
+        let r = route(vec![
+            best(path(1, Some("192.0.2.1"))),
+            RibPath {
+                multipath: true,
+                lost_at: Some(Step::RouterId),
+                ..path(2, Some("192.0.2.2"))
+            },
+            RibPath {
+                lost_at: Some(Step::RouterId),
+                ..path(3, Some("192.0.2.3"))
+            },
+        ]);
+        assert_eq!(
+            reasons(&r),
+            [
+                "best: lower router ID than 192.0.2.2; 2 equal-cost paths in use",
+                "multipath, lost to 192.0.2.1: lower router ID",
+                "lost to 192.0.2.1: lower router ID (equal cost, but the ECMP path limit is reached)",
+            ]
+        );
+    }
+
+    #[test]
+    fn unusable_paths_say_why() {
+        let r = route(vec![
+            best(path(1, Some("192.0.2.1"))),
+            RibPath {
+                accepted: false,
+                ..path(2, Some("192.0.2.2"))
+            },
+            RibPath {
+                reachable: false,
+                ..path(3, Some("192.0.2.3"))
+            },
+        ]);
+        assert_eq!(
+            reasons(&r),
+            [
+                "best: the only usable path",
+                "not accepted (import policy, AS loop or own prefix)",
+                "next hop unreachable",
+            ]
+        );
+        // Nothing usable: no best path at all.
+        let r = route(vec![RibPath {
+            reachable: false,
+            ..path(2, Some("192.0.2.2"))
+        }]);
+        assert_eq!(reasons(&r), ["next hop unreachable"]);
+    }
+
+    #[test]
+    fn covering_prefixes() {
+        let net = |s: &str| s.parse::<IpNetwork>().unwrap();
+        assert!(covers(net("10.244.0.0/16"), net("10.244.1.5/32")));
+        assert!(covers(net("10.244.1.0/26"), net("10.244.1.0/26")));
+        assert!(!covers(net("10.244.1.0/26"), net("10.244.0.0/16")));
+        assert!(!covers(net("10.245.0.0/16"), net("10.244.1.5/32")));
+        assert!(!covers(net("::/0"), net("10.244.1.5/32")));
+        assert_eq!(parse_prefix("").unwrap(), None);
+        assert_eq!(parse_prefix("10.0.0.1").unwrap(), Some(net("10.0.0.1/32")));
+        assert!(parse_prefix("nonsense").is_err());
+    }
 }

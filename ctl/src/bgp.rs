@@ -1,14 +1,16 @@
 // `podctl bgp ...`: views of podroute-bgpd's sessions and routes.
 // `peers` is a summary table like `birdc show protocols` / `gobgp neighbor`;
-// `peer ADDR` the detail of `show bgp neighbors ADDR`; `routes` a peer's
-// received or advertised routes, or what the speaker originates.
+// `peer ADDR` the detail of `show bgp neighbors ADDR`; `routes` the Loc-RIB
+// like `show ip bgp` (or a peer's received or advertised routes); `route
+// PREFIX` every path of one prefix like `show ip bgp PREFIX` / `birdc show
+// route for PREFIX all`, with why the best one won.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
 use podroute_proto::bgpd::v1::{
-    GetPeerRequest, ListPeersRequest, ListRoutesRequest, MessageCounters, Peer, Route,
+    GetPeerRequest, KernelState, ListPeersRequest, ListRoutesRequest, MessageCounters, Peer, Route,
     RouteDirection, SessionState, as_path_segment,
 };
 use podroute_proto::common::v1::AddressFamily;
@@ -70,6 +72,8 @@ pub struct Counters {
     pub route_refresh: u64,
 }
 
+/// One path of one prefix; the JSON field names are a documented, stable
+/// schema (README, "podctl bgp").
 #[derive(Debug, Serialize)]
 pub struct RouteView {
     pub prefix: String,
@@ -82,22 +86,57 @@ pub struct RouteView {
     pub med: Option<u32>,
     pub communities: Vec<String>,
     pub large_communities: Vec<String>,
+    pub extended_communities: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub originator_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cluster_list: Vec<String>,
+    pub atomic_aggregate: bool,
     pub peer: String,
     pub best: bool,
+    pub accepted: bool,
+    pub multipath: bool,
+    pub reachable: bool,
+    /// "installed", "pending", "failed", or "none" (not a selected path, or
+    /// kernel routes are off).
+    pub kernel: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kernel_error: String,
+    pub kernel_next_hops: Vec<String>,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RoutesReport {
     pub routes: Vec<RouteView>,
+    /// A peer's Adj-RIB rather than the Loc-RIB: only `accepted` is known.
+    #[serde(skip)]
+    pub adj_rib: bool,
+}
+
+/// `podctl bgp route PREFIX`: every path of the prefix, best first.
+#[derive(Debug, Serialize)]
+pub struct RouteDetail {
+    /// What was asked for.
+    pub query: String,
+    /// The route found: `query` itself or the longest prefix covering it;
+    /// empty when there is none.
+    pub prefix: String,
+    pub paths: Vec<RouteView>,
 }
 
 /// Which routes `podctl bgp routes` lists.
 #[derive(Debug, Clone, Default)]
 pub struct RoutesQuery {
+    pub prefix: Option<String>,
     pub peer: Option<String>,
     pub advertised: bool,
     pub family: Option<AddressFamily>,
 }
+
+/// Status codes, as `show ip bgp` prints them before each path.
+pub const STATUS_LEGEND: &str =
+    "Status codes: * valid, > best, = multipath, x not accepted, ? next hop unreachable";
 
 pub async fn peers(socket: &Path) -> Result<PeersReport, Unreachable> {
     let response = daemons::call(Daemon::Bgpd, socket, |ch| async move {
@@ -123,9 +162,11 @@ pub async fn peer(socket: &Path, address: &str) -> Result<PeerDetail, Unreachabl
 }
 
 pub async fn routes(socket: &Path, query: RoutesQuery) -> Result<RoutesReport, Unreachable> {
+    let adj_rib = query.peer.is_some();
     let request = ListRoutesRequest {
         family: query.family.unwrap_or(AddressFamily::Unspecified).into(),
         peer: query.peer.unwrap_or_default(),
+        prefix: query.prefix.unwrap_or_default(),
         direction: if query.advertised {
             RouteDirection::Advertised
         } else {
@@ -139,6 +180,24 @@ pub async fn routes(socket: &Path, query: RoutesQuery) -> Result<RoutesReport, U
     .await?;
     Ok(RoutesReport {
         routes: response.routes.into_iter().map(RouteView::from).collect(),
+        adj_rib,
+    })
+}
+
+pub async fn route(socket: &Path, prefix: &str) -> Result<RouteDetail, Unreachable> {
+    let query = RoutesQuery {
+        prefix: Some(prefix.to_string()),
+        ..RoutesQuery::default()
+    };
+    let report = routes(socket, query).await?;
+    Ok(RouteDetail {
+        query: prefix.to_string(),
+        prefix: report
+            .routes
+            .first()
+            .map(|r| r.prefix.clone())
+            .unwrap_or_default(),
+        paths: report.routes,
     })
 }
 
@@ -270,31 +329,121 @@ pub fn render_routes(report: &RoutesReport, output: Output) -> Result<String, se
         .iter()
         .map(|r| {
             vec![
-                if r.best { "*" } else { " " }.to_string(),
+                status(r, report.adj_rib),
                 r.prefix.clone(),
                 join_or_dash(&r.next_hops),
-                if r.as_path.is_empty() {
-                    "-".into()
-                } else {
-                    r.as_path.clone()
-                },
-                r.origin.clone(),
+                peer_or_local(r),
                 r.local_pref.map_or("-".into(), |v| v.to_string()),
                 r.med.map_or("-".into(), |v| v.to_string()),
-                if r.peer.is_empty() {
-                    "local".into()
+                path_and_origin(r),
+                join_or_dash(&r.communities),
+                if r.kernel == "none" {
+                    "-".into()
                 } else {
-                    r.peer.clone()
+                    r.kernel.clone()
                 },
             ]
         })
         .collect();
-    Ok(table::render(
+    let mut out = String::new();
+    if !report.adj_rib {
+        out.push_str(STATUS_LEGEND);
+        out.push_str("\n\n");
+    }
+    out.push_str(&table::render(
         &[
-            "", "PREFIX", "NEXT HOP", "AS PATH", "ORIGIN", "LOCPRF", "MED", "FROM",
+            "",
+            "PREFIX",
+            "NEXT HOP",
+            "PEER",
+            "LOCPRF",
+            "MED",
+            "AS PATH",
+            "COMMUNITIES",
+            "KERNEL",
         ],
         &rows,
-    ))
+    ));
+    Ok(out)
+}
+
+pub fn render_route(detail: &RouteDetail, output: Output) -> Result<String, serde_json::Error> {
+    if output == Output::Json {
+        return serde_json::to_string_pretty(detail).map(|s| s + "\n");
+    }
+    if detail.paths.is_empty() {
+        return Ok(format!("no route for {}\n", detail.query));
+    }
+    let mut out = String::new();
+    let covering = if detail.prefix == detail.query {
+        String::new()
+    } else {
+        format!(", the longest prefix covering {}", detail.query)
+    };
+    let count = detail.paths.len();
+    let _ = writeln!(
+        out,
+        "{}{covering}: {count} path{}",
+        detail.prefix,
+        if count == 1 { "" } else { "s" }
+    );
+    for (i, r) in detail.paths.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\nPath {}: {} from {}",
+            i + 1,
+            status(r, false),
+            peer_or_local(r)
+        );
+        let mut line = |key: &str, value: String| {
+            let _ = writeln!(out, "  {key:<20}{value}");
+        };
+        line("Reason:", r.reason.clone());
+        line("Next hop:", join_or_dash(&r.next_hops));
+        line(
+            "AS path:",
+            if r.as_path.is_empty() {
+                "(empty)".into()
+            } else {
+                r.as_path.clone()
+            },
+        );
+        line("Origin:", origin_name(&r.origin).to_string());
+        line(
+            "Local pref:",
+            r.local_pref.map_or("-".into(), |v| v.to_string()),
+        );
+        line("MED:", r.med.map_or("-".into(), |v| v.to_string()));
+        if !r.communities.is_empty() {
+            line("Communities:", r.communities.join(" "));
+        }
+        if !r.large_communities.is_empty() {
+            line("Large communities:", r.large_communities.join(" "));
+        }
+        if !r.extended_communities.is_empty() {
+            line("Ext. communities:", r.extended_communities.join(" "));
+        }
+        if !r.originator_id.is_empty() {
+            line("Originator ID:", r.originator_id.clone());
+        }
+        if !r.cluster_list.is_empty() {
+            line("Cluster list:", r.cluster_list.join(" "));
+        }
+        if r.atomic_aggregate {
+            line("Atomic aggregate:", "yes".into());
+        }
+        line("Flags:", flags(r));
+        line("Resolved via:", join_or_dash(&r.kernel_next_hops));
+        line(
+            "Kernel:",
+            match r.kernel.as_str() {
+                "failed" if !r.kernel_error.is_empty() => format!("failed: {}", r.kernel_error),
+                "none" => "-".into(),
+                other => other.to_string(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 impl From<Peer> for PeerView {
@@ -368,6 +517,12 @@ impl From<Route> for RouteView {
             3 => "?",
             _ => "-",
         };
+        let kernel = match KernelState::try_from(r.kernel) {
+            Ok(KernelState::Installed) => "installed",
+            Ok(KernelState::Pending) => "pending",
+            Ok(KernelState::Failed) => "failed",
+            Ok(KernelState::Unspecified) | Err(_) => "none",
+        };
         RouteView {
             prefix: r.prefix,
             next_hops: r.next_hops,
@@ -377,9 +532,92 @@ impl From<Route> for RouteView {
             med: r.med,
             communities: r.communities,
             large_communities: r.large_communities,
+            extended_communities: r.extended_communities,
+            originator_id: r.originator_id,
+            cluster_list: r.cluster_list,
+            atomic_aggregate: r.atomic_aggregate,
             peer: r.peer,
             best: r.best,
+            accepted: r.accepted,
+            multipath: r.multipath,
+            reachable: r.reachable,
+            kernel: kernel.to_string(),
+            kernel_error: r.kernel_error,
+            kernel_next_hops: r.kernel_next_hops,
+            reason: r.reason,
         }
+    }
+}
+
+/// The status codes of one path (STATUS_LEGEND). A peer's Adj-RIB knows
+/// only whether a path was accepted.
+fn status(r: &RouteView, adj_rib: bool) -> String {
+    if adj_rib {
+        return if r.accepted { "*" } else { "x" }.to_string();
+    }
+    let mut codes = String::new();
+    if r.accepted && r.reachable {
+        codes.push('*');
+    }
+    if r.best {
+        codes.push('>');
+    } else if r.multipath {
+        codes.push('=');
+    }
+    if !r.accepted {
+        codes.push('x');
+    }
+    if !r.reachable {
+        codes.push('?');
+    }
+    codes
+}
+
+fn flags(r: &RouteView) -> String {
+    let mut flags = vec![
+        if r.accepted {
+            "accepted"
+        } else {
+            "not accepted"
+        },
+        if r.reachable {
+            "reachable"
+        } else {
+            "unreachable"
+        },
+    ];
+    if r.best {
+        flags.push("best");
+    }
+    if r.multipath {
+        flags.push("multipath");
+    }
+    flags.join(", ")
+}
+
+fn peer_or_local(r: &RouteView) -> String {
+    if r.peer.is_empty() {
+        "local".into()
+    } else {
+        r.peer.clone()
+    }
+}
+
+/// "65001 65002 i", as `show ip bgp` ends its lines.
+fn path_and_origin(r: &RouteView) -> String {
+    if r.as_path.is_empty() {
+        r.origin.clone()
+    } else {
+        format!("{} {}", r.as_path, r.origin)
+    }
+}
+
+fn origin_name(code: &str) -> &'static str {
+    match code {
+        "i" => "IGP",
+        "e" => "EGP",
+        "?" => "incomplete",
+        _ => "-",
     }
 }
 
@@ -517,35 +755,243 @@ mod tests {
         assert_eq!(json["messages_sent"]["keepalive"], 0);
     }
 
+    fn segment(
+        kind: as_path_segment::Type,
+        asns: &[u32],
+    ) -> podroute_proto::bgpd::v1::AsPathSegment {
+        podroute_proto::bgpd::v1::AsPathSegment {
+            r#type: kind.into(),
+            asns: asns.to_vec(),
+        }
+    }
+
+    /// Three paths of one prefix from the Loc-RIB, and an originated one.
+    fn loc_rib() -> RoutesReport {
+        let prefix = "10.244.1.0/26".to_string();
+        let best = Route {
+            prefix: prefix.clone(),
+            next_hops: vec!["10.0.1.2".into()],
+            as_path: vec![
+                segment(as_path_segment::Type::AsSequence, &[65001, 65002]),
+                segment(as_path_segment::Type::AsSet, &[1, 2]),
+            ],
+            origin: 1,
+            local_pref: Some(100),
+            communities: vec!["65000:1".into()],
+            best: true,
+            accepted: true,
+            multipath: true,
+            reachable: true,
+            kernel: KernelState::Installed.into(),
+            kernel_next_hops: vec!["10.0.1.2 dev 3".into()],
+            peer: "10.0.1.2".into(),
+            reason: "best: lower router ID than 10.0.2.2; 2 equal-cost paths in use".into(),
+            ..Route::default()
+        };
+        let partner = Route {
+            next_hops: vec!["10.0.2.2".into()],
+            best: false,
+            communities: Vec::new(),
+            kernel_next_hops: vec!["10.0.2.2 dev 4".into()],
+            peer: "10.0.2.2".into(),
+            reason: "multipath, lost to 10.0.1.2: lower router ID".into(),
+            ..best.clone()
+        };
+        let looped = Route {
+            next_hops: vec!["10.0.3.2".into()],
+            accepted: false,
+            reachable: false,
+            multipath: false,
+            kernel: KernelState::Unspecified.into(),
+            kernel_next_hops: Vec::new(),
+            peer: "10.0.3.2".into(),
+            reason: "not accepted (import policy, AS loop or own prefix)".into(),
+            ..partner.clone()
+        };
+        let own = Route {
+            prefix: "10.244.9.0/26".into(),
+            origin: 1,
+            best: true,
+            accepted: true,
+            multipath: true,
+            reachable: true,
+            kernel: KernelState::Failed.into(),
+            kernel_error: "netlink: File exists".into(),
+            reason: "only path".into(),
+            ..Route::default()
+        };
+        RoutesReport {
+            routes: [best, partner, looped, own]
+                .into_iter()
+                .map(RouteView::from)
+                .collect(),
+            adj_rib: false,
+        }
+    }
+
     #[test]
-    fn routes_show_paths_like_a_router() {
+    fn routes_show_the_loc_rib_like_a_router() {
+        let text = render_routes(&loc_rib(), Output::Table).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], STATUS_LEGEND, "{text}");
+        assert_eq!(lines[1], "", "{text}");
+        assert_eq!(
+            lines[2],
+            "    PREFIX         NEXT HOP  PEER      LOCPRF  MED  AS PATH              COMMUNITIES  KERNEL",
+            "{text}"
+        );
+        assert_eq!(
+            lines[3],
+            "*>  10.244.1.0/26  10.0.1.2  10.0.1.2  100     -    65001 65002 {1,2} i  65000:1      installed",
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("*=  10.244.1.0/26  10.0.2.2  10.0.2.2"),
+            "{text}"
+        );
+        assert!(lines[4].ends_with("-            installed"), "{text}");
+        assert!(
+            lines[5].starts_with("x?  10.244.1.0/26  10.0.3.2"),
+            "{text}"
+        );
+        assert!(lines[5].ends_with("  -"), "{text}");
+        assert_eq!(
+            lines[6],
+            "*>  10.244.9.0/26  -         local     -       -    i                    -            failed",
+            "{text}"
+        );
+        assert_eq!(lines.len(), 7, "{text}");
+    }
+
+    #[test]
+    fn routes_json_schema() {
+        let json: serde_json::Value =
+            serde_json::from_str(&render_routes(&loc_rib(), Output::Json).unwrap()).unwrap();
+        let best = json["routes"][0].as_object().unwrap();
+        let mut keys: Vec<&str> = best.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "accepted",
+                "as_path",
+                "atomic_aggregate",
+                "best",
+                "communities",
+                "extended_communities",
+                "kernel",
+                "kernel_next_hops",
+                "large_communities",
+                "local_pref",
+                "multipath",
+                "next_hops",
+                "origin",
+                "peer",
+                "prefix",
+                "reachable",
+                "reason",
+            ]
+        );
+        assert_eq!(best["as_path"], "65001 65002 {1,2}");
+        assert_eq!(best["origin"], "i");
+        assert_eq!(best["kernel"], "installed");
+        assert_eq!(best["kernel_next_hops"][0], "10.0.1.2 dev 3");
+        assert_eq!(json["routes"][1]["best"], false);
+        assert_eq!(json["routes"][1]["multipath"], true);
+        assert_eq!(json["routes"][2]["accepted"], false);
+        assert_eq!(json["routes"][2]["kernel"], "none");
+        assert_eq!(json["routes"][3]["peer"], "");
+        assert_eq!(json["routes"][3]["kernel"], "failed");
+        assert_eq!(json["routes"][3]["kernel_error"], "netlink: File exists");
+        assert_eq!(json["routes"][3]["reason"], "only path");
+    }
+
+    #[test]
+    fn a_peers_routes_show_only_accepted() {
         let report = RoutesReport {
-            routes: vec![RouteView::from(Route {
-                prefix: "10.244.1.0/26".into(),
-                next_hops: vec!["10.0.1.2".into()],
-                as_path: vec![
-                    podroute_proto::bgpd::v1::AsPathSegment {
-                        r#type: as_path_segment::Type::AsSequence.into(),
-                        asns: vec![65000, 65001],
-                    },
-                    podroute_proto::bgpd::v1::AsPathSegment {
-                        r#type: as_path_segment::Type::AsSet.into(),
-                        asns: vec![1, 2],
-                    },
-                ],
-                origin: 1,
-                best: true,
-                peer: "10.0.1.2".into(),
-                ..Route::default()
-            })],
+            routes: vec![
+                RouteView::from(Route {
+                    prefix: "10.244.1.0/26".into(),
+                    next_hops: vec!["10.0.1.2".into()],
+                    as_path: vec![segment(as_path_segment::Type::AsSequence, &[65001])],
+                    origin: 1,
+                    accepted: true,
+                    peer: "10.0.1.2".into(),
+                    ..Route::default()
+                }),
+                RouteView::from(Route {
+                    prefix: "10.244.2.0/26".into(),
+                    origin: 3,
+                    peer: "10.0.1.2".into(),
+                    ..Route::default()
+                }),
+            ],
+            adj_rib: true,
         };
         let text = render_routes(&report, Output::Table).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("   PREFIX"), "{text}");
         assert!(
-            text.lines()
-                .nth(1)
-                .unwrap()
-                .starts_with("*  10.244.1.0/26  10.0.1.2  65000 65001 {1,2}  i"),
+            lines[1].starts_with("*  10.244.1.0/26  10.0.1.2  10.0.1.2  -       -    65001 i"),
             "{text}"
+        );
+        assert!(lines[2].starts_with("x  10.244.2.0/26  -"), "{text}");
+    }
+
+    #[test]
+    fn route_detail_explains_every_path() {
+        let report = loc_rib();
+        let detail = RouteDetail {
+            query: "10.244.1.7".into(),
+            prefix: "10.244.1.0/26".into(),
+            paths: report.routes.into_iter().take(3).collect(),
+        };
+        let text = render_route(&detail, Output::Table).unwrap();
+        let expected_start = "\
+10.244.1.0/26, the longest prefix covering 10.244.1.7: 3 paths
+
+Path 1: *> from 10.0.1.2
+  Reason:             best: lower router ID than 10.0.2.2; 2 equal-cost paths in use
+  Next hop:           10.0.1.2
+  AS path:            65001 65002 {1,2}
+  Origin:             IGP
+  Local pref:         100
+  MED:                -
+  Communities:        65000:1
+  Flags:              accepted, reachable, best, multipath
+  Resolved via:       10.0.1.2 dev 3
+  Kernel:             installed
+
+Path 2: *= from 10.0.2.2
+  Reason:             multipath, lost to 10.0.1.2: lower router ID
+";
+        assert!(text.starts_with(expected_start), "{text}");
+        assert!(
+            text.contains(
+                "Path 3: x? from 10.0.3.2\n  Reason:             not accepted (import policy, AS loop or own prefix)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  Flags:              not accepted, unreachable\n"),
+            "{text}"
+        );
+
+        let json: serde_json::Value =
+            serde_json::from_str(&render_route(&detail, Output::Json).unwrap()).unwrap();
+        assert_eq!(json["query"], "10.244.1.7");
+        assert_eq!(json["prefix"], "10.244.1.0/26");
+        assert_eq!(json["paths"].as_array().unwrap().len(), 3);
+        assert_eq!(json["paths"][2]["reason"], detail.paths[2].reason);
+
+        let none = RouteDetail {
+            query: "192.0.2.0/24".into(),
+            prefix: String::new(),
+            paths: Vec::new(),
+        };
+        assert_eq!(
+            render_route(&none, Output::Table).unwrap(),
+            "no route for 192.0.2.0/24\n"
         );
     }
 }

@@ -1,6 +1,6 @@
 // podctl, podroute's admin CLI: talks gRPC to the daemons over their Unix
 // admin sockets (see ARCHITECTURE.md, "Interfaces that others rely on").
-// Commands so far: `podctl version`, `podctl bgp peers|peer|routes`;
+// Commands so far: `podctl version`, `podctl bgp peers|peer|routes|route`;
 // `-o json` on all.
 
 mod bgp;
@@ -65,9 +65,16 @@ enum BgpCommand {
         /// The peer's address (its BGPPeer's peerIP).
         address: String,
     },
-    /// Routes received from a peer (or advertised to it with
-    /// --advertised); without --peer, the prefixes this node originates.
+    /// The Loc-RIB like `show ip bgp`: every path of every prefix, best
+    /// first, with status codes and whether the kernel holds the route.
+    /// With --peer, the routes received from that peer (or advertised to
+    /// it with --advertised) instead.
     Routes {
+        /// Only the route for this prefix (or address), or else the
+        /// longest prefix covering it.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// A peer's Adj-RIB-In (or Adj-RIB-Out) instead of the Loc-RIB.
         #[arg(long)]
         peer: Option<String>,
         /// Routes sent to the peer instead of received from it.
@@ -79,6 +86,13 @@ enum BgpCommand {
         /// Only IPv6 routes.
         #[arg(short = '6', long)]
         ipv6: bool,
+    },
+    /// Every path of one prefix in detail, like `show ip bgp PREFIX`: its
+    /// attributes, flags, resolved next hops, kernel state, and why the
+    /// best path won (or each other path lost).
+    Route {
+        /// A prefix or address; the longest prefix covering it is shown.
+        prefix: String,
     },
 }
 
@@ -119,7 +133,11 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             BgpCommand::Peer { address } => {
                 bgp::render_peer(&bgp::peer(&cli.bgpd, &address).await?, cli.output)?
             }
+            BgpCommand::Route { prefix } => {
+                bgp::render_route(&bgp::route(&cli.bgpd, &prefix).await?, cli.output)?
+            }
             BgpCommand::Routes {
+                prefix,
                 peer,
                 advertised,
                 ipv4,
@@ -131,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
                     _ => None,
                 };
                 let query = bgp::RoutesQuery {
+                    prefix,
                     peer,
                     advertised,
                     family,

@@ -51,7 +51,15 @@ fn stdout(out: &Output) -> String {
 /// A speaker with no peers that does not listen: what bgpd serves before
 /// any peer is configured.
 async fn speaker() -> podroute_bgpd::speaker::Speaker {
-    let yaml = "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 65000, routerID: 192.0.2.1, listenPort: 0}\n";
+    speaker_with("").await
+}
+
+/// The same, with `extra` added to the BGPConfiguration's spec.
+async fn speaker_with(extra: &str) -> podroute_bgpd::speaker::Speaker {
+    let yaml = format!(
+        "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {{asNumber: 65000, routerID: 192.0.2.1, listenPort: 0{extra}}}\n"
+    );
+    let yaml = yaml.as_str();
     let config = podroute_bgpd::config::parse(yaml, "test", |_| unreachable!()).expect("config");
     podroute_bgpd::speaker::Speaker::start(config)
         .await
@@ -169,5 +177,80 @@ async fn another_daemons_socket_is_recognised() {
         )),
         "{err}"
     );
+    server.stop().await.expect("server result");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_and_route_show_an_originated_prefix_as_the_only_path() {
+    let s = sockets();
+    let speaker = speaker_with(", originate: [10.244.1.0/26, \"fd00:10:244:1::/64\"]").await;
+    let server = serve(&s.bgpd, podroute_bgpd::admin::router(speaker)).await;
+
+    let out = podctl(&s, &["bgp", "routes"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.contains("10.244.1.0/26"))
+        .unwrap_or_else(|| panic!("no originated route in:\n{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // Status, prefix, next hop, peer, local pref, MED, origin, communities,
+    // kernel (no FIB here).
+    assert_eq!(
+        cells,
+        ["*>", "10.244.1.0/26", "-", "local", "-", "-", "i", "-", "-"],
+        "{text}"
+    );
+    assert!(text.contains("fd00:10:244:1::/64"), "{text}");
+
+    let out = podctl(&s, &["bgp", "routes", "-6", "-o", "json"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let routes = json["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 1, "{json}");
+    assert_eq!(routes[0]["prefix"], "fd00:10:244:1::/64");
+
+    // An address inside the prefix finds it as the longest match.
+    let out = podctl(
+        &s,
+        &["bgp", "routes", "--prefix", "10.244.1.9", "-o", "json"],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let route = &json["routes"][0];
+    assert_eq!(json["routes"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(route["prefix"], "10.244.1.0/26");
+    assert_eq!(route["peer"], "");
+    assert_eq!(route["best"], true);
+    assert_eq!(route["accepted"], true);
+    assert_eq!(route["multipath"], true);
+    assert_eq!(route["reachable"], true);
+    assert_eq!(route["origin"], "i");
+    // This speaker runs without a FIB.
+    assert_eq!(route["kernel"], "none");
+    assert_eq!(route["reason"], "only path");
+
+    let out = podctl(&s, &["bgp", "route", "10.244.1.0/26"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.starts_with("10.244.1.0/26: 1 path\n"), "{text}");
+    assert!(text.contains("Path 1: *> from local\n"), "{text}");
+    assert!(text.contains("  Reason:             only path\n"), "{text}");
+
+    let out = podctl(&s, &["bgp", "route", "10.244.1.0/26", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["prefix"], "10.244.1.0/26");
+    assert_eq!(json["paths"][0]["reason"], "only path");
+    assert_eq!(json["paths"][0]["best"], true);
+
+    let out = podctl(&s, &["bgp", "route", "192.0.2.0/24"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "no route for 192.0.2.0/24\n");
+
+    let out = podctl(&s, &["bgp", "route", "nonsense"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not an IP prefix or address"), "{err}");
+
     server.stop().await.expect("server result");
 }

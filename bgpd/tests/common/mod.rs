@@ -269,6 +269,7 @@ impl Bgpd {
                 family: family as i32,
                 peer,
                 direction: direction as i32,
+                ..ListRoutesRequest::default()
             })
             .await
             .map(|r| r.into_inner().routes)
