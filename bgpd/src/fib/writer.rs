@@ -408,8 +408,13 @@ impl Writer {
                 inner.failed.remove(&prefix);
             }
             let now = Instant::now();
-            for (prefix, desired, error) in failures {
-                tracing::warn!(%prefix, %error, "FIB route not written");
+            let total = failures.len();
+            for (n, (prefix, desired, error)) in failures.into_iter().enumerate() {
+                if n < LOGGED_FAILURES {
+                    tracing::warn!(%prefix, %error, "FIB route not written");
+                } else if n == LOGGED_FAILURES {
+                    tracing::warn!(count = total, "FIB routes not written");
+                }
                 let at = record_failure(&mut inner.failed, prefix, desired, error, now);
                 inner.status.errors_total += 1;
                 self.retry_due = Some(self.retry_due.map_or(at, |d| d.min(at)));
