@@ -2,7 +2,8 @@
 // wire/ (the message codec), session/ (the pure RFC 4271 FSM, and in
 // session/transport the TCP sockets with MD5, GTSM and TTL), config/ (YAML
 // resources and reload diffs), rib/ (Adj-RIB-In and Adj-RIB-Out), speaker/
-// (one task per peer driving the FSM, the listener, reloads) and admin
+// (one task per peer driving the FSM, the listener, reloads), fib/ (kernel
+// routes over rtnetlink) and admin
 // (the gRPC admin API).
 
 pub mod admin;
