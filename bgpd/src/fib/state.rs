@@ -19,7 +19,7 @@ use super::{Desired, FibOp, FibStatus, MAX_REPORTED_FAILURES, OpMap, RouteState}
 pub(crate) const ROUTE_GROUPS: [u32; 2] = [libc::RTNLGRP_IPV4_ROUTE, libc::RTNLGRP_IPV6_ROUTE];
 
 /// Prefixes waiting before apply() makes the RIB wait.
-const HIGH_WATER: usize = 200_000;
+const HIGH_WATER: usize = 16_384;
 
 /// A prefix whose last write failed.
 #[derive(Debug, Clone)]

@@ -168,25 +168,36 @@ impl LocRib {
         change
     }
 
-    /// Removes every path of `peer` (its session went down).
-    pub fn remove_peer(&mut self, peer: PeerId, ctx: &impl RibContext) -> Vec<Change> {
-        let mut changes = Vec::new();
-        let max_paths = self.max_paths;
-        let counts = &mut self.counts;
-        let mut visit = |prefix: IpNetwork, paths: &mut Paths| {
-            let Some(i) = paths.iter().position(|p| p.peer == peer) else {
-                return true;
-            };
-            let old = selected(paths);
-            paths.remove(i);
-            rank(paths, max_paths, ctx, counts);
-            changes.extend(changed(prefix, &old, paths));
-            !paths.is_empty()
-        };
-        self.v4.retain(|p, paths| visit(IpNetwork::V4(*p), paths));
-        self.v6.retain(|p, paths| visit(IpNetwork::V6(*p), paths));
-        self.counts.remove(&peer);
-        changes
+    /// Removes `peer`'s paths (its session went down) from up to `limit`
+    /// prefixes; true while it has more. In pieces, so a full table's
+    /// withdrawal never holds every change in memory at once.
+    pub fn remove_peer(
+        &mut self,
+        peer: PeerId,
+        limit: usize,
+        ctx: &impl RibContext,
+    ) -> (Vec<Change>, bool) {
+        let has = |paths: &Paths| paths.iter().any(|p| p.peer == peer);
+        let v4 = self
+            .v4
+            .iter()
+            .filter(|(_, paths)| has(paths))
+            .map(|(p, _)| IpNetwork::V4(*p));
+        let v6 = self
+            .v6
+            .iter()
+            .filter(|(_, paths)| has(paths))
+            .map(|(p, _)| IpNetwork::V6(*p));
+        let prefixes: Vec<IpNetwork> = v4.chain(v6).take(limit.max(1)).collect();
+        let changes = prefixes
+            .into_iter()
+            .filter_map(|prefix| self.update(prefix, peer, None, ctx))
+            .collect();
+        let more = self.counts(peer).received > 0;
+        if !more {
+            self.counts.remove(&peer);
+        }
+        (changes, more)
     }
 
     /// Ranks again every prefix with a path for which `affected` holds:

@@ -180,7 +180,11 @@ impl PeerTask {
         self.publish();
         loop {
             let deadline = self.session.next_deadline();
+            // Biased, in this order: admin commands, the RIB's exports (so
+            // they never pile up while the peer floods us), due timers (so
+            // keepalives go out during a long table transfer), then reads.
             let actions = tokio::select! {
+                biased;
                 command = commands.recv() => match command {
                     Some(command) => self.command(command).await,
                     // The speaker dropped us: stop quietly.
@@ -196,7 +200,6 @@ impl PeerTask {
                         Err(_) => Vec::new(),
                     }
                 }
-                (conn, incoming) = read_any(&mut self.connections) => self.incoming(conn, incoming),
                 Some(message) = recv(&mut self.from_rib) => {
                     self.on_rib_message(message).await;
                     Vec::new()
@@ -207,6 +210,7 @@ impl PeerTask {
                     tracing::info!(peer = %self.peer.address, "restarting after the prefix limit hold-down");
                     self.session.handle(Event::Start, Instant::now())
                 }
+                (conn, incoming) = read_any(&mut self.connections) => self.incoming(conn, incoming),
             };
             self.execute(actions).await;
             while !self.pending.is_empty() {

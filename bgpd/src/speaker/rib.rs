@@ -26,7 +26,7 @@ use crate::wire::{Origin, PathAttribute};
 
 /// Inputs queued to the RIB task. Bounded: a peer sending faster than the
 /// RIB and FIB can take waits, and so does its TCP stream.
-pub const RIB_QUEUE: usize = 256;
+pub const RIB_QUEUE: usize = 32;
 /// Best path changes sent to peers per message, so a new peer's initial
 /// table goes out in pieces.
 const EXPORT_CHUNK: usize = 4096;
@@ -293,6 +293,7 @@ impl RibTask {
                         let _ = done.send(());
                         return;
                     }
+                    Some(RibInput::PeerDown { peer }) => self.peer_down(peer).await,
                     Some(message) => self.handle(message),
                     None => {
                         self.shutdown().await;
@@ -331,14 +332,8 @@ impl RibTask {
                     initial.done.insert(peer);
                 }
             }
-            RibInput::PeerDown { peer } => {
-                self.outputs.remove(&peer);
-                let changes = self.rib.remove_peer(peer, &self.resolver);
-                self.resolver.peers.remove(&peer);
-                for change in changes {
-                    self.changed(change);
-                }
-            }
+            // Handled in run(): it writes as it goes.
+            RibInput::PeerDown { .. } => {}
             RibInput::Routes { peer, routes } => {
                 for (prefix, path) in routes {
                     let path = path.map(|mut p| {
@@ -361,6 +356,23 @@ impl RibTask {
             }
             RibInput::Shutdown { .. } => {}
         }
+    }
+
+    /// Withdraws a peer's paths, writing the kernel and telling the other
+    /// peers chunk by chunk.
+    async fn peer_down(&mut self, peer: PeerId) {
+        self.outputs.remove(&peer);
+        loop {
+            let (changes, more) = self.rib.remove_peer(peer, EXPORT_CHUNK, &self.resolver);
+            for change in changes {
+                self.changed(change);
+            }
+            self.flush().await;
+            if !more {
+                break;
+            }
+        }
+        self.resolver.peers.remove(&peer);
     }
 
     fn originate(&mut self, prefixes: &[IpNetwork]) {

@@ -231,7 +231,15 @@ fn removing_a_peer_withdraws_all_its_paths() {
     let v6 = prefix("2001:db8::/64");
     rib.update(v6, 1, Some(Path::new(1, attrs(&[65001], 1), true)), &ctx);
     assert_eq!(rib.counts(1).received, 101);
-    let changes = rib.remove_peer(1, &ctx);
+    let mut changes = Vec::new();
+    loop {
+        let (some, more) = rib.remove_peer(1, 30, &ctx);
+        assert!(some.len() <= 30);
+        changes.extend(some);
+        if !more {
+            break;
+        }
+    }
     assert_eq!(changes.len(), 101);
     let moved = changes.iter().filter(|c| peers_of(c) == vec![2]).count();
     let gone = changes.iter().filter(|c| c.selected.is_empty()).count();
