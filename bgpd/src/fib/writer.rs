@@ -53,6 +53,8 @@ pub(crate) struct Writer {
     count_due: Option<Instant>,
     retry_due: Option<Instant>,
     next_resync: Instant,
+    /// Whether the monitor is out of the route groups (see BULK_OPS).
+    muted: bool,
 }
 
 /// Route messages encoded but not yet sent: contiguous sequence numbers
@@ -92,6 +94,7 @@ impl Writer {
             count_due: None,
             retry_due: None,
             next_resync: Instant::now(),
+            muted: false,
         })
     }
 
@@ -318,13 +321,15 @@ impl Writer {
         };
         self.shared.room.notify_waiters();
         self.nh.refused.clear();
-        let bulk = work.len() >= BULK_OPS;
-        if bulk {
+        if work.len() >= BULK_OPS && !self.muted {
             self.shared.mute_routes();
+            self.muted = true;
         }
         let result = self.write_all(&work, track_done).await;
-        if bulk {
+        // Back-to-back bulk flushes stay muted: one re-read at the end.
+        if self.muted && (result.is_err() || self.shared.lock().pending.is_empty()) {
             self.shared.unmute_routes();
+            self.muted = false;
         }
         self.shared.lock().in_flight = None;
         result?;
