@@ -204,7 +204,10 @@ pub(crate) enum Via<'a> {
 }
 
 /// RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE: creates the route or
-/// replaces ours (same prefix, table, tos and metric).
+/// replaces ours (same prefix, table, tos and metric). The kernel's replace
+/// does not look at the protocol: a route of another program with exactly
+/// our metric for the same prefix would be replaced, which is why our metric
+/// is not the 0 that `ip route add` uses.
 pub(crate) fn new_route(
     buf: &mut Vec<u8>,
     seq: u32,

@@ -197,10 +197,10 @@ async fn sleep_until_some(due: Option<Instant>) {
 async fn snapshot(sock: &mut NlSocket, config: &FibConfig) -> Result<KernelTable, NlError> {
     let mut table = KernelTable::new(config.resolve_via_default);
     sock.dump(message::dump_links, |header, payload| {
-        if header.ty == message::RTM_NEWLINK {
-            if let Ok((ifindex, up)) = message::parse_link(payload) {
-                table.set_link(ifindex, up);
-            }
+        if header.ty == message::RTM_NEWLINK
+            && let Ok((ifindex, up)) = message::parse_link(payload)
+        {
+            table.set_link(ifindex, up);
         }
     })
     .await?;

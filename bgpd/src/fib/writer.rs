@@ -53,6 +53,8 @@ pub(crate) struct Writer {
     count_due: Option<Instant>,
     retry_due: Option<Instant>,
     next_resync: Instant,
+    /// Whether the monitor is out of the route groups (see BULK_OPS).
+    muted: bool,
 }
 
 /// Route messages encoded but not yet sent: contiguous sequence numbers
@@ -92,6 +94,7 @@ impl Writer {
             count_due: None,
             retry_due: None,
             next_resync: Instant::now(),
+            muted: false,
         })
     }
 
@@ -236,10 +239,10 @@ impl Writer {
         let result = self
             .sock
             .dump(nexthop::dump, |header, payload| {
-                if header.ty == nexthop::RTM_NEWNEXTHOP {
-                    if let Ok(info) = nexthop::parse(payload) {
-                        found.push(info);
-                    }
+                if header.ty == nexthop::RTM_NEWNEXTHOP
+                    && let Ok(info) = nexthop::parse(payload)
+                {
+                    found.push(info);
                 }
             })
             .await;
@@ -317,13 +320,16 @@ impl Writer {
             (work, inner.sync_done.take(), !inner.failed.is_empty())
         };
         self.shared.room.notify_waiters();
-        let bulk = work.len() >= BULK_OPS;
-        if bulk {
+        self.nh.refused.clear();
+        if work.len() >= BULK_OPS && !self.muted {
             self.shared.mute_routes();
+            self.muted = true;
         }
         let result = self.write_all(&work, track_done).await;
-        if bulk {
+        // Back-to-back bulk flushes stay muted: one re-read at the end.
+        if self.muted && (result.is_err() || self.shared.lock().pending.is_empty()) {
             self.shared.unmute_routes();
+            self.muted = false;
         }
         self.shared.lock().in_flight = None;
         result?;
@@ -385,14 +391,14 @@ impl Writer {
             if let Via::NhId(id) = via {
                 self.nh.used.insert(id);
             }
-            if let Some(stale) = &mut self.stale {
-                if stale.remove(prefix).is_some_and(|old| old.same(&via)) {
-                    // Identical to what the kernel holds: not rewritten.
-                    if track_done {
-                        done.push(*prefix);
-                    }
-                    continue;
+            if let Some(stale) = &mut self.stale
+                && stale.remove(prefix).is_some_and(|old| old.same(&via))
+            {
+                // Identical to what the kernel holds: not rewritten.
+                if track_done {
+                    done.push(*prefix);
                 }
+                continue;
             }
             let key = self.key;
             self.push(*prefix, desired.clone(), |buf, seq| {
@@ -429,10 +435,10 @@ impl Writer {
         &mut self,
         hops: &Arc<[ResolvedNextHop]>,
     ) -> Result<Result<u32, String>, NlError> {
-        if let Some((last, id)) = &self.nh.last {
-            if Arc::ptr_eq(last, hops) {
-                return Ok(Ok(*id));
-            }
+        if let Some((last, id)) = &self.nh.last
+            && Arc::ptr_eq(last, hops)
+        {
+            return Ok(Ok(*id));
         }
         if let Some(error) = self.nh.refused.get(&hops[..]) {
             return Ok(Err(error.clone()));
@@ -723,7 +729,8 @@ struct Nexthops {
     /// Ids routes were set to since the resync began: the rest is garbage at
     /// sync_done.
     used: HashSet<u32>,
-    /// Next-hop sets the kernel refused, until the next resync.
+    /// Next-hop sets the kernel refused, during one flush (not asked again
+    /// for every route over them).
     refused: HashMap<Vec<ResolvedNextHop>, String>,
     /// The last set looked up: bulk updates share one Arc.
     last: Option<(Arc<[ResolvedNextHop]>, u32)>,
@@ -855,7 +862,7 @@ mod tests {
         assert_eq!(nh.unused(), vec![11, 3]);
         nh.forget(11);
         assert!(!nh.ours.contains_key(&11));
-        assert!(nh.groups.get(&vec![2, 3]).is_none());
+        assert!(!nh.groups.contains_key(&vec![2, 3]));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 // IPV6_MINHOPCOUNT). socket2 covers TTL, TOS/TCLASS, V6ONLY, REUSEADDR and
 // NODELAY; libc has the constants but not `struct tcp_md5sig`.
 //
-// This is the crate's only unsafe code (the workspace denies it elsewhere):
-// each block is one setsockopt/getsockopt call on a borrowed, open socket.
+// Unsafe code lives only here and in fib/sys.rs (the workspace denies it
+// elsewhere): each block here is one setsockopt/getsockopt call on a
+// borrowed, open socket.
 #![allow(unsafe_code)]
 
 use std::io;
