@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod config;
 pub mod fib;
+pub mod malloc;
 pub mod rib;
 pub mod session;
 pub mod speaker;

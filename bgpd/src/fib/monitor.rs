@@ -21,6 +21,11 @@ use super::{FibConfig, FibError, FibEvent};
 const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Upper bound on the wait under continuous change.
 const MAX_DELAY: Duration = Duration::from_secs(1);
+/// After our own bulk writes (notifications were muted), the re-read waits
+/// until the writer has been quiet this long: re-reading a growing table
+/// after every chunk of a full-table load made the load quadratic (each
+/// re-read walks every route, ours included, holding up our writes).
+const QUIET_AFTER_BULK: Duration = Duration::from_millis(500);
 /// Wait before reopening failed sockets.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
 /// The local table (RT_TABLE_LOCAL): this host's addresses.
@@ -88,9 +93,10 @@ impl Monitor {
             tokio::select! {
                 _ = self.shared.stop.cancelled() => return,
                 _ = self.shared.rescan.notified() => {
+                    // Pushed back by every bulk write, not capped.
                     let now = Instant::now();
-                    let first = dirty.map_or(now, |(first, _)| first);
-                    dirty = Some((first, (now + DEBOUNCE).min(first + MAX_DELAY)));
+                    let due = dirty.map_or(now, |(_, due)| due).max(now + QUIET_AFTER_BULK);
+                    dirty = Some((now, due));
                 }
                 received = self.notifications.recv() => {
                     let relevant = match received {

@@ -86,10 +86,130 @@ pub struct PeerCounts {
 
 type Paths = SmallVec<[Path; 1]>;
 
+/// A hash table in shards: growing one doubles only that shard, so a full
+/// table's peak memory stays near its size instead of 1.5 times it.
+#[derive(Debug)]
+struct Sharded<K, V> {
+    shards: Vec<HashMap<K, V, Hasher>>,
+    hasher: Hasher,
+}
+
+const SHARDS: usize = 64;
+
+impl<K: std::hash::Hash + Eq + Copy, V> Sharded<K, V> {
+    fn new() -> Self {
+        Sharded {
+            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
+            hasher: Hasher::default(),
+        }
+    }
+
+    fn shard(&self, key: &K) -> usize {
+        use std::hash::BuildHasher;
+        // The top bits: the shard's own table uses the low ones.
+        (self.hasher.hash_one(key) >> 58) as usize % SHARDS
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.shards[self.shard(key)].get(key)
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        let i = self.shard(&key);
+        self.shards[i].insert(key, value);
+    }
+
+    fn remove(&mut self, key: &K) -> Option<V> {
+        let i = self.shard(key);
+        self.shards[i].remove(key)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.shards.iter_mut().flat_map(|s| s.iter_mut())
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(HashMap::len).sum()
+    }
+}
+
+/// One family's prefixes. Most prefixes have one path: those are kept
+/// apart with just that path (24 bytes a slot rather than 32), the others
+/// with their list.
+#[derive(Debug)]
+struct Table<K> {
+    one: Sharded<K, Path>,
+    many: HashMap<K, Paths, Hasher>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Table<K> {
+    fn new() -> Self {
+        Table {
+            one: Sharded::new(),
+            many: HashMap::default(),
+        }
+    }
+
+    /// Takes the prefix's paths out (empty when it has none).
+    fn take(&mut self, key: &K) -> Paths {
+        if let Some(path) = self.one.remove(key) {
+            let mut paths = Paths::new();
+            paths.push(path);
+            return paths;
+        }
+        self.many.remove(key).unwrap_or_default()
+    }
+
+    /// Puts them back; no paths, no prefix.
+    fn put(&mut self, key: K, mut paths: Paths) {
+        match paths.len() {
+            0 => {}
+            1 => {
+                if let Some(path) = paths.pop() {
+                    self.one.insert(key, path);
+                }
+            }
+            _ => {
+                self.many.insert(key, paths);
+            }
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<&[Path]> {
+        match self.one.get(key) {
+            Some(path) => Some(std::slice::from_ref(path)),
+            None => self.many.get(key).map(|p| p.as_slice()),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &[Path])> {
+        let one = self.one.iter().map(|(k, p)| (k, std::slice::from_ref(p)));
+        let many = self.many.iter().map(|(k, p)| (k, p.as_slice()));
+        one.chain(many)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut [Path])> {
+        let one = self
+            .one
+            .iter_mut()
+            .map(|(k, p)| (k, std::slice::from_mut(p)));
+        let many = self.many.iter_mut().map(|(k, p)| (k, p.as_mut_slice()));
+        one.chain(many)
+    }
+
+    fn len(&self) -> usize {
+        self.one.len() + self.many.len()
+    }
+}
+
 #[derive(Debug)]
 pub struct LocRib {
-    v4: HashMap<Ipv4Network, Paths, Hasher>,
-    v6: HashMap<Ipv6Network, Paths, Hasher>,
+    v4: Table<Ipv4Network>,
+    v6: Table<Ipv6Network>,
     max_paths: usize,
     counts: HashMap<PeerId, PeerCounts, Hasher>,
 }
@@ -98,8 +218,8 @@ impl LocRib {
     /// `max_paths`: how many equal paths one prefix may use at once.
     pub fn new(max_paths: usize) -> LocRib {
         LocRib {
-            v4: HashMap::default(),
-            v6: HashMap::default(),
+            v4: Table::new(),
+            v6: Table::new(),
             max_paths: max_paths.max(1),
             counts: HashMap::default(),
         }
@@ -124,22 +244,11 @@ impl LocRib {
     ) -> Option<Change> {
         let max_paths = self.max_paths;
         let counts = &mut self.counts;
-        let paths = match prefix {
-            IpNetwork::V4(p) => {
-                let slot = self.v4.entry(p);
-                if path.is_none() && matches!(slot, std::collections::hash_map::Entry::Vacant(_)) {
-                    return None;
-                }
-                slot.or_default()
-            }
-            IpNetwork::V6(p) => {
-                let slot = self.v6.entry(p);
-                if path.is_none() && matches!(slot, std::collections::hash_map::Entry::Vacant(_)) {
-                    return None;
-                }
-                slot.or_default()
-            }
+        let mut taken = match prefix {
+            IpNetwork::V4(p) => self.v4.take(&p),
+            IpNetwork::V6(p) => self.v6.take(&p),
         };
+        let paths = &mut taken;
         let old = selected(paths);
         let position = paths.iter().position(|p| p.peer == peer);
         match (position, path) {
@@ -158,12 +267,19 @@ impl LocRib {
                 count(counts, &paths[i], -1);
                 paths.remove(i);
             }
-            (None, None) => return None,
+            (None, None) => {
+                match prefix {
+                    IpNetwork::V4(p) => self.v4.put(p, taken),
+                    IpNetwork::V6(p) => self.v6.put(p, taken),
+                }
+                return None;
+            }
         }
         rank(paths, max_paths, ctx, counts);
         let change = changed(prefix, &old, paths);
-        if paths.is_empty() {
-            self.remove_prefix(prefix);
+        match prefix {
+            IpNetwork::V4(p) => self.v4.put(p, taken),
+            IpNetwork::V6(p) => self.v6.put(p, taken),
         }
         change
     }
@@ -177,7 +293,7 @@ impl LocRib {
         limit: usize,
         ctx: &impl RibContext,
     ) -> (Vec<Change>, bool) {
-        let has = |paths: &Paths| paths.iter().any(|p| p.peer == peer);
+        let has = |paths: &[Path]| paths.iter().any(|p| p.peer == peer);
         let v4 = self
             .v4
             .iter()
@@ -210,7 +326,7 @@ impl LocRib {
         let mut changes = Vec::new();
         let max_paths = self.max_paths;
         let counts = &mut self.counts;
-        let mut visit = |prefix: IpNetwork, paths: &mut Paths| {
+        let mut visit = |prefix: IpNetwork, paths: &mut [Path]| {
             if paths.iter().any(&affected) {
                 let old = selected(paths);
                 rank(paths, max_paths, ctx, counts);
@@ -232,19 +348,12 @@ impl LocRib {
             IpNetwork::V4(p) => self.v4.get(p),
             IpNetwork::V6(p) => self.v6.get(p),
         }
-        .map(|p| p.as_slice())
     }
 
     /// Every prefix with its paths, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (IpNetwork, &[Path])> {
-        let v4 = self
-            .v4
-            .iter()
-            .map(|(p, v)| (IpNetwork::V4(*p), v.as_slice()));
-        let v6 = self
-            .v6
-            .iter()
-            .map(|(p, v)| (IpNetwork::V6(*p), v.as_slice()));
+        let v4 = self.v4.iter().map(|(p, v)| (IpNetwork::V4(*p), v));
+        let v6 = self.v6.iter().map(|(p, v)| (IpNetwork::V6(*p), v));
         v4.chain(v6)
     }
 
@@ -260,20 +369,13 @@ impl LocRib {
     pub fn counts(&self, peer: PeerId) -> PeerCounts {
         self.counts.get(&peer).copied().unwrap_or_default()
     }
-
-    fn remove_prefix(&mut self, prefix: IpNetwork) {
-        match prefix {
-            IpNetwork::V4(p) => self.v4.remove(&p),
-            IpNetwork::V6(p) => self.v6.remove(&p),
-        };
-    }
 }
 
-fn selected(paths: &Paths) -> SmallVec<[Path; 1]> {
+fn selected(paths: &[Path]) -> SmallVec<[Path; 1]> {
     paths.iter().take_while(|p| p.selected()).cloned().collect()
 }
 
-fn changed(prefix: IpNetwork, old: &[Path], paths: &Paths) -> Option<Change> {
+fn changed(prefix: IpNetwork, old: &[Path], paths: &[Path]) -> Option<Change> {
     let new = selected(paths);
     let same = old.len() == new.len() && old.iter().zip(&new).all(|(a, b)| a.same(b));
     (!same).then_some(Change {
@@ -297,7 +399,7 @@ fn count(counts: &mut HashMap<PeerId, PeerCounts, Hasher>, path: &Path, delta: i
 /// Orders `paths`: selected (best first), other candidates, then paths
 /// that are not candidates; marks the selected ones.
 fn rank(
-    paths: &mut Paths,
+    paths: &mut [Path],
     max_paths: usize,
     ctx: &impl RibContext,
     counts: &mut HashMap<PeerId, PeerCounts, Hasher>,
@@ -348,7 +450,7 @@ fn rank(
             reordered.push(p.clone());
         }
     }
-    *paths = reordered;
+    paths.clone_from_slice(&reordered);
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::wire::{Origin, PathAttribute};
 
 /// Inputs queued to the RIB task. Bounded: a peer sending faster than the
 /// RIB and FIB can take waits, and so does its TCP stream.
-pub const RIB_QUEUE: usize = 32;
+pub const RIB_QUEUE: usize = 16;
 /// Best path changes sent to peers per message, so a new peer's initial
 /// table goes out in pieces.
 const EXPORT_CHUNK: usize = 4096;
