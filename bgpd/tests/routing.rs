@@ -243,6 +243,9 @@ fn three_speakers_in_a_line_install_each_others_prefixes_with_ecmp_and_lose_a_de
             via("10.202.0.0/24", &["10.31.1.2"]),
         ],
     );
+    // A clean stop takes our routes out of the kernel, as BIRD does.
+    assert!(b.terminate().success());
+    wait_kernel(&lab, "b", &[]);
     drop((a, b));
 }
 

@@ -10,6 +10,9 @@ use tonic::transport::server::Router;
 use tracing_subscriber::EnvFilter;
 
 use crate::admin_socket::{self, AdminSocketError};
+
+/// How long a stopping daemon lets admin calls in progress finish.
+const ADMIN_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::shutdown;
 
 /// The flags every daemon takes; a daemon's own `Args` flattens them in.
@@ -89,12 +92,25 @@ pub async fn serve_admin_until_stopped(
     let stop = shutdown::stop_signal().map_err(DaemonError::Signals)?;
     let listener = admin_socket::bind_unix(socket).await?;
     tracing::info!(socket = %socket.display(), daemon, "serving admin API");
-    listener
-        .serve(router, async {
-            let signal = stop.await;
-            tracing::info!(?signal, "stopping");
-        })
-        .await?;
+    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let serve = listener.serve(router, async move {
+        let signal = stop.await;
+        tracing::info!(?signal, "stopping");
+        signalled.notify_one();
+    });
+    // Graceful shutdown waits for open connections; an idle client that
+    // never closes its own (a `podctl --watch`, a stuck script) must not
+    // keep the daemon from stopping.
+    let grace = async {
+        stopping.notified().await;
+        tokio::time::sleep(ADMIN_SHUTDOWN_GRACE).await;
+        tracing::info!(daemon, "admin clients still connected; stopping anyway");
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = grace => {}
+    }
     tracing::info!(daemon, "stopped");
     Ok(())
 }

@@ -34,6 +34,8 @@ const EXPORT_CHUNK: usize = 4096;
 /// peer has sent End-of-RIB, or after this long: a restart must not empty
 /// the kernel before the peers had their say.
 pub const INITIAL_SYNC_WAIT: Duration = Duration::from_secs(10);
+/// How long stopping waits for the kernel to lose our routes.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 pub enum RibInput {
     /// A session is Established; `out` receives best path changes, starting
@@ -603,11 +605,20 @@ impl RibTask {
         }
     }
 
+    /// Removes our routes from the kernel (as BIRD does when it stops) and
+    /// waits, boundedly, for the FIB to write that.
     async fn shutdown(&mut self) {
         let prefixes: Vec<IpNetwork> = self.rib.iter().map(|(p, _)| p).collect();
         self.fib_ops.extend(prefixes.into_iter().map(FibOp::Remove));
         self.exports.clear();
         self.flush().await;
+        let Some(fib) = &self.fib else {
+            return;
+        };
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        while fib.status().pending > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn query(&self, query: &RouteQuery) -> Vec<RibRoute> {

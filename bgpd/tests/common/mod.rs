@@ -223,6 +223,15 @@ impl Bgpd {
         bgpd
     }
 
+    /// Stops the daemon with SIGTERM, as an init system does, and waits for
+    /// it to exit.
+    pub fn terminate(&self) -> std::process::ExitStatus {
+        let pid = self.child.borrow().id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.child.borrow_mut().wait().unwrap()
+    }
+
     /// The exit status, if the daemon has stopped.
     pub fn exited(&self) -> Option<std::process::ExitStatus> {
         self.child.borrow_mut().try_wait().ok().flatten()
