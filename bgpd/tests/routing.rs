@@ -391,3 +391,26 @@ fn a_peer_cannot_hijack_our_own_block() {
     );
     drop((b, d));
 }
+
+#[test]
+fn routes_come_back_after_a_link_flap() {
+    let lab = Lab::up_with(TOPOLOGY, LabOptions::unique("rflap")).unwrap();
+    let a = Bgpd::start(&lab, "a", &a_speaker());
+    let b = Bgpd::start(&lab, "b", &b_speaker(Vec::new()));
+    let through_a = [
+        blackhole("10.202.0.0/24"),
+        via("10.201.0.0/24", &["10.31.1.1"]),
+        via("10.250.0.0/24", &["10.31.1.1"]),
+    ];
+    wait_kernel(&lab, "b", &through_a);
+    // The link to a goes down: the kernel flushes the routes over it (and
+    // the nexthop object they share) and the next hop no longer resolves.
+    lab.exec("b", &["ip", "link", "set", "eth1", "down"]).unwrap();
+    wait_kernel(&lab, "b", &[blackhole("10.202.0.0/24")]);
+    // Back up before the session's hold time runs out: the same routes
+    // return, through a new nexthop object.
+    lab.exec("b", &["ip", "link", "set", "eth1", "up"]).unwrap();
+    wait_kernel(&lab, "b", &through_a);
+    assert!(b.is_established("10.31.1.1"));
+    drop((a, b));
+}

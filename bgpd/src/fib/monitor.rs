@@ -142,7 +142,13 @@ impl Monitor {
                     message::route_protocol_table(payload)
                         .is_some_and(|(p, t)| p != protocol && (t == table || t == RT_TABLE_LOCAL))
                 }
-                message::RTM_NEWLINK | message::RTM_DELLINK => true,
+                message::RTM_NEWLINK | message::RTM_DELLINK => {
+                    self.shared
+                        .links_changed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.shared.work.notify_one();
+                    true
+                }
                 nexthop::RTM_NEWNEXTHOP | nexthop::RTM_DELNEXTHOP => {
                     payload.get(2).is_some_and(|p| *p != protocol)
                 }

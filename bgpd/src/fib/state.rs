@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     /// Tells the monitor to re-read the kernel (route notifications were
     /// muted for a while).
     pub(crate) rescan: Notify,
+    /// A link changed: the kernel may have flushed our nexthop objects (and
+    /// the routes over them) without telling; the writer resyncs soon.
+    pub(crate) links_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -70,6 +73,7 @@ impl Shared {
             stop: CancellationToken::new(),
             route_listener: Mutex::new(None),
             rescan: Notify::new(),
+            links_changed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

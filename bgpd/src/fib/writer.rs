@@ -32,6 +32,8 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 const COUNT_DELAY: Duration = Duration::from_secs(1);
 /// Wait before reopening a failed socket.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
+/// After a link change, how soon the kernel is read back and reconciled.
+const LINK_RESYNC_DELAY: Duration = Duration::from_secs(1);
 /// Failures logged one by one per batch; the rest are summed up.
 const LOGGED_FAILURES: usize = 10;
 /// Where our nexthop ids start: far from the small ids `ip nexthop` users
@@ -119,6 +121,17 @@ impl Writer {
 
     async fn step(&mut self) -> Result<(), NlError> {
         let now = Instant::now();
+        // A link going down flushes the nexthop objects on it and the
+        // routes over them, with no notification for either; the nexthop
+        // cache would then name objects that are gone. Reconcile shortly
+        // (coalescing a flapping link's events).
+        if self
+            .shared
+            .links_changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.next_resync = self.next_resync.min(now + LINK_RESYNC_DELAY);
+        }
         if now >= self.next_resync {
             self.resync().await?;
         }
