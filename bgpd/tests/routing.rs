@@ -353,6 +353,20 @@ fn a_peer_over_its_prefix_limit_is_torn_down() {
     );
     // And none of d's routes stay in b's kernel.
     wait_kernel(&lab, "b", &[blackhole("10.202.0.0/24")]);
+    // Held down for an hour, but a new limit brings the session back at
+    // once, without touching the others.
+    let raised = peer("d", "10.31.3.4", 65004).spec("maxPrefix: {limit: 10, action: teardown}");
+    b.reload(&b_speaker(vec![raised]));
+    wait_kernel(
+        &lab,
+        "b",
+        &[
+            blackhole("10.202.0.0/24"),
+            via("10.204.0.0/24", &["10.31.3.4"]),
+            via("10.204.1.0/24", &["10.31.3.4"]),
+            via("10.204.2.0/24", &["10.31.3.4"]),
+        ],
+    );
     drop((b, d));
 }
 
@@ -405,7 +419,8 @@ fn routes_come_back_after_a_link_flap() {
     wait_kernel(&lab, "b", &through_a);
     // The link to a goes down: the kernel flushes the routes over it (and
     // the nexthop object they share) and the next hop no longer resolves.
-    lab.exec("b", &["ip", "link", "set", "eth1", "down"]).unwrap();
+    lab.exec("b", &["ip", "link", "set", "eth1", "down"])
+        .unwrap();
     wait_kernel(&lab, "b", &[blackhole("10.202.0.0/24")]);
     // Back up before the session's hold time runs out: the same routes
     // return, through a new nexthop object.

@@ -49,8 +49,8 @@ pub struct GlobalChange {
     /// The new `maxPaths` when it changed: recompute the ECMP sets; no
     /// session restarts.
     pub max_paths: Option<usize>,
-    /// The new `kernelTable` when it changed: move our routes to it; no
-    /// session restarts.
+    /// The new `kernelTable` when it changed; it takes effect at the next
+    /// start of the daemon.
     pub kernel_table: Option<u32>,
 }
 

@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
-use crate::wire::{Family, MpReach, MpUnreach, Nlri, PathAttribute, Update};
+use crate::wire::{AsSegment, Family, MpReach, MpUnreach, Nlri, PathAttribute, Update};
 
 use super::route::{PathAttributes, Route};
 
-/// Room left in a message for everything but the NLRI: header, the two
-/// length fields, and our few attributes with MP_REACH's next hops.
-const NON_NLRI_BUDGET: usize = 160;
+/// Message header (19) and the two length fields of an UPDATE (4).
+const UPDATE_OVERHEAD: usize = 23;
 
 /// What the outbound side needs to know about an established session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,13 +105,42 @@ impl AdjRibOut {
             }
         }
         let mut updates = Vec::new();
+        let room = self
+            .session
+            .max_message_len
+            .saturating_sub(UPDATE_OVERHEAD + 32);
         for (carrier, prefixes) in withdraw {
-            for chunk in self.chunks(&prefixes) {
+            for chunk in chunks(&prefixes, room) {
                 updates.push(withdrawal(carrier, chunk.to_vec()));
             }
         }
         for ((carrier, _), (path, prefixes)) in announce {
-            for chunk in self.chunks(&prefixes) {
+            let room = self
+                .session
+                .max_message_len
+                .saturating_sub(UPDATE_OVERHEAD + attributes_size(&path));
+            // Attributes too large for any message to carry even one prefix
+            // (RFC 4271 §9.2): not sent, said once per UPDATE.
+            if room < 17 {
+                tracing::warn!(
+                    prefixes = prefixes.len(),
+                    "attributes too large for an UPDATE; withdrawn instead"
+                );
+                for n in &prefixes {
+                    self.advertised.remove(&n.prefix);
+                }
+                // The peer may hold an older version: a withdrawal of what
+                // it does not have is harmless.
+                let room = self
+                    .session
+                    .max_message_len
+                    .saturating_sub(UPDATE_OVERHEAD + 32);
+                for chunk in chunks(&prefixes, room) {
+                    updates.push(withdrawal(carrier, chunk.to_vec()));
+                }
+                continue;
+            }
+            for chunk in chunks(&prefixes, room) {
                 updates.push(announcement(carrier, &path, chunk.to_vec()));
             }
         }
@@ -202,26 +230,55 @@ impl AdjRibOut {
             _ => None,
         }
     }
+}
 
-    fn chunks<'a>(&self, prefixes: &'a [Nlri]) -> Vec<&'a [Nlri]> {
-        let budget = self.session.max_message_len.saturating_sub(NON_NLRI_BUDGET);
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        let mut used = 0;
-        for (i, n) in prefixes.iter().enumerate() {
-            let size = 1 + usize::from(n.prefix.prefix()).div_ceil(8);
-            if used + size > budget && i > start {
-                chunks.push(&prefixes[start..i]);
-                start = i;
-                used = 0;
-            }
-            used += size;
+/// Splits `prefixes` into runs whose NLRI encoding fits in `room` bytes.
+fn chunks(prefixes: &[Nlri], room: usize) -> Vec<&[Nlri]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut used = 0;
+    for (i, n) in prefixes.iter().enumerate() {
+        let size = 1 + usize::from(n.prefix.prefix()).div_ceil(8);
+        if used + size > room && i > start {
+            chunks.push(&prefixes[start..i]);
+            start = i;
+            used = 0;
         }
-        if start < prefixes.len() {
-            chunks.push(&prefixes[start..]);
-        }
-        chunks
+        used += size;
     }
+    if start < prefixes.len() {
+        chunks.push(&prefixes[start..]);
+    }
+    chunks
+}
+
+/// An upper bound on the encoded size of `path`'s attributes with its
+/// next hop carrier (NEXT_HOP, or MP_REACH_NLRI without its NLRI), counting
+/// AS numbers twice for a 2-octet peer's AS_PATH plus AS4_PATH.
+fn attributes_size(path: &PathAttributes) -> usize {
+    const HEADER: usize = 4;
+    let value = |a: &PathAttribute| match a {
+        PathAttribute::AsPath(p) => p
+            .segments
+            .iter()
+            .map(|s| match s {
+                AsSegment::Sequence(v) | AsSegment::Set(v) => 2 + 8 * v.len(),
+            })
+            .sum(),
+        PathAttribute::Communities(c) => 4 * c.len(),
+        PathAttribute::ExtendedCommunities(c) => 8 * c.len(),
+        PathAttribute::LargeCommunities(c) => 12 * c.len(),
+        PathAttribute::ClusterList(c) => 4 * c.len(),
+        PathAttribute::Unknown(raw) => raw.value.len(),
+        PathAttribute::MpReach(_) | PathAttribute::MpUnreach(_) => 0,
+        // ORIGIN, NEXT_HOP, MED, LOCAL_PREF, ATOMIC_AGGREGATE, AGGREGATOR
+        // (and its AS4 twin), ORIGINATOR_ID.
+        _ => 16,
+    };
+    let attributes: usize = path.attributes.iter().map(|a| HEADER + value(a)).sum();
+    // MP_REACH_NLRI: AFI, SAFI, length, reserved and up to two next hops.
+    let carrier = HEADER + 5 + 16 * path.next_hops.len().max(1);
+    attributes + carrier
 }
 
 fn nlri(prefix: IpNetwork) -> Nlri {
@@ -454,7 +511,71 @@ mod tests {
         let total: usize = updates.iter().map(|u| u.nlri.len()).sum();
         assert_eq!(total, 2000);
         for u in &updates {
-            assert!(u.nlri.len() * 4 <= 4096 - NON_NLRI_BUDGET);
+            assert!(u.nlri.len() * 4 <= 4096 - UPDATE_OVERHEAD);
         }
+    }
+
+    /// Many prefixes with large attributes (a long AS path, 200
+    /// communities) still go out in UPDATEs that encode within 4096 bytes,
+    /// toward a 2-octet-AS peer too (AS4_PATH doubles the path).
+    #[test]
+    fn large_attributes_shrink_the_nlri_share() {
+        use crate::wire::codec::encode_message;
+        use crate::wire::{AsPath, Community, Message, Origin};
+        let mut out = AdjRibOut::new(session("10.0.1.1", false));
+        let attrs = Arc::new(PathAttributes {
+            attributes: vec![
+                PathAttribute::Origin(Origin::Igp),
+                PathAttribute::AsPath(AsPath {
+                    segments: vec![AsSegment::Sequence(
+                        (4_200_000_000..4_200_000_100).collect(),
+                    )],
+                }),
+                PathAttribute::Communities((0..200).map(Community).collect()),
+                PathAttribute::LocalPref(100),
+            ],
+            next_hops: vec!["10.0.1.1".parse().unwrap()],
+        });
+        for i in 0..3000u32 {
+            let prefix = IpNetwork::V4(
+                ipnetwork::Ipv4Network::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap(),
+            );
+            out.set(prefix, Some(attrs.clone()));
+        }
+        let updates = out.take_updates();
+        let total: usize = updates.iter().map(|u| u.nlri.len()).sum();
+        assert_eq!(total, 3000);
+        for params in [
+            crate::wire::CodecParams::default(),
+            crate::wire::CodecParams {
+                four_octet_as: true,
+                ..Default::default()
+            },
+        ] {
+            for u in &updates {
+                let bytes = encode_message(&Message::Update(u.clone()), &params).unwrap();
+                assert!(bytes.len() <= 4096, "{} bytes", bytes.len());
+            }
+        }
+    }
+
+    /// Attributes no message can carry are not advertised: the prefix is
+    /// withdrawn in case the peer has an older version.
+    #[test]
+    fn attributes_too_large_for_any_message_are_left_out() {
+        use crate::wire::Community;
+        let mut out = AdjRibOut::new(session("10.0.1.1", false));
+        let attrs = Arc::new(PathAttributes {
+            attributes: vec![PathAttribute::Communities(
+                (0..1100).map(Community).collect(),
+            )],
+            next_hops: vec!["10.0.1.1".parse().unwrap()],
+        });
+        out.set("10.9.0.0/24".parse().unwrap(), Some(attrs));
+        let updates = out.take_updates();
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].withdrawn.len(), 1, "{updates:?}");
+        assert!(updates[0].nlri.is_empty());
+        assert!(out.is_empty());
     }
 }

@@ -3,7 +3,8 @@
 // to iBGP peers), the export policy (default per RFC 8212: nothing to eBGP
 // peers but our own prefixes), and the attribute changes a hop makes:
 // our AS prepended and our address as next hop toward eBGP peers,
-// LOCAL_PREF only inside the AS, MED not carried into another AS,
+// LOCAL_PREF only inside the AS, MED not carried into another AS, the
+// RFC 1997 well-known communities honoured,
 // reflection attributes not leaving the AS, unknown optional transitive
 // attributes passed on with the partial bit.
 
@@ -11,9 +12,14 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::wire::{AsPath, AsSegment, Origin, PathAttribute};
+use crate::wire::{AsPath, AsSegment, Community, Origin, PathAttribute};
 
 use super::best_path::DEFAULT_LOCAL_PREF;
+
+/// RFC 1997 well-known communities.
+const NO_EXPORT: Community = Community(0xFFFF_FF01);
+const NO_ADVERTISE: Community = Community(0xFFFF_FF02);
+const NO_EXPORT_SUBCONFED: Community = Community(0xFFFF_FF03);
 use super::policy::{self, Direction, PolicyContext, Verdict};
 use super::route::PathAttributes;
 use crate::config::RoutePolicy;
@@ -66,6 +72,10 @@ pub fn export(
         Verdict::Accept(changed) => changed,
         Verdict::Reject => return None,
     };
+    if let Some(reason) = well_known_stop(filtered.as_ref().unwrap_or(attrs), target.ebgp) {
+        tracing::trace!(%prefix, reason, "not exported");
+        return None;
+    }
     let policy_set_med = filtered
         .as_ref()
         .is_some_and(|f| f.med().is_some() && f.med() != attrs.med());
@@ -129,6 +139,22 @@ pub fn export(
         attributes,
         next_hops,
     })
+}
+
+/// RFC 1997: NO_ADVERTISE goes to no peer; NO_EXPORT and
+/// NO_EXPORT_SUBCONFED (no confederations here) stay inside the AS.
+fn well_known_stop(attrs: &PathAttributes, ebgp: bool) -> Option<&'static str> {
+    let communities = attrs.attributes.iter().find_map(|a| match a {
+        PathAttribute::Communities(c) => Some(c),
+        _ => None,
+    })?;
+    if communities.contains(&NO_ADVERTISE) {
+        return Some("NO_ADVERTISE");
+    }
+    if ebgp && (communities.contains(&NO_EXPORT) || communities.contains(&NO_EXPORT_SUBCONFED)) {
+        return Some("NO_EXPORT");
+    }
+    None
 }
 
 /// RFC 4271 §5.1.2: our AS goes first, in the leading AS_SEQUENCE or a new

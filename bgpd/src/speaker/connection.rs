@@ -115,10 +115,14 @@ async fn write_loop(
         match command {
             WriterCommand::Send(message) => {
                 // Batch what is already queued into one flush.
-                if framed.feed(message).await.is_err() {
+                if let Err(e) = framed.feed(message).await {
+                    tracing::warn!(error = %e, "cannot write a message; closing the connection");
                     return;
                 }
-                if commands.is_empty() && SinkExt::<Message>::flush(&mut framed).await.is_err() {
+                if commands.is_empty()
+                    && let Err(e) = SinkExt::<Message>::flush(&mut framed).await
+                {
+                    tracing::debug!(error = %e, "write failed");
                     return;
                 }
             }

@@ -131,6 +131,8 @@ struct PeerTask {
     max_prefix_warned: bool,
     /// When a session stopped over its prefix limit starts again.
     restart_at: Option<Instant>,
+    /// Stopped over its prefix limit and not restarted yet.
+    held_over_limit: bool,
     /// What the speaker originates (the hijack guard reads it).
     originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
     status: watch::Sender<PeerStatus>,
@@ -163,6 +165,7 @@ impl PeerTask {
             exported: AttrInterner::new(),
             max_prefix_warned: false,
             restart_at: None,
+            held_over_limit: false,
             originate,
             status,
             pending: Vec::new(),
@@ -207,6 +210,7 @@ impl PeerTask {
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
                 _ = sleep_until(self.restart_at) => {
                     self.restart_at = None;
+                    self.held_over_limit = false;
                     tracing::info!(peer = %self.peer.address, "restarting after the prefix limit hold-down");
                     self.session.handle(Event::Start, Instant::now())
                 }
@@ -375,14 +379,17 @@ impl PeerTask {
                     tracing::warn!(peer = %self.peer.address, %reason, "session down");
                     self.status
                         .send_modify(|s| s.last_error = reason.to_string());
-                    self.adj_out = None;
+                    // Only an Established session gave the RIB paths.
+                    let was_up = self.adj_out.take().is_some();
                     self.from_rib = None;
                     self.counts = PeerCounts::default();
-                    let _ = self
-                        .rib
-                        .input
-                        .send(RibInput::PeerDown { peer: self.id })
-                        .await;
+                    if was_up {
+                        let _ = self
+                            .rib
+                            .input
+                            .send(RibInput::PeerDown { peer: self.id })
+                            .await;
+                    }
                 }
             }
         }
@@ -540,13 +547,27 @@ impl PeerTask {
     /// one; a new export policy or next-hop setting re-exports the table.
     async fn reconfigure(&mut self, new: PeerConfig) {
         let import_changed = new.import_policy != self.peer.import_policy;
+        let max_prefix_changed = new.max_prefix != self.peer.max_prefix;
         let export_changed = new.export_policy != self.peer.export_policy
             || new.next_hop_self != self.peer.next_hop_self;
         self.peer = new;
         self.max_prefix_warned = false;
+        // A session held down over its prefix limit comes back when the
+        // limit changes (restartAfter: 0 means "until the configuration
+        // changes").
+        if max_prefix_changed && self.held_over_limit {
+            self.held_over_limit = false;
+            self.restart_at = None;
+            let actions = self.session.handle(Event::Start, Instant::now());
+            self.pending.extend(actions);
+            return;
+        }
         let Some(negotiated) = self.session.negotiated().cloned() else {
             return;
         };
+        if max_prefix_changed {
+            self.check_max_prefix().await;
+        }
         if import_changed {
             if negotiated
                 .peer_capabilities
@@ -625,6 +646,7 @@ impl PeerTask {
             now,
         );
         self.restart_at = restart_after.map(|after| now + after);
+        self.held_over_limit = true;
         self.pending.extend(actions);
     }
 

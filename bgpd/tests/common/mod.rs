@@ -223,6 +223,14 @@ impl Bgpd {
         bgpd
     }
 
+    /// Writes a new configuration and tells the daemon (SIGHUP).
+    pub fn reload(&self, speaker: &Speaker) {
+        fs::write(&self.config, speaker.yaml()).unwrap();
+        let pid = self.child.borrow().id().to_string();
+        let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -HUP {pid}");
+    }
+
     /// Stops the daemon with SIGTERM, as an init system does, and waits for
     /// it to exit.
     pub fn terminate(&self) -> std::process::ExitStatus {

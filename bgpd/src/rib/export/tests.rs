@@ -153,3 +153,27 @@ fn prepend_starts_a_sequence_before_a_set_or_a_full_sequence() {
         vec![AsSegment::Sequence(vec![9, 1])]
     );
 }
+
+#[test]
+fn well_known_communities_stop_exports() {
+    use crate::wire::Community;
+    let with = |c: u32| {
+        let mut attrs = learned_attrs();
+        attrs
+            .attributes
+            .push(PathAttribute::Communities(vec![Community(c)]));
+        attrs
+    };
+    let ibgp = target(false);
+    let ebgp_all = ExportTarget {
+        policy: None,
+        ..target(true)
+    };
+    // NO_ADVERTISE: to nobody.
+    assert!(export(&ibgp, &prefix(), &with(0xFFFF_FF02), Learned::Ebgp).is_none());
+    // NO_EXPORT: inside the AS only; our own prefixes likewise.
+    assert!(export(&ibgp, &prefix(), &with(0xFFFF_FF01), Learned::Ebgp).is_some());
+    assert!(export(&ebgp_all, &prefix(), &with(0xFFFF_FF01), Learned::Local).is_none());
+    assert!(export(&ebgp_all, &prefix(), &with(0xFFFF_FF03), Learned::Local).is_none());
+    assert!(export(&ebgp_all, &prefix(), &with(65000 << 16 | 1), Learned::Local).is_some());
+}
