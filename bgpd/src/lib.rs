@@ -1,10 +1,10 @@
 // podroute-bgpd: the per-node BGP speaker. Layers, from the wire up:
 // wire/ (the message codec), session/ (the pure RFC 4271 FSM, and in
 // session/transport the TCP sockets with MD5, GTSM and TTL), config/ (YAML
-// resources and reload diffs), rib/ (Adj-RIB-In and Adj-RIB-Out), speaker/
-// (one task per peer driving the FSM, the listener, reloads), fib/ (kernel
-// routes over rtnetlink) and admin
-// (the gRPC admin API).
+// resources and reload diffs), rib/ (Loc-RIB, best path, policy, export,
+// Adj-RIB-Out: pure), speaker/ (one task per peer driving the FSM, the RIB
+// task, the listener, reloads), fib/ (kernel routes over rtnetlink),
+// malloc (allocator settings) and admin (the gRPC admin API).
 
 pub mod admin;
 pub mod config;
