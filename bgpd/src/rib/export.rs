@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::wire::{AsPath, AsSegment, Community, Origin, PathAttribute};
+use crate::wire::{AsPath, Community, Origin, PathAttribute};
 
 use super::best_path::DEFAULT_LOCAL_PREF;
 
@@ -157,15 +157,11 @@ fn well_known_stop(attrs: &PathAttributes, ebgp: bool) -> Option<&'static str> {
     None
 }
 
-/// RFC 4271 §5.1.2: our AS goes first, in the leading AS_SEQUENCE or a new
-/// one when the path starts with an AS_SET or the sequence is full.
+/// RFC 4271 §5.1.2: our AS goes first.
 fn prepend(path: &AsPath, asn: u32) -> AsPath {
-    let mut segments = path.segments.clone();
-    match segments.first_mut() {
-        Some(AsSegment::Sequence(v)) if v.len() < 255 => v.insert(0, asn),
-        _ => segments.insert(0, AsSegment::Sequence(vec![asn])),
-    }
-    AsPath { segments }
+    let mut path = path.clone();
+    path.prepend(asn, 1);
+    path
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 
-use crate::wire::{AsSegment, ErrorAction, Family, PathAttribute, Safi, Update};
+use crate::wire::{ErrorAction, Family, PathAttribute, Safi, Update};
 
 use super::route::PathAttributes;
 
@@ -91,12 +91,6 @@ pub fn read(update: Update, families: &[Family], local_as: u32) -> Inbound {
             .extend(announced.into_iter().map(|(p, _)| p));
         return inbound;
     }
-    inbound.looped = attributes.iter().any(|a| match a {
-        PathAttribute::AsPath(path) => path.segments.iter().any(|s| match s {
-            AsSegment::Sequence(v) | AsSegment::Set(v) => v.contains(&local_as),
-        }),
-        _ => false,
-    });
     let mut shared: Vec<Arc<PathAttributes>> = Vec::new();
     for (prefix, hops) in announced {
         let attrs = match shared.iter().find(|a| a.next_hops == hops) {
@@ -112,6 +106,8 @@ pub fn read(update: Update, families: &[Family], local_as: u32) -> Inbound {
         };
         inbound.announced.push((prefix, attrs));
     }
+    // Every announced prefix shares the attributes: one check does.
+    inbound.looped = shared.first().is_some_and(|a| a.as_path_contains(local_as));
     inbound
 }
 
@@ -119,7 +115,7 @@ pub fn read(update: Update, families: &[Family], local_as: u32) -> Inbound {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use crate::wire::{AsPath, MalformedAttribute, MpReach, MpUnreach, Nlri, Origin};
+    use crate::wire::{AsPath, AsSegment, MalformedAttribute, MpReach, MpUnreach, Nlri, Origin};
 
     use super::*;
 

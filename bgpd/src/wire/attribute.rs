@@ -100,6 +100,25 @@ pub struct RawAttribute {
     pub value: Bytes,
 }
 
+impl AsPath {
+    /// RFC 4271 §5.1.2: `count` copies of `asn` go first, into the leading
+    /// AS_SEQUENCE when it has room for them, else into a new one (the path
+    /// starts with an AS_SET, is empty, or its first sequence is full).
+    pub fn prepend(&mut self, asn: u32, count: usize) {
+        let copies = std::iter::repeat_n(asn, count);
+        match self.segments.first_mut() {
+            Some(AsSegment::Sequence(asns))
+                if asns.len() + count <= super::iana::MAX_AS_SEGMENT_LEN =>
+            {
+                asns.splice(0..0, copies);
+            }
+            _ => self
+                .segments
+                .insert(0, AsSegment::Sequence(copies.collect())),
+        }
+    }
+}
+
 impl PathAttribute {
     /// The attribute type code (IANA "BGP Path Attributes").
     pub fn type_code(&self) -> u8 {

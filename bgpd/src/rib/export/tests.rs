@@ -3,6 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use bytes::Bytes;
 
 use super::*;
+use crate::wire::AsSegment;
 use crate::wire::RawAttribute;
 
 const LOCAL_AS: u32 = 65000;

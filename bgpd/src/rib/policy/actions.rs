@@ -4,9 +4,9 @@
 // attributes are inserted in type-code order, as they go on the wire.
 
 use super::{Direction, PolicyContext};
-use crate::config::{PolicySet, Prepend};
+use crate::config::PolicySet;
 use crate::rib::PathAttributes;
-use crate::wire::{AsPath, AsSegment, PathAttribute, iana::attr_type};
+use crate::wire::{AsPath, PathAttribute, iana::attr_type};
 
 /// Whether `set` would touch a route at all in this direction, so the
 /// caller copies the attributes only when it does.
@@ -81,7 +81,10 @@ pub(super) fn apply(
             PathAttribute::AsPath(AsPath::default())
         });
         if let PathAttribute::AsPath(path) = attribute {
-            prepend_to(path, prepend, ctx.local_as);
+            path.prepend(
+                prepend.as_number.unwrap_or(ctx.local_as),
+                usize::from(prepend.count),
+            );
         }
     }
 }
@@ -99,22 +102,6 @@ fn edit_list<T: PartialEq + Copy>(list: &mut Vec<T>, remove: &[T], add: &[T]) {
         if !list.contains(c) {
             list.push(*c);
         }
-    }
-}
-
-/// `count` copies of the AS at the front of the first AS_SEQUENCE, or of a
-/// new one when the path is empty or starts with an AS_SET. The encoder
-/// splits a sequence longer than 255 ASes.
-fn prepend_to(path: &mut AsPath, prepend: Prepend, local_as: u32) {
-    let asn = prepend.as_number.unwrap_or(local_as);
-    let copies = std::iter::repeat_n(asn, usize::from(prepend.count));
-    match path.segments.first_mut() {
-        Some(AsSegment::Sequence(asns)) => {
-            asns.splice(0..0, copies);
-        }
-        _ => path
-            .segments
-            .insert(0, AsSegment::Sequence(copies.collect())),
     }
 }
 
