@@ -136,6 +136,15 @@ fn wait_kernel(lab: &Lab, node: &str, expected: &[KernelRoute]) {
     );
 }
 
+/// b's routes when a is its only live peer: its own block, and a's two.
+fn b_with_only_a() -> [KernelRoute; 3] {
+    [
+        blackhole("10.202.0.0/24"),
+        via("10.201.0.0/24", &["10.31.1.1"]),
+        via("10.250.0.0/24", &["10.31.1.1"]),
+    ]
+}
+
 fn a_speaker() -> Speaker {
     speaker(
         65001,
@@ -225,15 +234,7 @@ fn three_speakers_in_a_line_install_each_others_prefixes_with_ecmp_and_lose_a_de
 
     // c dies: its routes leave b's and a's kernels, the ECMP route shrinks.
     drop(c);
-    wait_kernel(
-        &lab,
-        "b",
-        &[
-            blackhole("10.202.0.0/24"),
-            via("10.201.0.0/24", &["10.31.1.1"]),
-            via("10.250.0.0/24", &["10.31.1.1"]),
-        ],
-    );
+    wait_kernel(&lab, "b", &b_with_only_a());
     wait_kernel(
         &lab,
         "a",
@@ -284,15 +285,7 @@ fn reconcile_keeps_other_protocols_routes_and_removes_stale_ones_of_ours() {
     .unwrap();
     let a = Bgpd::start(&lab, "a", &a_speaker());
     let b = Bgpd::start(&lab, "b", &b_speaker(Vec::new()));
-    wait_kernel(
-        &lab,
-        "b",
-        &[
-            blackhole("10.202.0.0/24"),
-            via("10.201.0.0/24", &["10.31.1.1"]),
-            via("10.250.0.0/24", &["10.31.1.1"]),
-        ],
-    );
+    wait_kernel(&lab, "b", &b_with_only_a());
     let statics = kernel_routes(&lab, "b", "static");
     assert_eq!(statics, vec![via("10.99.0.0/24", &["10.31.1.1"])]);
 
@@ -301,15 +294,7 @@ fn reconcile_keeps_other_protocols_routes_and_removes_stale_ones_of_ours() {
     lab.exec("b", &["ip", "route", "del", "10.201.0.0/24"])
         .unwrap();
     let b = Bgpd::start(&lab, "b", &b_speaker(Vec::new()));
-    wait_kernel(
-        &lab,
-        "b",
-        &[
-            blackhole("10.202.0.0/24"),
-            via("10.201.0.0/24", &["10.31.1.1"]),
-            via("10.250.0.0/24", &["10.31.1.1"]),
-        ],
-    );
+    wait_kernel(&lab, "b", &b_with_only_a());
     assert_eq!(kernel_routes(&lab, "b", "static"), statics);
     drop((a, b));
 }
@@ -411,11 +396,7 @@ fn routes_come_back_after_a_link_flap() {
     let lab = Lab::up_with(TOPOLOGY, LabOptions::unique("rflap")).unwrap();
     let a = Bgpd::start(&lab, "a", &a_speaker());
     let b = Bgpd::start(&lab, "b", &b_speaker(Vec::new()));
-    let through_a = [
-        blackhole("10.202.0.0/24"),
-        via("10.201.0.0/24", &["10.31.1.1"]),
-        via("10.250.0.0/24", &["10.31.1.1"]),
-    ];
+    let through_a = b_with_only_a();
     wait_kernel(&lab, "b", &through_a);
     // The link to a goes down: the kernel flushes the routes over it (and
     // the nexthop object they share) and the next hop no longer resolves.

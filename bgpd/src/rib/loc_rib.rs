@@ -371,8 +371,14 @@ impl LocRib {
     }
 }
 
+/// The selected (ECMP) paths of a prefix's paths: they lead, best first.
+pub fn selected_paths(paths: &[Path]) -> &[Path] {
+    let n = paths.iter().take_while(|p| p.selected()).count();
+    &paths[..n]
+}
+
 fn selected(paths: &[Path]) -> SmallVec<[Path; 1]> {
-    paths.iter().take_while(|p| p.selected()).cloned().collect()
+    selected_paths(paths).iter().cloned().collect()
 }
 
 fn changed(prefix: IpNetwork, old: &[Path], paths: &[Path]) -> Option<Change> {

@@ -21,7 +21,9 @@ use crate::rib::PathAttributes;
 use crate::rib::attrs::AttrInterner;
 use crate::rib::best_path::{self, Candidate, Source, Step};
 use crate::rib::export::Learned;
-use crate::rib::loc_rib::{Change, LOCAL_PEER, LocRib, Path, PeerCounts, PeerId, RibContext};
+use crate::rib::loc_rib::{
+    Change, LOCAL_PEER, LocRib, Path, PeerCounts, PeerId, RibContext, selected_paths,
+};
 use crate::wire::{Origin, PathAttribute};
 
 /// Inputs queued to the RIB task. Bounded: a peer sending faster than the
@@ -506,33 +508,24 @@ impl RibTask {
 
     /// Sends the FIB every route we want, then lets it remove the rest.
     async fn resync(&mut self, generation: u64) {
-        {
-            let Some(fib) = self.fib.clone() else {
-                return;
-            };
-            let mut batch = Vec::with_capacity(EXPORT_CHUNK);
-            let selected: Vec<(IpNetwork, Vec<Path>)> = self
-                .rib
-                .iter()
-                .filter(|(_, paths)| paths.first().is_some_and(Path::selected))
-                .map(|(prefix, paths)| {
-                    (
-                        prefix,
-                        paths.iter().take_while(|p| p.selected()).cloned().collect(),
-                    )
-                })
-                .collect();
-            for (prefix, paths) in selected {
-                batch.push(self.fib_op(prefix, &paths));
-                if batch.len() == EXPORT_CHUNK {
-                    fib.apply(std::mem::take(&mut batch)).await;
-                }
-            }
-            if !batch.is_empty() {
-                fib.apply(batch).await;
-            }
-            fib.sync_done(generation).await;
+        let Some(fib) = self.fib.clone() else {
+            return;
+        };
+        // Built before the first wait (the Loc-RIB cannot be borrowed
+        // across one): one op a prefix, no copies of its paths.
+        let ops: Vec<FibOp> = self
+            .rib
+            .iter()
+            .filter_map(|(prefix, paths)| {
+                let selected = selected_paths(paths);
+                (!selected.is_empty()).then(|| self.fib_op(prefix, selected))
+            })
+            .collect();
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            fib.apply(ops.by_ref().take(EXPORT_CHUNK).collect()).await;
         }
+        fib.sync_done(generation).await;
     }
 
     /// Resolves every next hop again; prefixes using one that changed are
@@ -558,22 +551,19 @@ impl RibTask {
             self.changed(change);
         }
         // Same selection, other gateway: only the kernel route changes.
-        let rewrite: Vec<(IpNetwork, Vec<Path>)> = self
+        let rewrite: Vec<FibOp> = self
             .rib
             .iter()
             .filter(|(prefix, _)| !reselected.contains(prefix))
             .filter_map(|(prefix, paths)| {
-                let selected: Vec<Path> =
-                    paths.iter().take_while(|p| p.selected()).cloned().collect();
+                let selected = selected_paths(paths);
                 selected
                     .iter()
                     .any(uses_moved)
-                    .then_some((prefix, selected))
+                    .then(|| self.fib_op(prefix, selected))
             })
             .collect();
-        for (prefix, selected) in rewrite {
-            self.fib_ops.push(self.fib_op(prefix, &selected));
-        }
+        self.fib_ops.extend(rewrite);
         // Drop resolutions no path needs any more.
         if self.resolver.resolved.len() > 1024 {
             let used: std::collections::HashSet<IpAddr> = self
