@@ -339,10 +339,20 @@ impl RibTask {
             // Handled in run(): it writes as it goes.
             RibInput::PeerDown { .. } => {}
             RibInput::Routes { peer, routes } => {
+                // The prefixes of one UPDATE share one attribute set: hash
+                // and resolve it once, not once a prefix.
+                let mut last: Option<(Arc<PathAttributes>, Arc<PathAttributes>)> = None;
                 for (prefix, path) in routes {
                     let path = path.map(|mut p| {
-                        p.attrs = self.interner.intern(p.attrs);
-                        self.resolver.learn(&p.attrs);
+                        p.attrs = match &last {
+                            Some((seen, shared)) if Arc::ptr_eq(seen, &p.attrs) => shared.clone(),
+                            _ => {
+                                let shared = self.interner.intern(p.attrs.clone());
+                                self.resolver.learn(&shared);
+                                last = Some((p.attrs, shared.clone()));
+                                shared
+                            }
+                        };
                         p
                     });
                     if let Some(change) = self.rib.update(prefix, peer, path, &self.resolver) {
