@@ -12,6 +12,8 @@ RTPROT_PODROUTE=210
 PACKAGES=(
   iproute2 iptables ipset conntrack iputils-ping traceroute procps psmisc util-linux kmod
   frr bird2 gobgpd etcd-server etcd-client iperf3 tcpdump ca-certificates
+  # protoc: etcd-client (the IPAM etcd store) compiles etcd's protos with it.
+  protobuf-compiler
 )
 
 log() { echo "setup: $*"; }

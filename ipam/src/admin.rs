@@ -5,8 +5,11 @@
 use podroute_proto::common::v1::{GetVersionRequest, VersionInfo};
 use podroute_proto::ipam::v1::ipam_server::{Ipam, IpamServer};
 use podroute_proto::ipam::v1::{
-    AllocateRequest, AllocateResponse, ListBlocksRequest, ListBlocksResponse, ListPoolsRequest,
-    ListPoolsResponse, ReleaseRequest, ReleaseResponse,
+    AllocateRequest, AllocateResponse, CheckRequest, CheckResponse, CreatePoolRequest,
+    DeletePoolRequest, DeletePoolResponse, GarbageCollectRequest, GarbageCollectResponse,
+    ListBlocksRequest, ListBlocksResponse, ListPoolsRequest, ListPoolsResponse, NodeBlocks, Pool,
+    ReleaseRequest, ReleaseResponse, ShowAddressRequest, ShowAddressResponse, UsageRequest,
+    UsageResponse, WatchNodeBlocksRequest,
 };
 use tonic::transport::Server;
 use tonic::transport::server::Router;
@@ -62,6 +65,48 @@ impl Ipam for AdminService {
         &self,
         _: Request<ListBlocksRequest>,
     ) -> Result<Response<ListBlocksResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+    async fn garbage_collect(
+        &self,
+        _: Request<GarbageCollectRequest>,
+    ) -> Result<Response<GarbageCollectResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn create_pool(&self, _: Request<CreatePoolRequest>) -> Result<Response<Pool>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn delete_pool(
+        &self,
+        _: Request<DeletePoolRequest>,
+    ) -> Result<Response<DeletePoolResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn usage(&self, _: Request<UsageRequest>) -> Result<Response<UsageResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn check(&self, _: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn show_address(
+        &self,
+        _: Request<ShowAddressRequest>,
+    ) -> Result<Response<ShowAddressResponse>, Status> {
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    type WatchNodeBlocksStream =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<NodeBlocks, Status>> + Send>>;
+
+    async fn watch_node_blocks(
+        &self,
+        _: Request<WatchNodeBlocksRequest>,
+    ) -> Result<Response<Self::WatchNodeBlocksStream>, Status> {
         Err(Status::unimplemented(NOT_YET))
     }
 }
