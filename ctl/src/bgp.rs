@@ -17,7 +17,7 @@ use podroute_proto::common::v1::AddressFamily;
 use serde::Serialize;
 
 use crate::daemons::{self, Daemon, Unreachable};
-use crate::{Output, table};
+use crate::{Output, format, table};
 
 /// One peer as podctl prints it; the JSON field names are a documented,
 /// stable schema (README, "podctl bgp").
@@ -217,7 +217,7 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
                 p.asn.to_string(),
                 p.state.clone(),
                 if p.state == "Established" {
-                    format_duration(p.uptime_s)
+                    format::duration(p.uptime_s)
                 } else {
                     "-".to_string()
                 },
@@ -260,9 +260,9 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
     }
     line("AS:", format!("{} (local {})", p.asn, p.local_asn));
     let since = if p.state == "Established" {
-        format!("{} for {}", p.state, format_duration(p.uptime_s))
+        format!("{} for {}", p.state, format::duration(p.uptime_s))
     } else {
-        format!("{} for {}", p.state, format_duration(detail.state_s))
+        format!("{} for {}", p.state, format::duration(detail.state_s))
     };
     line("State:", since);
     if !p.last_error.is_empty() {
@@ -650,35 +650,9 @@ fn state_name(state: i32) -> String {
     }
 }
 
-/// 93784 → "1d2h3m"; seconds only under an hour, as `gobgp neighbor` does.
-fn format_duration(seconds: u64) -> String {
-    let (d, h, m, s) = (
-        seconds / 86_400,
-        seconds % 86_400 / 3_600,
-        seconds % 3_600 / 60,
-        seconds % 60,
-    );
-    match (d, h) {
-        (0, 0) if m == 0 => format!("{s}s"),
-        (0, 0) => format!("{m}m{s}s"),
-        (0, _) => format!("{h}h{m}m"),
-        _ => format!("{d}d{h}h{m}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_are_compact() {
-        assert_eq!(format_duration(0), "0s");
-        assert_eq!(format_duration(59), "59s");
-        assert_eq!(format_duration(61), "1m1s");
-        assert_eq!(format_duration(3_600), "1h0m");
-        assert_eq!(format_duration(11_520), "3h12m");
-        assert_eq!(format_duration(93_784), "1d2h3m");
-    }
 
     fn peer() -> Peer {
         Peer {

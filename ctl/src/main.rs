@@ -5,6 +5,7 @@
 
 mod bgp;
 mod daemons;
+mod format;
 mod table;
 mod version;
 
