@@ -1,11 +1,13 @@
 // podctl, podroute's admin CLI: talks gRPC to the daemons over their Unix
 // admin sockets (see ARCHITECTURE.md, "Interfaces that others rely on").
-// Commands so far: `podctl version`, `podctl bgp peers|peer|routes|route`;
-// `-o json` on all.
+// Commands so far: `podctl version`, `podctl bgp peers|peer|routes|route`,
+// `podctl ipam pools|blocks|show|usage|check|release|pool`; `-o json` on
+// all.
 
 mod bgp;
 mod daemons;
 mod format;
+mod ipam;
 mod table;
 mod version;
 
@@ -54,6 +56,29 @@ enum Command {
         #[command(subcommand)]
         command: BgpCommand,
     },
+    /// Inspect and manage podroute-ipamd: pools, blocks, addresses.
+    Ipam {
+        #[command(subcommand)]
+        command: ipam::IpamCommand,
+    },
+}
+
+/// What a command prints on standard output, and whether it found
+/// something wrong (`podctl ipam check` with problems): then podctl exits 1
+/// after printing.
+#[derive(Debug)]
+pub struct Outcome {
+    pub text: String,
+    pub failed: bool,
+}
+
+impl From<String> for Outcome {
+    fn from(text: String) -> Self {
+        Outcome {
+            text,
+            failed: false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,7 +126,8 @@ enum BgpCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(text) => match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(outcome) => match std::io::stdout().lock().write_all(outcome.text.as_bytes()) {
+            Ok(()) if outcome.failed => ExitCode::FAILURE,
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("podctl: cannot write output: {e}");
@@ -115,8 +141,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<String> {
-    Ok(match cli.command {
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let text = match cli.command {
         Command::Version => {
             let sockets = Daemon::ALL.map(|d| {
                 let path = match d {
@@ -158,5 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
                 bgp::render_routes(&bgp::routes(&cli.bgpd, query).await?, cli.output)?
             }
         },
-    })
+        Command::Ipam { command } => return ipam::run(&cli.ipamd, command, cli.output).await,
+    };
+    Ok(text.into())
 }
