@@ -478,7 +478,7 @@ async fn check_sends_the_known_nodes_and_exits_1_on_problems() {
 KIND                   SUBJECT        DETAIL
 block_of_unknown_node  10.244.3.0/26  affine to node node-gone, which does not exist
 
-checked 1 pools, 3 blocks, 10 handles, 10 allocations; nodes checked
+checked 1 pool, 3 blocks, 10 handles, 10 allocations; nodes checked
 1 problem found
 "
     );

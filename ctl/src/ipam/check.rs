@@ -95,9 +95,21 @@ fn summary(r: &CheckReport) -> String {
         "nodes not checked (ipamd knows no nodes: pass --node NAME for each node)".to_string()
     };
     format!(
-        "checked {} pools, {} blocks, {} handles, {} allocations; {nodes}",
-        r.pools_checked, r.blocks_checked, r.handles_checked, r.allocations_checked
+        "checked {}, {}, {}, {}; {nodes}",
+        count(r.pools_checked, "pool"),
+        count(r.blocks_checked, "block"),
+        count(r.handles_checked, "handle"),
+        count(r.allocations_checked, "allocation"),
     )
+}
+
+/// "1 pool", "2 pools".
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn kind_name(kind: i32) -> String {

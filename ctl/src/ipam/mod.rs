@@ -28,7 +28,7 @@ use tonic::{Response, Status};
 use crate::daemons::{self, Daemon};
 use crate::{Outcome, Output, format};
 
-pub use errors::{Action, IpamError};
+use errors::{Action, IpamError};
 
 #[derive(Debug, Subcommand)]
 pub enum IpamCommand {

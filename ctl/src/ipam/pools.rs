@@ -205,7 +205,7 @@ impl From<PoolUsage> for UsageView {
 const NO_POOLS: &str = "no IP pools: create one with `podctl ipam pool create NAME --cidr CIDR`\n";
 
 /// `part` of `whole` in percent, to one decimal (0 for an empty whole).
-pub fn percent(part: u64, whole: u64) -> f64 {
+fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         return 0.0;
     }
@@ -218,7 +218,7 @@ fn format_percent(p: f64) -> String {
     format!("{p:.1}%")
 }
 
-pub fn yes_no(b: bool) -> String {
+fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
