@@ -4,6 +4,8 @@
 // fails, reads every compared key in the same round trip, and watches forward
 // etcd's own (watch.rs).
 
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::sync::Arc;
