@@ -8,6 +8,8 @@ mod embedded;
 mod etcd;
 #[cfg(any(test, feature = "test-support"))]
 pub mod suite;
+#[cfg(test)]
+mod throughput;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -149,3 +149,31 @@ async fn bad_configuration_is_invalid() {
         "{plain_with_tls:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls() {
+    let etcd = EtcdServer::start_tls();
+    let pem = etcd.tls().unwrap();
+    let s = EtcdStore::connect(
+        vec![etcd.endpoint()],
+        DEFAULT_KEY_PREFIX.into(),
+        Some(pem.etcd_tls()),
+    )
+    .await
+    .unwrap();
+    let rev = commit(&s, vec![], vec![put("k", "1")]).await;
+    assert_eq!(s.get("k").await.unwrap().unwrap().mod_revision, rev);
+    // Without a client certificate etcd refuses the handshake.
+    let anonymous = EtcdTls {
+        ca_pem: pem.ca.clone(),
+        identity: None,
+    };
+    let s = EtcdStore::connect(
+        vec![etcd.endpoint()],
+        DEFAULT_KEY_PREFIX.into(),
+        Some(anonymous),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(s.get("k").await, Err(StoreError::Unavailable(_))));
+}

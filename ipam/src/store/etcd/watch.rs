@@ -21,7 +21,7 @@ pub(super) async fn start(
     let options = WatchOptions::new()
         .with_prefix()
         // etcd's start is inclusive, and 0 would mean "from now".
-        .with_start_revision(after.max(0) + 1);
+        .with_start_revision(after.max(0).saturating_add(1));
     let full = store.full_key(prefix);
     let stream = super::timed(store.inner.watch.clone().watch(full, Some(options))).await?;
     let (tx, rx) = mpsc::channel(WATCH_QUEUE);
