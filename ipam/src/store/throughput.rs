@@ -81,3 +81,35 @@ async fn etcd_throughput() {
         eprintln!("etcd:     {tasks:>2} tasks: {rate:>8.0} txn/s");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measures the open (integrity check + load) of a large store"]
+async fn embedded_open_time() {
+    const RECORDS: usize = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let keys: Vec<String> = (0..RECORDS).map(|i| format!("blocks/{i:06}")).collect();
+        for chunk in keys.chunks(super::MAX_TXN_OPS) {
+            let ops = chunk
+                .iter()
+                .map(|k| Op::Put {
+                    key: k.clone(),
+                    value: vec![b'x'; 2048],
+                })
+                .collect();
+            commit(&store, vec![], ops).await;
+        }
+    }
+    let size = std::fs::metadata(dir.path().join(super::FILE_NAME))
+        .unwrap()
+        .len();
+    let start = Instant::now();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    eprintln!(
+        "embedded: open of {RECORDS} records ({} MiB): {:?}",
+        size >> 20,
+        start.elapsed()
+    );
+    assert_eq!(store.list("").await.unwrap().kvs.len(), RECORDS);
+}
