@@ -3,6 +3,9 @@
 // with the IPAM issue.
 
 pub mod admin;
+pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 /// Name this daemon reports in `GetVersion`.
 pub const DAEMON_NAME: &str = "podroute-ipamd";
