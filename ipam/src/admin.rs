@@ -143,6 +143,7 @@ mod tests {
                 pod_namespace: "default".into(),
                 pod_name: "web-0".into(),
                 families: vec![AddressFamily::Ipv4.into()],
+                ..Default::default()
             })
             .await
             .unwrap_err();
