@@ -3,6 +3,8 @@
 // with the IPAM issue.
 
 pub mod admin;
+pub mod allocator;
+pub mod model;
 
 /// Name this daemon reports in `GetVersion`.
 pub const DAEMON_NAME: &str = "podroute-ipamd";

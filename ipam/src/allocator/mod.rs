@@ -1,0 +1,1 @@
+// Pure allocation planning (in progress).
