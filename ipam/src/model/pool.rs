@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::selector::{Selector, SelectorError, is_dns_subdomain};
-use super::{API_VERSION, Family, KIND_IP_POOL, net};
+use super::{API_VERSION, ErrorClass, Family, KIND_IP_POOL, net};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,9 +56,9 @@ pub const DEFAULT_BLOCK_SIZE_V6: u8 = 122;
 pub const BLOCK_SIZE_RANGE_V4: (u8, u8) = (20, 32);
 pub const BLOCK_SIZE_RANGE_V6: (u8, u8) = (116, 128);
 
-/// Why a pool is refused, or a pool operation is. The service maps them onto gRPC
-/// codes: `NotFound` → NOT_FOUND; `Exists` → ALREADY_EXISTS; `InUse`,
-/// `BlockSizeFixed`, `CidrFixed` → FAILED_PRECONDITION; the rest → INVALID_ARGUMENT.
+/// Why a pool is refused, or a pool operation is. `class()` gives the gRPC code:
+/// `NotFound` → NOT_FOUND; `Exists` → ALREADY_EXISTS; `InUse`, `BlockSizeFixed`,
+/// `CidrFixed` → FAILED_PRECONDITION; the rest → INVALID_ARGUMENT.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
     #[error(
@@ -122,6 +122,19 @@ pub enum PoolError {
     BlockSizeFixed { name: String, blocks: usize },
     #[error("pool {name:?}: cidr cannot change while the pool has blocks ({blocks} claimed)")]
     CidrFixed { name: String, blocks: usize },
+}
+
+impl PoolError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PoolError::NotFound(_) => ErrorClass::NotFound,
+            PoolError::Exists(_) => ErrorClass::AlreadyExists,
+            PoolError::InUse { .. }
+            | PoolError::BlockSizeFixed { .. }
+            | PoolError::CidrFixed { .. } => ErrorClass::FailedPrecondition,
+            _ => ErrorClass::InvalidArgument,
+        }
+    }
 }
 
 impl IpPool {
