@@ -13,6 +13,8 @@ mod release;
 mod view;
 
 #[cfg(test)]
+mod model_test;
+#[cfg(test)]
 mod tests_allocate;
 #[cfg(test)]
 mod tests_check;
