@@ -255,21 +255,20 @@ fn release_addresses(
             entry.2.push(*ip);
         }
     }
-    let changed: Vec<(BlockRecord, i64, Vec<IpAddr>)> = touched
+    let per_plan = per_plan.max(1);
+    let mut plans: Vec<(Plan, Vec<IpAddr>)> = Vec::new();
+    let changed = touched
         .into_values()
-        .filter(|(_, _, freed)| !freed.is_empty())
-        .collect();
-    let mut plans = Vec::new();
-    for chunk in changed.chunks(per_plan.max(1)) {
-        let mut plan = Plan::default();
-        let mut freed_here = Vec::new();
-        for (block, revision, freed) in chunk {
-            let mut block = block.clone();
-            block.prune_cooling(settings.cooldown_ms, now_ms);
-            plan.put(Record::Block(block), *revision);
-            freed_here.extend(freed.iter().copied());
+        .filter(|(_, _, freed)| !freed.is_empty());
+    for (i, (mut block, revision, freed)) in changed.enumerate() {
+        if i % per_plan == 0 {
+            plans.push((Plan::default(), Vec::new()));
         }
-        plans.push((plan, freed_here));
+        if let Some((plan, freed_here)) = plans.last_mut() {
+            block.prune_cooling(settings.cooldown_ms, now_ms);
+            plan.put(Record::Block(block), revision);
+            freed_here.extend(freed);
+        }
     }
     plans
 }

@@ -84,6 +84,11 @@ impl Db {
         {
             return false;
         }
+        // etcd refuses a txn writing one key twice; compares come back one each.
+        let keys: HashSet<&RecordKey> = plan.writes.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), plan.writes.len(), "a key written twice: {plan}");
+        let compared: HashSet<&RecordKey> = plan.compares.iter().map(|(k, _)| k).collect();
+        assert_eq!(compared.len(), plan.compares.len(), "a key compared twice");
         // Every put's key must be compared (no blind writes).
         for (key, _) in &plan.writes {
             assert!(
