@@ -21,6 +21,8 @@ mod tests_check;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
+mod tests_robust;
+#[cfg(test)]
 mod testutil;
 
 use std::fmt;
