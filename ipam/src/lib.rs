@@ -3,6 +3,8 @@
 // with the IPAM issue.
 
 pub mod admin;
+pub mod allocator;
+pub mod model;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
