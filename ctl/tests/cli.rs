@@ -166,7 +166,16 @@ async fn version_and_peers_from_a_running_bgpd() {
 async fn another_daemons_socket_is_recognised() {
     let s = sockets();
     // ipamd's service where bgpd's socket should be.
-    let server = serve(&s.bgpd, podroute_ipam::admin::router()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = podroute_ipam::store::EmbeddedStore::open(dir.path()).unwrap();
+    let ipamd = podroute_ipam::service::Ipamd::start(
+        store,
+        podroute_ipam::allocator::Settings::default(),
+        std::sync::Arc::default(),
+    )
+    .await
+    .unwrap();
+    let server = serve(&s.bgpd, podroute_ipam::admin::router(ipamd)).await;
     let out = podctl(&s, &["bgp", "peers"]).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -809,20 +809,97 @@ async fn a_missing_socket_asks_whether_ipamd_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_ipamd_stub_is_reported_as_unsupported() {
-    // podroute-ipamd's admin service before the allocator lands answers
-    // UNIMPLEMENTED with a message.
+async fn against_the_real_ipam_engine() {
+    // The real engine on its embedded store, not the fake: what podctl
+    // prints is what ipamd holds.
+    use podroute_ipam::allocator::{AllocateRequest, Settings};
+    use podroute_ipam::service::Ipamd;
+    use podroute_ipam::service::nodes::NodeDirectory;
+    use podroute_ipam::store::EmbeddedStore;
+
     let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("data")).unwrap();
+    let ipamd = Ipamd::start(
+        store,
+        Settings::default(),
+        Arc::new(NodeDirectory::default()),
+    )
+    .await
+    .unwrap();
     let socket = dir.path().join("ipamd.sock");
-    let server = BackgroundServer::start(&socket, podroute_ipam::admin::router())
+    let server = BackgroundServer::start(&socket, podroute_ipam::admin::router(ipamd.clone()))
         .await
         .unwrap();
-    let out = podctl(&socket, &["ipam", "usage"], None).await;
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = stderr(&out);
+
+    let out = podctl(
+        &socket,
+        &[
+            "ipam",
+            "pool",
+            "create",
+            "blue",
+            "--cidr",
+            "10.77.0.0/24",
+            "--block-size",
+            "28",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let allocated = ipamd
+        .allocate(AllocateRequest {
+            node: "n1".into(),
+            handle: "net.abc.eth0".into(),
+            pod_namespace: "shop".into(),
+            pod_name: "cart-0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(allocated[0].address.to_string(), "10.77.0.0");
+
+    let out = podctl(
+        &socket,
+        &["ipam", "show", "--ip", "10.77.0.0", "-o", "json"],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["state"], "allocated");
+    assert_eq!(shown["handle"], "net.abc.eth0");
+    assert_eq!(shown["pod_name"], "cart-0");
+    assert_eq!(shown["block"], "10.77.0.0/28");
+
+    let out = podctl(
+        &socket,
+        &["ipam", "blocks", "--node", "n1", "-o", "json"],
+        None,
+    )
+    .await;
+    let blocks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(blocks["blocks"][0]["cidr"], "10.77.0.0/28");
+    assert_eq!(blocks["blocks"][0]["allocated"], 1);
+
+    let out = podctl(&socket, &["ipam", "check", "--node", "n1"], None).await;
+    assert!(out.status.success(), "{out:?}");
+
+    let out = podctl(
+        &socket,
+        &["ipam", "release", "--handle", "net.abc.eth0"],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
     assert!(
-        err.starts_with("podctl: reading pool usage: this podroute-ipamd does not support it ("),
-        "{err}"
+        String::from_utf8_lossy(&out.stdout).contains("10.77.0.0"),
+        "{out:?}"
     );
+    let out = podctl(&socket, &["ipam", "pool", "delete", "blue"], None).await;
+    assert!(out.status.success(), "{out:?}");
+    let out = podctl(&socket, &["ipam", "pools", "-o", "json"], None).await;
+    let pools: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pools["pools"], serde_json::json!([]));
     server.stop().await.unwrap();
 }

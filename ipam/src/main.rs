@@ -1,10 +1,31 @@
-// podroute-ipamd's entry point: its flags, then the shared daemon life cycle (logging,
-// the admin API on its Unix socket until SIGTERM or SIGINT).
+// podroute-ipamd's entry point: flags, the store (embedded file or etcd),
+// the IPAM engine, pools and nodes from manifests (reloaded on change and on
+// SIGHUP), and the Ipam gRPC API on the Unix admin socket and, with
+// --listen, on TCP with optional TLS and client certificates.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use podroute_ipam::allocator::Settings;
+use podroute_ipam::service::grpc::IpamApi;
+use podroute_ipam::service::nodes::NodeDirectory;
+use podroute_ipam::service::{Ipamd, manifests};
+use podroute_ipam::store::{AnyStore, EmbeddedStore, EtcdIdentity, EtcdStore, EtcdTls, Store};
 use podroute_proto::daemon::{self, DaemonArgs};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// A single file under --data-dir (one ipamd).
+    Embedded,
+    /// etcd at --etcd-endpoints (several ipamd replicas).
+    Etcd,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,17 +36,244 @@ use podroute_proto::daemon::{self, DaemonArgs};
 struct Args {
     #[command(flatten)]
     daemon: DaemonArgs,
+    /// Where allocations are kept.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "embedded",
+        env = "PODROUTE_IPAM_STORE"
+    )]
+    store: StoreKind,
+    /// Folder of the embedded store's file (ipam.redb).
+    #[arg(long, default_value = "/var/lib/podroute/ipam")]
+    data_dir: PathBuf,
+    /// etcd client URLs, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    etcd_endpoints: Vec<String>,
+    /// Prefix of every key ipamd writes in etcd.
+    #[arg(long, default_value = podroute_ipam::store::DEFAULT_KEY_PREFIX)]
+    etcd_prefix: String,
+    /// CA (PEM) that signed the etcd members' certificates (https endpoints).
+    #[arg(long)]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd.
+    #[arg(long, requires_all = ["etcd_key", "etcd_ca"])]
+    etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for etcd.
+    #[arg(long, requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+    /// IPPool and Node manifests: a YAML file or a folder of them.
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// Never hand out addresses from another node's block (no borrowing).
+    #[arg(long)]
+    strict_affinity: bool,
+    /// Seconds a released address rests before it is handed out again.
+    #[arg(long, default_value_t = 30)]
+    release_cooldown: u64,
+    /// Seconds an empty block stays with its node before returning to its pool.
+    #[arg(long, default_value_t = 300)]
+    empty_block_grace: u64,
+    /// Also serve the Ipam API on this TCP address (the CNI plugins of other
+    /// nodes reach ipamd here).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// TLS certificate (PEM) for --listen.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --listen.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs client certificates; when set, every TCP client
+    /// must present one, and a node certificate (CN system:node:NAME) may
+    /// only act for its own node.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let router = podroute_ipam::admin::router();
-    daemon::run(
-        "podroute-ipamd",
-        podroute_proto::IPAMD_SOCKET,
-        &args.daemon,
-        router,
-    )
-    .await
+    if let Err(e) = daemon::init_logging(&args.daemon.log_level) {
+        eprintln!("podroute-ipamd: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podroute-ipamd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let settings = Settings {
+        strict_affinity: args.strict_affinity,
+        cooldown_ms: args.release_cooldown.saturating_mul(1000),
+        empty_block_grace_ms: args.empty_block_grace.saturating_mul(1000),
+    };
+    let store = match args.store {
+        StoreKind::Embedded => AnyStore::Embedded(
+            EmbeddedStore::open(&args.data_dir)
+                .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?,
+        ),
+        StoreKind::Etcd => AnyStore::Etcd(
+            EtcdStore::connect(
+                args.etcd_endpoints.clone(),
+                args.etcd_prefix.clone(),
+                etcd_tls(&args)?,
+            )
+            .await
+            .context("cannot use etcd")?,
+        ),
+    };
+    let description = store.describe();
+    let nodes = Arc::new(NodeDirectory::default());
+    let ipamd = Ipamd::start(store, settings, nodes.clone())
+        .await
+        .with_context(|| format!("cannot load {description}"))?;
+    tracing::info!(store = %description, "IPAM store loaded");
+
+    if let Some(path) = &args.manifests {
+        // A bad file at start is fatal: running without the pools the
+        // operator wrote would hand out nothing, or the wrong thing.
+        apply_manifests(&ipamd, path).await?;
+        tokio::spawn(follow_manifests(ipamd.clone(), path.clone()));
+    }
+
+    let socket = args
+        .daemon
+        .admin_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(podroute_proto::IPAMD_SOCKET));
+    let unix = Server::builder().add_service(IpamApi::new(ipamd.clone()).into_server());
+    let admin = daemon::serve_admin_until_stopped(podroute_ipam::DAEMON_NAME, &socket, unix);
+    match args.listen {
+        None => admin.await?,
+        Some(address) => {
+            let mut builder = Server::builder();
+            if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+                builder =
+                    builder.tls_config(tls_config(cert, key, args.tls_client_ca.as_ref())?)?;
+            } else {
+                tracing::warn!(%address, "serving the Ipam API on TCP without TLS: anyone who reaches it may allocate");
+            }
+            let tcp = builder.add_service(IpamApi::new(ipamd.clone()).into_server());
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            tracing::info!(%address, tls = args.tls_cert.is_some(), "serving the Ipam API on TCP");
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tokio::select! {
+                served = admin => served?,
+                served = tcp.serve_with_incoming(incoming) => served.context("TCP server failed")?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn etcd_tls(args: &Args) -> anyhow::Result<Option<EtcdTls>> {
+    let Some(ca) = &args.etcd_ca else {
+        return Ok(None);
+    };
+    let identity = match (&args.etcd_cert, &args.etcd_key) {
+        (Some(cert), Some(key)) => Some(EtcdIdentity {
+            cert_pem: read_file(cert)?,
+            key_pem: read_file(key)?,
+        }),
+        _ => None,
+    };
+    Ok(Some(EtcdTls {
+        ca_pem: read_file(ca)?,
+        identity,
+    }))
+}
+
+fn tls_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&PathBuf>,
+) -> anyhow::Result<ServerTlsConfig> {
+    let identity = Identity::from_pem(read_file(cert)?, read_file(key)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read_file(ca)?));
+    }
+    Ok(config)
+}
+
+async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Result<()> {
+    let manifests = manifests::load(path)?;
+    if let Some(nodes) = manifests.nodes {
+        tracing::info!(nodes = nodes.len(), "node list loaded");
+        ipamd.nodes().set(nodes);
+    }
+    for pool in manifests.pools {
+        let name = pool.name().to_owned();
+        let changed = ipamd
+            .put_pool(pool, true)
+            .await
+            .with_context(|| format!("{}: IPPool {name:?}", path.display()))?;
+        if changed {
+            tracing::info!(pool = %name, "pool applied from manifests");
+        }
+    }
+    Ok(())
+}
+
+/// Reapplies the manifests when they change or on SIGHUP; a bad file is
+/// logged and the running pools stay.
+async fn follow_manifests<S: Store>(ipamd: Ipamd<S>, path: PathBuf) {
+    let mut last = manifests_fingerprint(&path);
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP reload");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let signalled = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = manifests_fingerprint(&path);
+        if !signalled && now == last {
+            continue;
+        }
+        last = now;
+        match apply_manifests(&ipamd, &path).await {
+            Ok(()) => tracing::info!(path = %path.display(), "manifests reloaded"),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "manifests refused; running pools unchanged"
+            ),
+        }
+    }
+}
+
+/// The manifests' content, to notice a change however it was made.
+fn manifests_fingerprint(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(path) {
+            for entry in entries.flatten() {
+                files.push(entry.path());
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_owned());
+    }
+    files
+        .into_iter()
+        .filter_map(|f| std::fs::read(&f).ok().map(|content| (f, content)))
+        .collect()
 }

@@ -1,0 +1,334 @@
+// podroute-ipamd's engine, between the gRPC front (grpc.rs) and a store:
+// a mirror of the store kept current by its watch (mirror.rs), the single
+// writer that plans and commits batches (writer.rs), a sweeper that returns
+// empty blocks to their pools, and the node list (nodes.rs). Several ipamd
+// replicas on one etcd each run all of this; the store's compare-and-swap
+// keeps them from ever handing out one address twice.
+
+pub mod auth;
+pub mod grpc;
+pub mod manifests;
+mod mirror;
+pub mod nodes;
+mod writer;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{RwLock, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use mirror::Mirror;
+use nodes::NodeDirectory;
+pub use writer::{Answer, Job};
+
+use crate::allocator::{AllocError, AllocateRequest, Allocated, Settings};
+use crate::model::{IpPool, PoolError};
+use crate::store::{Revision, Store, StoreError, WatchMessage};
+
+/// Commands waiting for the writer; callers wait when it is full.
+const COMMAND_QUEUE: usize = 4096;
+/// How long to wait before listing an unreachable store again.
+const RELIST_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("the IPAM store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the IPAM store refused the write: {0}")]
+    Store(String),
+    #[error(
+        "gave up after {attempts} attempts: other ipamd replicas kept changing the same records; retry"
+    )]
+    Contended { attempts: u32 },
+    #[error("ipamd is stopping")]
+    Stopping,
+}
+
+impl ServiceError {
+    fn from_store(error: &StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(reason) => ServiceError::Unavailable(reason.clone()),
+            StoreError::Closed => ServiceError::Stopping,
+            other => ServiceError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Current Unix time in milliseconds (the pure core takes time as input).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One running IPAM engine. Cheap to clone; the tasks stop when the last
+/// clone is dropped.
+pub struct Ipamd<S: Store> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for Ipamd<S> {
+    fn clone(&self) -> Self {
+        Ipamd {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<S> {
+    store: Arc<S>,
+    mirror: Arc<RwLock<Mirror>>,
+    nodes: Arc<NodeDirectory>,
+    settings: Settings,
+    commands: mpsc::Sender<writer::Command>,
+    changed: watch::Receiver<Revision>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl<S> Drop for Inner<S> {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl<S: Store> Ipamd<S> {
+    /// Loads the store into memory and starts the writer, the store watch
+    /// and the sweeper. Fails when the store cannot be read (a corrupted
+    /// file is reported, never reset).
+    pub async fn start(
+        store: S,
+        settings: Settings,
+        nodes: Arc<NodeDirectory>,
+    ) -> Result<Self, StoreError> {
+        let store = Arc::new(store);
+        let snapshot = store.list("").await?;
+        let revision = snapshot.revision;
+        let mirror = Mirror::load(snapshot);
+        if let Some((key, reason)) = mirror.unreadable().next() {
+            tracing::error!(
+                key,
+                reason,
+                "the store holds records that do not decode; `podctl ipam check` lists them"
+            );
+        }
+        let mirror = Arc::new(RwLock::new(mirror));
+        let (changed_tx, changed) = watch::channel(revision);
+        let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+        let context = writer::WriterContext {
+            store: store.clone(),
+            mirror: mirror.clone(),
+            nodes: nodes.clone(),
+            settings: settings.clone(),
+            changed: changed_tx.clone(),
+            clock: unix_ms,
+        };
+        let mut tasks = vec![tokio::spawn(writer::run(context, queue))];
+        tasks.push(tokio::spawn(follow_store(
+            store.clone(),
+            mirror.clone(),
+            changed_tx,
+        )));
+        let sweep_period =
+            Duration::from_millis((settings.empty_block_grace_ms / 4).clamp(1_000, 60_000));
+        tasks.push(tokio::spawn(sweep_forever(commands.clone(), sweep_period)));
+        Ok(Ipamd {
+            inner: Arc::new(Inner {
+                store,
+                mirror,
+                nodes,
+                settings,
+                commands,
+                changed,
+                tasks,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn nodes(&self) -> &NodeDirectory {
+        &self.inner.nodes
+    }
+
+    pub fn store_description(&self) -> String {
+        self.inner.store.describe()
+    }
+
+    /// Store revision of the last change seen; changes on every write.
+    pub fn changes(&self) -> watch::Receiver<Revision> {
+        self.inner.changed.clone()
+    }
+
+    /// Runs `read` against the mirror.
+    pub async fn read<R>(&self, read: impl FnOnce(&Mirror) -> R) -> R {
+        let mirror = self.inner.mirror.read().await;
+        read(&mirror)
+    }
+
+    pub async fn submit(&self, job: Job) -> Result<Answer, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(writer::Command { job, reply })
+            .await
+            .map_err(|_| ServiceError::Stopping)?;
+        answer.await.map_err(|_| ServiceError::Stopping)?
+    }
+
+    pub async fn allocate(&self, request: AllocateRequest) -> Result<Vec<Allocated>, ServiceError> {
+        match self.submit(Job::Allocate(request)).await? {
+            Answer::Allocated(addresses) => Ok(addresses),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn release(&self, handle: &str) -> Result<Vec<IpAddr>, ServiceError> {
+        match self.submit(Job::Release(handle.to_owned())).await? {
+            Answer::Released(addresses) => Ok(addresses),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Releases every handle of `node` not in `valid`; returns the handles
+    /// released and how many addresses they held.
+    pub async fn garbage_collect(
+        &self,
+        node: &str,
+        valid: &HashSet<String>,
+    ) -> Result<(Vec<String>, usize), ServiceError> {
+        let mut released = Vec::new();
+        let mut addresses = 0;
+        loop {
+            let job = Job::GarbageCollect {
+                node: node.to_owned(),
+                valid: valid.clone(),
+            };
+            match self.submit(job).await? {
+                Answer::Collected {
+                    handles,
+                    addresses: freed,
+                    more,
+                } => {
+                    released.extend(handles);
+                    addresses += freed;
+                    if !more {
+                        return Ok((released, addresses));
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    /// Creates `pool`, or with `update` also changes an existing one.
+    /// Returns whether anything changed.
+    pub async fn put_pool(&self, pool: IpPool, update: bool) -> Result<bool, ServiceError> {
+        let job = Job::PutPool {
+            pool: Box::new(pool),
+            update,
+        };
+        match self.submit(job).await? {
+            Answer::Changed(changed) => Ok(changed),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Deletes a pool no address of which is held; returns the number of
+    /// empty blocks removed with it.
+    pub async fn delete_pool(&self, name: &str) -> Result<usize, ServiceError> {
+        match self.submit(Job::DeletePool(name.to_owned())).await? {
+            Answer::Count(blocks) => Ok(blocks),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Returns empty blocks past their grace period to their pools now.
+    pub async fn sweep(&self) -> Result<usize, ServiceError> {
+        match self.submit(Job::Sweep).await? {
+            Answer::Count(blocks) => Ok(blocks),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(answer: &Answer) -> ServiceError {
+    ServiceError::Store(format!("internal error: unexpected answer {answer:?}"))
+}
+
+/// Keeps the mirror current from the store's watch; relists when the watch
+/// lost events or broke.
+async fn follow_store<S: Store>(
+    store: Arc<S>,
+    mirror: Arc<RwLock<Mirror>>,
+    changed: watch::Sender<Revision>,
+) {
+    loop {
+        let after = mirror.read().await.watched_revision();
+        match store.watch("", after).await {
+            Ok(mut stream) => {
+                while let Some(message) = stream.recv().await {
+                    match message {
+                        WatchMessage::Events { revision, events } => {
+                            mirror.write().await.apply_events(revision, events);
+                            changed.send_replace(revision);
+                        }
+                        WatchMessage::Resync => break,
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot watch the store; retrying"),
+        }
+        // The watch ended: list everything again.
+        loop {
+            match store.list("").await {
+                Ok(snapshot) => {
+                    let revision = snapshot.revision;
+                    *mirror.write().await = Mirror::load(snapshot);
+                    changed.send_replace(revision);
+                    tracing::info!(revision, "reloaded the store after a broken watch");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot list the store; retrying");
+                    tokio::time::sleep(RELIST_BACKOFF).await;
+                }
+            }
+        }
+    }
+}
+
+/// Asks the writer to sweep at a quarter of the grace period (at most a
+/// minute), so an empty block returns to its pool soon after its grace.
+async fn sweep_forever(commands: mpsc::Sender<writer::Command>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (reply, answer) = oneshot::channel();
+        let command = writer::Command {
+            job: Job::Sweep,
+            reply,
+        };
+        if commands.send(command).await.is_err() {
+            return;
+        }
+        match answer.await {
+            Ok(Ok(Answer::Count(swept))) if swept > 0 => {
+                tracing::info!(blocks = swept, "returned empty blocks to their pools");
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "sweeping empty blocks failed"),
+            _ => {}
+        }
+    }
+}
