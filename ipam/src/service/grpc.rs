@@ -241,17 +241,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         let now = super::unix_ms();
         let report = self
             .ipamd
-            .read(|m| {
-                let mut report = allocator::check(&m.state, known.as_ref(), &settings, now);
-                for (key, reason) in m.unreadable() {
-                    report.problems.push(allocator::Problem {
-                        kind: allocator::ProblemKind::UnreadableRecord,
-                        subject: key.to_owned(),
-                        detail: reason.to_owned(),
-                    });
-                }
-                report
-            })
+            .read(|m| allocator::check(&m.state, known.as_ref(), &settings, now))
             .await;
         Ok(Response::new(check_to_proto(&report)))
     }

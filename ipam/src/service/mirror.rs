@@ -18,9 +18,10 @@ pub struct Mirror {
     tombstones: HashMap<String, Revision>,
     /// Highest store revision the watch has delivered.
     watched: Revision,
-    /// Keys whose stored value does not decode: key → reason. Check reports
-    /// them; they are never overwritten by a plan (their revision is kept).
-    unreadable: HashMap<String, (Revision, String)>,
+    /// Revisions of the keys whose stored value does not decode (the State
+    /// lists them with the reason; Check reports them, the allocator keeps
+    /// away from them).
+    unreadable: HashMap<String, Revision>,
 }
 
 impl Mirror {
@@ -41,9 +42,7 @@ impl Mirror {
     }
 
     pub fn unreadable(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.unreadable
-            .iter()
-            .map(|(key, (_, reason))| (key.as_str(), reason.as_str()))
+        self.state.unreadable()
     }
 
     /// Applies watch events up to `revision`.
@@ -97,7 +96,7 @@ impl Mirror {
     /// compares it.
     pub fn revision_of(&self, key: &RecordKey) -> Revision {
         let text = key.to_key();
-        if let Some((revision, _)) = self.unreadable.get(&text) {
+        if let Some(revision) = self.unreadable.get(&text) {
             return *revision;
         }
         match key {
@@ -122,16 +121,13 @@ impl Mirror {
         if self.revision_of(&key) >= kv.mod_revision {
             return;
         }
-        match crate::model::decode(&key, &kv.value) {
-            Ok(record) => {
+        match self.state.apply_put(&kv.key, &kv.value, kv.mod_revision) {
+            Ok(()) => {
                 self.unreadable.remove(&kv.key);
-                self.state.apply_record(record, kv.mod_revision);
             }
             Err(e) => {
                 tracing::error!(key = %kv.key, error = %e, "stored record does not decode");
-                self.state.remove(&key);
-                self.unreadable
-                    .insert(kv.key, (kv.mod_revision, e.to_string()));
+                self.unreadable.insert(kv.key, kv.mod_revision);
             }
         }
     }

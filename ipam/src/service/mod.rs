@@ -10,6 +10,8 @@ pub mod grpc;
 pub mod manifests;
 mod mirror;
 pub mod nodes;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::collections::HashSet;

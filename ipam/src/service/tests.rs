@@ -1,0 +1,241 @@
+// The engine against a real embedded store wrapped so a test can count
+// transactions, make the store unavailable, and let a second engine (a
+// replica) write just before this one commits: batching, conflict replans
+// and retries, deterministically.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+
+use super::*;
+use crate::model::{IpPool, IpPoolSpec};
+use crate::store::{
+    Compare, EmbeddedStore, KeyValue, Op, Snapshot, TxnOutcome, WatchEvent, WatchStream,
+};
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<EmbeddedStore>,
+    /// Runs before the next transaction (another replica's write).
+    hook: Arc<Mutex<Option<BoxFuture<'static, ()>>>>,
+    txns: Arc<AtomicUsize>,
+    conflicts: Arc<AtomicUsize>,
+    /// The next this many transactions fail as unreachable.
+    unavailable: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    fn new(dir: &std::path::Path) -> Shared {
+        Shared {
+            inner: Arc::new(EmbeddedStore::open(dir).unwrap()),
+            hook: Arc::default(),
+            txns: Arc::default(),
+            conflicts: Arc::default(),
+            unavailable: Arc::default(),
+        }
+    }
+
+    /// The same store for another engine, with counters of its own.
+    fn replica(&self) -> Shared {
+        Shared {
+            inner: self.inner.clone(),
+            hook: Arc::default(),
+            txns: Arc::default(),
+            conflicts: Arc::default(),
+            unavailable: Arc::default(),
+        }
+    }
+}
+
+impl Store for Shared {
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Snapshot, StoreError>> + Send {
+        self.inner.list(prefix)
+    }
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<KeyValue>, StoreError>> + Send {
+        self.inner.get(key)
+    }
+
+    fn txn(
+        &self,
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Result<TxnOutcome, StoreError>> + Send {
+        let this = self.clone();
+        async move {
+            let hook = this.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook.await;
+            }
+            this.txns.fetch_add(1, Ordering::SeqCst);
+            let failing = this.unavailable.load(Ordering::SeqCst);
+            if failing > 0 {
+                this.unavailable.store(failing - 1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable("test: store unreachable".into()));
+            }
+            let outcome = this.inner.txn(compares, ops).await;
+            if let Ok(TxnOutcome::Conflict { .. }) = outcome {
+                this.conflicts.fetch_add(1, Ordering::SeqCst);
+            }
+            outcome
+        }
+    }
+
+    fn watch(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> impl Future<Output = Result<WatchStream, StoreError>> + Send {
+        self.inner.watch(prefix, after)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+fn pool() -> IpPool {
+    IpPool::new(
+        "p".to_owned(),
+        IpPoolSpec {
+            cidr: "10.1.0.0/24".parse().unwrap(),
+            block_size: Some(28),
+            disabled: false,
+            node_selector: String::new(),
+            disable_bgp_export: false,
+            reserved_cidrs: Vec::new(),
+        },
+    )
+}
+
+fn request(node: &str, handle: &str) -> AllocateRequest {
+    AllocateRequest {
+        node: node.to_owned(),
+        handle: handle.to_owned(),
+        ..AllocateRequest::default()
+    }
+}
+
+async fn engine(store: Shared) -> Ipamd<Shared> {
+    Ipamd::start(store, Settings::default(), Arc::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_allocations_share_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let ipamd = engine(store.clone()).await;
+    assert!(ipamd.put_pool(pool(), false).await.unwrap());
+    let before = store.txns.load(Ordering::SeqCst);
+
+    let requests = (0..40).map(|i| ipamd.allocate(request("n1", &format!("h{i}"))));
+    let results = futures_util::future::join_all(requests).await;
+    let mut addresses: Vec<_> = results.into_iter().map(|r| r.unwrap()[0].address).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 40, "an address was handed out twice");
+    let txns = store.txns.load(Ordering::SeqCst) - before;
+    assert!(
+        txns < 40,
+        "{txns} transactions for 40 allocations: no batching"
+    );
+
+    // Repeats, also in one batch, get the same answers and write nothing.
+    let before = store.txns.load(Ordering::SeqCst);
+    let again = (0..40).map(|i| ipamd.allocate(request("n1", &format!("h{i}"))));
+    let again: Vec<_> = futures_util::future::join_all(again).await;
+    let mut repeated: Vec<_> = again.into_iter().map(|r| r.unwrap()[0].address).collect();
+    repeated.sort();
+    assert_eq!(repeated, addresses);
+    assert_eq!(store.txns.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_writing_first_makes_us_plan_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Shared::new(dir.path());
+    let theirs = ours.replica();
+    let us = engine(ours.clone()).await;
+    let them = engine(theirs).await;
+    assert!(us.put_pool(pool(), false).await.unwrap());
+    us.allocate(request("n1", "first")).await.unwrap();
+    // The replica has seen both writes.
+    let mut changes = them.changes();
+    let target = *us.changes().borrow();
+    while *changes.borrow_and_update() < target {
+        changes.changed().await.unwrap();
+    }
+
+    // Just before our commit, the replica allocates on the same node from
+    // the same state: it wins the offset we planned.
+    let replica = them.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    *ours.hook.lock().unwrap() = Some(Box::pin(async move {
+        let got = replica.allocate(request("n1", "theirs")).await.unwrap();
+        let _ = tx.send(got[0].address);
+    }));
+    let mine = us.allocate(request("n1", "mine")).await.unwrap()[0].address;
+    let theirs = rx.await.unwrap();
+    assert_ne!(mine, theirs);
+    assert!(
+        ours.conflicts.load(Ordering::SeqCst) >= 1,
+        "no conflict was provoked"
+    );
+
+    let report = us
+        .read(|m| crate::allocator::check(&m.state, None, &Settings::default(), unix_ms()))
+        .await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let ipamd = engine(store.clone()).await;
+    assert!(ipamd.put_pool(pool(), false).await.unwrap());
+    store.unavailable.store(3, Ordering::SeqCst);
+    let got = ipamd.allocate(request("n1", "h")).await.unwrap();
+    assert_eq!(got[0].address.to_string(), "10.1.0.0");
+    assert_eq!(store.unavailable.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn the_mirror_ignores_events_older_than_what_it_holds() {
+    let record = crate::model::Record::Pool(pool());
+    let key = record.key().to_key();
+    let put = |revision| KeyValue {
+        key: key.clone(),
+        value: record.encode(),
+        mod_revision: revision,
+    };
+    let mut mirror = Mirror::load(Snapshot {
+        revision: 1,
+        kvs: Vec::new(),
+    });
+    // Our own delete at 7, then the watch delivers the older put of 5.
+    mirror.committed_put(record.clone(), 5);
+    mirror.committed_delete(&record.key(), 7);
+    mirror.apply_events(5, vec![WatchEvent::Put(put(5))]);
+    assert!(mirror.state.pool("p").is_none(), "a deleted pool came back");
+    // A newer put is taken.
+    mirror.apply_events(9, vec![WatchEvent::Put(put(9))]);
+    assert_eq!(mirror.state.pool("p").map(|p| p.revision), Some(9));
+    // A conflict's current values win over what we held.
+    mirror.apply_current(vec![(key.clone(), None)]);
+    assert!(mirror.state.pool("p").is_none());
+    // An undecodable value is listed, keeps its revision, and is reported.
+    mirror.apply_events(
+        10,
+        vec![WatchEvent::Put(KeyValue {
+            key: key.clone(),
+            value: b"{not json".to_vec(),
+            mod_revision: 10,
+        })],
+    );
+    assert_eq!(mirror.revision_of(&record.key()), 10);
+    assert_eq!(mirror.unreadable().count(), 1);
+}
