@@ -182,7 +182,7 @@ impl<S: Store> Ipamd<S> {
         let (reply, answer) = oneshot::channel();
         self.inner
             .commands
-            .send(writer::Command { job, reply })
+            .send(writer::Command::new(job, reply))
             .await
             .map_err(|_| ServiceError::Stopping)?;
         answer.await.map_err(|_| ServiceError::Stopping)?
@@ -318,10 +318,7 @@ async fn sweep_forever(commands: mpsc::Sender<writer::Command>, period: Duration
     loop {
         tick.tick().await;
         let (reply, answer) = oneshot::channel();
-        let command = writer::Command {
-            job: Job::Sweep,
-            reply,
-        };
+        let command = writer::Command::new(Job::Sweep, reply);
         if commands.send(command).await.is_err() {
             return;
         }

@@ -23,6 +23,11 @@ struct Shared {
     conflicts: Arc<AtomicUsize>,
     /// The next this many transactions fail as unreachable.
     unavailable: Arc<AtomicUsize>,
+    /// When set, transactions wait here in pairs: two must be in flight at
+    /// once for either to proceed.
+    pairs: Arc<Mutex<Option<Arc<tokio::sync::Barrier>>>>,
+    /// Transactions begun (before waiting for a pair).
+    entered: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -33,6 +38,8 @@ impl Shared {
             txns: Arc::default(),
             conflicts: Arc::default(),
             unavailable: Arc::default(),
+            pairs: Arc::default(),
+            entered: Arc::default(),
         }
     }
 
@@ -44,6 +51,8 @@ impl Shared {
             txns: Arc::default(),
             conflicts: Arc::default(),
             unavailable: Arc::default(),
+            pairs: Arc::default(),
+            entered: Arc::default(),
         }
     }
 }
@@ -67,6 +76,11 @@ impl Store for Shared {
             let hook = this.hook.lock().unwrap().take();
             if let Some(hook) = hook {
                 hook.await;
+            }
+            this.entered.fetch_add(1, Ordering::SeqCst);
+            let pair = this.pairs.lock().unwrap().clone();
+            if let Some(pair) = pair {
+                pair.wait().await;
             }
             this.txns.fetch_add(1, Ordering::SeqCst);
             let failing = this.unavailable.load(Ordering::SeqCst);
@@ -151,6 +165,42 @@ async fn concurrent_allocations_share_transactions() {
     repeated.sort();
     assert_eq!(repeated, addresses);
     assert_eq!(store.txns.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_batch_commits_while_the_first_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let ipamd = engine(store.clone()).await;
+    assert!(ipamd.put_pool(pool(), false).await.unwrap());
+    ipamd.allocate(request("n1", "a0")).await.unwrap();
+    ipamd.allocate(request("n2", "b0")).await.unwrap();
+
+    // Each transaction now waits for a second one: only a writer that
+    // sends n2's batch while n1's is in flight gets through.
+    *store.pairs.lock().unwrap() = Some(Arc::new(tokio::sync::Barrier::new(2)));
+    let entered = store.entered.load(Ordering::SeqCst);
+    let first = tokio::spawn({
+        let ipamd = ipamd.clone();
+        async move { ipamd.allocate(request("n1", "a1")).await }
+    });
+    // n1's batch is in flight, held at the barrier.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.entered.load(Ordering::SeqCst) == entered {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n1's batch never reached the store"
+        );
+        tokio::task::yield_now().await;
+    }
+    let second = ipamd.allocate(request("n2", "b1"));
+    let both = futures_util::future::join(first, second);
+    let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+        .await
+        .expect("the second batch was not sent while the first was in flight");
+    let a = a.unwrap();
+    *store.pairs.lock().unwrap() = None;
+    assert_ne!(a.unwrap()[0].address, b.unwrap()[0].address);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,11 @@
 // them one after another against the mirror (each seeing the ones before
 // it), and commits the lot as one store transaction: one fsync (or one etcd
 // round) for many allocations, which is where the throughput comes from.
-// A conflict (another replica wrote a key we compared) undoes the batch,
-// refreshes the mirror from the values the store reported, and plans again.
+// While one batch commits, the next is planned and sent, from commands whose
+// keys the first does not touch (other nodes' pods): it never depends on the
+// first one's outcome, so the two commit independently. A conflict (another
+// replica wrote a key we compared) undoes the batch, refreshes the mirror
+// from the values the store reported, and plans those commands again.
 // Replies wait for the commit, so nobody hears of an allocation that is not
 // durable.
 
@@ -12,6 +15,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{RwLock, mpsc, oneshot, watch};
 
 use super::ServiceError;
@@ -27,8 +33,11 @@ const MAX_KEYS_PER_BATCH: usize = 100;
 /// How long one batch keeps retrying conflicts and an unreachable store
 /// before its callers get UNAVAILABLE (the CNI plugin then says "try again").
 const RETRY_DEADLINE: Duration = Duration::from_secs(10);
-/// Revision given to a key written by the batch being planned.
+/// Revision given to a key written by a batch not committed yet.
 const PENDING: Revision = Revision::MAX;
+/// Batches committing at once: the second is planned while the first waits
+/// for its fsync.
+const MAX_IN_FLIGHT: usize = 2;
 
 pub type Reply = oneshot::Sender<Result<Answer, ServiceError>>;
 
@@ -37,6 +46,36 @@ pub type Reply = oneshot::Sender<Result<Answer, ServiceError>>;
 pub struct Command {
     pub job: Job,
     pub reply: Reply,
+    /// Transactions it was part of that conflicted or failed.
+    attempts: u32,
+    /// When it was first planned: retries stop after RETRY_DEADLINE.
+    first_planned: Option<Instant>,
+}
+
+impl Command {
+    pub fn new(job: Job, reply: Reply) -> Self {
+        Command {
+            job,
+            reply,
+            attempts: 0,
+            first_planned: None,
+        }
+    }
+
+    /// Jobs that may touch many keys run only when no batch is in flight.
+    fn is_exclusive(&self) -> bool {
+        !matches!(self.job, Job::Allocate(_) | Job::Release(_))
+    }
+
+    /// The handle key an allocate or release reads, even when it writes
+    /// nothing (an idempotent repeat answers from it).
+    fn handle_key(&self) -> Option<String> {
+        match &self.job {
+            Job::Allocate(request) => Some(RecordKey::Handle(request.handle.clone()).to_key()),
+            Job::Release(handle) => Some(RecordKey::Handle(handle.clone()).to_key()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -87,102 +126,196 @@ pub struct WriterContext<S> {
     pub clock: fn() -> u64,
 }
 
-/// Runs until every sender of `commands` is gone.
+/// A batch sent to the store, waiting for its outcome.
+struct InFlight {
+    batch: Batch,
+    taken: Vec<(Command, Outcome)>,
+}
+
+type Commit<'a> = BoxFuture<'a, (u64, Result<TxnOutcome, StoreError>)>;
+
+/// Runs until every sender of `commands` is gone and all work is done.
 pub async fn run<S: Store>(ctx: WriterContext<S>, mut commands: mpsc::Receiver<Command>) {
     let mut queue: VecDeque<Command> = VecDeque::new();
+    let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
+    let mut commits: FuturesUnordered<Commit<'_>> = FuturesUnordered::new();
+    let mut next_id = 0u64;
+    let mut open = true;
     loop {
-        if queue.is_empty() {
-            match commands.recv().await {
-                Some(command) => queue.push_back(command),
-                None => return,
-            }
-        }
         while let Ok(command) = commands.try_recv() {
             queue.push_back(command);
         }
-        if let Some(Command {
-            job: Job::DeletePool(_),
-            ..
-        }) = queue.front()
-        {
-            if let Some(Command {
-                job: Job::DeletePool(name),
-                reply,
-            }) = queue.pop_front()
-            {
-                let result = delete_pool(&ctx, &name).await.map(Answer::Count);
-                drop(reply.send(result));
+        // Plan and send while there is room and something can go.
+        while in_flight.len() < MAX_IN_FLIGHT && !queue.is_empty() {
+            if matches!(queue.front().map(|c| &c.job), Some(Job::DeletePool(_))) {
+                if !in_flight.is_empty() {
+                    break;
+                }
+                if let Some(Command {
+                    job: Job::DeletePool(name),
+                    reply,
+                    ..
+                }) = queue.pop_front()
+                {
+                    let result = delete_pool(&ctx, &name).await.map(Answer::Count);
+                    drop(reply.send(result));
+                }
+                continue;
             }
-            continue;
+            let busy: HashSet<String> = in_flight
+                .values()
+                .flat_map(|f| f.batch.keys.keys().cloned())
+                .collect();
+            let Some((batch, taken)) = plan_batch(&ctx, &mut queue, busy).await else {
+                // Everything left waits for a batch in flight.
+                break;
+            };
+            if batch.keys.is_empty() {
+                // Nothing to write (idempotent repeats, errors): answer now.
+                answer_all(taken);
+                continue;
+            }
+            let (compares, ops) = batch.transaction();
+            let id = next_id;
+            next_id += 1;
+            let store = &ctx.store;
+            commits.push(Box::pin(
+                async move { (id, store.txn(compares, ops).await) },
+            ));
+            in_flight.insert(id, InFlight { batch, taken });
         }
-        run_batch(&ctx, &mut queue).await;
+        if !open && queue.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        tokio::select! {
+            Some((id, outcome)) = commits.next(), if !commits.is_empty() => {
+                if let Some(flight) = in_flight.remove(&id) {
+                    settle(&ctx, flight, outcome, &mut queue).await;
+                }
+            }
+            command = commands.recv(), if open => match command {
+                Some(command) => queue.push_back(command),
+                None => open = false,
+            },
+        }
     }
 }
 
-/// Plans and commits as many queued commands as fit one transaction.
-async fn run_batch<S: Store>(ctx: &WriterContext<S>, queue: &mut VecDeque<Command>) {
-    let started = Instant::now();
-    let mut attempt = 0u32;
+/// Takes queued commands into one batch, applying each plan to the mirror
+/// tentatively. Commands that touch a key of a batch in flight (`busy`), or
+/// a handle an earlier waiting command touches, stay queued in order; an
+/// exclusive job waits until nothing is in flight, and nothing passes it.
+/// None when nothing could be taken.
+async fn plan_batch<S: Store>(
+    ctx: &WriterContext<S>,
+    queue: &mut VecDeque<Command>,
+    mut busy: HashSet<String>,
+) -> Option<(Batch, Vec<(Command, Outcome)>)> {
     let mut mirror = ctx.mirror.write().await;
-    loop {
-        attempt += 1;
-        let now = (ctx.clock)();
-        let mut batch = Batch::default();
-        let mut taken = Vec::new();
-        while let Some(command) = queue.pop_front() {
-            if matches!(command.job, Job::DeletePool(_)) {
-                queue.push_front(command);
-                break;
-            }
-            if batch.keys.len() >= MAX_KEYS_PER_BATCH {
-                queue.push_front(command);
-                break;
-            }
-            let answer = plan_job(ctx, &mut mirror.state, &mut batch, &command.job, now);
-            taken.push((command, answer));
+    let now = (ctx.clock)();
+    let idle = busy.is_empty();
+    let mut batch = Batch::default();
+    let mut taken = Vec::new();
+    let mut waiting = VecDeque::new();
+    while let Some(mut command) = queue.pop_front() {
+        if matches!(command.job, Job::DeletePool(_)) || batch.keys.len() >= MAX_KEYS_PER_BATCH {
+            queue.push_front(command);
+            break;
         }
-        if batch.keys.is_empty() {
-            // Nothing to write (idempotent repeats, errors): answer now.
+        if command.is_exclusive() && !(idle && taken.is_empty()) {
+            // A barrier: what comes after it (an allocation from a pool
+            // being created) must not overtake it.
+            queue.push_front(command);
+            break;
+        }
+        let handle = command.handle_key();
+        if handle.as_ref().is_some_and(|h| busy.contains(h)) {
+            // Later commands of the same handle keep their order behind it.
+            busy.extend(handle);
+            waiting.push_back(command);
+            continue;
+        }
+        command.first_planned.get_or_insert_with(Instant::now);
+        match plan_job(ctx, &mut mirror.state, &mut batch, &busy, &command.job, now) {
+            Planned::Answer(outcome) => {
+                let exclusive = command.is_exclusive();
+                taken.push((command, outcome));
+                if exclusive {
+                    break;
+                }
+            }
+            Planned::Wait => {
+                busy.extend(handle);
+                waiting.push_back(command);
+            }
+        }
+    }
+    for command in waiting.into_iter().rev() {
+        queue.push_front(command);
+    }
+    (!taken.is_empty()).then_some((batch, taken))
+}
+
+/// Applies a batch's outcome: commit it into the mirror and answer, or undo
+/// it and queue its commands again (at the front, in order).
+async fn settle<S: Store>(
+    ctx: &WriterContext<S>,
+    flight: InFlight,
+    outcome: Result<TxnOutcome, StoreError>,
+    queue: &mut VecDeque<Command>,
+) {
+    let InFlight { batch, taken } = flight;
+    let mut mirror = ctx.mirror.write().await;
+    let error = match outcome {
+        Ok(TxnOutcome::Committed { revision }) => {
+            batch.commit(&mut mirror, revision);
+            drop(mirror);
+            ctx.changed.send_replace(revision);
             answer_all(taken);
             return;
         }
-        let (compares, ops) = batch.transaction();
-        let outcome = ctx.store.txn(compares, ops).await;
-        match outcome {
-            Ok(TxnOutcome::Committed { revision }) => {
-                batch.commit(&mut mirror, revision);
-                drop(mirror);
-                ctx.changed.send_replace(revision);
-                answer_all(taken);
-                return;
-            }
-            Ok(TxnOutcome::Conflict { current }) => {
-                batch.undo(&mut mirror.state);
-                mirror.apply_current(current);
-                tracing::debug!(attempt, "batch conflicted; planning again");
-            }
-            Err(error) => {
-                batch.undo(&mut mirror.state);
-                if !retryable(&error) || started.elapsed() > RETRY_DEADLINE {
-                    let error = ServiceError::from_store(&error);
-                    tracing::warn!(%error, attempt, "batch failed");
-                    fail_all(taken, &error);
-                    return;
-                }
-                tracing::warn!(%error, attempt, "store write failed; retrying");
-            }
+        Ok(TxnOutcome::Conflict { current }) => {
+            batch.undo(&mut mirror.state);
+            mirror.apply_current(current);
+            None
         }
-        if started.elapsed() > RETRY_DEADLINE {
-            fail_all(taken, &ServiceError::Contended { attempts: attempt });
-            return;
+        Err(error) => {
+            batch.undo(&mut mirror.state);
+            Some(error)
         }
-        // Plan again from the same commands; let the other writer finish.
-        for (command, _) in taken.into_iter().rev() {
-            queue.push_front(command);
+    };
+    drop(mirror);
+    let mut attempts = 0;
+    for (mut command, _) in taken.into_iter().rev() {
+        command.attempts += 1;
+        attempts = attempts.max(command.attempts);
+        let expired = command
+            .first_planned
+            .is_some_and(|t| t.elapsed() > RETRY_DEADLINE);
+        let failure = match &error {
+            Some(e) if !retryable(e) => Some(ServiceError::from_store(e)),
+            Some(e) if expired => Some(ServiceError::from_store(e)),
+            None if expired => Some(ServiceError::Contended {
+                attempts: command.attempts,
+            }),
+            _ => None,
+        };
+        match failure {
+            Some(failure) => {
+                tracing::warn!(error = %failure, "giving up on a command");
+                drop(command.reply.send(Err(failure)));
+            }
+            None => queue.push_front(command),
         }
-        drop(mirror);
-        tokio::time::sleep(backoff(attempt)).await;
-        mirror = ctx.mirror.write().await;
+    }
+    match &error {
+        Some(error) => tracing::warn!(%error, attempts, "store write failed; retrying"),
+        None => tracing::debug!(attempts, "batch conflicted; planning again"),
+    }
+    // Let the other writer finish (or the store come back). A first
+    // conflict is retried at once: the mirror already holds the new values.
+    if error.is_some() || attempts > 1 {
+        tokio::time::sleep(backoff(attempts)).await;
     }
 }
 
@@ -195,15 +328,67 @@ fn answer_all(taken: Vec<(Command, Outcome)>) {
     }
 }
 
-fn fail_all(taken: Vec<(Command, Outcome)>, error: &ServiceError) {
-    for (command, _) in taken {
-        drop(command.reply.send(Err(error.clone())));
-    }
+/// What planning a job gave.
+enum Planned {
+    /// Part of the batch; answered once the batch is durable.
+    Answer(Outcome),
+    /// Its plan touches a key of a batch in flight: plan it again later.
+    Wait,
 }
 
-/// Plans `job` on top of the batch so far; its answer is sent once the batch
-/// is durable.
+/// Plans `job` on top of the batch so far, unless its plan touches a key in
+/// `busy`.
 fn plan_job<S>(
+    ctx: &WriterContext<S>,
+    state: &mut State,
+    batch: &mut Batch,
+    busy: &HashSet<String>,
+    job: &Job,
+    now: u64,
+) -> Planned {
+    if let Job::Allocate(request) = job {
+        let labels = ctx.nodes.labels(&request.node);
+        return match allocator::plan_allocate(state, request, &labels, &ctx.settings, now) {
+            Ok(AllocateOutcome::Existing(addresses)) => {
+                Planned::Answer(Ok(Answer::Allocated(addresses)))
+            }
+            Ok(AllocateOutcome::Plan { plan, allocated }) => {
+                if touches(&plan, busy) {
+                    return Planned::Wait;
+                }
+                batch.add(state, plan);
+                Planned::Answer(Ok(Answer::Allocated(allocated)))
+            }
+            Err(e) => Planned::Answer(Err(ServiceError::Alloc(e))),
+        };
+    }
+    if let Job::Release(handle) = job {
+        let released = match allocator::plan_release(state, handle, &ctx.settings, now) {
+            Some((plan, _)) if touches(&plan, busy) => return Planned::Wait,
+            Some((plan, addresses)) => {
+                batch.add(state, plan);
+                addresses
+            }
+            None => Vec::new(),
+        };
+        return Planned::Answer(Ok(Answer::Released(released)));
+    }
+    // The rest run only when nothing is in flight (busy is empty).
+    Planned::Answer(plan_exclusive(ctx, state, batch, job, now))
+}
+
+fn touches(plan: &Plan, busy: &HashSet<String>) -> bool {
+    !busy.is_empty()
+        && plan
+            .compares
+            .iter()
+            .map(|(key, _)| key)
+            .chain(plan.writes.iter().map(|(key, _)| key))
+            .any(|key| busy.contains(&key.to_key()))
+}
+
+/// Plans a job that may touch many keys (GC, sweep, pools).
+fn plan_exclusive<S>(
     ctx: &WriterContext<S>,
     state: &mut State,
     batch: &mut Batch,
@@ -211,26 +396,6 @@ fn plan_job<S>(
     now: u64,
 ) -> Outcome {
     match job {
-        Job::Allocate(request) => {
-            let labels = ctx.nodes.labels(&request.node);
-            match allocator::plan_allocate(state, request, &labels, &ctx.settings, now)? {
-                AllocateOutcome::Existing(addresses) => Ok(Answer::Allocated(addresses)),
-                AllocateOutcome::Plan { plan, allocated } => {
-                    batch.add(state, plan);
-                    Ok(Answer::Allocated(allocated))
-                }
-            }
-        }
-        Job::Release(handle) => {
-            let released = match allocator::plan_release(state, handle, &ctx.settings, now) {
-                Some((plan, addresses)) => {
-                    batch.add(state, plan);
-                    addresses
-                }
-                None => Vec::new(),
-            };
-            Ok(Answer::Released(released))
-        }
         Job::GarbageCollect { node, valid } => {
             let mut handles = Vec::new();
             let mut addresses = 0;
@@ -288,8 +453,9 @@ fn plan_job<S>(
                 None => Ok(Answer::Changed(false)),
             }
         }
-        // Never planned in a batch (run takes it alone).
-        Job::DeletePool(_) => Ok(Answer::Count(0)),
+        // Allocate and release are planned by plan_job; pool deletion runs
+        // alone (see run).
+        Job::Allocate(_) | Job::Release(_) | Job::DeletePool(_) => Ok(Answer::Count(0)),
     }
 }
 
