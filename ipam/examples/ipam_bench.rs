@@ -243,5 +243,6 @@ fn load(clients: usize, cycles: usize) -> LoadConfig {
         keep: 1,
         run_id: format!("bench{clients}"),
         stop_on_error: false,
+        pool: None,
     }
 }

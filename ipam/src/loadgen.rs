@@ -28,6 +28,8 @@ pub struct LoadConfig {
     pub run_id: String,
     /// Stop at the first error instead of counting it.
     pub stop_on_error: bool,
+    /// Pool to allocate from (a hint), or any.
+    pub pool: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -63,17 +65,22 @@ impl LoadReport {
 /// Who holds which address, as acknowledged by ipamd.
 type Holders = Arc<Mutex<HashMap<IpAddr, String>>>;
 
-/// Runs the load; client `i` talks to `channels[i % len]`.
+/// Runs the load; client `i` allocates through `channels[i % len]` and
+/// releases through the next channel, so with several replicas a pod's
+/// ADD and DEL reach different ones.
 pub async fn run(channels: &[Channel], config: &LoadConfig) -> LoadReport {
     let holders: Holders = Arc::default();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..config.clients {
-        let channel = channels[client % channels.len().max(1)].clone();
+        let count = channels.len().max(1);
+        let channel = channels[client % count].clone();
+        let release_channel = channels[(client + 1) % count].clone();
         let config = config.clone();
         let holders = holders.clone();
         tasks.push(tokio::spawn(async move {
-            run_client(IpamClient::new(channel), client, &config, &holders).await
+            let clients = (IpamClient::new(channel), IpamClient::new(release_channel));
+            run_client(clients, client, &config, &holders).await
         }));
     }
     let mut report = LoadReport::default();
@@ -97,7 +104,7 @@ pub async fn run(channels: &[Channel], config: &LoadConfig) -> LoadReport {
 }
 
 async fn run_client(
-    mut client: IpamClient<Channel>,
+    (mut client, mut releaser): (IpamClient<Channel>, IpamClient<Channel>),
     index: usize,
     config: &LoadConfig,
     holders: &Holders,
@@ -113,6 +120,7 @@ async fn run_client(
             pod_namespace: "load".into(),
             pod_name: format!("pod-{index}-{cycle}"),
             families: vec![AddressFamily::Ipv4.into()],
+            pools: config.pool.iter().cloned().collect(),
             ..Default::default()
         };
         let sent = Instant::now();
@@ -152,20 +160,20 @@ async fn run_client(
         // Release all but the newest `keep`.
         while live.len() > config.keep {
             let (old, address) = live.remove(0);
-            let released = client
+            // No longer ours from the moment we ask: once the release
+            // commits, another pod may get the address at once.
+            if let Ok(mut held) = holders.lock()
+                && held.get(&address) == Some(&old)
+            {
+                held.remove(&address);
+            }
+            let released = releaser
                 .release(ReleaseRequest {
                     handle: old.clone(),
                 })
                 .await;
             match released {
-                Ok(_) => {
-                    report.releases += 1;
-                    if let Ok(mut held) = holders.lock()
-                        && held.get(&address) == Some(&old)
-                    {
-                        held.remove(&address);
-                    }
-                }
+                Ok(_) => report.releases += 1,
                 Err(status) => {
                     report
                         .errors

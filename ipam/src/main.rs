@@ -149,8 +149,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(podroute_proto::IPAMD_SOCKET));
     let unix = Server::builder().add_service(IpamApi::new(ipamd.clone()).into_server());
     let admin = daemon::serve_admin_until_stopped(podroute_ipam::DAEMON_NAME, &socket, unix);
+    let failed = ipamd.clone();
+    let failed = async move { failed.failed().await };
     match args.listen {
-        None => admin.await?,
+        None => tokio::select! {
+            served = admin => served?,
+            reason = failed => anyhow::bail!("stopping: {reason}"),
+        },
         Some(address) => {
             let mut builder = Server::builder();
             if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -168,6 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tokio::select! {
                 served = admin => served?,
                 served = tcp.serve_with_incoming(incoming) => served.context("TCP server failed")?,
+                reason = failed => anyhow::bail!("stopping: {reason}"),
             }
         }
     }
@@ -210,6 +216,17 @@ fn tls_config(
 
 async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Result<()> {
     let manifests = manifests::load(path)?;
+    // Every pool is checked before any is applied, so a bad file changes
+    // nothing (overlaps with pools already stored are refused on apply).
+    for pool in &manifests.pools {
+        let others: Vec<_> = manifests
+            .pools
+            .iter()
+            .filter(|p| p.name() != pool.name())
+            .collect();
+        podroute_ipam::model::validate_pool(pool, &others)
+            .with_context(|| format!("{}: IPPool {:?}", path.display(), pool.name()))?;
+    }
     if let Some(nodes) = manifests.nodes {
         tracing::info!(nodes = nodes.len(), "node list loaded");
         ipamd.nodes().set(nodes);

@@ -48,6 +48,8 @@ impl From<ServiceError> for Status {
             | ServiceError::Contended { .. }
             | ServiceError::Stopping => return Status::unavailable(message),
             ServiceError::Store(_) => return Status::internal(message),
+            ServiceError::Denied(_) => return Status::permission_denied(message),
+            ServiceError::Unreadable(_) => return Status::failed_precondition(message),
         };
         match class {
             ErrorClass::InvalidArgument => Status::invalid_argument(message),
@@ -97,16 +99,12 @@ impl<S: Store> Ipam for IpamApi<S> {
         if handle.is_empty() {
             return Err(Status::invalid_argument("handle is empty"));
         }
-        if caller != Caller::Admin {
-            let owner = self
-                .ipamd
-                .read(|m| m.state.handle(&handle).map(|h| h.value.node.clone()))
-                .await;
-            if let Some(owner) = owner {
-                caller.may_act_for(&owner)?;
-            }
-        }
-        let addresses = self.ipamd.release(&handle).await?;
+        // The owner is checked by the writer, against the state it plans on.
+        let as_node = match &caller {
+            Caller::Admin => None,
+            Caller::Node(node) => Some(node.as_str()),
+        };
+        let addresses = self.ipamd.release_as(&handle, as_node).await?;
         Ok(Response::new(pb::ReleaseResponse {
             released: count(addresses.len()),
             addresses: addresses.iter().map(IpAddr::to_string).collect(),
@@ -305,7 +303,22 @@ fn parse_ip(text: &str) -> Result<IpAddr, Status> {
         .map_err(|_| Status::invalid_argument(format!("{text:?} is not an IP address")))
 }
 
+/// Longest pod namespace or name stored with an allocation: Kubernetes'
+/// own limits (63 for a namespace, 253 for a name), so a record stays small.
+const MAX_NAMESPACE: usize = 63;
+const MAX_POD_NAME: usize = 253;
+
 fn allocate_request(request: pb::AllocateRequest) -> Result<AllocateRequest, Status> {
+    if request.pod_namespace.len() > MAX_NAMESPACE || request.pod_name.len() > MAX_POD_NAME {
+        return Err(Status::invalid_argument(format!(
+            "pod namespace or name too long (at most {MAX_NAMESPACE} and {MAX_POD_NAME} characters)"
+        )));
+    }
+    if request.addresses.len() > 2 || request.pools.len() > 64 {
+        return Err(Status::invalid_argument(
+            "at most one address per family and 64 pools may be asked for",
+        ));
+    }
     let mut families = Vec::new();
     for family in &request.families {
         match AddressFamily::try_from(*family) {

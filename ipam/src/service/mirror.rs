@@ -10,8 +10,15 @@ use std::collections::HashMap;
 use crate::model::{Record, RecordKey, State};
 use crate::store::{KeyValue, Revision, Snapshot, WatchEvent};
 
+/// Revision of a key written by a batch not committed yet.
+pub const PENDING: Revision = Revision::MAX;
+
 #[derive(Debug, Default)]
 pub struct Mirror {
+    /// Watch events for keys a batch in flight holds at PENDING, replayed
+    /// once that batch commits or is undone (so a newer value another
+    /// replica wrote is not lost under ours).
+    held: HashMap<String, WatchEvent>,
     pub state: State,
     /// Deleted keys and the revision they were deleted at, until the watch
     /// has passed that revision.
@@ -107,7 +114,43 @@ impl Mirror {
         .unwrap_or(0)
     }
 
+    /// Held events, for `replay` after a batch settled.
+    pub fn take_held(&mut self) -> Vec<WatchEvent> {
+        self.held.drain().map(|(_, event)| event).collect()
+    }
+
+    pub fn replay(&mut self, events: Vec<WatchEvent>) {
+        for event in events {
+            match event {
+                WatchEvent::Put(kv) => self.put(kv),
+                WatchEvent::Delete { key, mod_revision } => self.delete(&key, mod_revision),
+            }
+        }
+    }
+
+    fn is_pending(&self, key: &str) -> bool {
+        RecordKey::parse(key).is_some_and(|parsed| self.revision_of(&parsed) == PENDING)
+    }
+
+    fn hold(&mut self, event: WatchEvent) {
+        let key = match &event {
+            WatchEvent::Put(kv) => kv.key.clone(),
+            WatchEvent::Delete { key, .. } => key.clone(),
+        };
+        let newer = self
+            .held
+            .get(&key)
+            .is_none_or(|held| held_revision(held) < held_revision(&event));
+        if newer {
+            self.held.insert(key, event);
+        }
+    }
+
     fn put(&mut self, kv: KeyValue) {
+        if self.is_pending(&kv.key) {
+            self.hold(WatchEvent::Put(kv));
+            return;
+        }
         if let Some(&deleted_at) = self.tombstones.get(&kv.key) {
             if kv.mod_revision <= deleted_at {
                 return;
@@ -133,6 +176,13 @@ impl Mirror {
     }
 
     fn delete(&mut self, key: &str, mod_revision: Revision) {
+        if self.is_pending(key) {
+            self.hold(WatchEvent::Delete {
+                key: key.to_owned(),
+                mod_revision,
+            });
+            return;
+        }
         if let Some(parsed) = RecordKey::parse(key) {
             if self.revision_of(&parsed) > mod_revision {
                 return;
@@ -143,5 +193,12 @@ impl Mirror {
         if mod_revision > self.watched {
             self.tombstones.insert(key.to_owned(), mod_revision);
         }
+    }
+}
+
+fn held_revision(event: &WatchEvent) -> Revision {
+    match event {
+        WatchEvent::Put(kv) => kv.mod_revision,
+        WatchEvent::Delete { mod_revision, .. } => *mod_revision,
     }
 }

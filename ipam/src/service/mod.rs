@@ -51,6 +51,12 @@ pub enum ServiceError {
     Contended { attempts: u32 },
     #[error("ipamd is stopping")]
     Stopping,
+    #[error("permission denied: {0}")]
+    Denied(String),
+    #[error(
+        "the stored record {0} does not decode; `podctl ipam check` lists it, and it must be repaired or removed in the store"
+    )]
+    Unreadable(String),
 }
 
 impl ServiceError {
@@ -91,6 +97,7 @@ struct Inner<S> {
     settings: Settings,
     commands: mpsc::Sender<writer::Command>,
     changed: watch::Receiver<Revision>,
+    fatal: watch::Receiver<Option<String>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -125,12 +132,15 @@ impl<S: Store> Ipamd<S> {
         let mirror = Arc::new(RwLock::new(mirror));
         let (changed_tx, changed) = watch::channel(revision);
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+        let (fatal_tx, fatal) = watch::channel(None);
         let context = writer::WriterContext {
             store: store.clone(),
             mirror: mirror.clone(),
             nodes: nodes.clone(),
             settings: settings.clone(),
             changed: changed_tx.clone(),
+            verify_reads: store.has_other_writers(),
+            fatal: fatal_tx,
             clock: unix_ms,
         };
         let mut tasks = vec![tokio::spawn(writer::run(context, queue))];
@@ -150,6 +160,7 @@ impl<S: Store> Ipamd<S> {
                 settings,
                 commands,
                 changed,
+                fatal,
                 tasks,
             }),
         })
@@ -170,6 +181,20 @@ impl<S: Store> Ipamd<S> {
     /// Store revision of the last change seen; changes on every write.
     pub fn changes(&self) -> watch::Receiver<Revision> {
         self.inner.changed.clone()
+    }
+
+    /// Resolves with the reason when the store can no longer be written;
+    /// the daemon then exits so its supervisor restarts it.
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.inner.fatal.clone();
+        loop {
+            if let Some(reason) = fatal.borrow_and_update().clone() {
+                return reason;
+            }
+            if fatal.changed().await.is_err() {
+                return "the IPAM engine stopped".to_owned();
+            }
+        }
     }
 
     /// Runs `read` against the mirror.
@@ -196,7 +221,20 @@ impl<S: Store> Ipamd<S> {
     }
 
     pub async fn release(&self, handle: &str) -> Result<Vec<IpAddr>, ServiceError> {
-        match self.submit(Job::Release(handle.to_owned())).await? {
+        self.release_as(handle, None).await
+    }
+
+    /// Releases `handle` only if it is `node`'s (None: any node's).
+    pub async fn release_as(
+        &self,
+        handle: &str,
+        node: Option<&str>,
+    ) -> Result<Vec<IpAddr>, ServiceError> {
+        let job = Job::Release {
+            handle: handle.to_owned(),
+            as_node: node.map(str::to_owned),
+        };
+        match self.submit(job).await? {
             Answer::Released(addresses) => Ok(addresses),
             other => Err(unexpected(&other)),
         }
@@ -209,12 +247,14 @@ impl<S: Store> Ipamd<S> {
         node: &str,
         valid: &HashSet<String>,
     ) -> Result<(Vec<String>, usize), ServiceError> {
+        let since_ms = unix_ms();
         let mut released = Vec::new();
         let mut addresses = 0;
         loop {
             let job = Job::GarbageCollect {
                 node: node.to_owned(),
                 valid: valid.clone(),
+                since_ms,
             };
             match self.submit(job).await? {
                 Answer::Collected {
@@ -283,7 +323,7 @@ async fn follow_store<S: Store>(
                     match message {
                         WatchMessage::Events { revision, events } => {
                             mirror.write().await.apply_events(revision, events);
-                            changed.send_replace(revision);
+                            writer::advance(&changed, revision);
                         }
                         WatchMessage::Resync => break,
                     }
@@ -297,7 +337,8 @@ async fn follow_store<S: Store>(
                 Ok(snapshot) => {
                     let revision = snapshot.revision;
                     *mirror.write().await = Mirror::load(snapshot);
-                    changed.send_replace(revision);
+                    writer::advance(&changed, revision);
+                    changed.send_modify(|_| {});
                     tracing::info!(revision, "reloaded the store after a broken watch");
                     break;
                 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::BoxFuture;
 
 use super::*;
-use crate::model::{IpPool, IpPoolSpec};
+use crate::model::{IpPool, IpPoolSpec, RecordKey};
 use crate::store::{
     Compare, EmbeddedStore, KeyValue, Op, Snapshot, TxnOutcome, WatchEvent, WatchStream,
 };
@@ -28,6 +28,8 @@ struct Shared {
     pairs: Arc<Mutex<Option<Arc<tokio::sync::Barrier>>>>,
     /// Transactions begun (before waiting for a pair).
     entered: Arc<AtomicUsize>,
+    /// Whether engines must confirm what they read from their mirror.
+    other_writers: bool,
 }
 
 impl Shared {
@@ -40,12 +42,20 @@ impl Shared {
             unavailable: Arc::default(),
             pairs: Arc::default(),
             entered: Arc::default(),
+            other_writers: false,
         }
     }
 
     /// The same store for another engine, with counters of its own.
+    /// This store as one of several replicas' (they confirm reads).
+    fn with_other_writers(mut self) -> Shared {
+        self.other_writers = true;
+        self
+    }
+
     fn replica(&self) -> Shared {
         Shared {
+            other_writers: true,
             inner: self.inner.clone(),
             hook: Arc::default(),
             txns: Arc::default(),
@@ -106,6 +116,10 @@ impl Store for Shared {
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn has_other_writers(&self) -> bool {
+        self.other_writers
     }
 }
 
@@ -206,7 +220,7 @@ async fn a_second_batch_commits_while_the_first_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_writing_first_makes_us_plan_again() {
     let dir = tempfile::tempdir().unwrap();
-    let ours = Shared::new(dir.path());
+    let ours = Shared::new(dir.path()).with_other_writers();
     let theirs = ours.replica();
     let us = engine(ours.clone()).await;
     let them = engine(theirs).await;
@@ -288,4 +302,27 @@ fn the_mirror_ignores_events_older_than_what_it_holds() {
     );
     assert_eq!(mirror.revision_of(&record.key()), 10);
     assert_eq!(mirror.unreadable().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_handle_is_refused_and_stalls_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let garbage = Op::Put {
+        key: RecordKey::Handle("broken".to_owned()).to_key(),
+        value: b"{not json".to_vec(),
+    };
+    store.inner.txn(Vec::new(), vec![garbage]).await.unwrap();
+    let ipamd = engine(store.clone()).await;
+    assert!(ipamd.put_pool(pool(), false).await.unwrap());
+
+    let refused = ipamd.allocate(request("n1", "broken")).await.unwrap_err();
+    assert!(matches!(refused, ServiceError::Unreadable(_)), "{refused}");
+    assert!(refused.to_string().contains("handles/broken"), "{refused}");
+    let refused = ipamd.release("broken").await.unwrap_err();
+    assert!(matches!(refused, ServiceError::Unreadable(_)), "{refused}");
+    // Everyone else goes on, at once.
+    let fine = ipamd.allocate(request("n1", "fine")).await.unwrap();
+    assert_eq!(fine[0].address.to_string(), "10.1.0.0");
+    assert_eq!(store.conflicts.load(Ordering::SeqCst), 0);
 }

@@ -21,7 +21,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{RwLock, mpsc, oneshot, watch};
 
 use super::ServiceError;
-use super::mirror::Mirror;
+use super::mirror::{Mirror, PENDING};
 use super::nodes::NodeDirectory;
 use crate::allocator::{self, AllocateOutcome, AllocateRequest, Allocated, Plan, Settings};
 use crate::model::{IpPool, Record, RecordKey, State};
@@ -33,8 +33,6 @@ const MAX_KEYS_PER_BATCH: usize = 100;
 /// How long one batch keeps retrying conflicts and an unreachable store
 /// before its callers get UNAVAILABLE (the CNI plugin then says "try again").
 const RETRY_DEADLINE: Duration = Duration::from_secs(10);
-/// Revision given to a key written by a batch not committed yet.
-const PENDING: Revision = Revision::MAX;
 /// Batches committing at once: the second is planned while the first waits
 /// for its fsync.
 const MAX_IN_FLIGHT: usize = 2;
@@ -64,7 +62,7 @@ impl Command {
 
     /// Jobs that may touch many keys run only when no batch is in flight.
     fn is_exclusive(&self) -> bool {
-        !matches!(self.job, Job::Allocate(_) | Job::Release(_))
+        !matches!(self.job, Job::Allocate(_) | Job::Release { .. })
     }
 
     /// The handle key an allocate or release reads, even when it writes
@@ -72,7 +70,7 @@ impl Command {
     fn handle_key(&self) -> Option<String> {
         match &self.job {
             Job::Allocate(request) => Some(RecordKey::Handle(request.handle.clone()).to_key()),
-            Job::Release(handle) => Some(RecordKey::Handle(handle.clone()).to_key()),
+            Job::Release { handle, .. } => Some(RecordKey::Handle(handle.clone()).to_key()),
             _ => None,
         }
     }
@@ -81,11 +79,19 @@ impl Command {
 #[derive(Debug, Clone)]
 pub enum Job {
     Allocate(AllocateRequest),
-    Release(String),
-    /// Release every allocation of `node` whose handle is not in `valid`.
+    /// Release `handle`; with `as_node`, only if the handle is that node's
+    /// (a node certificate's call).
+    Release {
+        handle: String,
+        as_node: Option<String>,
+    },
+    /// Release every allocation of `node` whose handle is not in `valid`,
+    /// except handles created at or after `since_ms` (when the request
+    /// arrived: a pod being added meanwhile is not garbage).
     GarbageCollect {
         node: String,
         valid: HashSet<String>,
+        since_ms: u64,
     },
     /// Return empty blocks past their grace period to their pools.
     Sweep,
@@ -123,6 +129,11 @@ pub struct WriterContext<S> {
     pub settings: Settings,
     /// Told the store revision after every commit, so node watchers look.
     pub changed: watch::Sender<Revision>,
+    /// Confirm answers read from the mirror (an idempotent repeat, an
+    /// unknown handle) with a transaction: other replicas write too.
+    pub verify_reads: bool,
+    /// Set when the store can no longer be written (the daemon must stop).
+    pub fatal: watch::Sender<Option<String>>,
     pub clock: fn() -> u64,
 }
 
@@ -269,8 +280,10 @@ async fn settle<S: Store>(
     let error = match outcome {
         Ok(TxnOutcome::Committed { revision }) => {
             batch.commit(&mut mirror, revision);
+            let held = mirror.take_held();
+            mirror.replay(held);
             drop(mirror);
-            ctx.changed.send_replace(revision);
+            advance(&ctx.changed, revision);
             answer_all(taken);
             return;
         }
@@ -284,7 +297,17 @@ async fn settle<S: Store>(
             Some(error)
         }
     };
+    let pending = mirror.take_held();
+    mirror.replay(pending);
     drop(mirror);
+    // Readers (node views) saw the undone writes: let them look again.
+    ctx.changed.send_modify(|_| {});
+    if let Some(error) = &error
+        && is_fatal(error)
+    {
+        tracing::error!(%error, "the store can no longer be written");
+        ctx.fatal.send_replace(Some(error.to_string()));
+    }
     let mut attempts = 0;
     for (mut command, _) in taken.into_iter().rev() {
         command.attempts += 1;
@@ -347,14 +370,25 @@ fn plan_job<S>(
     now: u64,
 ) -> Planned {
     if let Job::Allocate(request) = job {
+        let handle = RecordKey::Handle(request.handle.clone());
+        if state.is_unreadable(&handle) {
+            return Planned::Answer(Err(ServiceError::Unreadable(handle.to_key())));
+        }
         let labels = ctx.nodes.labels(&request.node);
         return match allocator::plan_allocate(state, request, &labels, &ctx.settings, now) {
             Ok(AllocateOutcome::Existing(addresses)) => {
+                if ctx.verify_reads {
+                    let revision = state.handle(&request.handle).map_or(0, |h| h.revision);
+                    batch.touch(&handle, revision);
+                }
                 Planned::Answer(Ok(Answer::Allocated(addresses)))
             }
             Ok(AllocateOutcome::Plan { plan, allocated }) => {
                 if touches(&plan, busy) {
                     return Planned::Wait;
+                }
+                if let Some(key) = unreadable_in(&plan, state) {
+                    return Planned::Answer(Err(ServiceError::Unreadable(key)));
                 }
                 batch.add(state, plan);
                 Planned::Answer(Ok(Answer::Allocated(allocated)))
@@ -362,19 +396,51 @@ fn plan_job<S>(
             Err(e) => Planned::Answer(Err(ServiceError::Alloc(e))),
         };
     }
-    if let Job::Release(handle) = job {
+    if let Job::Release { handle, as_node } = job {
+        let key = RecordKey::Handle(handle.clone());
+        if state.is_unreadable(&key) {
+            return Planned::Answer(Err(ServiceError::Unreadable(key.to_key())));
+        }
+        if let (Some(node), Some(record)) = (as_node, state.handle(handle))
+            && &record.value.node != node
+        {
+            return Planned::Answer(Err(ServiceError::Denied(format!(
+                "handle {handle:?} belongs to node {:?}, not {node:?}",
+                record.value.node
+            ))));
+        }
         let released = match allocator::plan_release(state, handle, &ctx.settings, now) {
             Some((plan, _)) if touches(&plan, busy) => return Planned::Wait,
             Some((plan, addresses)) => {
+                if let Some(key) = unreadable_in(&plan, state) {
+                    return Planned::Answer(Err(ServiceError::Unreadable(key)));
+                }
                 batch.add(state, plan);
                 addresses
             }
-            None => Vec::new(),
+            None => {
+                if ctx.verify_reads {
+                    // Unknown here; make sure it is unknown in the store.
+                    batch.touch(&key, 0);
+                }
+                Vec::new()
+            }
         };
         return Planned::Answer(Ok(Answer::Released(released)));
     }
     // The rest run only when nothing is in flight (busy is empty).
     Planned::Answer(plan_exclusive(ctx, state, batch, job, now))
+}
+
+/// A key of `plan` whose stored value does not decode: writing it would
+/// conflict forever (the mirror cannot say what is there).
+fn unreadable_in(plan: &Plan, state: &State) -> Option<String> {
+    plan.compares
+        .iter()
+        .map(|(key, _)| key)
+        .chain(plan.writes.iter().map(|(key, _)| key))
+        .find(|key| state.is_unreadable(key))
+        .map(RecordKey::to_key)
 }
 
 fn touches(plan: &Plan, busy: &HashSet<String>) -> bool {
@@ -396,7 +462,20 @@ fn plan_exclusive<S>(
     now: u64,
 ) -> Outcome {
     match job {
-        Job::GarbageCollect { node, valid } => {
+        Job::GarbageCollect {
+            node,
+            valid,
+            since_ms,
+        } => {
+            // Handles made since the request arrived count as valid.
+            let mut valid = valid.clone();
+            valid.extend(
+                state
+                    .handles_of_node(node)
+                    .filter(|h| h.value.created_at_ms >= *since_ms)
+                    .map(|h| h.value.handle.clone()),
+            );
+            let valid = &valid;
             let mut handles = Vec::new();
             let mut addresses = 0;
             let mut more = false;
@@ -455,7 +534,7 @@ fn plan_exclusive<S>(
         }
         // Allocate and release are planned by plan_job; pool deletion runs
         // alone (see run).
-        Job::Allocate(_) | Job::Release(_) | Job::DeletePool(_) => Ok(Answer::Count(0)),
+        Job::Allocate(_) | Job::Release { .. } | Job::DeletePool(_) => Ok(Answer::Count(0)),
     }
 }
 
@@ -482,7 +561,7 @@ async fn delete_pool<S: Store>(ctx: &WriterContext<S>, name: &str) -> Result<usi
             match ctx.store.txn(compares, ops).await {
                 Ok(TxnOutcome::Committed { revision }) => {
                     batch.commit(&mut mirror, revision);
-                    ctx.changed.send_replace(revision);
+                    advance(&ctx.changed, revision);
                 }
                 Ok(TxnOutcome::Conflict { current }) => {
                     batch.undo(&mut mirror.state);
@@ -508,6 +587,28 @@ async fn delete_pool<S: Store>(ctx: &WriterContext<S>, name: &str) -> Result<usi
         }
         tokio::time::sleep(backoff(attempt)).await;
     }
+}
+
+/// Raises the revision watchers see, never lowers it (our commits and the
+/// store watch report revisions in either order).
+pub fn advance(changed: &watch::Sender<Revision>, revision: Revision) {
+    changed.send_if_modified(|seen| {
+        if revision > *seen {
+            *seen = revision;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// A store that failed like this will not take writes again without a
+/// restart (the embedded writer stops after a failed commit).
+fn is_fatal(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Closed | StoreError::Io { .. } | StoreError::Corrupt { .. }
+    )
 }
 
 fn retryable(error: &StoreError) -> bool {
@@ -559,6 +660,7 @@ impl Batch {
         }
     }
 
+    /// Adds `key` to the batch; a key not written is only compared.
     fn touch(&mut self, key: &RecordKey, revision: Revision) {
         let text = key.to_key();
         // A key first seen by this batch compares its stored revision; one

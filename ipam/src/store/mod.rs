@@ -160,6 +160,13 @@ pub trait Store: Send + Sync + 'static {
     /// For logs and podctl: "embedded /var/lib/podroute/ipam/ipam.redb",
     /// "etcd http://127.0.0.1:2379".
     fn describe(&self) -> String;
+
+    /// Whether other processes may write to this store (etcd, shared by
+    /// replicas). When they may, an answer read from one's own copy of the
+    /// data is confirmed by a transaction comparing what it read.
+    fn has_other_writers(&self) -> bool {
+        true
+    }
 }
 
 /// Enum dispatch so the daemon picks a store at run time.
@@ -195,6 +202,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Embedded(s) => s.watch(prefix, after).await,
             AnyStore::Etcd(s) => s.watch(prefix, after).await,
+        }
+    }
+
+    fn has_other_writers(&self) -> bool {
+        match self {
+            AnyStore::Embedded(s) => s.has_other_writers(),
+            AnyStore::Etcd(s) => s.has_other_writers(),
         }
     }
 

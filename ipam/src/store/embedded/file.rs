@@ -60,6 +60,15 @@ impl File {
             .map_err(|e| redb_error(&path, e))?;
         let file = File { db, path };
         file.init_meta()?;
+        // A new file's directory entry must be durable too, or a power cut
+        // soon after the first start could lose the file, and the next start
+        // would begin again from an empty store.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let (kvs, revision) = file.load()?;
         Ok(Loaded {
             file,

@@ -111,6 +111,11 @@ impl Store for EmbeddedStore {
         Ok(state.watch(prefix, after))
     }
 
+    /// The file is locked by this process: ipamd is its only writer.
+    fn has_other_writers(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         format!("embedded {}", self.path.display())
     }
