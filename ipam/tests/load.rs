@@ -188,26 +188,7 @@ async fn kill_9_in_the_middle_of_a_load_loses_nothing_acknowledged() {
 
     ipamd.restart().await;
     let mut client = ipamd.client().await;
-    assert!(report.duplicates.is_empty(), "{:?}", report.duplicates);
-    for (handle, address) in &report.held {
-        let shown = client
-            .show_address(ShowAddressRequest {
-                address: address.to_string(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            shown.allocated && &shown.handle == handle,
-            "acknowledged {address} for {handle} is lost after the crash: {shown:?}"
-        );
-    }
-    let check = client
-        .check(CheckRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert_all_held(&mut client, &report).await;
 
     // New pods never get an address the crashed run still holds.
     let held: std::collections::HashSet<_> = report.held.values().copied().collect();

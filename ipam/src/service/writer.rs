@@ -30,12 +30,19 @@ use crate::store::{Compare, Op, Revision, Store, StoreError, TxnOutcome};
 /// etcd refuses transactions of more than 128 operations by default; a
 /// batch stops taking commands once it touches this many keys.
 const MAX_KEYS_PER_BATCH: usize = 100;
-/// How long one batch keeps retrying conflicts and an unreachable store
-/// before its callers get UNAVAILABLE (the CNI plugin then says "try again").
+/// How long a command keeps retrying an unreachable store, or (after
+/// GIVE_UP_AFTER_ATTEMPTS lost races) conflicts, before its caller gets
+/// UNAVAILABLE (the CNI plugin then says "try again").
 const RETRY_DEADLINE: Duration = Duration::from_secs(10);
 /// Batches committing at once: the second is planned while the first waits
 /// for its fsync.
 const MAX_IN_FLIGHT: usize = 2;
+/// A command whose batches conflicted this often is committed on its own:
+/// with replicas busy on the same nodes, a big batch may never find a
+/// moment in which none of its keys changed; one pod's keys will.
+const ALONE_AFTER_ATTEMPTS: u32 = 3;
+/// Conflicts after which (and past RETRY_DEADLINE) a command gives up.
+const GIVE_UP_AFTER_ATTEMPTS: u32 = 10;
 
 pub type Reply = oneshot::Sender<Result<Answer, ServiceError>>;
 
@@ -208,6 +215,8 @@ pub async fn run<S: Store>(ctx: WriterContext<S>, mut commands: mpsc::Receiver<C
                 Some(command) => queue.push_back(command),
                 None => open = false,
             },
+            // Closed and nothing in flight: what is queued was planned above.
+            else => return,
         }
     }
 }
@@ -239,6 +248,11 @@ async fn plan_batch<S: Store>(
             queue.push_front(command);
             break;
         }
+        let alone = command.attempts >= ALONE_AFTER_ATTEMPTS;
+        if alone && !taken.is_empty() {
+            queue.push_front(command);
+            break;
+        }
         let handle = command.handle_key();
         if handle.as_ref().is_some_and(|h| busy.contains(h)) {
             // Later commands of the same handle keep their order behind it.
@@ -249,9 +263,9 @@ async fn plan_batch<S: Store>(
         command.first_planned.get_or_insert_with(Instant::now);
         match plan_job(ctx, &mut mirror.state, &mut batch, &busy, &command.job, now) {
             Planned::Answer(outcome) => {
-                let exclusive = command.is_exclusive();
+                let close = command.is_exclusive() || alone;
                 taken.push((command, outcome));
-                if exclusive {
+                if close {
                     break;
                 }
             }
@@ -318,9 +332,13 @@ async fn settle<S: Store>(
         let failure = match &error {
             Some(e) if !retryable(e) => Some(ServiceError::from_store(e)),
             Some(e) if expired => Some(ServiceError::from_store(e)),
-            None if expired => Some(ServiceError::Contended {
-                attempts: command.attempts,
-            }),
+            // A command that mostly waited in the queue behind others is
+            // not contended: only many lost races give up.
+            None if expired && command.attempts >= GIVE_UP_AFTER_ATTEMPTS => {
+                Some(ServiceError::Contended {
+                    attempts: command.attempts,
+                })
+            }
             _ => None,
         };
         match failure {
