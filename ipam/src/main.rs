@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -17,6 +16,7 @@ use podroute_ipam::service::nodes::NodeDirectory;
 use podroute_ipam::service::{Ipamd, manifests};
 use podroute_ipam::store::{AnyStore, EmbeddedStore, EtcdIdentity, EtcdStore, EtcdTls, Store};
 use podroute_proto::daemon::{self, DaemonArgs};
+use podroute_proto::reload::{self, ReloadTrigger};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,10 +136,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(store = %description, "IPAM store loaded");
 
     if let Some(path) = &args.manifests {
+        // Watch first, so a change between the two is not missed.
+        let reloads = reload::watch(path.clone())
+            .with_context(|| format!("cannot watch {}", path.display()))?;
         // A bad file at start is fatal: running without the pools the
         // operator wrote would hand out nothing, or the wrong thing.
         apply_manifests(&ipamd, path).await?;
-        tokio::spawn(follow_manifests(ipamd.clone(), path.clone()));
+        tokio::spawn(follow_manifests(ipamd.clone(), path.clone(), reloads));
     }
 
     let socket = args
@@ -246,51 +249,18 @@ async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Res
 
 /// Reapplies the manifests when they change or on SIGHUP; a bad file is
 /// logged and the running pools stay.
-async fn follow_manifests<S: Store>(ipamd: Ipamd<S>, path: PathBuf) {
-    let mut last = manifests_fingerprint(&path);
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGHUP reload");
-            None
-        }
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let signalled = tokio::select! {
-            _ = tick.tick() => false,
-            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-        };
-        let now = manifests_fingerprint(&path);
-        if !signalled && now == last {
-            continue;
-        }
-        last = now;
+async fn follow_manifests<S: Store>(
+    ipamd: Ipamd<S>,
+    path: PathBuf,
+    mut reloads: tokio::sync::mpsc::Receiver<ReloadTrigger>,
+) {
+    while let Some(trigger) = reloads.recv().await {
         match apply_manifests(&ipamd, &path).await {
-            Ok(()) => tracing::info!(path = %path.display(), "manifests reloaded"),
+            Ok(()) => tracing::info!(path = %path.display(), ?trigger, "manifests reloaded"),
             Err(e) => tracing::error!(
                 error = format!("{e:#}"),
                 "manifests refused; running pools unchanged"
             ),
         }
     }
-}
-
-/// The manifests' content, to notice a change however it was made.
-fn manifests_fingerprint(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    if path.is_dir() {
-        if let Ok(entries) = std::fs::read_dir(path) {
-            for entry in entries.flatten() {
-                files.push(entry.path());
-            }
-        }
-        files.sort();
-    } else {
-        files.push(path.to_owned());
-    }
-    files
-        .into_iter()
-        .filter_map(|f| std::fs::read(&f).ok().map(|content| (f, content)))
-        .collect()
 }

@@ -436,3 +436,28 @@ async fn a_bad_manifest_at_start_is_refused_with_its_place() {
     assert!(stderr.contains("pools.yaml"), "{stderr}");
     assert!(stderr.contains("\"p\""), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_are_reapplied_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipamd = Ipamd::embedded(dir.path(), NODES, &[]).await;
+    let manifests = dir.path().join("manifests.yaml");
+    let mut text = std::fs::read_to_string(&manifests).unwrap();
+    text.push_str(
+        "---\napiVersion: podroute.io/v1\nkind: IPPool\nmetadata: {name: late}\nspec: {cidr: 10.70.0.0/24}\n",
+    );
+    std::fs::write(&manifests, text).unwrap();
+    let client = ipamd.client().await;
+    wait_for("the new pool", Duration::from_secs(10), || {
+        let mut client = client.clone();
+        async move {
+            let pools = client
+                .list_pools(ListPoolsRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            pools.pools.iter().any(|p| p.name == "late").then_some(())
+        }
+    })
+    .await;
+}

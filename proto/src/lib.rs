@@ -7,6 +7,7 @@
 
 pub mod admin_socket;
 pub mod daemon;
+pub mod reload;
 pub mod shutdown;
 
 pub mod common {

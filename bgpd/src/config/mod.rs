@@ -9,7 +9,6 @@ mod error;
 pub mod schema;
 mod validate;
 mod validate_policy;
-mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,7 +26,7 @@ use crate::wire::{Community, Family, LargeCommunity};
 
 pub use diff::{ConfigChange, GlobalChange, diff};
 pub use error::{ConfigError, DocRef, Location, Problem};
-pub use watch::{ReloadTrigger, watch};
+pub use podroute_proto::reload::{ReloadTrigger, watch};
 
 /// The only apiVersion we read.
 pub const API_VERSION: &str = "podroute.io/v1";

@@ -60,24 +60,8 @@ struct NodeMeta {
 /// name order. Documents of other kinds are ignored (one folder may feed
 /// several daemons).
 pub fn load(path: &Path) -> Result<Manifests, ManifestError> {
-    let read_err = |source| ManifestError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut files = Vec::new();
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).map_err(read_err)? {
-            let entry = entry.map_err(read_err)?;
-            let file = entry.path();
-            let yaml = file.extension().is_some_and(|e| e == "yaml" || e == "yml");
-            if yaml && file.is_file() {
-                files.push(file);
-            }
-        }
-        files.sort();
-    } else {
-        files.push(path.to_owned());
-    }
+    // A missing file fails below, when it is read, with its path.
+    let files = podroute_proto::reload::yaml_files(path);
     let mut manifests = Manifests::default();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
