@@ -520,39 +520,26 @@ fn problem_kind_to_proto(kind: allocator::ProblemKind) -> pb::ProblemKind {
 }
 
 fn address_to_proto(a: &allocator::AddressInfo) -> pb::ShowAddressResponse {
-    pb::ShowAddressResponse {
+    let free = pb::ShowAddressResponse {
         address: a.address.to_string(),
         pool: a.pool.clone().unwrap_or_default(),
         block: a.block.map(|b| b.to_string()).unwrap_or_default(),
         block_node: a.block_node.clone().unwrap_or_default(),
-        allocated: a.allocation.is_some(),
-        handle: a
-            .allocation
-            .as_ref()
-            .map(|x| x.handle.clone())
-            .unwrap_or_default(),
-        node: a
-            .allocation
-            .as_ref()
-            .map(|x| x.node.clone())
-            .unwrap_or_default(),
-        pod_namespace: a
-            .allocation
-            .as_ref()
-            .map(|x| x.pod_namespace.clone())
-            .unwrap_or_default(),
-        pod_name: a
-            .allocation
-            .as_ref()
-            .map(|x| x.pod_name.clone())
-            .unwrap_or_default(),
         borrowed: a.borrowed,
         reserved: a.reserved,
         cooling_until_unix_ms: a.cooling_until_ms.unwrap_or(0),
-        allocated_at_unix_ms: a
-            .allocation
-            .as_ref()
-            .map(|x| x.allocated_at_ms)
-            .unwrap_or(0),
+        ..Default::default()
+    };
+    match &a.allocation {
+        None => free,
+        Some(held) => pb::ShowAddressResponse {
+            allocated: true,
+            handle: held.handle.clone(),
+            node: held.node.clone(),
+            pod_namespace: held.pod_namespace.clone(),
+            pod_name: held.pod_name.clone(),
+            allocated_at_unix_ms: held.allocated_at_ms,
+            ..free
+        },
     }
 }
