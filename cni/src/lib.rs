@@ -4,6 +4,7 @@
 // VERSION works; ADD/DEL/CHECK/GC answer "not available yet" (code 100) and
 // STATUS says the plugin cannot serve ADD (code 50) until IPAM exists.
 
+pub mod args;
 pub mod error;
 
 use std::io::Read;
