@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod error;
+pub mod result;
 
 use std::io::Read;
 
