@@ -5,6 +5,7 @@
 // STATUS says the plugin cannot serve ADD (code 50) until IPAM exists.
 
 pub mod args;
+pub mod config;
 pub mod error;
 pub mod result;
 
