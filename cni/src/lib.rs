@@ -7,6 +7,7 @@
 pub mod args;
 pub mod config;
 pub mod error;
+pub mod install;
 pub mod result;
 
 use std::io::Read;
