@@ -5,6 +5,7 @@
 // STATUS says the plugin cannot serve ADD (code 50) until IPAM exists.
 
 pub mod error;
+pub mod netlink;
 
 use std::io::Read;
 
