@@ -4,8 +4,11 @@
 // NLMSG_DONE. Messages are built and parsed with netlink-packet-route; the
 // submodules add links, addresses, routes, neighbours, netns and sysctls.
 
+mod address;
 mod link;
+mod neighbour;
 mod netns;
+mod route;
 mod sysctl;
 
 use std::io;
@@ -21,7 +24,9 @@ use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
 pub use link::{Link, VethSpec};
+pub use neighbour::Neighbour;
 pub use netns::Netns;
+pub use route::{IpFamily, Route, RouteScope};
 pub use sysctl::{read_sysctl, write_sysctl};
 
 /// An Ethernet address.
