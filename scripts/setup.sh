@@ -6,8 +6,10 @@
 set -euo pipefail
 
 # Our kernel routes carry this rtnetlink protocol number (FRR holds 186-198,
-# Calico's felix 80), so `ip route` prints `proto podroute`.
+# Calico's felix 80), so `ip route` prints `proto podroute`. Pod routes of the
+# CNI plugin carry their own number: bgpd sweeps unknown routes of its own.
 RTPROT_PODROUTE=210
+RTPROT_PODROUTE_CNI=211
 
 PACKAGES=(
   iproute2 iptables ipset conntrack iputils-ping traceroute procps psmisc util-linux kmod
@@ -65,10 +67,13 @@ fi
 
 proto_file=/etc/iproute2/rt_protos.d/podroute.conf
 proto_line="$RTPROT_PODROUTE podroute"
-if [[ "$(cat "$proto_file" 2>/dev/null)" != *"$proto_line"* ]]; then
-  log "registering rtnetlink protocol $proto_line in $proto_file"
+cni_proto_line="$RTPROT_PODROUTE_CNI podroute-cni"
+proto_now="$(cat "$proto_file" 2>/dev/null || true)"
+if [[ "$proto_now" != *"$proto_line"* || "$proto_now" != *"$cni_proto_line"* ]]; then
+  log "registering rtnetlink protocols $proto_line, $cni_proto_line in $proto_file"
   mkdir -p "$(dirname "$proto_file")"
-  printf '# podroute: kernel routes installed by podroute-bgpd\n%s\n' "$proto_line" > "$proto_file"
+  printf '# podroute: kernel routes installed by podroute-bgpd and podroute-cni\n%s\n%s\n' \
+    "$proto_line" "$cni_proto_line" > "$proto_file"
 fi
 
 # Rust: the machine's toolchain (edition 2024 needs cargo 1.85 or later).

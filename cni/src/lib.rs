@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod install;
 pub mod result;
+pub mod netlink;
 
 use std::io::Read;
 
