@@ -19,11 +19,33 @@ pub enum ErrorCode {
     DecodingFailure,
     /// 7: invalid network config.
     InvalidNetworkConfig,
+    /// 11: try again later: a transient condition (podroute-ipamd not
+    /// answering, its store unavailable); the runtime retries.
+    TryAgainLater,
     /// 50: the plugin is not available, i.e. cannot service ADD (the STATUS
-    /// answer).
+    /// answer: podroute-ipamd does not answer).
     PluginNotAvailable,
-    /// 100 (ours): the command is not implemented in this build yet.
-    NotImplementedYet,
+    /// 51: not available, and existing pods may have limited connectivity
+    /// (the STATUS answer when the node does not forward a family it serves).
+    PluginNotAvailableLimitedConnectivity,
+    /// 100 (ours): the kernel refused a change (creating the veth pair,
+    /// an address, a route); the message names the object.
+    KernelRefused,
+    /// 101 (ours): podroute-ipamd refused the request (pool exhausted, an
+    /// address held by another pod, a disabled pool, a node certificate for
+    /// another node); its words are passed on.
+    IpamRefused,
+    /// 102 (ours): the host-side veth name is held by another pod's veth
+    /// (a hash collision) or by a link that is not ours.
+    HostVethNameTaken,
+    /// 103 (ours): CNI_NETNS cannot be opened as a network namespace.
+    NetnsUnavailable,
+    /// 104 (ours): CNI_IFNAME already exists in the pod's namespace.
+    InterfaceExists,
+    /// 105 (ours): CHECK found the pod's network differing from prevResult.
+    CheckFailed,
+    /// 106 (ours): the node name cannot be found (nodeNameFile unreadable).
+    NodeNameUnknown,
 }
 
 impl ErrorCode {
@@ -34,8 +56,16 @@ impl ErrorCode {
             ErrorCode::IoFailure => 5,
             ErrorCode::DecodingFailure => 6,
             ErrorCode::InvalidNetworkConfig => 7,
+            ErrorCode::TryAgainLater => 11,
             ErrorCode::PluginNotAvailable => 50,
-            ErrorCode::NotImplementedYet => 100,
+            ErrorCode::PluginNotAvailableLimitedConnectivity => 51,
+            ErrorCode::KernelRefused => 100,
+            ErrorCode::IpamRefused => 101,
+            ErrorCode::HostVethNameTaken => 102,
+            ErrorCode::NetnsUnavailable => 103,
+            ErrorCode::InterfaceExists => 104,
+            ErrorCode::CheckFailed => 105,
+            ErrorCode::NodeNameUnknown => 106,
         }
     }
 }

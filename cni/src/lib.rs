@@ -1,21 +1,26 @@
 // podroute-cni: the CNI 1.1 plugin. This module reads CNI_COMMAND and the
 // other CNI_* variables, decodes the network configuration from stdin and
-// answers per the CNI spec 1.1 "Protocol parameters" and "Execution" sections.
-// VERSION works; ADD/DEL/CHECK/GC answer "not available yet" (code 100) and
-// STATUS says the plugin cannot serve ADD (code 50) until IPAM exists.
+// answers per the CNI spec 1.1 "Protocol parameters" and "Execution" sections;
+// the operations themselves live in `commands`.
 
 pub mod args;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod install;
-pub mod result;
+pub mod ipamd;
+mod log;
 pub mod netlink;
+pub mod result;
+pub mod wiring;
 
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
 pub use error::{CniError, ErrorCode};
+
+use config::{NetConf, PluginConf};
 
 /// The CNI spec version this plugin implements.
 pub const CURRENT_VERSION: &str = "1.1.0";
@@ -87,6 +92,17 @@ impl Command {
     }
 }
 
+/// The runtime's environment: reads a variable, empty counting as unset.
+pub struct Env<'a> {
+    read: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.read)(name).filter(|v| !v.is_empty())
+    }
+}
+
 /// Runs one plugin invocation. `env` reads an environment variable.
 pub fn run(env: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Outcome {
     let mut reply_version = CURRENT_VERSION.to_owned();
@@ -100,15 +116,6 @@ pub fn run(env: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Outcom
             success: false,
         },
     }
-}
-
-/// The parts of a network configuration this build reads; the rest of the
-/// document is accepted and ignored for now.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NetConf {
-    cni_version: Option<String>,
-    name: Option<String>,
 }
 
 /// The VERSION command's answer.
@@ -126,7 +133,8 @@ fn dispatch(
     stdin: &mut dyn Read,
     reply_version: &mut String,
 ) -> Result<String, CniError> {
-    let present = |name: &str| env(name).filter(|v| !v.is_empty());
+    let env = Env { read: env };
+    let present = |name: &str| env.get(name);
     let command_name = present("CNI_COMMAND").ok_or_else(|| missing_env(&["CNI_COMMAND"]))?;
     let command = Command::parse(&command_name).ok_or_else(|| {
         CniError::new(
@@ -154,7 +162,7 @@ fn dispatch(
         return version(&input);
     }
 
-    let conf: NetConf = serde_json::from_slice(&input).map_err(|e| {
+    let conf = NetConf::parse(&input).map_err(|e| {
         CniError::new(
             ErrorCode::DecodingFailure,
             format!("error decoding network config: {e}"),
@@ -168,20 +176,16 @@ fn dispatch(
             "missing network name",
         ));
     }
-
-    Err(match command {
-        Command::Status => CniError::new(
-            ErrorCode::PluginNotAvailable,
-            "podroute-cni: cannot serve ADD yet in this build",
-        ),
-        _ => CniError::new(
-            ErrorCode::NotImplementedYet,
-            format!(
-                "podroute-cni: {} is not available yet in this build",
-                command.name()
-            ),
-        ),
-    })
+    let version = config_version.to_owned();
+    let conf = PluginConf::from_netconf(conf, &version)
+        .map_err(|e| CniError::new(ErrorCode::InvalidNetworkConfig, e.to_string()))?;
+    let invocation = commands::Invocation::from_env(command, &env)?;
+    let started = std::time::Instant::now();
+    let outcome = commands::run(&invocation, &conf);
+    if let Some(path) = &conf.log_file {
+        log::append(path, &invocation, &outcome, started.elapsed());
+    }
+    outcome
 }
 
 /// VERSION: the input is `{"cniVersion": ...}` or nothing. Any version may
