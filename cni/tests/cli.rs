@@ -106,39 +106,43 @@ fn missing_required_env_is_code_4_and_names_the_variables() {
         "required env variables [CNI_NETNS,CNI_PATH] missing"
     );
 
-    // DEL does not need CNI_NETNS, so it gets past the environment check.
+    // DEL does not need CNI_NETNS, so it gets past the environment check
+    // (to the configuration, which lacks the ipamd endpoint).
     let env: Vec<_> = add_env("DEL")
         .into_iter()
         .filter(|(k, _)| *k != "CNI_NETNS")
         .collect();
-    assert_error(&run(&env, CONF_1_1), 100);
+    assert_error(&run(&env, CONF_1_1), 7);
 }
 
 #[test]
-fn commands_without_ipam_are_not_available_yet() {
-    for command in ["ADD", "DEL", "CHECK", "GC"] {
+fn a_config_without_the_ipamd_endpoint_is_code_7_for_every_command() {
+    for command in ["ADD", "DEL", "CHECK", "GC", "STATUS"] {
         let out = run(&add_env(command), CONF_1_1);
-        assert_error(&out, 100);
-        assert_eq!(
-            out.0["msg"],
-            format!("podroute-cni: {command} is not available yet in this build")
-        );
+        assert_error(&out, 7);
+        let msg = out.0["msg"].as_str().unwrap();
+        assert!(msg.contains("ipamd"), "{command}: {msg}");
         assert_eq!(out.0["cniVersion"], "1.1.0");
     }
-}
-
-#[test]
-fn status_reports_plugin_not_available() {
-    let out = run(&[("CNI_COMMAND", "STATUS")], CONF_1_1);
-    assert_error(&out, 50);
 }
 
 #[test]
 fn errors_carry_the_configuration_version() {
     let conf = r#"{"cniVersion":"1.0.0","name":"podnet","type":"podroute-cni"}"#;
     let out = run(&add_env("ADD"), conf);
-    assert_error(&out, 100);
+    assert_error(&out, 7);
     assert_eq!(out.0["cniVersion"], "1.0.0");
+}
+
+#[test]
+fn bad_environment_values_are_code_4() {
+    let conf = r#"{"cniVersion":"1.1.0","name":"podnet","type":"podroute-cni","ipamd":{"endpoint":"unix:///nonexistent/pcni.sock"}}"#;
+    let mut env = add_env("ADD");
+    env[3] = ("CNI_IFNAME", "this-name-is-too-long");
+    assert_error(&run(&env, conf), 4);
+    let mut env = add_env("ADD");
+    env[1] = ("CNI_CONTAINERID", "-bad id");
+    assert_error(&run(&env, conf), 4);
 }
 
 #[test]
