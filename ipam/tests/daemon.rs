@@ -182,6 +182,7 @@ async fn garbage_collection_keeps_only_valid_handles_of_the_node() {
         .garbage_collect(GarbageCollectRequest {
             node: "n1".into(),
             valid_handles: vec!["b".into()],
+            handle_prefix: String::new(),
         })
         .await
         .unwrap()

@@ -315,7 +315,7 @@ fn step(db: &mut Db, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 .collect();
             let n = node(*n);
             loop {
-                let plans = plan_gc(&db.state, &n, &valid, &db.settings, m.now);
+                let plans = plan_gc(&db.state, &n, &valid, "", &db.settings, m.now);
                 if plans.is_empty() {
                     break;
                 }

@@ -39,8 +39,9 @@ pub struct GcPlan {
     pub released: Vec<IpAddr>,
 }
 
-/// Release every allocation of `node` whose handle is not in `valid`: the node's
-/// handles, and allocations for `node` in any block whose handle record is gone.
+/// Release every allocation of `node` whose handle starts with `handle_prefix`
+/// and is not in `valid`: the node's handles, and allocations for `node` in
+/// any block whose handle record is gone.
 /// Handles are grouped into plans of at most MAX_PLAN_WRITES writes; no two
 /// plans share a key, so all of them can commit. A handle needing a block an
 /// earlier plan already writes is left for the next call: call again after
@@ -49,13 +50,15 @@ pub fn plan_gc(
     state: &State,
     node: &str,
     valid: &HashSet<String>,
+    handle_prefix: &str,
     settings: &Settings,
     now_ms: u64,
 ) -> Vec<GcPlan> {
+    let collectable = |handle: &str| handle.starts_with(handle_prefix) && !valid.contains(handle);
     // Handle → addresses to free.
     let mut doomed: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
     for h in state.handles_of_node(node) {
-        if !valid.contains(&h.value.handle) {
+        if collectable(&h.value.handle) {
             doomed
                 .entry(h.value.handle.clone())
                 .or_default()
@@ -67,7 +70,7 @@ pub fn plan_gc(
     for block in state.blocks() {
         let b = &block.value;
         for (offset, a) in &b.allocations {
-            if a.node != node || valid.contains(&a.handle) {
+            if a.node != node || !collectable(&a.handle) {
                 continue;
             }
             if state

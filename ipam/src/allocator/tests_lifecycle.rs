@@ -126,7 +126,7 @@ fn gc_finds_borrowed_and_orphaned_allocations() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let plans = plan_gc(&db.state, "n1", &valid, &db.settings, NOW);
+    let plans = plan_gc(&db.state, "n1", &valid, "", &db.settings, NOW);
     // Both live in one block: one plan writes it once, and deletes a4's handle
     // (the orphan has none).
     assert_eq!(plans.len(), 1);
@@ -134,7 +134,7 @@ fn gc_finds_borrowed_and_orphaned_allocations() {
     assert_eq!(plans[0].released, vec![ip("10.0.0.5"), ip("10.0.0.7")]);
     assert_eq!(plans[0].plan.writes.len(), 2, "{}", plans[0].plan);
     assert!(db.commit(&plans[0].plan));
-    assert!(plan_gc(&db.state, "n1", &valid, &db.settings, NOW).is_empty());
+    assert!(plan_gc(&db.state, "n1", &valid, "", &db.settings, NOW).is_empty());
     db.assert_clean(NOW);
 }
 
@@ -147,7 +147,7 @@ fn gc_of_many_handles_splits_into_independent_plans() {
     }
     db.alloc1("n1", "keep", NOW);
     let valid: HashSet<String> = ["keep".to_string()].into();
-    let first = plan_gc(&db.state, "n1", &valid, &db.settings, NOW);
+    let first = plan_gc(&db.state, "n1", &valid, "", &db.settings, NOW);
     assert!(first.len() > 1);
     assert!(first.iter().all(|p| p.plan.writes.len() <= MAX_PLAN_WRITES));
     let released = db.gc("n1", &["keep"], NOW);
@@ -367,4 +367,22 @@ fn deleting_a_pool_with_many_blocks_is_chunked() {
     }
     assert_eq!(db.state.block_count(), 0);
     assert_eq!(db.state.pool_count(), 0);
+}
+
+#[test]
+fn gc_with_a_handle_prefix_collects_only_that_networks_handles() {
+    let mut db = Db::with_pools(settings(), &[pool("p", "10.0.0.0/16", 26)]);
+    db.alloc1("n1", "podnet.c1.eth0", NOW);
+    db.alloc1("n1", "podnet.c2.eth0", NOW);
+    db.alloc1("n1", "other.c3.net1", NOW);
+    let valid: HashSet<String> = ["podnet.c1.eth0".to_string()].into();
+    let plans = plan_gc(&db.state, "n1", &valid, "podnet.", &db.settings, NOW);
+    let collected: Vec<&String> = plans.iter().flat_map(|p| &p.handles).collect();
+    assert_eq!(collected, vec!["podnet.c2.eth0"]);
+    for plan in &plans {
+        assert!(db.commit(&plan.plan));
+    }
+    assert!(db.state.handle("other.c3.net1").is_some());
+    assert!(db.state.handle("podnet.c1.eth0").is_some());
+    assert!(db.state.handle("podnet.c2.eth0").is_none());
 }

@@ -174,7 +174,7 @@ proptest! {
                 plan.apply_to(&mut state, revision);
             }
             let _ = plan_release(&state, &r.handle, &settings, now);
-            let _ = plan_gc(&state, &r.node, &HashSet::new(), &settings, now);
+            let _ = plan_gc(&state, &r.node, &HashSet::new(), "", &settings, now);
         }
         let _ = plan_sweep(&state, &settings, now);
         let nodes: BTreeSet<String> = ["n0".to_string()].into();

@@ -158,7 +158,7 @@ impl Db {
         let valid: HashSet<String> = valid.iter().map(|s| s.to_string()).collect();
         let mut released = Vec::new();
         loop {
-            let plans = plan_gc(&self.state, node, &valid, &self.settings, now);
+            let plans = plan_gc(&self.state, node, &valid, "", &self.settings, now);
             if plans.is_empty() {
                 return released;
             }

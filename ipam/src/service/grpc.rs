@@ -122,8 +122,10 @@ impl<S: Store> Ipam for IpamApi<S> {
         }
         caller.may_act_for(&request.node)?;
         let valid: HashSet<String> = request.valid_handles.into_iter().collect();
-        let (released_handles, addresses) =
-            self.ipamd.garbage_collect(&request.node, &valid).await?;
+        let (released_handles, addresses) = self
+            .ipamd
+            .garbage_collect(&request.node, &valid, &request.handle_prefix)
+            .await?;
         if !released_handles.is_empty() {
             tracing::info!(node = %request.node, handles = released_handles.len(), addresses, "garbage collected");
         }

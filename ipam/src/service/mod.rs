@@ -246,6 +246,7 @@ impl<S: Store> Ipamd<S> {
         &self,
         node: &str,
         valid: &HashSet<String>,
+        handle_prefix: &str,
     ) -> Result<(Vec<String>, usize), ServiceError> {
         let since_ms = unix_ms();
         let mut released = Vec::new();
@@ -254,6 +255,7 @@ impl<S: Store> Ipamd<S> {
             let job = Job::GarbageCollect {
                 node: node.to_owned(),
                 valid: valid.clone(),
+                handle_prefix: handle_prefix.to_owned(),
                 since_ms,
             };
             match self.submit(job).await? {

@@ -98,6 +98,8 @@ pub enum Job {
     GarbageCollect {
         node: String,
         valid: HashSet<String>,
+        /// Only handles starting with this are collected ("" for all).
+        handle_prefix: String,
         since_ms: u64,
     },
     /// Return empty blocks past their grace period to their pools.
@@ -483,6 +485,7 @@ fn plan_exclusive<S>(
         Job::GarbageCollect {
             node,
             valid,
+            handle_prefix,
             since_ms,
         } => {
             // Handles made since the request arrived count as valid.
@@ -500,7 +503,8 @@ fn plan_exclusive<S>(
             // Groups never share a key, but a handle whose block an earlier
             // group writes waits for the next round (on the tentative state).
             'rounds: loop {
-                let groups = allocator::plan_gc(state, node, valid, &ctx.settings, now);
+                let groups =
+                    allocator::plan_gc(state, node, valid, handle_prefix, &ctx.settings, now);
                 let before = (handles.len(), addresses);
                 if groups.is_empty() {
                     break;
