@@ -34,6 +34,13 @@ pub struct VethOwner {
     pub pod: Option<(String, String)>,
 }
 
+impl VethOwner {
+    /// Whether this veth is attachment (network, container, ifname).
+    pub fn is_attachment(&self, network: &str, container_id: &str, ifname: &str) -> bool {
+        self.network == network && self.container_id == container_id && self.ifname == ifname
+    }
+}
+
 /// Every host veth name starts with this.
 pub const HOST_VETH_PREFIX: &str = "podr";
 /// Every alias of a host veth of ours starts with this.
@@ -90,14 +97,15 @@ pub fn host_veth_name(pod: Option<(&str, &str)>, container_id: &str, ifname: &st
     format!("{HOST_VETH_PREFIX}{:011x}", fnv1a64(key.as_bytes()) >> 20)
 }
 
-/// "{network}.{containerID}.{ifname}" — the ipamd handle, the spec's
+/// "{network}:{containerID}.{ifname}" — the ipamd handle, the spec's
 /// (network, CNI_CONTAINERID, CNI_IFNAME) key. ipamd takes letters, digits
 /// and ".-_:" only; a valid network name and container ID hold nothing
 /// else, and a byte of the ifname outside that set is written ":XX" (hex),
 /// which cannot collide since ':' appears in none of the three parts.
-/// "eth0" and "net1" come out unchanged.
+/// "eth0" and "net1" come out unchanged. The network ends at the first ':',
+/// so `ipam_handle_prefix` selects exactly one network's handles.
 pub fn ipam_handle(network: &str, container_id: &str, ifname: &str) -> String {
-    let mut handle = format!("{network}.{container_id}.");
+    let mut handle = format!("{}{container_id}.", ipam_handle_prefix(network));
     for byte in ifname.bytes() {
         if is_handle_byte(byte) && byte != b':' {
             handle.push(char::from(byte));
@@ -106,6 +114,12 @@ pub fn ipam_handle(network: &str, container_id: &str, ifname: &str) -> String {
         }
     }
     handle
+}
+
+/// What every handle of `network` starts with, and no other network's
+/// ("pod:" is not a prefix of "pod.x:..."): GC's scope in ipamd.
+pub fn ipam_handle_prefix(network: &str) -> String {
+    format!("{network}:")
 }
 
 /// Link alias marking a host veth as ours:
@@ -333,11 +347,14 @@ mod tests {
     fn ipam_handles() {
         assert_eq!(
             ipam_handle("podroute", "abc123", "eth0"),
-            "podroute.abc123.eth0"
+            "podroute:abc123.eth0"
         );
         // Bytes ipamd refuses are escaped, injectively.
-        assert_eq!(ipam_handle("n", "c", "a@b"), "n.c.a:40b");
-        assert_eq!(ipam_handle("n", "c", "é"), "n.c.:c3:a9");
+        assert_eq!(ipam_handle("n", "c", "a@b"), "n:c.a:40b");
+        assert_eq!(ipam_handle("n", "c", "é"), "n:c.:c3:a9");
+        // One network's prefix never selects another's handles.
+        assert!(ipam_handle("pod", "c", "eth0").starts_with(&ipam_handle_prefix("pod")));
+        assert!(!ipam_handle("pod.x", "c", "eth0").starts_with(&ipam_handle_prefix("pod")));
         assert_ne!(ipam_handle("n", "c", "a@b"), ipam_handle("n", "c", "a_b"));
         let handle = ipam_handle("k8s-pod-network", &"f".repeat(64), "eth0");
         assert!(handle.len() <= 253);

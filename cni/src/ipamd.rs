@@ -113,11 +113,13 @@ impl Ipamd {
         &mut self,
         node: &str,
         valid_handles: Vec<String>,
+        handle_prefix: &str,
     ) -> Result<GarbageCollectResponse, CniError> {
         let mut client = self.client.clone();
         let request = GarbageCollectRequest {
             node: node.to_owned(),
             valid_handles,
+            handle_prefix: handle_prefix.to_owned(),
         };
         self.call("GarbageCollect", client.garbage_collect(request))
             .await

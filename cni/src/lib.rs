@@ -177,6 +177,11 @@ fn dispatch(
         ));
     }
     let version = config_version.to_owned();
+    let mut conf = conf;
+    if command == Command::Del {
+        // DEL never reads it, and an unreadable one must not block teardown.
+        conf.prev_result = None;
+    }
     let conf = PluginConf::from_netconf(conf, &version)
         .map_err(|e| CniError::new(ErrorCode::InvalidNetworkConfig, e.to_string()))?;
     let invocation = commands::Invocation::from_env(command, &env)?;

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
+use crate::args::HOST_VETH_PREFIX;
 use crate::error::{CniError, ErrorCode};
 use crate::netlink::{
     IpFamily, Link, Mac, Netlink, NetlinkError, Netns, RTPROT_PODROUTE_CNI, Route, RouteScope,
@@ -22,8 +23,6 @@ pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 pub const HOST_VETH_MAC: Mac = [0xee; 6];
 /// The host side's IPv6 link-local address, EUI-64 of `HOST_VETH_MAC`.
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee);
-/// Prefix of every host-side veth name (the rest is a hash of the pod).
-pub const HOST_VETH_PREFIX: &str = "podr";
 
 /// What to build for one attachment.
 #[derive(Debug, Clone)]
@@ -76,7 +75,20 @@ pub fn wire(
         peer_name: plan.ifname,
         peer_netns: pod_ns,
     })
-    .map_err(|e| kernel_error(&e))?;
+    .map_err(|e| {
+        if e.is_exists() {
+            // Both names were free a moment ago: a concurrent call took one.
+            CniError::new(
+                ErrorCode::HostVethNameTaken,
+                format!(
+                    "veth {} on the node or {} in the pod appeared while this ADD ran",
+                    plan.host_veth, plan.ifname
+                ),
+            )
+        } else {
+            kernel_error(&e)
+        }
+    })?;
     let host_link = require_link(host.link_by_name(plan.host_veth), plan.host_veth, "node")?;
     let pod_link = require_link(pod.link_by_name(plan.ifname), plan.ifname, "pod")?;
 
@@ -189,7 +201,8 @@ pub fn uplink_mtu(host: &mut Netlink) -> Result<u32, CniError> {
     const OUTSIDE_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8));
     const OUTSIDE_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0x4860, 0, 0, 0, 0, 0, 0x8888));
     for outside in [OUTSIDE_V4, OUTSIDE_V6] {
-        if let Some(index) = host.route_get(outside).map_err(|e| kernel_error(&e))?
+        // Any refusal (a family the kernel lacks, say) means no route.
+        if let Ok(Some(index)) = host.route_get(outside)
             && let Some(link) = host.link_by_index(index).map_err(|e| kernel_error(&e))?
             && !link.loopback
         {

@@ -297,6 +297,13 @@ fn the_result_matches_each_supported_spec_version() {
         let tag = format!("r{}", version.replace('.', ""));
         let (_, result, _) = add(&mut node, &tag, version, json!({}));
         assert_result_fields(&result, version);
+        let pod_interface = &result["interfaces"][1];
+        assert_eq!(pod_interface["name"], "eth0");
+        if version == "1.1.0" {
+            assert_eq!(pod_interface["mtu"], common::UPLINK_MTU, "{result}");
+        } else {
+            assert!(pod_interface.get("mtu").is_none(), "{result}");
+        }
         assert_eq!(
             result["ips"].as_array().unwrap().len(),
             2,
@@ -414,8 +421,15 @@ fn status_is_ready_only_when_ipamd_answers() {
         "STATUS prints nothing: {}",
         run.stdout
     );
-    // ipamd down on a node that forwards nothing yet: existing pods could
-    // not leave the node either (51); once it forwards, plain 50.
+    // ipamd down on a node that forwards nothing: existing pods could not
+    // leave the node either (51); once it forwards, plain 50. (A new
+    // namespace may inherit the host's ip_forward: set it.)
+    exec_in(&node.ns, &["sysctl", "-qw", "net.ipv4.ip_forward=0"]).unwrap();
+    exec_in(
+        &node.ns,
+        &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"],
+    )
+    .unwrap();
     node.stop_ipamd();
     let msg = node.cni("STATUS", &conf, &[]).error(51);
     assert!(msg.contains("ipamd"), "{msg}");
@@ -423,4 +437,84 @@ fn status_is_ready_only_when_ipamd_answers() {
     node.cni("STATUS", &conf, &[]).error(50);
     node.start_ipamd();
     node.cni("STATUS", &conf, &[]).success();
+}
+
+#[test]
+fn a_failure_after_allocation_gives_the_address_back_and_leaves_no_veth() {
+    let mut node = Node::start();
+    // An uplink below IPv6's minimum MTU: the dual-stack ADD allocates, then
+    // finds the MTU unusable for its IPv6 address and must undo everything.
+    node.ip(&["link", "set", "uplink0", "mtu", "1200"]);
+    let pod = node.pod_namespace("small");
+    let env = node.pod_env(&pod, "ctr-small", "default", "small");
+    let msg = node
+        .cni("ADD", &node.conf("1.1.0", json!({})), &env)
+        .error(7);
+    assert!(msg.contains("1280"), "{msg}");
+    assert!(host_veths(&node).is_empty());
+    assert!(!links_in(&pod).contains(&"eth0".to_owned()));
+    // The pool's first addresses are free again: the next pod gets them.
+    let (_, result, _) = add(&mut node, "next", "1.1.0", json!({"mtu": 1500}));
+    assert_eq!(address_of(&result, 4).unwrap(), "10.96.0.0", "{result}");
+}
+
+#[test]
+fn gc_of_one_network_leaves_another_networks_pods_alone() {
+    let mut node = Node::start();
+    let (_, _, _) = add(&mut node, "mine", "1.1.0", json!({"families": ["ipv4"]}));
+    let other_conf = json!({"families": ["ipv4"], "name": "othernet"});
+    let (other_pod, other, other_env) = add(&mut node, "theirs", "1.1.0", other_conf.clone());
+    assert_eq!(host_veths(&node).len(), 2);
+
+    // podnet's GC with no valid attachment at all.
+    let mut conf = node.conf("1.1.0", json!({}));
+    conf["cni.dev/valid-attachments"] = json!([]);
+    node.cni("GC", &conf, &[]).success();
+    assert_eq!(host_veths(&node).len(), 1, "only podnet's veth goes");
+    ping(&other_pod, NODE_V4).unwrap();
+    // othernet's address is still held: CHECK asks ipamd.
+    let mut check = node.conf("1.1.0", other_conf);
+    check["prevResult"] = other;
+    node.cni("CHECK", &check, &other_env).success();
+}
+
+#[test]
+fn del_without_cni_netns_and_with_an_unreadable_prev_result_still_cleans_up() {
+    let mut node = Node::start();
+    let (_, result, env) = add(&mut node, "d", "1.1.0", json!({"families": ["ipv4"]}));
+    let env: Vec<_> = env.into_iter().filter(|(k, _)| *k != "CNI_NETNS").collect();
+    let mut conf = node.conf("1.1.0", json!({"families": ["ipv4"]}));
+    conf["prevResult"] = json!({"ips": [{"address": "not an address"}]});
+    node.cni("DEL", &conf, &env).success();
+    assert!(host_veths(&node).is_empty());
+    let a = address_of(&result, 4).unwrap();
+    assert!(
+        node.ip(&["route", "show", &format!("{a}/32")])
+            .trim()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_new_sandbox_of_the_same_pod_replaces_the_old_veth_and_the_old_del_spares_it() {
+    let mut node = Node::start();
+    let conf = node.conf("1.1.0", json!({"families": ["ipv4"]}));
+    let old_ns = node.pod_namespace("old");
+    let old_env = node.pod_env(&old_ns, "ctr-old", "default", "web-0");
+    node.cni("ADD", &conf, &old_env).success();
+    // The runtime makes a new sandbox before the old one's DEL.
+    let new_ns = node.pod_namespace("new");
+    let new_env = node.pod_env(&new_ns, "ctr-new", "default", "web-0");
+    let new = node.cni("ADD", &conf, &new_env).success().json();
+    assert_eq!(host_veths(&node).len(), 1, "same pod, same host veth name");
+    node.cni("DEL", &conf, &old_env).success();
+    assert_eq!(
+        host_veths(&node).len(),
+        1,
+        "the old sandbox's DEL spares the new veth"
+    );
+    ping(&new_ns, NODE_V4).unwrap();
+    let mut check = conf.clone();
+    check["prevResult"] = new;
+    node.cni("CHECK", &check, &new_env).success();
 }

@@ -13,8 +13,8 @@ use crate::args::{host_veth_name, parse_veth_alias, veth_alias};
 use crate::config::{MIN_MTU_IPV6, PluginConf};
 use crate::error::{CniError, ErrorCode};
 use crate::ipamd::AllocationRequest;
-use crate::netlink::{Link, Netlink, Netns};
-use crate::result::{AddResult, Dns, Interface, IpConfig, RouteEntry};
+use crate::netlink::{Link, Netlink, NetlinkError, Netns};
+use crate::result::{AddResult, Dns, Interface, IpConfig, PrevResult, RouteEntry};
 use crate::wiring::{self, PodWiring, Wired, kernel_error};
 
 pub(super) fn add(
@@ -28,16 +28,21 @@ pub(super) fn add(
             "CNI_NETNS is required for ADD",
         )
     })?;
-    let pod_ns = open_netns(netns_path)?;
+    let (pod_ns, mut pod) = open_pod(netns_path)?;
     let mut host = Netlink::current().map_err(|e| kernel_error(&e))?;
-    let mut pod = Netlink::in_netns(&pod_ns).map_err(|e| kernel_error(&e))?;
 
     let host_veth = host_veth_name(
         invocation.pod(),
         &invocation.container_id,
         &invocation.ifname,
     );
-    clear_host_veth(&mut host, &host_veth, invocation, conf)?;
+    let alias = veth_alias(
+        &conf.network,
+        &invocation.container_id,
+        &invocation.ifname,
+        invocation.pod(),
+    );
+    clear_host_veth(&mut host, &host_veth, &alias, invocation, conf)?;
     if pod
         .link_by_name(&invocation.ifname)
         .map_err(|e| kernel_error(&e))?
@@ -69,30 +74,37 @@ pub(super) fn add(
         families: &conf.families,
         pools: &conf.pools,
         addresses: &conf.requested_ips,
-    }))?;
-    let addresses = match parse_addresses(&allocated) {
-        Ok(addresses) => addresses,
-        Err(error) => {
-            let _ = runtime.block_on(ipamd.release(&handle));
-            return Err(error);
+    }));
+    // From here on every failure gives the allocation back. A timeout or an
+    // unavailable store may still have committed it, so those release too.
+    let mut undo = |error: CniError| -> CniError {
+        match runtime.block_on(ipamd.release(&handle)) {
+            Ok(_) => error,
+            Err(release) => error.with_details(format!(
+                "and releasing handle {handle} failed ({}); DEL or GC frees it",
+                release.msg
+            )),
         }
     };
-
+    let allocated = match allocated {
+        Ok(allocated) => allocated,
+        Err(error) if error.code == ErrorCode::TryAgainLater => return Err(undo(error)),
+        Err(error) => return Err(error),
+    };
+    let addresses = parse_addresses(&allocated).map_err(&mut undo)?;
     // Below 1280 the kernel turns IPv6 off on the link (RFC 8200 §5).
     if mtu < MIN_MTU_IPV6 && addresses.iter().any(IpAddr::is_ipv6) {
-        let _ = runtime.block_on(ipamd.release(&handle));
-        return Err(CniError::new(
-            ErrorCode::InvalidNetworkConfig,
-            format!("MTU {mtu} is below IPv6's minimum of {MIN_MTU_IPV6}, and the pod has an IPv6 address"),
-        )
-        .with_details("set mtu in the network configuration, or fix the uplink's MTU"));
+        return Err(undo(
+            CniError::new(
+                ErrorCode::InvalidNetworkConfig,
+                format!(
+                    "MTU {mtu} is below IPv6's minimum of {MIN_MTU_IPV6}, and the pod has an IPv6 address"
+                ),
+            )
+            .with_details("set mtu in the network configuration, or fix the uplink's MTU"),
+        ));
     }
-    let alias = veth_alias(
-        &conf.network,
-        &invocation.container_id,
-        &invocation.ifname,
-        invocation.pod(),
-    );
+
     let plan = PodWiring {
         host_veth: &host_veth,
         alias: &alias,
@@ -103,39 +115,49 @@ pub(super) fn add(
     let wired = match wiring::wire(&mut host, &mut pod, &pod_ns, &plan) {
         Ok(wired) => wired,
         Err(error) => {
-            // Undo: the host side takes its peer with it; then the handle.
-            if let Ok(Some(link)) = host.link_by_name(&host_veth) {
+            // Only the veth this call made goes (the host side takes its
+            // peer with it): a link of that name with another alias is a
+            // concurrent call's.
+            if let Ok(Some(link)) = host.link_by_name(&host_veth)
+                && link.alias.as_deref() == Some(alias.as_str())
+            {
                 let _ = host.delete_link(link.index);
             }
-            if let Err(release) = runtime.block_on(ipamd.release(&handle)) {
-                return Err(error.with_details(format!(
-                    "and releasing handle {handle} failed ({}); GC or DEL frees it",
-                    release.msg
-                )));
-            }
-            return Err(error);
+            return Err(undo(error));
         }
     };
-    Ok(result(&wired, netns_path, &addresses, mtu).to_json(&conf.cni_version))
+    let mut result = result(&wired, netns_path, &addresses, mtu);
+    if let Some(prev) = &conf.prev_result {
+        result = chained(prev, result);
+    }
+    Ok(result.to_json(&conf.cni_version))
 }
 
-/// Opens CNI_NETNS; a path that is missing or not a network namespace is our
-/// code 103.
-pub(super) fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
-    Netns::open(path).map_err(|e| {
+/// Opens CNI_NETNS and a netlink socket in it; a path that is missing or
+/// not a network namespace is our code 103.
+pub(super) fn open_pod(path: &std::path::Path) -> Result<(Netns, Netlink), CniError> {
+    let unavailable = |e: &NetlinkError| {
         CniError::new(ErrorCode::NetnsUnavailable, e.to_string())
             .with_details("CNI_NETNS must name the pod's network namespace")
-    })
+    };
+    let ns = Netns::open(path).map_err(|e| unavailable(&e))?;
+    match Netlink::in_netns(&ns) {
+        Ok(netlink) => Ok((ns, netlink)),
+        Err(e @ NetlinkError::EnterNetns { .. }) => Err(unavailable(&e)),
+        Err(e) => Err(kernel_error(&e)),
+    }
 }
 
 /// Makes the host veth name free for this attachment: a link of that name
-/// left by an earlier try of this same ADD, or by an older sandbox of the
-/// same pod, is deleted (by index, so a concurrent DEL of the old sandbox
-/// cannot delete ours); a link of another pod or another program is not
+/// left by an earlier try of this same ADD, by an older sandbox of the same
+/// pod, or by an ADD killed before it set the alias (a veth with our MAC and
+/// no alias) is deleted, by index, so a concurrent DEL of the old sandbox
+/// cannot delete ours. A link of another pod or another program is not
 /// touched and the ADD fails.
 fn clear_host_veth(
     host: &mut Netlink,
     name: &str,
+    alias: &str,
     invocation: &Invocation,
     conf: &PluginConf,
 ) -> Result<(), CniError> {
@@ -143,23 +165,26 @@ fn clear_host_veth(
         return Ok(());
     };
     let owner = existing.alias.as_deref().and_then(parse_veth_alias);
-    let same_pod = match (&owner, invocation.pod()) {
-        (Some(owner), Some((ns, pod))) => {
+    // Compare with this call's own alias, read back the same way, so a pod
+    // name cut to fit the alias still matches itself.
+    let this = parse_veth_alias(alias);
+    let replaceable = match (&owner, &this) {
+        (Some(owner), Some(this)) => {
             owner.network == conf.network
                 && owner.ifname == invocation.ifname
-                && owner
-                    .pod
-                    .as_ref()
-                    .is_some_and(|(o_ns, o_pod)| o_ns == ns && o_pod == pod)
+                && match (&owner.pod, &this.pod) {
+                    (Some(theirs), Some(ours)) => theirs == ours,
+                    _ => owner.container_id == invocation.container_id,
+                }
         }
-        (Some(owner), None) => {
-            owner.network == conf.network
-                && owner.container_id == invocation.container_id
-                && owner.ifname == invocation.ifname
+        (None, _) => {
+            existing.alias.is_none()
+                && existing.kind.as_deref() == Some("veth")
+                && existing.mac == Some(wiring::HOST_VETH_MAC)
         }
-        (None, _) => false,
+        (Some(_), None) => false,
     };
-    if !same_pod {
+    if !replaceable {
         let holder = match &owner {
             Some(owner) => match &owner.pod {
                 Some((ns, pod)) => format!("pod {ns}/{pod} (container {})", owner.container_id),
@@ -175,6 +200,27 @@ fn clear_host_veth(
     host.delete_link(existing.index)
         .map_err(|e| kernel_error(&e))?;
     Ok(())
+}
+
+/// Our result after the previous plugins' (CNI spec: a plugin passes
+/// prevResult on): their interfaces first, ours after, indexes shifted.
+fn chained(prev: &PrevResult, ours: AddResult) -> AddResult {
+    let shift = prev.interfaces.len();
+    let mut ips = prev.ips.clone();
+    ips.extend(ours.ips.into_iter().map(|ip| IpConfig {
+        interface: ip.interface.map(|i| i + shift),
+        ..ip
+    }));
+    let mut interfaces = prev.interfaces.clone();
+    interfaces.extend(ours.interfaces);
+    let mut routes = prev.routes.clone();
+    routes.extend(ours.routes);
+    AddResult {
+        interfaces,
+        ips,
+        routes,
+        dns: ours.dns,
+    }
 }
 
 fn parse_addresses(

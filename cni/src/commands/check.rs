@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::add::{format_mac, open_netns};
+use super::add::{format_mac, open_pod};
 use super::{Invocation, connect};
 use crate::args::{host_veth_name, parse_veth_alias};
 use crate::config::PluginConf;
@@ -51,8 +51,7 @@ pub(super) fn check(
             "CNI_NETNS is required for CHECK",
         )
     })?;
-    let pod_ns = open_netns(netns_path)?;
-    let mut pod = Netlink::in_netns(&pod_ns).map_err(|e| kernel_error(&e))?;
+    let (_pod_ns, mut pod) = open_pod(netns_path)?;
     let link = pod
         .link_by_name(&invocation.ifname)
         .map_err(|e| kernel_error(&e))?
@@ -123,7 +122,9 @@ pub(super) fn check(
         .map_err(|e| kernel_error(&e))?
         .ok_or_else(|| mismatch(format!("host veth {name} is gone from the node")))?;
     let owner = host_link.alias.as_deref().and_then(parse_veth_alias);
-    if owner.is_none_or(|o| o.container_id != invocation.container_id) {
+    if !owner.is_some_and(|o| {
+        o.is_attachment(&conf.network, &invocation.container_id, &invocation.ifname)
+    }) {
         return Err(mismatch(format!(
             "host veth {name} belongs to another container now"
         )));

@@ -1,16 +1,21 @@
-// GC (CNI spec 1.1 "GC"): everything of this network on this node that is not
-// in the runtime's list of valid attachments goes: ipamd releases the node's
-// handles that are not valid (it keeps those made after the request arrived,
-// so an ADD racing the GC keeps its address), and host veths of ours whose
-// attachment is not valid are deleted. Other networks' veths are not touched.
+// GC (CNI spec 1.1 "GC"): what this network holds on this node and the
+// runtime's list of valid attachments does not name goes. ipamd releases the
+// network's handles that are not valid (scoped by the handle prefix, so other
+// networks keep theirs, and keeping handles made after the request arrived,
+// so an ADD racing the GC keeps its address); then host veths of this network
+// whose attachment is not valid are deleted unless ipamd still holds their
+// address for them (that racing ADD again). Both halves run; errors are
+// reported together at the end.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use super::{connect, node_name};
-use crate::args::{ipam_handle, parse_veth_alias};
+use crate::args::{ipam_handle, ipam_handle_prefix, parse_veth_alias};
 use crate::config::PluginConf;
 use crate::error::{CniError, ErrorCode};
-use crate::netlink::Netlink;
+use crate::ipamd::Ipamd;
+use crate::netlink::{IpFamily, Netlink};
 use crate::wiring::kernel_error;
 
 pub(super) fn gc(conf: &PluginConf, runtime: &tokio::runtime::Runtime) -> Result<(), CniError> {
@@ -25,14 +30,69 @@ pub(super) fn gc(conf: &PluginConf, runtime: &tokio::runtime::Runtime) -> Result
         .iter()
         .map(|a| ipam_handle(&conf.network, &a.container_id, &a.ifname))
         .collect();
-    let mut ipamd = connect(conf, runtime)?;
-    runtime.block_on(ipamd.garbage_collect(&node, valid_handles))?;
+
+    let mut ipamd = connect(conf, runtime);
+    let collected = match &mut ipamd {
+        Ok(ipamd) => runtime.block_on(ipamd.garbage_collect(
+            &node,
+            valid_handles,
+            &ipam_handle_prefix(&conf.network),
+        )),
+        Err(e) => Err(e.clone()),
+    };
+    let released: Option<HashSet<String>> = collected
+        .as_ref()
+        .ok()
+        .map(|r| r.released_handles.iter().cloned().collect());
 
     let valid: HashSet<(&str, &str)> = valid
         .iter()
         .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
         .collect();
+    let veths = remove_orphaned_veths(
+        conf,
+        &valid,
+        released.as_ref(),
+        ipamd.as_mut().ok(),
+        runtime,
+    );
+
+    let mut problems = Vec::new();
+    if let Err(e) = &collected {
+        problems.push(e.msg.clone());
+    }
+    if let Err(e) = veths {
+        problems.push(e.msg);
+    }
+    match (problems.is_empty(), collected) {
+        (true, _) => Ok(()),
+        (false, Err(e)) => Err(CniError::new(e.code, problems.join("; "))),
+        (false, Ok(_)) => Err(CniError::new(ErrorCode::KernelRefused, problems.join("; "))),
+    }
+}
+
+/// Deletes this network's host veths whose attachment is not valid and
+/// whose addresses nobody holds for them: released just now, held by no one
+/// or by another handle, or (ipamd unreachable) routed to no address at all.
+fn remove_orphaned_veths(
+    conf: &PluginConf,
+    valid: &HashSet<(&str, &str)>,
+    released: Option<&HashSet<String>>,
+    mut ipamd: Option<&mut Ipamd>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), CniError> {
     let mut host = Netlink::current().map_err(|e| kernel_error(&e))?;
+    let mut routed: HashMap<u32, Vec<IpAddr>> = HashMap::new();
+    for family in [IpFamily::V4, IpFamily::V6] {
+        // A family the kernel lacks has no pod routes.
+        for route in host.routes(family).unwrap_or_default() {
+            if let Some(oif) = route.oif
+                && route.dst.prefix() == if route.dst.is_ipv4() { 32 } else { 128 }
+            {
+                routed.entry(oif).or_default().push(route.dst.ip());
+            }
+        }
+    }
     let mut failures = Vec::new();
     for link in host.links().map_err(|e| kernel_error(&e))? {
         let Some(owner) = link.alias.as_deref().and_then(parse_veth_alias) else {
@@ -43,8 +103,22 @@ pub(super) fn gc(conf: &PluginConf, runtime: &tokio::runtime::Runtime) -> Result
         {
             continue;
         }
-        // Remove as much as possible, then report what could not go.
-        if let Err(e) = host.delete_link(link.index) {
+        let handle = ipam_handle(&conf.network, &owner.container_id, &owner.ifname);
+        let addresses = routed
+            .get(&link.index)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let orphaned = match (released, ipamd.as_deref_mut()) {
+            (Some(released), _) if released.contains(&handle) => true,
+            (_, Some(ipamd)) => !addresses.iter().any(|&address| {
+                runtime
+                    .block_on(ipamd.show_address(address))
+                    // Unknown: keep the veth rather than cut a live pod off.
+                    .map_or(true, |shown| shown.allocated && shown.handle == handle)
+            }),
+            (_, None) => addresses.is_empty(),
+        };
+        if orphaned && let Err(e) = host.delete_link(link.index) {
             failures.push(format!("{}: {e}", link.name));
         }
     }

@@ -16,6 +16,9 @@ use crate::error::{CniError, ErrorCode};
 use crate::ipamd::Ipamd;
 use crate::{Command, Env};
 
+/// ipamd's limit on a handle's length (proto/proto/ipam.proto).
+const MAX_HANDLE_LEN: usize = 253;
+
 /// One invocation's runtime parameters (CNI spec 1.1 "Parameters").
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -82,6 +85,19 @@ pub fn run(invocation: &Invocation, conf: &PluginConf) -> Result<String, CniErro
                 format!("cannot start the I/O runtime: {e}"),
             )
         })?;
+    let attachment = matches!(
+        invocation.command,
+        Command::Add | Command::Del | Command::Check
+    );
+    if attachment && invocation.handle(conf).len() > MAX_HANDLE_LEN {
+        return Err(CniError::new(
+            ErrorCode::InvalidNetworkConfig,
+            format!(
+                "network name {:?} and CNI_CONTAINERID together are too long for an ipamd handle (at most {MAX_HANDLE_LEN} bytes)",
+                conf.network
+            ),
+        ));
+    }
     match invocation.command {
         Command::Add => add::add(invocation, conf, &runtime),
         Command::Del => del::del(invocation, conf, &runtime).map(|()| String::new()),
@@ -112,14 +128,20 @@ pub fn node_name(conf: &PluginConf) -> Result<String, CniError> {
         )
         .with_details("set nodeName in the network configuration, or start podroute on this node")
     })?;
-    let name = text.lines().next().unwrap_or_default().trim();
+    // Kubernetes node names are lower case; kubelet lowercases the host name.
+    let name = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
     if name.is_empty() {
         return Err(CniError::new(
             ErrorCode::NodeNameUnknown,
             format!("{what} in {} is empty", path.display()),
         ));
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
 /// Connects to ipamd on `runtime`.
