@@ -28,6 +28,9 @@ pub struct InstallOptions {
 /// default ipamd socket, everything else automatic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConflistOptions {
+    /// The list's cniVersion: 1.1.0, or 1.0.0 for runtimes on libcni before
+    /// 1.2 (containerd 1.7), which cannot read a 1.1.0 result.
+    pub cni_version: String,
     pub network: String,
     pub ipamd_endpoint: String,
     pub tls_cert: Option<PathBuf>,
@@ -91,6 +94,7 @@ const CONFLIST_MODE: u32 = 0o644;
 impl Default for ConflistOptions {
     fn default() -> Self {
         ConflistOptions {
+            cni_version: CURRENT_VERSION.to_owned(),
             network: DEFAULT_NETWORK.to_owned(),
             ipamd_endpoint: DEFAULT_IPAMD_ENDPOINT.to_owned(),
             tls_cert: None,
@@ -114,7 +118,7 @@ impl Default for ConflistOptions {
 pub fn render_conflist(options: &ConflistOptions) -> String {
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
     let conflist = WireConflist {
-        cni_version: CURRENT_VERSION,
+        cni_version: &options.cni_version,
         cni_versions: SUPPORTED_VERSIONS,
         name: &options.network,
         plugins: [WirePlugin {
@@ -153,6 +157,16 @@ pub fn install(options: &InstallOptions) -> Result<InstallReport, InstallError> 
     let binary_path = options.bin_dir.join(BINARY_NAME);
 
     check_utf8(&options.conflist)?;
+    if !SUPPORTED_VERSIONS.contains(&options.conflist.cni_version.as_str()) {
+        return Err(InstallError::InvalidConflist {
+            path: conflist_path,
+            reason: format!(
+                "cniVersion {:?} is not one of {}",
+                options.conflist.cni_version,
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        });
+    }
     let conflist = render_conflist(&options.conflist);
     check_conflist(&conflist).map_err(|reason| InstallError::InvalidConflist {
         path: conflist_path.clone(),
@@ -423,6 +437,7 @@ mod tests {
     #[test]
     fn full_conflist_round_trips_into_a_plugin_conf() {
         let options = ConflistOptions {
+            cni_version: "1.0.0".into(),
             network: "k8s-pods".into(),
             ipamd_endpoint: "https://10.0.0.1:7443".into(),
             tls_cert: Some("/etc/podroute/node.crt".into()),
@@ -437,6 +452,7 @@ mod tests {
         let text = render_conflist(&options);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let plugin = &value["plugins"][0];
+        assert_eq!(value["cniVersion"], "1.0.0");
         assert_eq!(plugin["families"], serde_json::json!(["ipv4", "ipv6"]));
         assert_eq!(plugin["mtu"], 1450);
         assert_eq!(plugin["capabilities"]["ips"], true);

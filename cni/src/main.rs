@@ -50,6 +50,10 @@ struct InstallArgs {
     /// Where runtimes look for network configurations.
     #[arg(long, default_value = "/etc/cni/net.d")]
     conf_dir: PathBuf,
+    /// The conflist's cniVersion: 1.1.0, or 1.0.0 for runtimes on libcni
+    /// before 1.2 (containerd 1.7).
+    #[arg(long, default_value = podroute_cni::CURRENT_VERSION)]
+    cni_version: String,
     /// Network name in the conflist.
     #[arg(long, default_value = "podroute")]
     network: String,
@@ -103,6 +107,7 @@ fn install_command() -> ExitCode {
         conf_dir: args.conf_dir,
         source_binary,
         conflist: ConflistOptions {
+            cni_version: args.cni_version,
             network: args.network,
             ipamd_endpoint: args.ipamd_endpoint,
             tls_cert: args.tls_cert,

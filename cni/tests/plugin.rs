@@ -408,6 +408,26 @@ fn install_writes_the_binary_and_conflist_and_the_installed_plugin_answers() {
     let run = common::run_cni_binary(&bin.join("podroute-cni"), "VERSION", "");
     assert!(run.ok);
     assert_eq!(run.json()["cniVersion"], "1.1.0");
+
+    // For an older runtime: a 1.0.0 list; an unknown version is refused.
+    let install = |version: &str| {
+        std::process::Command::new(common::CNI)
+            .args(["install", "--cni-version", version, "--bin-dir"])
+            .arg(&bin)
+            .arg("--conf-dir")
+            .arg(&conf_dir)
+            .output()
+            .unwrap()
+    };
+    assert!(install("1.0.0").status.success());
+    let conflist: Value = serde_json::from_str(
+        &std::fs::read_to_string(conf_dir.join("10-podroute.conflist")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(conflist["cniVersion"], "1.0.0");
+    let refused = install("0.3.1");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("0.3.1"));
 }
 
 #[test]
