@@ -170,12 +170,6 @@ fn dispatch(
     })?;
     let config_version = check_version(conf.cni_version.as_deref(), command)?;
     *reply_version = config_version.to_owned();
-    if conf.name.as_deref().is_none_or(str::is_empty) {
-        return Err(CniError::new(
-            ErrorCode::InvalidNetworkConfig,
-            "missing network name",
-        ));
-    }
     let version = config_version.to_owned();
     let mut conf = conf;
     if command == Command::Del {

@@ -185,6 +185,14 @@ pub fn default_route(address: IpAddr) -> IpNetwork {
     IpNetwork::new(unspecified, 0).unwrap_or_else(|_| IpNetwork::from(unspecified))
 }
 
+/// "ee:ee:ee:ee:ee:ee", as results and prevResult write MACs.
+pub fn format_mac(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The family of an address, for route dumps.
 pub fn family_of(address: IpAddr) -> IpFamily {
     if address.is_ipv4() {

@@ -257,7 +257,7 @@ fn parse_addresses(
 fn result(wired: &Wired, netns: &std::path::Path, addresses: &[IpAddr], mtu: u32) -> AddResult {
     let interface = |link: &Link, sandbox: Option<String>| Interface {
         name: link.name.clone(),
-        mac: link.mac.map(|m| format_mac(&m)),
+        mac: link.mac.map(|m| wiring::format_mac(&m)),
         mtu: Some(mtu),
         sandbox,
     };
@@ -284,12 +284,4 @@ fn result(wired: &Wired, netns: &std::path::Path, addresses: &[IpAddr], mtu: u32
             .collect(),
         dns: Dns::default(),
     }
-}
-
-/// "ee:ee:ee:ee:ee:ee".
-pub(super) fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::add::{format_mac, open_pod};
+use super::add::open_pod;
 use super::{Invocation, connect};
 use crate::args::{host_veth_name, parse_veth_alias};
 use crate::config::PluginConf;
@@ -68,12 +68,12 @@ pub(super) fn check(
         )));
     }
     if let (Some(want), Some(have)) = (&interface.mac, link.mac)
-        && !want.eq_ignore_ascii_case(&format_mac(&have))
+        && !want.eq_ignore_ascii_case(&wiring::format_mac(&have))
     {
         return Err(mismatch(format!(
             "interface {} has MAC {} but prevResult says {want}",
             link.name,
-            format_mac(&have)
+            wiring::format_mac(&have)
         )));
     }
     let held = pod.addresses(link.index).map_err(|e| kernel_error(&e))?;

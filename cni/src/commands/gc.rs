@@ -16,7 +16,7 @@ use crate::config::PluginConf;
 use crate::error::{CniError, ErrorCode};
 use crate::ipamd::Ipamd;
 use crate::netlink::{IpFamily, Netlink};
-use crate::wiring::kernel_error;
+use crate::wiring::{host_prefix, kernel_error};
 
 pub(super) fn gc(conf: &PluginConf, runtime: &tokio::runtime::Runtime) -> Result<(), CniError> {
     let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
@@ -87,7 +87,7 @@ fn remove_orphaned_veths(
         // A family the kernel lacks has no pod routes.
         for route in host.routes(family).unwrap_or_default() {
             if let Some(oif) = route.oif
-                && route.dst.prefix() == if route.dst.is_ipv4() { 32 } else { 128 }
+                && route.dst == host_prefix(route.dst.ip())
             {
                 routed.entry(oif).or_default().push(route.dst.ip());
             }
