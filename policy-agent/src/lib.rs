@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod model;
+pub mod render;
 
 /// Name this daemon reports in `GetVersion`.
 pub const DAEMON_NAME: &str = "podroute-policy-agent";

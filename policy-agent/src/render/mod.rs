@@ -1,0 +1,3 @@
+// From compiled policy to kernel objects: iptables chains and ipsets.
+
+pub mod dataplane;
