@@ -1,5 +1,10 @@
-// The pure NetworkPolicy model: Kubernetes objects as the agent sees them and
-// the rules that decide which pods they select. No I/O, no clock.
+// The pure NetworkPolicy model: Kubernetes objects as the agent sees them,
+// validated, and the reference evaluator that says what they allow. No I/O,
+// no clock.
 
+pub mod cluster;
+pub mod evaluate;
 pub mod objects;
 pub mod selector;
+#[cfg(test)]
+pub(crate) mod test_fixtures;

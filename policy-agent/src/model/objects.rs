@@ -213,6 +213,71 @@ pub struct Snapshot {
     pub policies: Vec<NetworkPolicyObject>,
 }
 
+/// Why a YAML document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("document {document}: {reason}")]
+pub struct ParseError {
+    /// 1-based, in the text.
+    pub document: usize,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+impl Snapshot {
+    /// Adds the Namespaces, Pods and NetworkPolicies of a multi-document
+    /// YAML text (a `kind: List` is not read). Documents of other kinds are
+    /// skipped: one folder may feed several daemons. On error nothing of
+    /// this text is added.
+    pub fn add_yaml(&mut self, text: &str) -> Result<(), ParseError> {
+        let mut added = Snapshot::default();
+        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let invalid = |reason: String| ParseError {
+                document: index + 1,
+                reason,
+            };
+            let value =
+                serde_yaml_ng::Value::deserialize(document).map_err(|e| invalid(e.to_string()))?;
+            if value.is_null() {
+                continue;
+            }
+            let header: Header =
+                serde_yaml_ng::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+            let typed = |e: serde_yaml_ng::Error| invalid(format!("{}: {e}", header.kind));
+            match (header.api_version.as_str(), header.kind.as_str()) {
+                (API_CORE_V1, KIND_NAMESPACE) => added
+                    .namespaces
+                    .push(serde_yaml_ng::from_value(value).map_err(typed)?),
+                (API_CORE_V1, KIND_POD) => added
+                    .pods
+                    .push(serde_yaml_ng::from_value(value).map_err(typed)?),
+                (API_NETWORKING_V1, KIND_NETWORK_POLICY) => added
+                    .policies
+                    .push(serde_yaml_ng::from_value(value).map_err(typed)?),
+                _ => {}
+            }
+        }
+        self.namespaces.append(&mut added.namespaces);
+        self.pods.append(&mut added.pods);
+        self.policies.append(&mut added.policies);
+        Ok(())
+    }
+
+    /// A snapshot of one YAML text (tests and tools).
+    pub fn from_yaml(text: &str) -> Result<Snapshot, ParseError> {
+        let mut snapshot = Snapshot::default();
+        snapshot.add_yaml(text)?;
+        Ok(snapshot)
+    }
+}
+
 /// `null` in a manifest means the same as the field left out.
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -298,7 +363,10 @@ spec:
         }"#;
         let pod: PodObject = serde_json::from_str(json).unwrap();
         assert_eq!(pod.spec.node_name.as_deref(), Some("n1"));
-        assert_eq!(pod.spec.containers[0].ports[1].protocol.as_deref(), Some("UDP"));
+        assert_eq!(
+            pod.spec.containers[0].ports[1].protocol.as_deref(),
+            Some("UDP")
+        );
         assert_eq!(pod.status.pod_ips.len(), 2);
         assert!(!pod.spec.host_network);
     }
