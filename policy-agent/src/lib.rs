@@ -4,6 +4,7 @@
 // policy issue.
 
 pub mod admin;
+pub mod compile;
 pub mod model;
 pub mod render;
 
