@@ -1,9 +1,15 @@
-// podroute-policy: the per-node NetworkPolicy agent. `model` holds the pure
-// Kubernetes policy model (label selectors so far); `admin` the gRPC admin
-// service. The compiler and the iptables/ipset renderer arrive with the
-// policy issue.
+// podroute-policy: the per-node NetworkPolicy agent.
+//
+//   source  → Snapshot (manifests folder or Kubernetes API)
+//   model   → validated Cluster; the reference evaluator
+//   compile → per local endpoint, the isolating policies and their rules
+//   render  → iptables chains and ipsets (Dataplane)
+//   apply   → the kernel, diffed and written atomically
+//   agent   → the reconcile loop; admin → the gRPC admin API
 
 pub mod admin;
+pub mod agent;
+pub mod apply;
 pub mod compile;
 pub mod model;
 pub mod render;

@@ -1,0 +1,246 @@
+// The agent's reconcile loop: whenever the source publishes a new view of
+// the cluster, or the resync timer fires, validate → compile → render →
+// apply, then cut the tracked connections the new rules deny. Level
+// triggered: each pass programs the whole desired state; the applier
+// writes only what differs from what it last programmed (or, on a resync,
+// from what the kernel holds). Nothing is programmed until the source has
+// a complete view, so on a restart the old rules stay in force until
+// replaced, and nothing is removed on exit.
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+use crate::apply::conntrack::{self, ConntrackFlow};
+use crate::apply::runner::Runner;
+use crate::apply::{Applier, ApplyReport};
+use crate::compile::{Compiled, compile};
+use crate::model::cluster::{Cluster, Direction, Problem, Protocol};
+use crate::model::evaluate::Flow;
+use crate::model::objects::Snapshot;
+use crate::render::{Family, RenderOptions, render};
+
+/// How long after a failed apply the agent tries again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's name, as pods' `spec.nodeName` gives it.
+    pub node: String,
+    /// How often the kernel is read back and healed.
+    pub resync_interval: Duration,
+    pub render: RenderOptions,
+    pub runner: Runner,
+}
+
+/// What the agent last programmed, for the admin API.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub cluster: Cluster,
+    pub compiled: Compiled,
+    /// Objects refused by validation.
+    pub problems: Vec<Problem>,
+    pub synced_at: SystemTime,
+    /// How long the last successful pass took, from snapshot to kernel.
+    pub sync_duration: Duration,
+    pub report: ApplyReport,
+    /// Tracked connections the last change cut.
+    pub flows_cut: usize,
+}
+
+pub type ViewSender = watch::Sender<Option<Arc<View>>>;
+
+/// Runs until the source's sender is dropped.
+pub async fn run(
+    config: AgentConfig,
+    mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    view: ViewSender,
+) {
+    let mut applier = Some(Applier::new(config.runner.clone()));
+    let mut resync = tokio::time::interval(config.resync_interval);
+    resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The first tick is immediate; the first pass reads the kernel anyway.
+    resync.tick().await;
+    let mut read_kernel = true;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut previous: Option<(Compiled, Vec<Problem>)> = None;
+    let mut pending = snapshots.borrow().is_some();
+    loop {
+        if !pending {
+            let retry = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        tracing::info!("source stopped; the rules in force stay");
+                        return;
+                    }
+                }
+                _ = resync.tick() => read_kernel = true,
+                () = retry => {}
+            }
+        }
+        pending = false;
+        retry_at = None;
+        let Some(snapshot) = snapshots.borrow_and_update().clone() else {
+            continue;
+        };
+        let started = Instant::now();
+        let (cluster, problems) = Cluster::build(&snapshot);
+        let new_problems: Vec<&Problem> = problems
+            .iter()
+            .filter(|p| previous.as_ref().is_none_or(|(_, old)| !old.contains(p)))
+            .collect();
+        for problem in new_problems {
+            tracing::warn!("refused: {problem}");
+        }
+        let compiled = compile(&cluster, &config.node);
+        let dataplane = render(&compiled, &config.render);
+        let Some(mut owned) = applier.take() else {
+            return;
+        };
+        let kernel = read_kernel;
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = owned.apply(&dataplane, kernel);
+            (owned, result)
+        })
+        .await;
+        let (owned, result) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!("the apply task failed: {e}");
+                return;
+            }
+        };
+        applier = Some(owned);
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!("programming the kernel failed, retrying: {e}");
+                read_kernel = true;
+                retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER_FAILURE);
+                continue;
+            }
+        };
+        read_kernel = false;
+        let changed = previous.as_ref().is_none_or(|(old, _)| *old != compiled);
+        let flows_cut = if changed {
+            let runner = config.runner.clone();
+            let for_sweep = compiled.clone();
+            match tokio::task::spawn_blocking(move || cut_denied_flows(&runner, &for_sweep)).await
+            {
+                Ok(Ok(cut)) => cut,
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot cut denied connections: {e}");
+                    0
+                }
+                Err(e) => {
+                    tracing::warn!("the conntrack task failed: {e}");
+                    0
+                }
+            }
+        } else {
+            0
+        };
+        let sync_duration = started.elapsed();
+        if changed || report.kernel_read && report != ApplyReport::default() {
+            tracing::info!(
+                endpoints = compiled.endpoints.len(),
+                policies = compiled.policies.len(),
+                sets = compiled.sets.len(),
+                chains_written = report.chains_written,
+                chains_deleted = report.chains_deleted,
+                sets_swapped = report.sets_swapped,
+                sets_created = report.sets_created,
+                rules = report.rules,
+                set_members = report.set_members,
+                flows_cut,
+                ms = sync_duration.as_millis() as u64,
+                "policy programmed"
+            );
+        }
+        view.send_replace(Some(Arc::new(View {
+            cluster,
+            compiled: compiled.clone(),
+            problems: problems.clone(),
+            synced_at: SystemTime::now(),
+            sync_duration,
+            report,
+            flows_cut,
+        })));
+        previous = Some((compiled, problems));
+    }
+}
+
+/// Deletes the tracked connections of local endpoints that `compiled`
+/// denies, so a connection a change forbids stops at once instead of
+/// living on as "established". Connections from the node itself are
+/// spared: NetworkPolicy always allows them. Returns how many were cut.
+pub fn cut_denied_flows(runner: &Runner, compiled: &Compiled) -> Result<usize, SweepError> {
+    let locals = local_addresses(runner)?;
+    let mut cut = 0;
+    for family in [Family::V4, Family::V6] {
+        let flows = conntrack::list(runner, family)?;
+        let denied: BTreeSet<&ConntrackFlow> = flows
+            .iter()
+            .filter(|flow| denies(compiled, flow, &locals))
+            .collect();
+        for flow in denied {
+            cut += conntrack::delete(runner, flow)?;
+        }
+    }
+    Ok(cut)
+}
+
+fn denies(compiled: &Compiled, flow: &ConntrackFlow, locals: &HashSet<IpAddr>) -> bool {
+    let (Some(protocol), Some(port)) = (Protocol::from_number(flow.protocol), flow.dport) else {
+        // ICMP and the like: short-lived, judged again on their next packet.
+        return false;
+    };
+    let f = Flow {
+        source: flow.src,
+        destination: flow.dst,
+        protocol,
+        port,
+    };
+    let egress_denied = compiled
+        .endpoint_at(f.source)
+        .is_some_and(|e| !compiled.allows(e, Direction::Egress, &f));
+    let ingress_denied = !locals.contains(&f.source)
+        && compiled
+            .endpoint_at(f.destination)
+            .is_some_and(|e| !compiled.allows(e, Direction::Ingress, &f));
+    egress_denied || ingress_denied
+}
+
+/// The node's own addresses (`ip -o addr show`).
+fn local_addresses(runner: &Runner) -> Result<HashSet<IpAddr>, SweepError> {
+    let out = runner.run("ip", &["-o", "addr", "show"], None)?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            let address = words.next()?;
+            address.split('/').next()?.parse().ok()
+        })
+        .collect())
+}
+
+/// Why the conntrack sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Run(#[from] crate::apply::runner::RunError),
+    #[error(transparent)]
+    Conntrack(#[from] crate::apply::conntrack::ConntrackError),
+}
