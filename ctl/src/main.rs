@@ -1,13 +1,14 @@
 // podctl, podroute's admin CLI: talks gRPC to the daemons over their Unix
 // admin sockets (see ARCHITECTURE.md, "Interfaces that others rely on").
 // Commands so far: `podctl version`, `podctl bgp peers|peer|routes|route`,
-// `podctl ipam pools|blocks|show|usage|check|release|pool`; `-o json` on
-// all.
+// `podctl ipam pools|blocks|show|usage|check|release|pool`,
+// `podctl policy endpoints|explain`; `-o json` on all.
 
 mod bgp;
 mod daemons;
 mod format;
 mod ipam;
+mod policy;
 mod table;
 mod version;
 
@@ -60,6 +61,31 @@ enum Command {
     Ipam {
         #[command(subcommand)]
         command: ipam::IpamCommand,
+    },
+    /// Inspect podroute-policy-agent: what NetworkPolicy enforces here.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// This node's pods: addresses, whether policy isolates them for
+    /// ingress and egress, and by which policies.
+    Endpoints,
+    /// Whether a connection is allowed, and by which policy and rule (or
+    /// which policies deny it).
+    Explain {
+        /// The client: namespace/pod or an IP address.
+        #[arg(long)]
+        from: String,
+        /// The server: namespace/pod or an IP address.
+        #[arg(long)]
+        to: String,
+        /// PORT/PROTOCOL, e.g. 80/TCP or 53/UDP (TCP when left out).
+        #[arg(long, value_parser = policy::parse_port)]
+        port: (u16, podroute_proto::policy::v1::Protocol),
     },
 }
 
@@ -185,6 +211,15 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
         },
         Command::Ipam { command } => return ipam::run(&cli.ipamd, command, cli.output).await,
+        Command::Policy { command } => match command {
+            PolicyCommand::Endpoints => {
+                policy::render_endpoints(&policy::endpoints(&cli.policy).await?, cli.output)?
+            }
+            PolicyCommand::Explain { from, to, port } => policy::render_explanation(
+                &policy::explain(&cli.policy, &from, &to, port).await?,
+                cli.output,
+            )?,
+        },
     };
     Ok(text.into())
 }
