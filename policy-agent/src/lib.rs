@@ -1,9 +1,10 @@
 // podroute-policy: the per-node NetworkPolicy agent. `model` holds the pure
 // Kubernetes policy model (label selectors so far); `admin` the gRPC admin
-// service. The compiler and the iptables/ipset renderer arrive with the
-// policy issue.
+// service; `render` the kernel objects we want and `apply` the code that
+// programs them. The compiler arrives with the policy issue.
 
 pub mod admin;
+pub mod apply;
 pub mod model;
 pub mod render;
 
