@@ -298,7 +298,10 @@ spec:
         }"#;
         let pod: PodObject = serde_json::from_str(json).unwrap();
         assert_eq!(pod.spec.node_name.as_deref(), Some("n1"));
-        assert_eq!(pod.spec.containers[0].ports[1].protocol.as_deref(), Some("UDP"));
+        assert_eq!(
+            pod.spec.containers[0].ports[1].protocol.as_deref(),
+            Some("UDP")
+        );
         assert_eq!(pod.status.pod_ips.len(), 2);
         assert!(!pod.spec.host_network);
     }
