@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use super::SaveParseError;
 use crate::render::dataplane::{IpSet, SET_PREFIX, SetKind};
 
 /// What names the copy a changed set is built in before the swap.
@@ -48,15 +49,6 @@ pub struct TypeConflict {
     /// `hash:ip family inet`.
     pub kernel: String,
     pub desired: String,
-}
-
-/// A line of `ipset save` we cannot read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaveParseError {
-    /// From 1.
-    pub line_no: usize,
-    pub line: String,
-    pub reason: &'static str,
 }
 
 impl SetState {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::SaveParseError;
 use crate::render::dataplane::{CHAIN_PREFIX, COMMENT_TAG, Table};
 
 /// Hex digits in a rule hash.
@@ -50,15 +51,6 @@ pub struct TablePlan {
     pub chains_written: usize,
     pub chains_deleted: usize,
     pub hooks_changed: usize,
-}
-
-/// A line of iptables-save we cannot read, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaveParseError {
-    /// From 1.
-    pub line_no: usize,
-    pub line: String,
-    pub reason: &'static str,
 }
 
 impl TableState {
@@ -182,6 +174,11 @@ pub fn rule_hash(rule: &str) -> Option<&str> {
     None
 }
 
+/// Whether `s` is a rule hash: 16 lowercase hex digits.
+pub fn is_hash(s: &str) -> bool {
+    s.len() == HASH_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Builds the restore script that turns `kernel` into `desired`: declare
 /// (which under --noflush flushes) every new, changed and stale chain, fill
 /// the new and changed ones, replace our hooks in each built-in whose hooks
@@ -302,11 +299,6 @@ fn tagged_hash(comment: &str) -> Option<&str> {
     let hash = rest.get(..HASH_LEN)?;
     let tail = &rest[HASH_LEN..];
     (is_hash(hash) && (tail.is_empty() || tail.starts_with(' '))).then_some(hash)
-}
-
-/// Whether `s` is a rule hash: 16 lowercase hex digits.
-pub fn is_hash(s: &str) -> bool {
-    s.len() == HASH_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

@@ -77,6 +77,15 @@ pub enum ApplyError {
     Invalid { what: String, reason: String },
 }
 
+/// A line of iptables-save or ipset save output we cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveParseError {
+    /// From 1.
+    pub line_no: usize,
+    pub line: String,
+    pub reason: &'static str,
+}
+
 /// Programs dataplanes, remembering what it last wrote.
 #[derive(Debug)]
 pub struct Applier {
@@ -84,35 +93,6 @@ pub struct Applier {
     /// What the kernel holds of ours after the last successful apply; None
     /// before the first and after a failure, so the next apply reads it.
     cache: Option<KernelState>,
-}
-
-/// Our part of the kernel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct KernelState {
-    v4: TableState,
-    v6: TableState,
-    sets: BTreeMap<String, SetState>,
-}
-
-impl KernelState {
-    fn from_desired(desired: &Dataplane) -> KernelState {
-        KernelState {
-            v4: TableState::from_desired(&desired.v4),
-            v6: TableState::from_desired(&desired.v6),
-            sets: desired
-                .sets
-                .iter()
-                .map(|(name, set)| (name.clone(), SetState::from_desired(set)))
-                .collect(),
-        }
-    }
-
-    fn table(&self, family: Family) -> &TableState {
-        match family {
-            Family::V4 => &self.v4,
-            Family::V6 => &self.v6,
-        }
-    }
 }
 
 impl Applier {
@@ -204,22 +184,52 @@ impl Applier {
             let program = save_program(family);
             let args = ["-t", "filter"];
             let out = self.runner.run(program, &args, None)?;
-            *slot = iptables::parse_save(&out.stdout).map_err(|e| ApplyError::Parse {
-                command: self.runner.show(program, &args),
-                line_no: e.line_no,
-                line: e.line,
-                reason: e.reason,
-            })?;
+            *slot = iptables::parse_save(&out.stdout)
+                .map_err(|e| parse_error(self.runner.show(program, &args), e))?;
         }
         let out = self.runner.run("ipset", &["save"], None)?;
-        let sets = ipset::parse_save(&out.stdout).map_err(|e| ApplyError::Parse {
-            command: self.runner.show("ipset", &["save"]),
-            line_no: e.line_no,
-            line: e.line,
-            reason: e.reason,
-        })?;
+        let sets = ipset::parse_save(&out.stdout)
+            .map_err(|e| parse_error(self.runner.show("ipset", &["save"]), e))?;
         let [v4, v6] = tables;
         Ok(KernelState { v4, v6, sets })
+    }
+}
+
+/// Our part of the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KernelState {
+    v4: TableState,
+    v6: TableState,
+    sets: BTreeMap<String, SetState>,
+}
+
+impl KernelState {
+    fn from_desired(desired: &Dataplane) -> KernelState {
+        KernelState {
+            v4: TableState::from_desired(&desired.v4),
+            v6: TableState::from_desired(&desired.v6),
+            sets: desired
+                .sets
+                .iter()
+                .map(|(name, set)| (name.clone(), SetState::from_desired(set)))
+                .collect(),
+        }
+    }
+
+    fn table(&self, family: Family) -> &TableState {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+}
+
+fn parse_error(command: String, e: SaveParseError) -> ApplyError {
+    ApplyError::Parse {
+        command,
+        line_no: e.line_no,
+        line: e.line,
+        reason: e.reason,
     }
 }
 
