@@ -1,11 +1,13 @@
 // podroute-lab: brings containerlab topologies up as network namespaces and
 // veth pairs on this machine, with no Docker, and runs the routers and hosts
 // in them. The binary `podlab` is the command line; integration tests use
-// `Lab` directly, which tears the lab down when dropped.
+// `Lab` directly, which tears the lab down when dropped. `probe` is the
+// reachability probe (`podlab probe`) the policy tests run in pods.
 
 pub mod error;
 pub mod lab;
 pub mod netns;
+pub mod probe;
 pub mod role;
 pub mod status;
 pub mod topology;

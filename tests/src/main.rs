@@ -1,12 +1,15 @@
 // podlab: containerlab topologies as network namespaces on this machine.
 //   podlab up FILE | down FILE | status FILE | exec FILE NODE -- CMD... | check FILE
+//   podlab probe serve [--ports 80,81] | probe connect [--timeout-ms 1000] TARGET...
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use podroute_lab::lab::{check_lab_name, node_runtime, teardown};
+use podroute_lab::probe::{self, DEFAULT_PORTS, Server, Target, WILDCARDS};
 use podroute_lab::{DownOutcome, Lab, LabOptions, LabStatus, Topology, lab_status};
 
 #[derive(Parser)]
@@ -54,6 +57,30 @@ enum Cmd {
     },
     /// Check a topology file without creating anything.
     Check { file: PathBuf },
+    /// Reachability probes: a server to run in a pod, a client to test it.
+    #[command(subcommand)]
+    Probe(ProbeCmd),
+}
+
+#[derive(Subcommand)]
+enum ProbeCmd {
+    /// Accept TCP connections and echo UDP datagrams on every IPv4 and IPv6
+    /// address until killed; prints {"listening":[...]} once all are bound.
+    Serve {
+        #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_PORTS)]
+        ports: Vec<u16>,
+    },
+    /// Probe every target at once; one JSON line per target, in order:
+    /// {"target":"tcp:10.0.0.1:80","ok":true}. UDP is ok when the echo
+    /// comes back.
+    Connect {
+        /// How long each probe may take.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// tcp:IP:PORT or udp:IP:PORT (IPv6 as tcp:[fd00::1]:80).
+        #[arg(required = true)]
+        targets: Vec<Target>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,6 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         check_lab_name(name)?;
     }
     match cli.command {
+        Cmd::Probe(cmd) => run_probe(cmd)?,
         Cmd::Check { file } => {
             let topo = load(&file)?;
             print_warnings(&topo);
@@ -164,6 +192,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_probe(cmd: ProbeCmd) -> Result<()> {
+    match cmd {
+        ProbeCmd::Serve { mut ports } => {
+            ports.sort_unstable();
+            ports.dedup();
+            let server = Server::bind(&WILDCARDS, &ports)?;
+            let listening: Vec<String> = server
+                .listening()
+                .context("reading the bound addresses")?
+                .iter()
+                .map(Target::to_string)
+                .collect();
+            // One line, printed only once every socket is bound: whoever
+            // started us waits for it.
+            println!("{}", serde_json::json!({ "listening": listening }));
+            for thread in server.spawn() {
+                // The threads never end; a join returns only on a panic.
+                if thread.join().is_err() {
+                    anyhow::bail!("a probe server thread panicked");
+                }
+            }
+        }
+        ProbeCmd::Connect {
+            timeout_ms,
+            targets,
+        } => {
+            for outcome in probe::probe_all(&targets, Duration::from_millis(timeout_ms)) {
+                println!("{}", serde_json::to_string(&outcome)?);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load(file: &Path) -> Result<Topology> {
