@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod model;
 pub mod render;
+pub mod source;
 
 /// Name this daemon reports in `GetVersion`.
 pub const DAEMON_NAME: &str = "podroute-policy-agent";
