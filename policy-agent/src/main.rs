@@ -108,11 +108,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let client = source::kube::client(args.kubeconfig.as_deref())
                 .await
                 .context("cannot reach the Kubernetes API")?;
-            tokio::spawn(async move {
-                if let Err(e) = source::kube::run(client, snapshots_tx).await {
-                    tracing::error!("the Kubernetes source stopped: {e}");
-                }
-            });
+            tokio::spawn(source::kube::run(client, snapshots_tx));
         }
     }
     let (view_tx, view_rx) = watch::channel(None);

@@ -3,4 +3,5 @@
 // channel, `None` until its first complete view; the agent never knows
 // which source it has (ARCHITECTURE.md principle 5).
 
+pub mod kube;
 pub mod manifests;

@@ -1,0 +1,359 @@
+// The Kubernetes source: watches Namespaces, Pods and NetworkPolicies in all
+// namespaces (kube-runtime watchers into reflector stores) and publishes a
+// `Snapshot` of the three, converted to the agent's wire types, after each
+// burst of changes. Nothing is published until all three kinds have been
+// listed once, and a relist (watch expired, 410 Gone) swaps a store only when
+// the new list is complete, so the agent never sees a partial cluster: until
+// then the rules it programmed stay as they are.
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::config::{InferConfigError, KubeConfigOptions, Kubeconfig, KubeconfigError};
+use ::kube::runtime::WatchStreamExt;
+use ::kube::runtime::reflector::{self, Store};
+use ::kube::runtime::watcher::{self, Event};
+use ::kube::{Api, Client, Config, Resource, ResourceExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::model::objects::{NamespaceObject, NetworkPolicyObject, PodObject, Snapshot};
+
+/// How long a burst of watch events is gathered before one snapshot is built:
+/// an initial list of thousands of pods, or a rollout, becomes one snapshot
+/// (and one kernel update) instead of one per object.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeSourceError {
+    #[error("kubeconfig {}: {source}", path.display())]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: KubeconfigError,
+    },
+    #[error("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
+    Infer(#[source] InferConfigError),
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] ::kube::Error),
+    /// An object the API server sent does not fit the agent's wire types.
+    #[error("{kind} {object}: {source}")]
+    Convert {
+        kind: &'static str,
+        /// `namespace/name`, or `name` for a Namespace.
+        object: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A client from the kubeconfig file given, else inferred the way kubectl
+/// and client-go do: `$KUBECONFIG` or `~/.kube/config`, then the in-cluster
+/// service account.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, KubeSourceError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file_error = |source| KubeSourceError::Kubeconfig {
+                path: path.to_owned(),
+                source,
+            };
+            let file = Kubeconfig::read_from(path).map_err(file_error)?;
+            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .map_err(file_error)?
+        }
+        None => Config::infer().await.map_err(KubeSourceError::Infer)?,
+    };
+    Client::try_from(config).map_err(KubeSourceError::Client)
+}
+
+/// Watches the cluster through `client` and publishes on `tx` until every
+/// receiver is gone. API errors are logged and retried with kube's default
+/// backoff (0.8 s doubling to 30 s); the last snapshot stays published
+/// meanwhile.
+pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
+    let (namespaces, namespace_events) =
+        reflect_kind::<Namespace>(Kind::Namespaces, &client, strip_namespace);
+    let (pods, pod_events) = reflect_kind::<Pod>(Kind::Pods, &client, strip_pod);
+    let (policies, policy_events) =
+        reflect_kind::<NetworkPolicy>(Kind::Policies, &client, strip_policy);
+    let stores = Stores {
+        namespaces,
+        pods,
+        policies,
+    };
+    let mut events = stream::select_all([namespace_events, pod_events, policy_events]);
+    let mut listed = Listed::default();
+    let mut published_once = false;
+    loop {
+        let first = tokio::select! {
+            () = tx.closed() => return,
+            next = events.next() => next,
+        };
+        let Some(first) = first else {
+            // kube's watchers retry forever; an end is a bug, not a state.
+            error!("Kubernetes watch streams ended");
+            return;
+        };
+        let mut changed = listed.note(first);
+        let deadline = Instant::now() + DEBOUNCE;
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep_until(deadline) => break,
+                next = events.next() => match next {
+                    Some(progress) => changed |= listed.note(progress),
+                    None => {
+                        error!("Kubernetes watch streams ended");
+                        return;
+                    }
+                },
+            }
+        }
+        if !changed || !listed.all() {
+            continue;
+        }
+        match stores.snapshot() {
+            Ok(snapshot) => {
+                if !published_once {
+                    info!(
+                        namespaces = snapshot.namespaces.len(),
+                        pods = snapshot.pods.len(),
+                        policies = snapshot.policies.len(),
+                        "Kubernetes objects listed"
+                    );
+                    published_once = true;
+                }
+                publish(&tx, snapshot);
+            }
+            // Publishing without the object would drop its rules (or its
+            // pod) silently; keeping the last view is the lesser harm, and
+            // the next change retries.
+            Err(error) => error!(%error, "not publishing: an object does not convert"),
+        }
+    }
+}
+
+/// The three kinds the source watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Namespaces,
+    Pods,
+    Policies,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Namespaces => "namespaces",
+            Kind::Pods => "pods",
+            Kind::Policies => "networkpolicies",
+        }
+    }
+}
+
+/// One item of a kind's watch stream, after the reflector has applied it to
+/// the store: whether it was the end of a (re)list, or an error.
+struct Progress {
+    kind: Kind,
+    outcome: Result<bool, watcher::Error>,
+}
+
+/// Which kinds have completed a list at least once.
+#[derive(Debug, Default)]
+struct Listed {
+    namespaces: bool,
+    pods: bool,
+    policies: bool,
+}
+
+impl Listed {
+    /// Records one item; true when the stores may have changed.
+    fn note(&mut self, progress: Progress) -> bool {
+        match progress.outcome {
+            Ok(list_done) => {
+                if list_done {
+                    match progress.kind {
+                        Kind::Namespaces => self.namespaces = true,
+                        Kind::Pods => self.pods = true,
+                        Kind::Policies => self.policies = true,
+                    }
+                }
+                true
+            }
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                debug!(kind = progress.kind.name(), "watch expired; relisting");
+                false
+            }
+            Err(error) => {
+                warn!(kind = progress.kind.name(), %error, "watch failed; retrying after backoff");
+                false
+            }
+        }
+    }
+
+    fn all(&self) -> bool {
+        self.namespaces && self.pods && self.policies
+    }
+}
+
+struct Stores {
+    namespaces: Store<Namespace>,
+    pods: Store<Pod>,
+    policies: Store<NetworkPolicy>,
+}
+
+impl Stores {
+    /// The stores' contents in wire form, each kind sorted by namespace and
+    /// name so that equal views compare equal.
+    fn snapshot(&self) -> Result<Snapshot, KubeSourceError> {
+        let mut namespaces: Vec<NamespaceObject> = convert_all(Kind::Namespaces, &self.namespaces)?;
+        let mut pods: Vec<PodObject> = convert_all(Kind::Pods, &self.pods)?;
+        let mut policies: Vec<NetworkPolicyObject> = convert_all(Kind::Policies, &self.policies)?;
+        namespaces.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods.sort_by(|a, b| {
+            (a.metadata.namespace_or_default(), &a.metadata.name)
+                .cmp(&(b.metadata.namespace_or_default(), &b.metadata.name))
+        });
+        policies.sort_by(|a, b| {
+            (a.metadata.namespace_or_default(), &a.metadata.name)
+                .cmp(&(b.metadata.namespace_or_default(), &b.metadata.name))
+        });
+        Ok(Snapshot {
+            namespaces,
+            pods,
+            policies,
+        })
+    }
+}
+
+/// Replaces the published snapshot unless it is the same view.
+fn publish(tx: &watch::Sender<Option<Arc<Snapshot>>>, snapshot: Snapshot) {
+    tx.send_if_modified(|current| {
+        if current.as_deref() == Some(&snapshot) {
+            return false;
+        }
+        debug!(
+            namespaces = snapshot.namespaces.len(),
+            pods = snapshot.pods.len(),
+            policies = snapshot.policies.len(),
+            "publishing snapshot"
+        );
+        *current = Some(Arc::new(snapshot));
+        true
+    });
+}
+
+/// A store of `K` kept by a watcher over all namespaces, and the stream
+/// that drives it (nothing happens until the stream is polled).
+fn reflect_kind<K>(
+    kind: Kind,
+    client: &Client,
+    strip: fn(&mut K),
+) -> (Store<K>, BoxStream<'static, Progress>)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let events = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer)
+        .map(move |item| Progress {
+            kind,
+            outcome: item.map(|event| matches!(event, Event::InitDone)),
+        })
+        .boxed();
+    (store, events)
+}
+
+fn convert_all<K, W>(kind: Kind, store: &Store<K>) -> Result<Vec<W>, KubeSourceError>
+where
+    K: Resource<DynamicType = ()> + Serialize + Clone,
+    W: DeserializeOwned,
+{
+    store
+        .state()
+        .iter()
+        .map(|object| convert(kind, object.as_ref()))
+        .collect()
+}
+
+/// A k8s-openapi object in the agent's wire form. Both follow the API's
+/// JSON, so the JSON value is the bridge.
+fn convert<K, W>(kind: Kind, object: &K) -> Result<W, KubeSourceError>
+where
+    K: Resource + Serialize,
+    W: DeserializeOwned,
+{
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .map_err(|source| KubeSourceError::Convert {
+            kind: kind.name(),
+            object: match object.namespace() {
+                Some(namespace) => format!("{namespace}/{}", object.name_any()),
+                None => object.name_any(),
+            },
+            source,
+        })
+}
+
+// Strippers: the stores hold every object of the cluster, so each keeps only
+// what `model::objects` reads (and the metadata the reflector keys on). A
+// field read there must be kept here; the tests compare the conversions of
+// stripped and whole objects.
+
+fn strip_meta(meta: &mut ObjectMeta) {
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        labels: meta.labels.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        resource_version: meta.resource_version.take(),
+        uid: meta.uid.take(),
+        ..ObjectMeta::default()
+    };
+}
+
+fn strip_namespace(namespace: &mut Namespace) {
+    strip_meta(&mut namespace.metadata);
+    namespace.spec = None;
+    namespace.status = None;
+}
+
+fn strip_pod(pod: &mut Pod) {
+    strip_meta(&mut pod.metadata);
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        node_name: spec.node_name,
+        host_network: spec.host_network,
+        containers: spec
+            .containers
+            .into_iter()
+            .map(|container| Container {
+                name: container.name,
+                ports: container.ports,
+                ..Container::default()
+            })
+            .collect(),
+        ..PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        pod_ip: status.pod_ip,
+        pod_ips: status.pod_ips,
+        ..PodStatus::default()
+    });
+}
+
+fn strip_policy(policy: &mut NetworkPolicy) {
+    strip_meta(&mut policy.metadata);
+}
