@@ -34,7 +34,9 @@ impl AdminService {
 
     fn current(&self) -> Result<Arc<View>, Status> {
         self.view.borrow().clone().ok_or_else(|| {
-            Status::unavailable("the agent has not programmed any policy yet (no complete view of the cluster)")
+            Status::unavailable(
+                "the agent has not programmed any policy yet (no complete view of the cluster)",
+            )
         })
     }
 }
@@ -75,12 +77,8 @@ impl PolicyAdmin for AdminService {
             .endpoints
             .iter()
             .map(|e| {
-                let mut policies: Vec<&ObjectKey> = e
-                    .ingress
-                    .iter()
-                    .chain(e.egress.iter())
-                    .flatten()
-                    .collect();
+                let mut policies: Vec<&ObjectKey> =
+                    e.ingress.iter().chain(e.egress.iter()).flatten().collect();
                 policies.sort();
                 policies.dedup();
                 EndpointMessage {
@@ -171,7 +169,9 @@ fn addresses(view: &View, from: &str, to: &str) -> Result<(IpAddr, IpAddr), Stat
             return Ok(vec![address]);
         }
         let (namespace, name) = text.split_once('/').ok_or_else(|| {
-            Status::invalid_argument(format!("{text:?} is neither an IP address nor namespace/pod"))
+            Status::invalid_argument(format!(
+                "{text:?} is neither an IP address nor namespace/pod"
+            ))
         })?;
         let pod = view
             .cluster
@@ -183,7 +183,10 @@ fn addresses(view: &View, from: &str, to: &str) -> Result<(IpAddr, IpAddr), Stat
     };
     let (sources, destinations) = (side(from)?, side(to)?);
     for source in &sources {
-        if let Some(destination) = destinations.iter().find(|d| d.is_ipv4() == source.is_ipv4()) {
+        if let Some(destination) = destinations
+            .iter()
+            .find(|d| d.is_ipv4() == source.is_ipv4())
+        {
             return Ok((*source, *destination));
         }
     }
@@ -227,10 +230,17 @@ mod tests {
             .unwrap();
         let mut client = PolicyAdminClient::new(connect_unix(&path).await.unwrap());
 
-        let info = client.get_version(GetVersionRequest {}).await.unwrap().into_inner();
+        let info = client
+            .get_version(GetVersionRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(info.daemon, "podroute-policy-agent");
         assert_eq!(info.api_version, "podroute.policy.v1");
-        let early = client.list_endpoints(ListEndpointsRequest {}).await.unwrap_err();
+        let early = client
+            .list_endpoints(ListEndpointsRequest {})
+            .await
+            .unwrap_err();
         assert_eq!(early.code(), tonic::Code::Unavailable);
 
         tx.send_replace(Some(Arc::new(view(
@@ -244,7 +254,15 @@ mod tests {
             .endpoints;
         let names: Vec<String> = endpoints
             .iter()
-            .map(|e| format!("{}/{} {} {}", e.namespace, e.pod, e.ingress_isolated, e.policies.len()))
+            .map(|e| {
+                format!(
+                    "{}/{} {} {}",
+                    e.namespace,
+                    e.pod,
+                    e.ingress_isolated,
+                    e.policies.len()
+                )
+            })
             .collect();
         assert_eq!(names, vec!["x/a false 0", "y/a true 1", "z/a false 0"]);
         assert_eq!(endpoints[1].addresses, vec!["10.0.1.1", "fd00::11"]);
@@ -262,19 +280,32 @@ mod tests {
             .into_inner();
         assert_eq!(denied.verdict, VerdictMessage::Denied as i32);
         assert!(
-            denied.reason.contains("ingress of y/a (node n1): denied: isolated by y/deny"),
+            denied
+                .reason
+                .contains("ingress of y/a (node n1): denied: isolated by y/deny"),
             "{}",
             denied.reason
         );
-        assert_eq!(denied.policies, vec![policy_ref(&ObjectKey::new("y", "deny"))]);
+        assert_eq!(
+            denied.policies,
+            vec![policy_ref(&ObjectKey::new("y", "deny"))]
+        );
         let allowed = client
             .explain(explain("y/b", "fd00::11", ProtocolMessage::Udp))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(allowed.verdict, VerdictMessage::Allowed as i32);
-        assert!(allowed.reason.contains("fd00::12 -> fd00::11 80/UDP"), "{}", allowed.reason);
-        assert!(allowed.reason.contains("allowed by y/deny rule 0"), "{}", allowed.reason);
+        assert!(
+            allowed.reason.contains("fd00::12 -> fd00::11 80/UDP"),
+            "{}",
+            allowed.reason
+        );
+        assert!(
+            allowed.reason.contains("allowed by y/deny rule 0"),
+            "{}",
+            allowed.reason
+        );
 
         let unknown = client
             .explain(explain("x/nobody", "y/a", ProtocolMessage::Tcp))

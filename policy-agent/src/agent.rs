@@ -135,8 +135,7 @@ pub async fn run(
         let flows_cut = if changed {
             let runner = config.runner.clone();
             let for_sweep = compiled.clone();
-            match tokio::task::spawn_blocking(move || cut_denied_flows(&runner, &for_sweep)).await
-            {
+            match tokio::task::spawn_blocking(move || cut_denied_flows(&runner, &for_sweep)).await {
                 Ok(Ok(cut)) => cut,
                 Ok(Err(e)) => {
                     tracing::warn!("cannot cut denied connections: {e}");
@@ -191,11 +190,11 @@ pub fn cut_denied_flows(runner: &Runner, compiled: &Compiled) -> Result<usize, S
         let flows = conntrack::list(runner, family)?;
         let denied: BTreeSet<&ConntrackFlow> = flows
             .iter()
-            .filter(|flow| denies(compiled, flow, &locals))
+            .filter(|flow| flow.live && denies(compiled, flow, &locals))
             .collect();
-        for flow in denied {
-            cut += conntrack::delete(runner, flow)?;
-        }
+        let denied: Vec<&ConntrackFlow> = denied.into_iter().collect();
+        conntrack::delete_all(runner, &denied)?;
+        cut += denied.len();
     }
     Ok(cut)
 }

@@ -77,6 +77,10 @@ enum ProbeCmd {
         /// How long each probe may take.
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
+        /// Send a UDP probe from this port (one UDP target only): probing
+        /// twice from one port is one conntrack flow.
+        #[arg(long)]
+        source_port: Option<u16>,
         /// tcp:IP:PORT or udp:IP:PORT (IPv6 as tcp:[fd00::1]:80).
         #[arg(required = true)]
         targets: Vec<Target>,
@@ -218,9 +222,21 @@ fn run_probe(cmd: ProbeCmd) -> Result<()> {
         }
         ProbeCmd::Connect {
             timeout_ms,
+            source_port,
             targets,
         } => {
-            for outcome in probe::probe_all(&targets, Duration::from_millis(timeout_ms)) {
+            let timeout = Duration::from_millis(timeout_ms);
+            let outcomes = match (source_port, targets.as_slice()) {
+                (None, _) => probe::probe_all(&targets, timeout),
+                (Some(port), [target]) if target.protocol == probe::Protocol::Udp => {
+                    vec![probe::Outcome::new(
+                        target,
+                        probe::probe(target, timeout, 0, port),
+                    )]
+                }
+                (Some(_), _) => anyhow::bail!("--source-port takes exactly one udp: target"),
+            };
+            for outcome in outcomes {
                 println!("{}", serde_json::to_string(&outcome)?);
             }
         }

@@ -120,7 +120,7 @@ impl FromStr for Target {
 }
 
 impl Outcome {
-    fn new(target: &Target, result: io::Result<()>) -> Outcome {
+    pub fn new(target: &Target, result: io::Result<()>) -> Outcome {
         Outcome {
             target: target.to_string(),
             ok: result.is_ok(),
@@ -232,7 +232,7 @@ pub fn probe_all(targets: &[Target], timeout: Duration) -> Vec<Outcome> {
         let probes: Vec<_> = targets
             .iter()
             .enumerate()
-            .map(|(i, target)| scope.spawn(move || probe(target, timeout, i)))
+            .map(|(i, target)| scope.spawn(move || probe(target, timeout, i, 0)))
             .collect();
         probes
             .into_iter()
@@ -246,21 +246,23 @@ pub fn probe_all(targets: &[Target], timeout: Duration) -> Vec<Outcome> {
 }
 
 /// One probe: a TCP connection established, or a UDP echo received, within
-/// `timeout`. `tag` makes this probe's datagrams its own.
-pub fn probe(target: &Target, timeout: Duration, tag: usize) -> io::Result<()> {
+/// `timeout`. `tag` makes this probe's datagrams its own. A UDP probe sends
+/// from `source_port` when it is not 0: the same port twice is the same
+/// conntrack flow, which is how tests see an established flow cut.
+pub fn probe(target: &Target, timeout: Duration, tag: usize, source_port: u16) -> io::Result<()> {
     match target.protocol {
         Protocol::Tcp => TcpStream::connect_timeout(&target.addr, timeout).map(drop),
-        Protocol::Udp => udp_echo(target.addr, timeout, tag),
+        Protocol::Udp => udp_echo(target.addr, timeout, tag, source_port),
     }
 }
 
 /// Sends a datagram every `UDP_RESEND_INTERVAL` until one comes back or
 /// `timeout` passes. An ICMP unreachable fails the probe at once.
-fn udp_echo(addr: SocketAddr, timeout: Duration, tag: usize) -> io::Result<()> {
+fn udp_echo(addr: SocketAddr, timeout: Duration, tag: usize, source_port: u16) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
     let local = match addr {
-        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, source_port)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, source_port)),
     };
     let socket = UdpSocket::bind(local)?;
     // Connected: the kernel drops datagrams from anyone else and reports

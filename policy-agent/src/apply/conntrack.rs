@@ -28,6 +28,10 @@ pub struct ConntrackFlow {
     /// For protocols with ports (tcp, udp, sctp, dccp, udplite).
     pub sport: Option<u16>,
     pub dport: Option<u16>,
+    /// The entry has seen a reply and (TCP) is not closing: a packet of it
+    /// would pass as ESTABLISHED. Only these need cutting when policy
+    /// changes; an unreplied entry's next packet is judged as NEW anyway.
+    pub live: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +101,48 @@ pub fn delete(runner: &Runner, flow: &ConntrackFlow) -> Result<usize, ConntrackE
     }
 }
 
+/// Deletes the entries of every flow in `flows` with one `conntrack -R`
+/// (a script of `-D` lines on stdin): one process however many, where a
+/// `conntrack -D` each would take seconds for a few hundred. Entries
+/// already gone are skipped silently.
+pub fn delete_all(runner: &Runner, flows: &[&ConntrackFlow]) -> Result<(), ConntrackError> {
+    if flows.is_empty() {
+        return Ok(());
+    }
+    let mut script = String::new();
+    for flow in flows {
+        script.push_str(&format!(
+            "-D -f {} -p {} -s {} -d {}",
+            family_arg(flow.family),
+            protocol_arg(flow.protocol),
+            flow.src,
+            flow.dst
+        ));
+        if let Some(sport) = flow.sport {
+            script.push_str(&format!(" --sport {sport}"));
+        }
+        if let Some(dport) = flow.dport {
+            script.push_str(&format!(" --dport {dport}"));
+        }
+        script.push('\n');
+    }
+    runner.run("conntrack", &["-R", "/dev/stdin"], Some(&script))?;
+    Ok(())
+}
+
 /// Reads one line of `conntrack -L -o extended`:
 /// `ipv4 2 tcp 6 431999 ESTABLISHED src=10.9.0.1 dst=10.9.0.2 sport=56476
 /// dport=5201 src=10.9.0.2 ... [ASSURED] mark=0 use=1`. The first src, dst,
 /// sport and dport are the original direction; the second src starts the
 /// reply.
 pub fn parse_line(line: &str) -> Result<ConntrackFlow, String> {
+    let unreplied = line.split_whitespace().any(|w| w == "[UNREPLIED]");
+    let closing = line.split_whitespace().take(7).any(|w| {
+        matches!(
+            w,
+            "TIME_WAIT" | "CLOSE" | "CLOSE_WAIT" | "LAST_ACK" | "FIN_WAIT"
+        )
+    });
     let mut words = line.split_whitespace();
     let family = match words.next() {
         Some("ipv4") => Family::V4,
@@ -156,6 +196,7 @@ pub fn parse_line(line: &str) -> Result<ConntrackFlow, String> {
         dst,
         sport,
         dport,
+        live: !unreplied && !closing,
     })
 }
 
@@ -205,6 +246,7 @@ mod tests {
                 dst: "10.9.0.2".parse().unwrap(),
                 sport: Some(56476),
                 dport: Some(5201),
+                live: true,
             }
         );
         let udp = "ipv6     10 udp      17 29 src=fd09::1 dst=fd09::2 sport=40000 dport=53 [UNREPLIED] src=fd09::2 dst=fd09::1 sport=53 dport=40000 mark=0 use=1";
@@ -213,6 +255,9 @@ mod tests {
         assert_eq!(flow.protocol, 17);
         assert_eq!(flow.src, "fd09::1".parse::<IpAddr>().unwrap());
         assert_eq!((flow.sport, flow.dport), (Some(40000), Some(53)));
+        assert!(!flow.live, "unreplied");
+        let closing = tcp.replace("ESTABLISHED", "TIME_WAIT");
+        assert!(!parse_line(&closing).unwrap().live);
         let sctp = "ipv4     2 sctp     132 3 CLOSED src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=6000 src=10.0.0.2 dst=10.0.0.1 sport=6000 dport=5000 mark=0 use=1";
         assert_eq!(parse_line(sctp).unwrap().protocol, 132);
     }

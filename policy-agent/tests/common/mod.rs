@@ -593,6 +593,15 @@ impl Lab {
         }
     }
 
+    /// Kills every agent at once (SIGKILL, as a crash would) and waits for
+    /// them: what they programmed stays in the kernel.
+    pub fn kill_agents(&mut self) {
+        for mut child in self.agents.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// A matrix over this lab's pods with `value` for each cell.
     pub fn matrix(
         &self,
@@ -697,8 +706,19 @@ impl Lab {
                 return got;
             }
             if start.elapsed() >= deadline {
+                // The agents' last words usually say why.
+                let mut logs = String::new();
+                for node in NODES {
+                    let log = self.log(&format!("agent-{node}.log"));
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    logs.push_str(&format!("--- agent on {node}, last lines:\n"));
+                    for line in tail.iter().rev() {
+                        logs.push_str(line);
+                        logs.push('\n');
+                    }
+                }
                 panic!(
-                    "{} matrix still differs after {deadline:?} ({round} probe rounds):\n{}",
+                    "{} matrix still differs after {deadline:?} ({round} probe rounds):\n{}\n{logs}",
                     expected.family,
                     got.diff(expected)
                 );
