@@ -357,3 +357,6 @@ fn strip_pod(pod: &mut Pod) {
 fn strip_policy(policy: &mut NetworkPolicy) {
     strip_meta(&mut policy.metadata);
 }
+
+#[cfg(test)]
+mod tests;
