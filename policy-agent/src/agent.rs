@@ -150,13 +150,22 @@ pub async fn run(
             0
         };
         let sync_duration = started.elapsed();
-        if changed || report.kernel_read && report != ApplyReport::default() {
+        let wrote = report.chains_written
+            + report.chains_deleted
+            + report.hooks_changed
+            + report.sets_created
+            + report.sets_swapped
+            + report.sets_destroyed
+            > 0;
+        if changed || wrote {
             tracing::info!(
                 endpoints = compiled.endpoints.len(),
                 policies = compiled.policies.len(),
                 sets = compiled.sets.len(),
                 chains_written = report.chains_written,
                 chains_deleted = report.chains_deleted,
+                hooks_changed = report.hooks_changed,
+                kernel_read = report.kernel_read,
                 sets_swapped = report.sets_swapped,
                 sets_created = report.sets_created,
                 rules = report.rules,

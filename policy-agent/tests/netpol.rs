@@ -23,6 +23,11 @@ use podroute_policy::source::manifests;
 const CONVERGE: Duration = Duration::from_secs(30);
 
 fn xyz_lab() -> Lab {
+    xyz_lab_with(&[])
+}
+
+/// The lab, its agents started with `agent_args`.
+fn xyz_lab_with(agent_args: &[&str]) -> Lab {
     let mut lab = Lab::new();
     for ns in ["x", "y", "z"] {
         lab.set_namespace_labels(ns, &[("ns", ns)]);
@@ -34,7 +39,9 @@ fn xyz_lab() -> Lab {
             i += 1;
         }
     }
-    lab.start_agents(&["--log-level", "debug"]);
+    let mut args = vec!["--log-level", "debug"];
+    args.extend(agent_args);
+    lab.start_agents(&args);
     lab
 }
 
@@ -334,6 +341,7 @@ fn relabels_updates_restarts_and_cut_flows() {
         &[("x", "deny", DENY_INGRESS)],
         &V4,
     );
+    podctl_tells_why(&lab);
     // Each try refreshes the flow's conntrack entry, so only the agent's
     // cut can make it fail; it runs right after the apply, so poll.
     let until = std::time::Instant::now() + Duration::from_secs(10);
@@ -343,4 +351,119 @@ fn relabels_updates_restarts_and_cut_flows() {
             "the established flow y/a -> x/a udp/80 still passes after the deny"
         );
     }
+}
+
+#[test]
+fn a_resync_heals_what_someone_else_removed() {
+    let lab = xyz_lab_with(&["--resync-interval", "2"]);
+    case(
+        &lab,
+        "default deny ingress in x",
+        &[("x", "deny", DENY_INGRESS)],
+        &BOTH,
+    );
+    // Someone deletes our FORWARD hooks on n1 (both families): x's pods on
+    // n1 open up until the next resync reads the kernel and puts them back.
+    for program in ["iptables", "ip6tables"] {
+        let rules = lab.node_exec("n1", &[&format!("{program}-save"), "-t", "filter"]);
+        let hook = rules
+            .lines()
+            .find(|l| l.starts_with("-A FORWARD") && l.contains("-j PODROUTE-FORWARD"))
+            .unwrap()
+            .to_owned();
+        let mut argv = vec![program, "-w", "10", "-D"];
+        argv.extend(
+            hook.trim_start_matches("-A ")
+                .split(' ')
+                .map(|w| w.trim_matches('"')),
+        );
+        // The comment has spaces: pass it as one word.
+        let comment_at = argv.iter().position(|w| *w == "--comment").unwrap() + 1;
+        let comment = hook.split('"').nth(1).unwrap();
+        let end = argv.iter().position(|w| *w == "-j").unwrap();
+        argv.splice(comment_at..end, [comment]);
+        lab.node_exec("n1", &argv);
+        let after = lab.node_exec("n1", &[&format!("{program}-save"), "-t", "filter"]);
+        // Either it is gone, or the agent already put it back.
+        assert!(after.matches("-j PODROUTE-FORWARD").count() <= 1, "{after}");
+    }
+    case(
+        &lab,
+        "healed by the resync",
+        &[("x", "deny", DENY_INGRESS)],
+        &BOTH,
+    );
+    // The first programming inserted the hooks; a later pass, reading the
+    // kernel, inserted them again.
+    let log = lab.log("agent-n1.log");
+    let inserting: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("policy programmed") && !l.contains("hooks_changed=0"))
+        .collect();
+    assert!(inserting.len() >= 2, "{log}");
+    assert!(inserting[1].contains("kernel_read=true"), "{log}");
+}
+
+/// `podctl policy` against n1's agent: its endpoints in JSON, and an
+/// explanation naming the denying policy, in both output forms.
+fn podctl_tells_why(lab: &Lab) {
+    let podctl = common::sibling_binary("podctl");
+    let socket = lab.dir().join("n1.sock");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&podctl)
+            .arg("--policy")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "podctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let endpoints: serde_json::Value =
+        serde_json::from_str(&run(&["policy", "endpoints", "-o", "json"])).unwrap();
+    let on_n1: Vec<String> = lab
+        .pods()
+        .filter(|p| p.node == "n1")
+        .map(|p| p.id.clone())
+        .collect();
+    let listed: Vec<String> = endpoints["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["namespace"].as_str().unwrap(),
+                e["pod"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(listed, on_n1);
+    let xa = endpoints["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["namespace"] == "x" && e["pod"] == "a")
+        .unwrap();
+    assert_eq!(xa["ingress_isolated"], true);
+    assert_eq!(xa["egress_isolated"], false);
+    assert_eq!(xa["policies"][0], "x/deny");
+
+    let text = run(&[
+        "policy", "explain", "--from", "y/a", "--to", "x/a", "--port", "80/TCP",
+    ]);
+    assert!(text.starts_with("y/a -> x/a 80/TCP: DENIED\n"), "{text}");
+    assert!(
+        text.contains("ingress of x/a (node n1): denied: isolated by x/deny"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&[
+        "policy", "explain", "--from", "x/a", "--to", "y/a", "--port", "81/UDP", "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["verdict"], "allowed", "{json}");
 }
