@@ -11,6 +11,7 @@
 //   policy_bench [--pods 5000] [--scales 2500,10000] [--namespaces 100]
 //                [--policies 1000] [--reps 3] [--change-reps 9]
 //                [--naive-reps 3] [--prefix NAME] [--commit REV] [--out FILE]
+//                [--keep]
 //
 // Run as root (network namespaces, iptables, ipset); bench/policy does.
 
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use ipnetwork::IpNetwork;
 use podroute_cni::args::fnv1a64;
+use podroute_policy::agent::cut_denied_flows;
 use podroute_policy::apply::{Applier, ApplyReport, Runner};
 use podroute_policy::compile::{Compiled, compile, interface_of};
 use podroute_policy::model::cluster::{
@@ -71,6 +73,8 @@ struct Options {
     prefix: String,
     commit: String,
     out: Option<PathBuf>,
+    /// Keep the 5,000-pod namespaces (podroute's and the naive one's).
+    keep: bool,
 }
 
 fn main() -> Result<()> {
@@ -171,6 +175,9 @@ struct ChangeResult {
     podroute: Vec<Stages>,
     /// The apply reports of the change (not the revert) and of the revert.
     podroute_reports: Vec<ApplyReport>,
+    /// The agent's conntrack sweep after each pass (not in `podroute`: it
+    /// runs once the rules are in).
+    sweep: Vec<Duration>,
     naive: Vec<NaiveStages>,
 }
 
@@ -186,8 +193,10 @@ struct ScaleResult {
 
 struct MainResult {
     scale: ScaleResult,
-    endpoints: usize,
-    compiled_policies: usize,
+    /// Local pods isolated for ingress and for egress.
+    isolated: (usize, usize),
+    /// Distinct policies that isolate a local pod, and their directions.
+    compiled_policies: (usize, usize),
     compiled_sets: usize,
     first_report: ApplyReport,
     changes: Vec<ChangeResult>,
@@ -255,13 +264,17 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
             what: scenario.what.clone(),
             podroute: Vec::new(),
             podroute_reports: Vec::new(),
+            sweep: Vec::new(),
             naive: Vec::new(),
         };
         for rep in 0..options.change_reps {
             scenario.set(snapshot, rep % 2 == 0)?;
-            let (stages, report, _) = podroute_pass(snapshot, &mut applier, false)?;
+            let (stages, report, compiled) = podroute_pass(snapshot, &mut applier, false)?;
             scenario.check(&report)?;
             result.podroute.push(stages);
+            let started = Instant::now();
+            cut_denied_flows(applier.runner(), &compiled).context("the conntrack sweep")?;
+            result.sweep.push(started.elapsed());
             if rep < 2 {
                 result.podroute_reports.push(report);
             }
@@ -298,6 +311,9 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
         kernel_counts(&ns.name, OURS_PREFIX, OUR_SETS)? == counts,
         "podroute's objects differ after the changes were reverted"
     );
+    let (mut ns, mut naive_ns) = (ns, naive_ns);
+    ns.keep = options.keep;
+    naive_ns.keep = options.keep;
 
     let naive_rules = naive_counts.rules();
     Ok(MainResult {
@@ -308,8 +324,27 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
             naive_rules,
             naive_first: Some(median(naive_first.iter().map(NaiveStages::total))),
         },
-        endpoints: compiled.endpoints.len(),
-        compiled_policies: compiled.policies.len(),
+        isolated: (
+            compiled
+                .endpoints
+                .iter()
+                .filter(|e| e.ingress.is_some())
+                .count(),
+            compiled
+                .endpoints
+                .iter()
+                .filter(|e| e.egress.is_some())
+                .count(),
+        ),
+        compiled_policies: (
+            compiled
+                .policies
+                .keys()
+                .map(|(key, _)| key)
+                .collect::<BTreeSet<_>>()
+                .len(),
+            compiled.policies.len(),
+        ),
         compiled_sets: compiled.sets.len(),
         first_report,
         changes,
@@ -1450,6 +1485,8 @@ static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// on Ctrl-C); its iptables rules and ipsets go with it.
 struct Netns {
     name: String,
+    /// Left in place at the end (`--keep`), for a look by hand.
+    keep: bool,
 }
 
 impl Netns {
@@ -1462,6 +1499,7 @@ impl Netns {
         drop(live);
         let ns = Netns {
             name: name.to_owned(),
+            keep: false,
         };
         ip(&["-n", name, "link", "set", "lo", "up"])?;
         Ok(ns)
@@ -1471,7 +1509,9 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = ip(&["netns", "del", &self.name]) {
+        if self.keep && !std::thread::panicking() {
+            progress(&format!("kept network namespace {}", self.name));
+        } else if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("policy_bench: {e:#}");
         }
         live.retain(|n| *n != self.name);
@@ -1611,16 +1651,18 @@ fn met(ok: bool) -> &'static str {
 
 fn describe(report: &ApplyReport) -> String {
     let mut parts = Vec::new();
-    for (n, what) in [
-        (report.chains_written, "chains written"),
-        (report.chains_deleted, "chains deleted"),
-        (report.hooks_changed, "hooks changed"),
-        (report.sets_created, "sets created"),
-        (report.sets_swapped, "sets swapped"),
-        (report.sets_destroyed, "sets destroyed"),
+    for (n, what, done) in [
+        (report.chains_written, "chain", "written"),
+        (report.chains_deleted, "chain", "deleted"),
+        (report.hooks_changed, "hook", "changed"),
+        (report.sets_created, "set", "created"),
+        (report.sets_swapped, "set", "swapped"),
+        (report.sets_destroyed, "set", "destroyed"),
     ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
+        match n {
+            0 => {}
+            1 => parts.push(format!("1 {what} {done}")),
+            n => parts.push(format!("{} {what}s {done}", thousands(n))),
         }
     }
     if parts.is_empty() {
@@ -1666,15 +1708,18 @@ impl Report {
         ));
         self.line("");
         self.line(&format!(
-            "{} pods in {n} namespaces ({n} on this node, {} on {} others), {} NetworkPolicies; \
-             {} isolate a local pod ({} compiled policy directions, {} sets). IPv4 pods. \
+            "{} pods in {n} namespaces ({n} on this node, one per namespace; {} on {} others), \
+             {} NetworkPolicies, IPv4 pods. On this node {} pods are isolated for ingress and \
+             {} for egress, by {} of the policies ({} policy directions, {} address sets). \
              {}; {}. Load average at the start: {load}.",
             thousands(p),
             thousands(p - n),
             (p - n).div_ceil(PODS_PER_NODE),
             thousands(options.policies),
-            main.endpoints,
-            main.compiled_policies,
+            main.isolated.0,
+            main.isolated.1,
+            main.compiled_policies.0,
+            main.compiled_policies.1,
             main.compiled_sets,
             version("iptables", "--version"),
             version("ipset", "--version"),
@@ -1760,6 +1805,10 @@ impl Report {
                 "| · what podroute's apply wrote (change; revert) | {} | the whole ruleset | |",
                 wrote.join("; ")
             ));
+            self.line(&format!(
+                "| · then the agent's conntrack sweep (empty table here), not included above, ms | {} | | |",
+                ms(median(change.sweep.iter().copied()))
+            ));
         }
         let resync = median(main.resync.iter().map(Stages::total));
         let resync_apply = median(main.resync.iter().map(|s| s.apply));
@@ -1783,7 +1832,10 @@ impl Report {
         ));
         self.line(&format!(
             "| iptables chains, ours: IPv4 + IPv6 | {} + {} | {} + {} | |",
-            ours.chains_v4, ours.chains_v6, theirs.chains_v4, theirs.chains_v6
+            thousands(ours.chains_v4),
+            thousands(ours.chains_v6),
+            thousands(theirs.chains_v4),
+            thousands(theirs.chains_v6)
         ));
         self.line(&format!(
             "| ipsets / members | {} / {} | {} / {} | |",
@@ -1819,7 +1871,7 @@ impl Report {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 thousands(scale.pods),
                 thousands(scale.podroute.rules()),
-                scale.podroute.chains(),
+                thousands(scale.podroute.chains()),
                 scale.podroute.sets,
                 thousands(scale.podroute.members),
                 ms(first),
@@ -1911,9 +1963,14 @@ fn parse_args() -> Result<Options> {
         prefix: format!("ppb{}", std::process::id()),
         commit: "?".into(),
         out: None,
+        keep: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--keep" {
+            options.keep = true;
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
