@@ -80,7 +80,7 @@ struct Options {
 fn main() -> Result<()> {
     let options = parse_args()?;
     ensure!(
-        nix_is_root(),
+        is_root(),
         "run as root: it makes network namespaces and programs iptables and ipset in them"
     );
     cleanup_on_signal();
@@ -108,7 +108,7 @@ fn main() -> Result<()> {
     scales.push(main.scale.clone());
     scales.sort_by_key(|s| s.pods);
 
-    report.write(&options, &main, &scales, &started_at, &load, exec_overhead)?;
+    report.write(&options, &main, &scales, &started_at, &load, exec_overhead);
     print!("{}", report.text);
     if let Some(out) = &options.out {
         std::fs::write(out, &report.text).with_context(|| format!("writing {}", out.display()))?;
@@ -188,7 +188,7 @@ struct ScaleResult {
     podroute: KernelCounts,
     /// Rules the naive renderer writes (IPv4; it has no IPv6 here).
     naive_rules: usize,
-    naive_first: Option<Duration>,
+    naive_first: Duration,
 }
 
 struct MainResult {
@@ -242,7 +242,7 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
         ));
         let naive_ns = Netns::new(&format!("{}-nv{rep}", options.prefix))?;
         let mut state = NaiveState::default();
-        let (stages, _) = naive_pass(snapshot, &naive_ns.name, &mut state)?;
+        let stages = naive_pass(snapshot, &naive_ns.name, &mut state)?;
         naive_first.push(stages);
         naive_last = Some((naive_ns, state));
     }
@@ -284,7 +284,7 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
         podroute_pass(snapshot, &mut applier, false)?;
         for rep in 0..options.naive_reps {
             scenario.set(snapshot, rep % 2 == 0)?;
-            let (stages, _) = naive_pass(snapshot, &naive_ns.name, &mut naive_state)?;
+            let stages = naive_pass(snapshot, &naive_ns.name, &mut naive_state)?;
             result.naive.push(stages);
         }
         scenario.set(snapshot, false)?;
@@ -322,7 +322,7 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
             podroute_first: first,
             podroute: counts,
             naive_rules,
-            naive_first: Some(median(naive_first.iter().map(NaiveStages::total))),
+            naive_first: median(naive_first.iter().map(NaiveStages::total)),
         },
         isolated: (
             compiled
@@ -378,14 +378,14 @@ fn measure_scale(options: &Options, snapshot: &Snapshot, pods: usize) -> Result<
     };
     progress(&format!("naive: first programming, {pods} pods"));
     let ns = Netns::new(&format!("{}-s{pods}-nv", options.prefix))?;
-    let (stages, _) = naive_pass(snapshot, &ns.name, &mut NaiveState::default())?;
+    let stages = naive_pass(snapshot, &ns.name, &mut NaiveState::default())?;
     let naive = kernel_counts(&ns.name, NAIVE_PREFIX, "naive-")?;
     Ok(ScaleResult {
         pods,
         podroute_first: first,
         podroute: counts,
         naive_rules: naive.rules(),
-        naive_first: Some(stages.total()),
+        naive_first: stages.total(),
     })
 }
 
@@ -1322,11 +1322,7 @@ fn naive_script(chains: &[NaiveChain], state: &NaiveState) -> String {
 }
 
 /// One naive pass: validate, generate the whole ruleset, restore it.
-fn naive_pass(
-    snapshot: &Snapshot,
-    netns: &str,
-    state: &mut NaiveState,
-) -> Result<(NaiveStages, usize)> {
+fn naive_pass(snapshot: &Snapshot, netns: &str, state: &mut NaiveState) -> Result<NaiveStages> {
     let t0 = Instant::now();
     let (cluster, _) = Cluster::build(snapshot);
     let t1 = Instant::now();
@@ -1343,15 +1339,11 @@ fn naive_pass(
     let t3 = Instant::now();
     state.chains = chains.iter().map(|c| c.name.clone()).collect();
     state.hooked = true;
-    let rules = chains.iter().map(|c| c.rules.len() + 2).sum();
-    Ok((
-        NaiveStages {
-            build: t1 - t0,
-            generate: t2 - t1,
-            restore: t3 - t2,
-        },
-        rules,
-    ))
+    Ok(NaiveStages {
+        build: t1 - t0,
+        generate: t2 - t1,
+        restore: t3 - t2,
+    })
 }
 
 /// Sampled flows to and from every local endpoint, judged three ways:
@@ -1586,7 +1578,7 @@ fn netns_exec_overhead(options: &Options) -> Result<Duration> {
     Ok(median(samples.into_iter()))
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     // /proc/self/status: "Uid: real effective saved fs".
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -1686,7 +1678,7 @@ impl Report {
         started_at: &str,
         load: &str,
         exec_overhead: Duration,
-    ) -> Result<()> {
+    ) {
         let cores = std::thread::available_parallelism().map_or(0, usize::from);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
@@ -1876,7 +1868,7 @@ impl Report {
                 thousands(scale.podroute.members),
                 ms(first),
                 thousands(scale.naive_rules),
-                scale.naive_first.map_or("—".into(), ms),
+                ms(scale.naive_first),
                 ratio(scale.naive_rules as f64, scale.podroute.rules() as f64)
             ));
         }
@@ -1931,7 +1923,6 @@ impl Report {
              setting of projectcalico/felix#2032 (10 nodes, ~1,000 namespaces, ~3,500 pods, \
              ~12,000 policy objects, ~14,000 filter chains per node).",
         );
-        Ok(())
     }
 }
 
