@@ -216,7 +216,6 @@ mod tests {
             synced_at: SystemTime::now(),
             sync_duration: Duration::from_millis(3),
             report: ApplyReport::default(),
-            flows_cut: 0,
         }
     }
 

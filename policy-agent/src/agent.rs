@@ -7,7 +7,7 @@
 // a complete view, so on a restart the old rules stay in force until
 // replaced, and nothing is removed on exit.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 use crate::apply::conntrack::{self, ConntrackFlow};
 use crate::apply::runner::Runner;
 use crate::apply::{Applier, ApplyReport};
-use crate::compile::{Compiled, compile};
+use crate::compile::{Compiled, Endpoint, compile};
 use crate::model::cluster::{Cluster, Direction, Problem, Protocol};
 use crate::model::evaluate::Flow;
 use crate::model::objects::Snapshot;
@@ -48,8 +48,6 @@ pub struct View {
     /// How long the last successful pass took, from snapshot to kernel.
     pub sync_duration: Duration,
     pub report: ApplyReport,
-    /// Tracked connections the last change cut.
-    pub flows_cut: usize,
 }
 
 pub type ViewSender = watch::Sender<Option<Arc<View>>>;
@@ -61,6 +59,8 @@ pub async fn run(
     view: ViewSender,
 ) {
     let mut applier = Some(Applier::new(config.runner.clone()));
+    let (sweep, sweeps) = watch::channel(None);
+    tokio::spawn(cut_flows_on_change(config.runner.clone(), sweeps));
     let mut resync = tokio::time::interval(config.resync_interval);
     resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick is immediate; the first pass reads the kernel anyway.
@@ -132,23 +132,11 @@ pub async fn run(
         };
         read_kernel = false;
         let changed = previous.as_ref().is_none_or(|(old, _)| *old != compiled);
-        let flows_cut = if changed {
-            let runner = config.runner.clone();
-            let for_sweep = compiled.clone();
-            match tokio::task::spawn_blocking(move || cut_denied_flows(&runner, &for_sweep)).await {
-                Ok(Ok(cut)) => cut,
-                Ok(Err(e)) => {
-                    tracing::warn!("cannot cut denied connections: {e}");
-                    0
-                }
-                Err(e) => {
-                    tracing::warn!("the conntrack task failed: {e}");
-                    0
-                }
-            }
-        } else {
-            0
-        };
+        if changed {
+            // After the apply: a cut flow's next packet must meet the new
+            // rules. Off this loop, so the next change need not wait.
+            sweep.send_replace(Some(Arc::new(compiled.clone())));
+        }
         let sync_duration = started.elapsed();
         let wrote = report.chains_written
             + report.chains_deleted
@@ -170,7 +158,6 @@ pub async fn run(
                 sets_created = report.sets_created,
                 rules = report.rules,
                 set_members = report.set_members,
-                flows_cut,
                 ms = sync_duration.as_millis() as u64,
                 "policy programmed"
             );
@@ -182,9 +169,25 @@ pub async fn run(
             synced_at: SystemTime::now(),
             sync_duration,
             report,
-            flows_cut,
         })));
         previous = Some((compiled, problems));
+    }
+}
+
+/// Runs `cut_denied_flows` for each compiled state the loop programs (the
+/// latest, when several came while one sweep ran), until the loop ends.
+async fn cut_flows_on_change(runner: Runner, mut compiled: watch::Receiver<Option<Arc<Compiled>>>) {
+    while compiled.changed().await.is_ok() {
+        let Some(latest) = compiled.borrow_and_update().clone() else {
+            continue;
+        };
+        let runner = runner.clone();
+        match tokio::task::spawn_blocking(move || cut_denied_flows(&runner, &latest)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(cut)) => tracing::info!(flows = cut, "cut connections the new rules deny"),
+            Ok(Err(e)) => tracing::warn!("cannot cut denied connections: {e}"),
+            Err(e) => tracing::warn!("the conntrack task failed: {e}"),
+        }
     }
 }
 
@@ -194,12 +197,17 @@ pub async fn run(
 /// spared: NetworkPolicy always allows them. Returns how many were cut.
 pub fn cut_denied_flows(runner: &Runner, compiled: &Compiled) -> Result<usize, SweepError> {
     let locals = local_addresses(runner)?;
+    let endpoints: HashMap<IpAddr, &Endpoint> = compiled
+        .endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().map(move |a| (*a, e)))
+        .collect();
     let mut cut = 0;
     for family in [Family::V4, Family::V6] {
         let flows = conntrack::list(runner, family)?;
         let denied: BTreeSet<&ConntrackFlow> = flows
             .iter()
-            .filter(|flow| flow.live && denies(compiled, flow, &locals))
+            .filter(|flow| flow.live && denies(compiled, &endpoints, flow, &locals))
             .collect();
         let denied: Vec<&ConntrackFlow> = denied.into_iter().collect();
         conntrack::delete_all(runner, &denied)?;
@@ -208,7 +216,12 @@ pub fn cut_denied_flows(runner: &Runner, compiled: &Compiled) -> Result<usize, S
     Ok(cut)
 }
 
-fn denies(compiled: &Compiled, flow: &ConntrackFlow, locals: &HashSet<IpAddr>) -> bool {
+fn denies(
+    compiled: &Compiled,
+    endpoints: &HashMap<IpAddr, &Endpoint>,
+    flow: &ConntrackFlow,
+    locals: &HashSet<IpAddr>,
+) -> bool {
     let (Some(protocol), Some(port)) = (Protocol::from_number(flow.protocol), flow.dport) else {
         // ICMP and the like: short-lived, judged again on their next packet.
         return false;
@@ -219,12 +232,12 @@ fn denies(compiled: &Compiled, flow: &ConntrackFlow, locals: &HashSet<IpAddr>) -
         protocol,
         port,
     };
-    let egress_denied = compiled
-        .endpoint_at(f.source)
+    let egress_denied = endpoints
+        .get(&f.source)
         .is_some_and(|e| !compiled.allows(e, Direction::Egress, &f));
     let ingress_denied = !locals.contains(&f.source)
-        && compiled
-            .endpoint_at(f.destination)
+        && endpoints
+            .get(&f.destination)
             .is_some_and(|e| !compiled.allows(e, Direction::Ingress, &f));
     egress_denied || ingress_denied
 }

@@ -65,19 +65,36 @@ impl Default for RenderOptions {
 
 /// The kernel objects that enforce `compiled`.
 pub fn render(compiled: &Compiled, options: &RenderOptions) -> Dataplane {
+    let v4 = table(compiled, Family::V4, options);
+    let v6 = table(compiled, Family::V6, options);
+    // Only the sets a table matches on: an IPv4-only cluster gets no empty
+    // inet6 sets.
+    let referenced: BTreeSet<&str> = [&v4, &v6]
+        .iter()
+        .flat_map(|t| t.chains.values().flatten())
+        .flat_map(|rule| sets_matched(&rule.line))
+        .collect();
     let mut sets = BTreeMap::new();
     for (id, content) in &compiled.sets {
         for family in [Family::V4, Family::V6] {
+            if !referenced.contains(set_name(*id, family).as_str()) {
+                continue;
+            }
             if let Some(set) = ipset(*id, content, family) {
                 sets.insert(set.name.clone(), set);
             }
         }
     }
-    Dataplane {
-        v4: table(compiled, Family::V4, options),
-        v6: table(compiled, Family::V6, options),
-        sets,
-    }
+    Dataplane { v4, v6, sets }
+}
+
+/// The sets a rule line matches on (`--match-set NAME ...`).
+fn sets_matched(line: &str) -> impl Iterator<Item = &str> {
+    let mut words = line.split(' ');
+    std::iter::from_fn(move || {
+        words.by_ref().find(|w| *w == "--match-set")?;
+        words.next()
+    })
 }
 
 /// Name of the `family` ipset for a set: `podroute-<kind><4|6>-<14 hex>`,
@@ -305,8 +322,22 @@ fn table(compiled: &Compiled, family: Family, options: &RenderOptions) -> Table 
 
     let mut from_pod = ChainBuilder::new(FROM_POD_CHAIN);
     let mut to_pod = ChainBuilder::new(TO_POD_CHAIN);
+    let mut policies = BTreeSet::new();
     for endpoint in &compiled.endpoints {
         let who = endpoint.key.to_string();
+        if !endpoint.addresses.iter().any(|a| family_of(a) == family) {
+            // Nothing of this family is the pod's: drop it all, without
+            // chains of its own.
+            let why = format!("{who} has no {family} address");
+            from_pod.push(&format!("-i {}", endpoint.interface), &why, "-j DROP");
+            to_pod.push(&format!("-o {}", endpoint.interface), &why, "-j DROP");
+            continue;
+        }
+        for direction in [Direction::Ingress, Direction::Egress] {
+            for policy in endpoint.policies(direction).unwrap_or_default() {
+                policies.insert((policy.clone(), direction));
+            }
+        }
         from_pod.push(
             &format!("-i {}", endpoint.interface),
             &who,
@@ -332,8 +363,10 @@ fn table(compiled: &Compiled, family: Family, options: &RenderOptions) -> Table 
     from_pod.finish(&mut chains);
     to_pod.finish(&mut chains);
 
-    for policy in compiled.policies.values() {
-        policy_chain_rules(policy, compiled, family, options, &mut chains);
+    for key in &policies {
+        if let Some(policy) = compiled.policies.get(key) {
+            policy_chain_rules(policy, compiled, family, options, &mut chains);
+        }
     }
     Table {
         family,
@@ -365,13 +398,12 @@ fn endpoint_chains(
                     );
                 }
             }
-            match endpoint.addresses.iter().find(|a| family_of(a) == family) {
-                Some(address) => chain.push(
+            if let Some(address) = endpoint.addresses.iter().find(|a| family_of(a) == family) {
+                chain.push(
                     &format!("! -s {address}"),
                     &format!("anti-spoofing: {who} sends only from {address}"),
                     "-j DROP",
-                ),
-                None => chain.push("", &format!("{who} has no {family} address"), "-j DROP"),
+                );
             }
         }
         chain.push(

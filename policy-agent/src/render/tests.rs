@@ -254,3 +254,32 @@ fn hashes_chain_so_equal_lists_mean_equal_chains() {
     let input = &a.v4.chains[INPUT_CHAIN][0].hash;
     assert_ne!(forward, input);
 }
+
+#[test]
+fn a_family_a_pod_lacks_gets_a_drop_and_no_chains_or_sets() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {pod: a}}\nspec: {nodeName: n1}\nstatus: {podIP: 10.0.0.1}\n\
+---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: x, labels: {pod: b}}\nspec: {nodeName: n2}\nstatus: {podIP: 10.0.0.2}\n\
+---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: from-b, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - podSelector:\n        matchLabels: {pod: b}\n";
+    let plane = render(
+        &compile(&crate::model::test_fixtures::cluster(yaml), "n1"),
+        &RenderOptions::default(),
+    );
+    let mut v6_chains: Vec<&str> = plane.v6.chains.keys().map(String::as_str).collect();
+    v6_chains.sort_unstable();
+    assert_eq!(
+        v6_chains,
+        vec![FORWARD_CHAIN, FROM_POD_CHAIN, INPUT_CHAIN, TO_POD_CHAIN]
+    );
+    let from_pod = lines(&plane.v6, FROM_POD_CHAIN);
+    assert!(from_pod[0].contains("x/a has no IPv6 address") && from_pod[0].ends_with("-j DROP"));
+    assert!(
+        plane.sets.values().all(|s| s.family == Family::V4),
+        "{:?}",
+        plane.sets.keys()
+    );
+    assert_eq!(plane.sets.len(), 1, "the pod set of the rule, IPv4 only");
+    assert!(
+        plane.v4.chains.len() > 4,
+        "IPv4 keeps its endpoint and policy chains"
+    );
+}
