@@ -141,7 +141,7 @@ impl PolicyAdmin for AdminService {
             match verdict {
                 Verdict::Allowed { policy, .. } => policies.push(policy_ref(policy)),
                 Verdict::Denied { isolating } => policies.extend(isolating.iter().map(policy_ref)),
-                Verdict::NotAPod | Verdict::NotIsolated => {}
+                Verdict::NotAPod | Verdict::NotIsolated | Verdict::Itself => {}
             }
         }
         let reason = format!(

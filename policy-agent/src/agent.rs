@@ -24,8 +24,10 @@ use crate::model::evaluate::Flow;
 use crate::model::objects::Snapshot;
 use crate::render::{Family, RenderOptions, render};
 
-/// How long after a failed apply the agent tries again.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// How long after a failed apply the agent tries again: doubling from the
+/// first to the last while failures go on.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_LAST: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -67,6 +69,7 @@ pub async fn run(
     resync.tick().await;
     let mut read_kernel = true;
     let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut retry_after = RETRY_FIRST;
     let mut previous: Option<(Compiled, Vec<Problem>)> = None;
     let mut pending = snapshots.borrow().is_some();
     loop {
@@ -124,13 +127,15 @@ pub async fn run(
         let report = match result {
             Ok(report) => report,
             Err(e) => {
-                tracing::error!("programming the kernel failed, retrying: {e}");
+                tracing::error!(retry_in = ?retry_after, "programming the kernel failed: {e}");
                 read_kernel = true;
-                retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER_FAILURE);
+                retry_at = Some(tokio::time::Instant::now() + retry_after);
+                retry_after = (retry_after * 2).min(RETRY_LAST);
                 continue;
             }
         };
         read_kernel = false;
+        retry_after = RETRY_FIRST;
         let changed = previous.as_ref().is_none_or(|(old, _)| *old != compiled);
         if changed {
             // After the apply: a cut flow's next packet must meet the new
@@ -222,23 +227,29 @@ fn denies(
     flow: &ConntrackFlow,
     locals: &HashSet<IpAddr>,
 ) -> bool {
-    let (Some(protocol), Some(port)) = (Protocol::from_number(flow.protocol), flow.dport) else {
+    let (Some(protocol), Some(port)) = (Protocol::from_number(flow.protocol), flow.served_port)
+    else {
         // ICMP and the like: short-lived, judged again on their next packet.
         return false;
     };
+    // Judged as the filter rules see it: after DNAT (a Service's cluster
+    // IP replaced by the pod behind it), before any SNAT.
     let f = Flow {
         source: flow.src,
-        destination: flow.dst,
+        destination: flow.served_by,
         protocol,
         port,
     };
+    // Traffic between a pod and its own node is always allowed.
+    if locals.contains(&f.source) || locals.contains(&f.destination) {
+        return false;
+    }
     let egress_denied = endpoints
         .get(&f.source)
         .is_some_and(|e| !compiled.allows(e, Direction::Egress, &f));
-    let ingress_denied = !locals.contains(&f.source)
-        && endpoints
-            .get(&f.destination)
-            .is_some_and(|e| !compiled.allows(e, Direction::Ingress, &f));
+    let ingress_denied = endpoints
+        .get(&f.destination)
+        .is_some_and(|e| !compiled.allows(e, Direction::Ingress, &f));
     egress_denied || ingress_denied
 }
 
@@ -264,4 +275,63 @@ pub enum SweepError {
     Run(#[from] crate::apply::runner::RunError),
     #[error(transparent)]
     Conntrack(#[from] crate::apply::conntrack::ConntrackError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_fixtures::xyz_with;
+
+    fn flow(line: &str) -> ConntrackFlow {
+        conntrack::parse_line(line).unwrap()
+    }
+
+    /// x's pods may send only to y; n1 holds x/a (10.0.0.1), y/a, z/a.
+    fn judge(line: &str) -> bool {
+        let compiled = compile(
+            &xyz_with(
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: to-y, namespace: x}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to:\n    - namespaceSelector:\n        matchLabels: {ns: y}\n",
+            ),
+            "n1",
+        );
+        let endpoints: HashMap<IpAddr, &Endpoint> = compiled
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.iter().map(move |a| (*a, e)))
+            .collect();
+        let locals = HashSet::from(["192.0.2.1".parse().unwrap()]);
+        denies(&compiled, &endpoints, &flow(line), &locals)
+    }
+
+    #[test]
+    fn flows_are_judged_after_dnat() {
+        // x/a to a Service whose backend is y/b: allowed, kept.
+        assert!(!judge(
+            "ipv4 2 tcp 6 86399 ESTABLISHED src=10.0.0.1 dst=10.96.0.10 sport=40000 dport=80 src=10.0.1.2 dst=10.0.0.1 sport=8080 dport=40000 [ASSURED] mark=0 use=1"
+        ));
+        // x/a to a Service whose backend is z/b: denied, cut.
+        assert!(judge(
+            "ipv4 2 tcp 6 86399 ESTABLISHED src=10.0.0.1 dst=10.96.0.10 sport=40000 dport=80 src=10.0.2.2 dst=10.0.0.1 sport=8080 dport=40000 [ASSURED] mark=0 use=1"
+        ));
+        // Straight to z/b: denied.
+        assert!(judge(
+            "ipv4 2 udp 17 100 src=10.0.0.1 dst=10.0.2.2 sport=40000 dport=80 src=10.0.2.2 dst=10.0.0.1 sport=80 dport=40000 [ASSURED] mark=0 use=1"
+        ));
+    }
+
+    #[test]
+    fn the_node_itself_and_non_pods_are_spared() {
+        // x/a to its node: always allowed.
+        assert!(!judge(
+            "ipv4 2 tcp 6 86399 ESTABLISHED src=10.0.0.1 dst=192.0.2.1 sport=40000 dport=53 src=192.0.2.1 dst=10.0.0.1 sport=53 dport=40000 [ASSURED] mark=0 use=1"
+        ));
+        // The node to x/a.
+        assert!(!judge(
+            "ipv4 2 tcp 6 86399 ESTABLISHED src=192.0.2.1 dst=10.0.0.1 sport=40000 dport=80 src=10.0.0.1 dst=192.0.2.1 sport=80 dport=40000 [ASSURED] mark=0 use=1"
+        ));
+        // Between two addresses that are no local pod's: not ours to judge.
+        assert!(!judge(
+            "ipv4 2 tcp 6 86399 ESTABLISHED src=10.9.0.1 dst=10.9.0.2 sport=40000 dport=80 src=10.9.0.2 dst=10.9.0.1 sport=80 dport=40000 [ASSURED] mark=0 use=1"
+        ));
+    }
 }

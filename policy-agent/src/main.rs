@@ -120,7 +120,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         runner: Runner::host(),
     };
-    tokio::spawn(agent::run(config, snapshots_rx, view_tx));
+    let reconcile = tokio::spawn(agent::run(config, snapshots_rx, view_tx));
 
     let socket = args
         .daemon
@@ -128,6 +128,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(podroute_proto::POLICY_SOCKET));
     let router = admin::router(admin::AdminService::new(view_rx));
-    daemon::serve_admin_until_stopped("podroute-policy-agent", &socket, router).await?;
+    // The loop ends only if its source or its apply task did: then exit
+    // non-zero, so that the supervisor restarts us, rather than serve a
+    // view that no longer moves. The rules stay in force meanwhile.
+    tokio::select! {
+        served = daemon::serve_admin_until_stopped("podroute-policy-agent", &socket, router) => {
+            served?;
+        }
+        ended = reconcile => {
+            anyhow::bail!("the reconcile loop stopped ({ended:?}); the rules in force stay");
+        }
+    }
     Ok(())
 }

@@ -28,6 +28,11 @@ pub struct ConntrackFlow {
     /// For protocols with ports (tcp, udp, sctp, dccp, udplite).
     pub sport: Option<u16>,
     pub dport: Option<u16>,
+    /// Where the flow really goes: the reply direction's source and source
+    /// port, which differ from `dst`/`dport` when the flow was DNATed (a
+    /// Service). Filter rules in FORWARD see this destination.
+    pub served_by: IpAddr,
+    pub served_port: Option<u16>,
     /// The entry has seen a reply and (TCP) is not closing: a packet of it
     /// would pass as ESTABLISHED. Only these need cutting when policy
     /// changes; an unreplied entry's next packet is judged as NEW anyway.
@@ -137,12 +142,12 @@ pub fn delete_all(runner: &Runner, flows: &[&ConntrackFlow]) -> Result<(), Connt
 /// reply.
 pub fn parse_line(line: &str) -> Result<ConntrackFlow, String> {
     let unreplied = line.split_whitespace().any(|w| w == "[UNREPLIED]");
-    let closing = line.split_whitespace().take(7).any(|w| {
-        matches!(
-            w,
-            "TIME_WAIT" | "CLOSE" | "CLOSE_WAIT" | "LAST_ACK" | "FIN_WAIT"
-        )
-    });
+    // Both sides have sent FIN (or the flow is over): no data can pass.
+    // CLOSE_WAIT and FIN_WAIT are half closed and still carry data.
+    let closing = line
+        .split_whitespace()
+        .take(7)
+        .any(|w| matches!(w, "TIME_WAIT" | "CLOSE" | "LAST_ACK"));
     let mut words = line.split_whitespace();
     let family = match words.next() {
         Some("ipv4") => Family::V4,
@@ -157,6 +162,7 @@ pub fn parse_line(line: &str) -> Result<ConntrackFlow, String> {
         .parse()
         .map_err(|e| format!("bad protocol number: {e}"))?;
     let (mut src, mut dst, mut sport, mut dport) = (None, None, None, None);
+    let (mut reply_src, mut reply_sport) = (None, None);
     for word in words {
         let Some((key, value)) = word.split_once('=') else {
             continue;
@@ -172,7 +178,12 @@ pub fn parse_line(line: &str) -> Result<ConntrackFlow, String> {
                 .map_err(|e| format!("bad port {key}={value}: {e}"))
         };
         match key {
-            "src" if src.is_some() => break,
+            "src" if reply_src.is_some() => break,
+            "src" if src.is_some() => reply_src = Some(addr()?),
+            "sport" if reply_src.is_some() => {
+                reply_sport = Some(port()?);
+                break;
+            }
             "src" => src = Some(addr()?),
             "dst" if dst.is_none() => dst = Some(addr()?),
             "sport" if sport.is_none() => sport = Some(port()?),
@@ -196,6 +207,8 @@ pub fn parse_line(line: &str) -> Result<ConntrackFlow, String> {
         dst,
         sport,
         dport,
+        served_by: reply_src.unwrap_or(dst),
+        served_port: reply_sport.or(dport),
         live: !unreplied && !closing,
     })
 }
@@ -246,6 +259,8 @@ mod tests {
                 dst: "10.9.0.2".parse().unwrap(),
                 sport: Some(56476),
                 dport: Some(5201),
+                served_by: "10.9.0.2".parse().unwrap(),
+                served_port: Some(5201),
                 live: true,
             }
         );
@@ -258,6 +273,14 @@ mod tests {
         assert!(!flow.live, "unreplied");
         let closing = tcp.replace("ESTABLISHED", "TIME_WAIT");
         assert!(!parse_line(&closing).unwrap().live);
+        let half_closed = tcp.replace("ESTABLISHED", "CLOSE_WAIT");
+        assert!(parse_line(&half_closed).unwrap().live, "still carries data");
+        // A Service: sent to the cluster IP, answered by the pod behind it.
+        let dnat = "ipv4     2 tcp      6 86399 ESTABLISHED src=10.240.0.5 dst=10.96.0.10 sport=40000 dport=53 src=10.240.1.7 dst=10.240.0.5 sport=5353 dport=40000 [ASSURED] mark=0 use=1";
+        let flow = parse_line(dnat).unwrap();
+        assert_eq!(flow.dst, "10.96.0.10".parse::<IpAddr>().unwrap());
+        assert_eq!(flow.served_by, "10.240.1.7".parse::<IpAddr>().unwrap());
+        assert_eq!((flow.dport, flow.served_port), (Some(53), Some(5353)));
         let sctp = "ipv4     2 sctp     132 3 CLOSED src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=6000 src=10.0.0.2 dst=10.0.0.1 sport=6000 dport=5000 mark=0 use=1";
         assert_eq!(parse_line(sctp).unwrap().protocol, 132);
     }

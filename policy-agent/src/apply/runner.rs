@@ -5,6 +5,9 @@
 
 use std::io::{self, Write};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 /// Where commands run: the host's (the agent's own) network namespace, or a
 /// named one (tests, the bench).
@@ -22,8 +25,14 @@ pub struct CommandOutput {
     pub stderr: String,
 }
 
+/// How long one tool may run before it is killed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("`{command}` did not finish within {after:?} and was killed")]
+    TimedOut { command: String, after: Duration },
+
     #[error("cannot run `{command}`: {source}")]
     Spawn {
         command: String,
@@ -102,15 +111,27 @@ impl Runner {
             source,
         })?;
         let input = child.stdin.take();
+        let pid = child.id().to_string();
+        let timed_out = AtomicBool::new(false);
+        let (finished, finishing) = mpsc::channel::<()>();
         // Feed stdin from another thread while this one drains stdout and
         // stderr: a large script and a chatty tool would otherwise block
-        // each other on full pipes.
+        // each other on full pipes. A third kills a tool that hangs, so the
+        // agent's loop never waits forever.
         let (written, waited) = std::thread::scope(|scope| {
             let writer = scope.spawn(move || match (input, stdin) {
                 (Some(mut pipe), Some(text)) => pipe.write_all(text.as_bytes()),
                 _ => Ok(()),
             });
+            let timed_out = &timed_out;
+            scope.spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = finishing.recv_timeout(COMMAND_TIMEOUT) {
+                    timed_out.store(true, Ordering::Relaxed);
+                    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                }
+            });
             let waited = child.wait_with_output();
+            let _ = finished.send(());
             let written = writer
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("stdin writer panicked")));
@@ -120,6 +141,12 @@ impl Runner {
             command: self.show(program, args),
             source,
         })?;
+        if timed_out.load(Ordering::Relaxed) {
+            return Err(RunError::TimedOut {
+                command: self.show(program, args),
+                after: COMMAND_TIMEOUT,
+            });
+        }
         let out = CommandOutput {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

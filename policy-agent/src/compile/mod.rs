@@ -92,7 +92,7 @@ pub enum SetKind {
     NamedPort,
 }
 
-/// A set's identity: its kind and a hash of its meaning.
+/// A set's identity: its kind and a `SET_HASH_BITS` hash of its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SetId {
     pub kind: SetKind,
@@ -135,6 +135,7 @@ pub fn compile(cluster: &Cluster, node: &str) -> Compiled {
         node: node.to_owned(),
         ..Compiled::default()
     };
+    let mut sets = SetRegistry::default();
     for pod in cluster.pods().filter(|p| p.node.as_deref() == Some(node)) {
         let mut isolating = |direction| -> Option<Vec<ObjectKey>> {
             let policies = cluster.isolating(pod, direction);
@@ -143,21 +144,18 @@ pub fn compile(cluster: &Cluster, node: &str) -> Compiled {
             }
             for policy in &policies {
                 let key = (policy.key.clone(), direction);
-                if !compiled.policies.contains_key(&key) {
+                compiled.policies.entry(key).or_insert_with(|| {
                     let rules = policy.rules(direction).unwrap_or_default();
-                    let compiled_policy = CompiledPolicy {
+                    CompiledPolicy {
                         key: policy.key.clone(),
                         direction,
                         rules: rules
                             .iter()
                             .enumerate()
-                            .map(|(index, rule)| {
-                                compile_rule(cluster, index, rule, &mut compiled.sets)
-                            })
+                            .map(|(index, rule)| compile_rule(cluster, index, rule, &mut sets))
                             .collect(),
-                    };
-                    compiled.policies.insert(key, compiled_policy);
-                }
+                    }
+                });
             }
             Some(policies.iter().map(|p| p.key.clone()).collect())
         };
@@ -171,8 +169,43 @@ pub fn compile(cluster: &Cluster, node: &str) -> Compiled {
             egress,
         });
     }
+    compiled.sets = sets.contents;
     compiled
 }
+
+/// The sets compiled so far, by identity, and what each means: two
+/// meanings whose hashes collide (names come from tenants' objects, and
+/// FNV is no cryptographic hash) get distinct identities instead of one
+/// silently standing in for the other.
+#[derive(Default)]
+struct SetRegistry {
+    contents: BTreeMap<SetId, SetContent>,
+    meanings: BTreeMap<SetId, String>,
+}
+
+impl SetRegistry {
+    /// The identity of the set that means `meaning`; `make` gives its
+    /// content the first time.
+    fn id(&mut self, kind: SetKind, meaning: String, make: impl FnOnce() -> SetContent) -> SetId {
+        let mut hash = fnv1a64(meaning.as_bytes()) >> (64 - SET_HASH_BITS);
+        loop {
+            let id = SetId { kind, hash };
+            match self.meanings.get(&id) {
+                Some(known) if *known == meaning => return id,
+                Some(_) => hash = (hash + 1) & ((1 << SET_HASH_BITS) - 1),
+                None => {
+                    self.meanings.insert(id, meaning);
+                    self.contents.insert(id, make());
+                    return id;
+                }
+            }
+        }
+    }
+}
+
+/// Bits of a set identity's hash: 14 hex digits fit an ipset name with
+/// room for the applier's `-tmp` twin.
+pub const SET_HASH_BITS: u32 = 56;
 
 /// The pod's host veth, named as podroute-cni names it.
 pub fn interface_of(pod: &Pod) -> String {
@@ -183,7 +216,7 @@ fn compile_rule(
     cluster: &Cluster,
     index: usize,
     rule: &Rule,
-    sets: &mut BTreeMap<SetId, SetContent>,
+    sets: &mut SetRegistry,
 ) -> CompiledRule {
     let peers = if rule.peers.is_empty() {
         None
@@ -211,11 +244,7 @@ fn compile_rule(
                 .collect();
             meaning.sort();
             meaning.dedup();
-            let id = SetId {
-                kind: SetKind::Pods,
-                hash: fnv1a64(meaning.join("\n").as_bytes()),
-            };
-            sets.entry(id).or_insert_with(|| {
+            let id = sets.id(SetKind::Pods, meaning.join("\n"), || {
                 SetContent::Pods(
                     pod_peers
                         .iter()
@@ -240,11 +269,7 @@ fn compile_rule(
                 for e in &block.except {
                     meaning.push_str(&format!(" except {e}"));
                 }
-                let id = SetId {
-                    kind: SetKind::Block,
-                    hash: fnv1a64(meaning.as_bytes()),
-                };
-                sets.insert(id, SetContent::Block(block.clone()));
+                let id = sets.id(SetKind::Block, meaning, || SetContent::Block(block.clone()));
                 if !peers.contains(&id) {
                     peers.push(id);
                 }
@@ -287,28 +312,27 @@ fn named_port_set(
     cluster: &Cluster,
     name: &str,
     protocol: Protocol,
-    sets: &mut BTreeMap<SetId, SetContent>,
+    sets: &mut SetRegistry,
 ) -> SetId {
-    let id = SetId {
-        kind: SetKind::NamedPort,
-        hash: fnv1a64(format!("named port {name}/{protocol}").as_bytes()),
-    };
-    sets.entry(id).or_insert_with(|| {
-        let mut members = BTreeSet::new();
-        for pod in cluster.pods() {
-            for port in pod
-                .named_ports
-                .iter()
-                .filter(|p| p.name == name && p.protocol == protocol)
-            {
-                for address in &pod.addresses {
-                    members.insert((*address, protocol, port.port));
+    sets.id(
+        SetKind::NamedPort,
+        format!("named port {name}/{protocol}"),
+        || {
+            let mut members = BTreeSet::new();
+            for pod in cluster.pods() {
+                for port in pod
+                    .named_ports
+                    .iter()
+                    .filter(|p| p.name == name && p.protocol == protocol)
+                {
+                    for address in &pod.addresses {
+                        members.insert((*address, protocol, port.port));
+                    }
                 }
             }
-        }
-        SetContent::NamedPort(members)
-    });
-    id
+            SetContent::NamedPort(members)
+        },
+    )
 }
 
 impl Compiled {
@@ -340,6 +364,10 @@ impl Compiled {
             Direction::Ingress => flow.source,
             Direction::Egress => flow.destination,
         };
+        // A pod cannot block access to itself.
+        if endpoint.addresses.contains(&peer) {
+            return true;
+        }
         policies.iter().any(|key| {
             self.policies
                 .get(&(key.clone(), direction))

@@ -37,8 +37,13 @@ impl ObjectKey {
 }
 
 impl fmt::Display for ObjectKey {
+    /// `namespace/name`; a cluster-scoped object (a Namespace) by name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
     }
 }
 
@@ -306,25 +311,49 @@ impl Cluster {
     pub fn build(snapshot: &Snapshot) -> (Cluster, Vec<Problem>) {
         let mut cluster = Cluster::default();
         let mut problems = Vec::new();
+        let twice = |kind, key: ObjectKey| Problem {
+            kind,
+            key,
+            reason: "defined twice; the first is kept".to_owned(),
+        };
         for object in &snapshot.namespaces {
             let name = object.metadata.name.clone();
-            cluster.namespaces.insert(name.clone(), namespace(object));
+            if cluster.namespaces.contains_key(&name) {
+                problems.push(twice("Namespace", ObjectKey::new("", name)));
+                continue;
+            }
+            cluster.namespaces.insert(name, namespace(object));
         }
-        for object in &snapshot.pods {
+        // A pod being deleted may still hold an address the kubelet has
+        // already given a new pod: the live pod goes first and keeps it.
+        let mut pods: Vec<&PodObject> = snapshot.pods.iter().collect();
+        pods.sort_by_key(|p| p.metadata.deletion_timestamp.is_some());
+        for object in pods {
             match pod(object) {
-                Ok(Some(pod)) => {
+                Ok(Some(mut pod)) => {
+                    if cluster.pods.contains_key(&pod.key) {
+                        problems.push(twice("Pod", pod.key.clone()));
+                        continue;
+                    }
+                    pod.addresses
+                        .retain(|address| match cluster.pods_by_address.get(address) {
+                            Some(holder) => {
+                                problems.push(Problem {
+                                    kind: "Pod",
+                                    key: pod.key.clone(),
+                                    reason: format!(
+                                        "address {address} is also pod {holder}'s, which keeps it"
+                                    ),
+                                });
+                                false
+                            }
+                            None => true,
+                        });
+                    if pod.addresses.is_empty() {
+                        continue;
+                    }
                     for address in &pod.addresses {
-                        if let Some(holder) = cluster.pods_by_address.get(address) {
-                            problems.push(Problem {
-                                kind: "Pod",
-                                key: pod.key.clone(),
-                                reason: format!(
-                                    "address {address} is also pod {holder}'s; the first keeps it"
-                                ),
-                            });
-                        } else {
-                            cluster.pods_by_address.insert(*address, pod.key.clone());
-                        }
+                        cluster.pods_by_address.insert(*address, pod.key.clone());
                     }
                     cluster
                         .pods_by_namespace
@@ -344,6 +373,10 @@ impl Cluster {
         for object in &snapshot.policies {
             match policy(object) {
                 Ok(policy) => {
+                    if cluster.policies.contains_key(&policy.key) {
+                        problems.push(twice("NetworkPolicy", policy.key.clone()));
+                        continue;
+                    }
                     cluster.policies.insert(policy.key.clone(), policy);
                 }
                 Err(reason) => problems.push(Problem {
@@ -661,6 +694,9 @@ fn peer(namespace: &str, field: &str, peer: &PolicyPeer) -> Result<Peer, String>
 
 fn ip_block(field: &str, block: &super::objects::IpBlock) -> Result<IpBlockSpec, String> {
     let parse = |text: &str, field: &str| -> Result<IpNetwork, String> {
+        if !text.contains('/') {
+            return Err(format!("{field}: {text:?} is not a CIDR (address/prefix)"));
+        }
         let net: IpNetwork = text
             .parse()
             .map_err(|_| format!("{field}: {text:?} is not a CIDR"))?;
@@ -672,11 +708,12 @@ fn ip_block(field: &str, block: &super::objects::IpBlock) -> Result<IpBlockSpec,
     for (i, text) in block.except.iter().enumerate() {
         let field = format!("{field}.except[{i}]");
         let net = parse(text, &field)?;
+        // The API server takes only a strict subset of the cidr.
         if net.is_ipv4() != cidr.is_ipv4()
-            || net.prefix() < cidr.prefix()
+            || net.prefix() <= cidr.prefix()
             || !cidr.contains(net.network())
         {
-            return Err(format!("{field}: {text} is not within {cidr}"));
+            return Err(format!("{field}: {text} is not strictly within {cidr}"));
         }
         except.push(net);
     }
@@ -711,20 +748,15 @@ fn port(field: &str, port: &PolicyPort) -> Result<PortSpec, String> {
             };
             PortMatch::Range { first, last }
         }
+        // A quoted number (`port: "80"`) is a string to the API server,
+        // and no port name: it has no letter. Refused, as there.
+        (Some(IntOrString::String(name)), None) if is_port_name(name) => {
+            PortMatch::Named(name.clone())
+        }
         (Some(IntOrString::String(name)), None) => {
-            // A numeric string is what `port: "80"` means in YAML.
-            match name.parse::<i32>() {
-                Ok(n) => {
-                    let first = number(n, &format!("{field}.port"))?;
-                    PortMatch::Range { first, last: first }
-                }
-                Err(_) if is_port_name(name) => PortMatch::Named(name.clone()),
-                Err(_) => {
-                    return Err(format!(
-                        "{field}.port: {name:?} is not a port name (1-15 lowercase letters, digits and '-', with a letter)"
-                    ));
-                }
-            }
+            return Err(format!(
+                "{field}.port: {name:?} is not a port name (1-15 lowercase letters, digits and '-', with a letter)"
+            ));
         }
         (Some(IntOrString::String(_)), Some(_)) => {
             return Err(format!("{field}.endPort: may not be set with a named port"));

@@ -3,13 +3,17 @@
 // NetworkPolicy semantics with no compilation, no sets and no chains. Tests
 // hold the compiler and the kernel to it; `Explain` answers with it.
 //
-// The rules, as the API documents them: a pod is isolated for a direction
+// The rules, as the API documents them (kubernetes.io, Network Policies): a
+// pod is isolated for a direction
 // when a policy of its namespace selects it and has that direction in its
 // policyTypes; an isolated pod takes only what some such policy's rules
 // allow (the union); a pod no policy isolates takes everything. A
 // connection needs the source's egress and the destination's ingress.
 // Replies of an allowed connection are allowed (conntrack), so only the
-// connection's first packet is judged here.
+// connection's first packet is judged here. A pod may always reach itself.
+// Traffic between a pod and its own node is always allowed too; the model
+// has no node addresses, so callers (the dataplane, the conntrack sweep)
+// spare it themselves.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -32,6 +36,8 @@ pub enum Verdict {
     NotAPod,
     /// No policy isolates the pod in this direction.
     NotIsolated,
+    /// A pod talking to itself (through a Service): always allowed.
+    Itself,
     /// This policy's rule (index in its ingress or egress list) allows it.
     Allowed { policy: ObjectKey, rule: usize },
     /// These policies isolate the pod and none allows it.
@@ -61,6 +67,13 @@ impl Decision {
 pub fn evaluate(cluster: &Cluster, flow: &Flow) -> Decision {
     let source = cluster.pod_at(flow.source);
     let destination = cluster.pod_at(flow.destination);
+    if source.is_some() && source.map(|p| &p.key) == destination.map(|p| &p.key) {
+        // "A pod cannot block access to itself."
+        return Decision {
+            egress: Verdict::Itself,
+            ingress: Verdict::Itself,
+        };
+    }
     Decision {
         egress: side(cluster, source, Direction::Egress, flow, destination),
         ingress: side(cluster, destination, Direction::Ingress, flow, destination),
@@ -136,6 +149,7 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::NotAPod => f.write_str("not a pod: no policy applies"),
             Verdict::NotIsolated => f.write_str("no policy isolates it"),
+            Verdict::Itself => f.write_str("a pod may always reach itself"),
             Verdict::Allowed { policy, rule } => write!(f, "allowed by {policy} rule {rule}"),
             Verdict::Denied { isolating } => {
                 let names: Vec<String> = isolating.iter().map(ToString::to_string).collect();

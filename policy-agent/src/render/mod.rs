@@ -6,15 +6,17 @@
 //   FORWARD → PODROUTE-FORWARD   -i podr+ → PODROUTE-FROM-POD (egress)
 //                                -o podr+ → PODROUTE-TO-POD   (ingress)
 //                                then ACCEPT what came from or goes to a pod
-//   INPUT   → PODROUTE-INPUT     -i podr+ → PODROUTE-FROM-POD (a pod's
-//                                egress to its node; the node's own rules
-//                                still decide after)
+//   INPUT   → PODROUTE-INPUT     -i podr+ → PODROUTE-FROM-POD (anti-
+//                                spoofing and the unknown-pod drop; traffic
+//                                to the node itself is then allowed and the
+//                                node's own rules still decide after)
 //   PODROUTE-FROM-POD / -TO-POD  one goto per local endpoint's interface to
 //                                its PODROUTE-EE-* / PODROUTE-EI-* chain, then
 //                                DROP: a pod interface we do not know yet
 //                                (no policy programmed) gets nothing.
 //   PODROUTE-EE-* / -EI-*        anti-spoofing (egress), replies of allowed
-//                                connections, RETURN when not isolated, else
+//                                connections, the pod and its node or itself
+//                                (always allowed), RETURN when not isolated, else
 //                                each isolating policy's chain, RETURN when
 //                                one set the allow mark, DROP otherwise.
 //   PODROUTE-PE-* / -PI-*        one policy's rules, shared by every endpoint
@@ -23,11 +25,12 @@
 //                                with pods.
 //
 // Traffic from a pod's own node to the pod (kubelet's probes) leaves by
-// OUTPUT and is not filtered: NetworkPolicy always allows it.
+// OUTPUT and is not filtered: NetworkPolicy always allows it, and a pod's
+// traffic to its node returns before its egress policy.
 
 pub mod dataplane;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -46,7 +49,8 @@ pub const FROM_POD_CHAIN: &str = "PODROUTE-FROM-POD";
 pub const TO_POD_CHAIN: &str = "PODROUTE-TO-POD";
 
 /// Packet mark bit a policy chain sets when a rule allows. Clear of
-/// kube-proxy's 0x4000/0x8000 and Calico's upper 16 bits.
+/// kube-proxy's 0x4000/0x8000; inside Calico's default mask (0xffff0000),
+/// so beside Calico `--allow-mark` picks another.
 pub const DEFAULT_ALLOW_MARK: u32 = 0x0004_0000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +69,9 @@ impl Default for RenderOptions {
 
 /// The kernel objects that enforce `compiled`.
 pub fn render(compiled: &Compiled, options: &RenderOptions) -> Dataplane {
-    let v4 = table(compiled, Family::V4, options);
-    let v6 = table(compiled, Family::V6, options);
+    let names = ChainNames::new(compiled);
+    let v4 = table(compiled, &names, Family::V4, options);
+    let v6 = table(compiled, &names, Family::V6, options);
     // Only the sets a table matches on: an IPv4-only cluster gets no empty
     // inet6 sets.
     let referenced: BTreeSet<&str> = [&v4, &v6]
@@ -109,35 +114,103 @@ pub fn set_name(id: SetId, family: Family) -> String {
         Family::V4 => '4',
         Family::V6 => '6',
     };
-    format!(
-        "{}{kind}{family}-{:014x}",
-        dataplane::SET_PREFIX,
-        id.hash >> 8
-    )
+    format!("{}{kind}{family}-{:014x}", dataplane::SET_PREFIX, id.hash)
 }
 
+/// An endpoint's chain for `direction`: `PODROUTE-EI-`/`EE-` and a hash
+/// of its interface (unless that collides: see `ChainNames`).
 pub fn endpoint_chain(endpoint: &Endpoint, direction: Direction) -> String {
-    let tag = match direction {
+    hashed_chain(endpoint_tag(direction), &endpoint.interface)
+}
+
+/// A policy direction's chain: `PODROUTE-PI-`/`PE-` and a hash of
+/// `namespace/name` (unless that collides: see `ChainNames`).
+pub fn policy_chain(policy: &ObjectKey, direction: Direction) -> String {
+    hashed_chain(policy_tag(direction), &policy.to_string())
+}
+
+fn endpoint_tag(direction: Direction) -> &'static str {
+    match direction {
         Direction::Ingress => "EI",
         Direction::Egress => "EE",
-    };
+    }
+}
+
+fn policy_tag(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Ingress => "PI",
+        Direction::Egress => "PE",
+    }
+}
+
+fn hashed_chain(tag: &str, owner: &str) -> String {
     format!(
         "{}{tag}-{:016x}",
         dataplane::CHAIN_PREFIX,
-        fnv1a64(endpoint.interface.as_bytes())
+        fnv1a64(owner.as_bytes())
     )
 }
 
-pub fn policy_chain(policy: &ObjectKey, direction: Direction) -> String {
-    let tag = match direction {
-        Direction::Ingress => "PI",
-        Direction::Egress => "PE",
-    };
-    format!(
-        "{}{tag}-{:016x}",
-        dataplane::CHAIN_PREFIX,
-        fnv1a64(policy.to_string().as_bytes())
-    )
+/// The hashed name for `owner`, salted until no other owner in `taken`
+/// (name → owner) holds it.
+fn claim_chain(taken: &mut HashMap<String, String>, tag: &str, owner: String) -> String {
+    let mut name = hashed_chain(tag, &owner);
+    for salt in 1u32.. {
+        match taken.get(&name) {
+            Some(holder) if *holder != owner => {
+                name = hashed_chain(tag, &format!("{owner}#{salt}"));
+            }
+            _ => break,
+        }
+    }
+    taken.insert(name.clone(), owner);
+    name
+}
+
+/// The chain names of one render. Policy names come from tenants and FNV
+/// is no cryptographic hash: when two owners would share a name, the
+/// later (in key order) is salted until it has its own, instead of one
+/// chain silently standing in for another.
+struct ChainNames {
+    endpoints: HashMap<(String, Direction), String>,
+    policies: HashMap<(ObjectKey, Direction), String>,
+}
+
+impl ChainNames {
+    fn new(compiled: &Compiled) -> Self {
+        let mut taken: HashMap<String, String> = HashMap::new();
+        let mut unique = |tag: &str, owner: String| claim_chain(&mut taken, tag, owner);
+        let mut endpoints = HashMap::new();
+        for endpoint in &compiled.endpoints {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                let name = unique(endpoint_tag(direction), endpoint.interface.clone());
+                endpoints.insert((endpoint.interface.clone(), direction), name);
+            }
+        }
+        let mut policies = HashMap::new();
+        for (key, direction) in compiled.policies.keys() {
+            let name = unique(policy_tag(*direction), key.to_string());
+            policies.insert((key.clone(), *direction), name);
+        }
+        ChainNames {
+            endpoints,
+            policies,
+        }
+    }
+
+    fn endpoint(&self, endpoint: &Endpoint, direction: Direction) -> String {
+        self.endpoints
+            .get(&(endpoint.interface.clone(), direction))
+            .cloned()
+            .unwrap_or_else(|| endpoint_chain(endpoint, direction))
+    }
+
+    fn policy(&self, key: &ObjectKey, direction: Direction) -> String {
+        self.policies
+            .get(&(key.clone(), direction))
+            .cloned()
+            .unwrap_or_else(|| policy_chain(key, direction))
+    }
 }
 
 fn family_of(address: &IpAddr) -> Family {
@@ -162,11 +235,15 @@ fn ipset(id: SetId, content: &SetContent, family: Family) -> Option<IpSet> {
             if family_of(&block.cidr.ip()) != family {
                 return None;
             }
-            let mut members: BTreeSet<String> = split_zero(block.cidr)
-                .into_iter()
-                .map(|net| net_entry(&net))
+            let halves = split_zero(block.cidr);
+            // An except that is a whole half of 0/0 removes that half: the
+            // same entry cannot be in a set twice, matching and not.
+            let mut members: BTreeSet<String> = halves
+                .iter()
+                .filter(|half| !block.except.contains(half))
+                .map(net_entry)
                 .collect();
-            for except in &block.except {
+            for except in block.except.iter().filter(|e| !halves.contains(e)) {
                 members.insert(format!("{} nomatch", net_entry(except)));
             }
             (dataplane::SetKind::HashNet, members)
@@ -293,7 +370,12 @@ fn hook(builtin: &str, target: &str) -> Hook {
     }
 }
 
-fn table(compiled: &Compiled, family: Family, options: &RenderOptions) -> Table {
+fn table(
+    compiled: &Compiled,
+    names: &ChainNames,
+    family: Family,
+    options: &RenderOptions,
+) -> Table {
     let mut chains = BTreeMap::new();
     let pods = format!("{HOST_VETH_PREFIX}+");
 
@@ -341,14 +423,14 @@ fn table(compiled: &Compiled, family: Family, options: &RenderOptions) -> Table 
         from_pod.push(
             &format!("-i {}", endpoint.interface),
             &who,
-            &format!("-g {}", endpoint_chain(endpoint, Direction::Egress)),
+            &format!("-g {}", names.endpoint(endpoint, Direction::Egress)),
         );
         to_pod.push(
             &format!("-o {}", endpoint.interface),
             &who,
-            &format!("-g {}", endpoint_chain(endpoint, Direction::Ingress)),
+            &format!("-g {}", names.endpoint(endpoint, Direction::Ingress)),
         );
-        endpoint_chains(endpoint, family, options, &mut chains);
+        endpoint_chains(endpoint, names, family, options, &mut chains);
     }
     from_pod.push(
         "",
@@ -365,7 +447,7 @@ fn table(compiled: &Compiled, family: Family, options: &RenderOptions) -> Table 
 
     for key in &policies {
         if let Some(policy) = compiled.policies.get(key) {
-            policy_chain_rules(policy, compiled, family, options, &mut chains);
+            policy_chain_rules(policy, compiled, names, family, options, &mut chains);
         }
     }
     Table {
@@ -377,28 +459,39 @@ fn table(compiled: &Compiled, family: Family, options: &RenderOptions) -> Table 
 
 fn endpoint_chains(
     endpoint: &Endpoint,
+    names: &ChainNames,
     family: Family,
     options: &RenderOptions,
     chains: &mut BTreeMap<String, Vec<Rule>>,
 ) {
     let mark = format!("{:#x}/{:#x}", options.allow_mark, options.allow_mark);
     let clear = format!("-j MARK --set-xmark 0x0/{:#x}", options.allow_mark);
+    let own = endpoint.addresses.iter().find(|a| family_of(a) == family);
     for direction in [Direction::Egress, Direction::Ingress] {
-        let mut chain = ChainBuilder::new(endpoint_chain(endpoint, direction));
+        let mut chain = ChainBuilder::new(names.endpoint(endpoint, direction));
         let who = &endpoint.key;
         if direction == Direction::Egress {
             if family == Family::V6 {
                 // Router and neighbour discovery from the pod's link-local
-                // address: without them the node cannot reach the pod.
-                for (icmp_type, what) in [(133, "router"), (135, "neighbour"), (136, "neighbour")] {
-                    chain.push(
-                        &format!("-p ipv6-icmp -m icmp6 --icmpv6-type {icmp_type}"),
-                        &format!("{what} discovery"),
-                        "-j RETURN",
-                    );
+                // address: without them the node cannot reach the pod. Only
+                // to link-local and link-scope multicast addresses, with
+                // the hop limit RFC 4861 requires, so none of it is
+                // forwarded past the policy.
+                for destination in ["fe80::/10", "ff02::/16"] {
+                    for (icmp_type, what) in
+                        [(133, "router"), (135, "neighbour"), (136, "neighbour")]
+                    {
+                        chain.push(
+                            &format!(
+                                "-d {destination} -p ipv6-icmp -m icmp6 --icmpv6-type {icmp_type} -m hl --hl-eq 255"
+                            ),
+                            &format!("{what} discovery"),
+                            "-j RETURN",
+                        );
+                    }
                 }
             }
-            if let Some(address) = endpoint.addresses.iter().find(|a| family_of(a) == family) {
+            if let Some(address) = own {
                 chain.push(
                     &format!("! -s {address}"),
                     &format!("anti-spoofing: {who} sends only from {address}"),
@@ -411,6 +504,32 @@ fn endpoint_chains(
             "replies of allowed connections",
             "-j RETURN",
         );
+        // What NetworkPolicy always allows: a pod and its own node, and a
+        // pod and itself (hairpin through a Service). The node's own
+        // traffic to the pod leaves by OUTPUT and never comes here.
+        if let Some(address) = own {
+            match direction {
+                Direction::Egress => {
+                    chain.push(
+                        "-m addrtype --dst-type LOCAL",
+                        "to its own node: always allowed",
+                        "-j RETURN",
+                    );
+                    chain.push(
+                        &format!("-d {address}"),
+                        "to itself: always allowed",
+                        "-j RETURN",
+                    );
+                }
+                Direction::Ingress => {
+                    chain.push(
+                        &format!("-s {address}"),
+                        "from itself: always allowed",
+                        "-j RETURN",
+                    );
+                }
+            }
+        }
         match endpoint.policies(direction) {
             None => chain.push(
                 "",
@@ -423,7 +542,7 @@ fn endpoint_chains(
                     chain.push(
                         "",
                         &format!("policy {policy}"),
-                        &format!("-j {}", policy_chain(policy, direction)),
+                        &format!("-j {}", names.policy(policy, direction)),
                     );
                     chain.push(
                         &format!("-m mark --mark {mark}"),
@@ -445,11 +564,12 @@ fn endpoint_chains(
 fn policy_chain_rules(
     policy: &CompiledPolicy,
     compiled: &Compiled,
+    names: &ChainNames,
     family: Family,
     options: &RenderOptions,
     chains: &mut BTreeMap<String, Vec<Rule>>,
 ) {
-    let mut chain = ChainBuilder::new(policy_chain(&policy.key, policy.direction));
+    let mut chain = ChainBuilder::new(names.policy(&policy.key, policy.direction));
     let allow = format!(
         "-j MARK --set-xmark {:#x}/{:#x}",
         options.allow_mark, options.allow_mark

@@ -67,13 +67,25 @@ fn the_layout_hooks_dispatch_endpoint_and_policy_chains() {
     let ingress = lines(v4, &endpoint_chain(xa, Direction::Ingress));
     let policy = policy_chain(&ObjectKey::new("x", "from-y"), Direction::Ingress);
     assert!(ingress[0].starts_with("-m conntrack --ctstate RELATED,ESTABLISHED"));
-    assert!(ingress[1].ends_with("-j MARK --set-xmark 0x0/0x40000"));
-    assert!(ingress[2].ends_with(&format!("-j {policy}")));
-    assert!(ingress[3].starts_with("-m mark --mark 0x40000/0x40000"));
+    assert!(
+        ingress[1].starts_with("-s 10.0.0.1 ") && ingress[1].ends_with("-j RETURN"),
+        "from itself"
+    );
+    assert!(ingress[2].ends_with("-j MARK --set-xmark 0x0/0x40000"));
+    assert!(ingress[3].ends_with(&format!("-j {policy}")));
+    assert!(ingress[4].starts_with("-m mark --mark 0x40000/0x40000"));
     assert!(ingress.last().unwrap().ends_with("-j DROP"));
 
     let egress = lines(v4, &endpoint_chain(xa, Direction::Egress));
     assert!(egress[0].starts_with("! -s 10.0.0.1 "), "{egress:?}");
+    assert!(
+        egress[2].starts_with("-m addrtype --dst-type LOCAL "),
+        "to its node: {egress:?}"
+    );
+    assert!(
+        egress[3].starts_with("-d 10.0.0.1 "),
+        "to itself: {egress:?}"
+    );
     assert!(
         egress.last().unwrap().ends_with("-j RETURN"),
         "not isolated for egress"
@@ -105,8 +117,12 @@ fn ipv6_has_its_own_sets_and_neighbour_discovery() {
     let compiled = compile(&xyz_with(FROM_Y_NAMED), "n1");
     let xa = compiled.endpoint(&ObjectKey::new("x", "a")).unwrap();
     let egress = lines(&plane.v6, &endpoint_chain(xa, Direction::Egress));
-    assert!(egress[0].starts_with("-p ipv6-icmp -m icmp6 --icmpv6-type 133 "));
-    assert!(egress[3].starts_with("! -s fd00::1 "), "{egress:?}");
+    assert!(
+        egress[0]
+            .starts_with("-d fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 133 -m hl --hl-eq 255 ")
+    );
+    assert!(egress[5].starts_with("-d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type 136 "));
+    assert!(egress[6].starts_with("! -s fd00::1 "), "{egress:?}");
     let policy = lines(
         &plane.v6,
         &policy_chain(&ObjectKey::new("x", "from-y"), Direction::Ingress),
@@ -281,5 +297,36 @@ fn a_family_a_pod_lacks_gets_a_drop_and_no_chains_or_sets() {
     assert!(
         plane.v4.chains.len() > 4,
         "IPv4 keeps its endpoint and policy chains"
+    );
+}
+
+#[test]
+fn a_chain_name_two_owners_would_share_is_salted_for_the_second() {
+    let mut taken = HashMap::new();
+    let squatted = hashed_chain("PI", "x/victim");
+    taken.insert(squatted.clone(), "x/attacker".to_owned());
+    let name = claim_chain(&mut taken, "PI", "x/victim".to_owned());
+    assert_ne!(name, squatted);
+    assert!(name.len() <= dataplane::MAX_CHAIN_NAME);
+    assert_eq!(taken[&squatted], "x/attacker");
+    assert_eq!(
+        claim_chain(&mut taken, "PI", "x/victim".to_owned()),
+        name,
+        "stable"
+    );
+}
+
+#[test]
+fn a_whole_half_of_the_address_space_can_be_excepted() {
+    let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: out, namespace: x}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to:\n    - ipBlock: {cidr: 0.0.0.0/0, except: [128.0.0.0/1, 10.0.0.0/8]}\n";
+    let plane = dataplane(policy, "n1");
+    let net = plane
+        .sets
+        .values()
+        .find(|s| s.kind == dataplane::SetKind::HashNet)
+        .unwrap();
+    assert_eq!(
+        net.members.iter().map(String::as_str).collect::<Vec<_>>(),
+        vec!["0.0.0.0/1", "10.0.0.0/8 nomatch"]
     );
 }

@@ -26,6 +26,14 @@ pub enum ManifestError {
 
 /// Every Namespace, Pod and NetworkPolicy under `path`.
 pub fn load(path: &Path) -> Result<Snapshot, ManifestError> {
+    // reload::yaml_files reads an unreadable folder as empty: here that
+    // would be an empty cluster, every local pod unknown and dropped.
+    if path.is_dir() {
+        std::fs::read_dir(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
     let mut snapshot = Snapshot::default();
     for file in reload::yaml_files(path) {
         let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {

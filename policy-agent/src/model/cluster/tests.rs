@@ -31,7 +31,7 @@ fn bad_policies_are_refused_with_field_and_reason() {
         ),
         (
             "  egress:\n  - to:\n    - ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}\n",
-            "spec.egress[0].to[0].ipBlock.except[0]: 11.0.0.0/16 is not within 10.0.0.0/8",
+            "spec.egress[0].to[0].ipBlock.except[0]: 11.0.0.0/16 is not strictly within 10.0.0.0/8",
         ),
         (
             "  ingress:\n  - from:\n    - ipBlock: {cidr: nonsense}\n",
@@ -59,6 +59,18 @@ fn bad_policies_are_refused_with_field_and_reason() {
             "is not a port name",
         ),
         ("  policyTypes: [Inbound]\n", "spec.policyTypes[0]"),
+        (
+            "  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}\n",
+            "10.0.0.0/8 is not strictly within 10.0.0.0/8",
+        ),
+        (
+            "  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0.1}\n",
+            "is not a CIDR (address/prefix)",
+        ),
+        (
+            "  ingress:\n  - ports: [{port: \"8080\"}]\n",
+            "\"8080\" is not a port name",
+        ),
         (
             "  podSelector:\n    matchExpressions: [{key: a, operator: In}]\n",
             "spec.podSelector.matchExpressions[0].values",
@@ -90,7 +102,7 @@ fn a_refused_policy_leaves_the_others() {
 #[test]
 fn defaults_and_normal_forms() {
     let c = cluster(&policy_spec(
-        "  ingress:\n  - from:\n    - ipBlock: {cidr: 10.1.2.3/16}\n    ports: [{port: \"8080\"}, {}]\n",
+        "  ingress:\n  - from:\n    - ipBlock: {cidr: 10.1.2.3/16}\n    ports: [{port: 8080}, {}]\n",
     ));
     let p = c.policy(&ObjectKey::new("x", "p")).unwrap();
     assert!(
@@ -170,11 +182,44 @@ fn bad_pods_are_refused() {
 }
 
 #[test]
-fn two_pods_claiming_one_address_keep_the_first() {
-    let found = problems(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {podIP: 10.0.0.1}\n\
----\napiVersion: v1\nkind: Pod\nmetadata: {name: q}\nstatus: {podIP: 10.0.0.1}\n",
+fn two_pods_claiming_one_address_leave_it_to_the_live_one() {
+    // p is being deleted; q, listed after it, got its address.
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, deletionTimestamp: '2026-11-21T10:00:00Z'}\nstatus: {podIPs: [{ip: 10.0.0.1}, {ip: 'fd00::1'}]}\n\
+---\napiVersion: v1\nkind: Pod\nmetadata: {name: q}\nstatus: {podIP: 10.0.0.1}\n\
+---\napiVersion: v1\nkind: Pod\nmetadata: {name: r}\nstatus: {podIP: 10.0.0.1}\n";
+    let (cluster, problems) = Cluster::build(&Snapshot::from_yaml(yaml).unwrap());
+    let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().all(|p| p.contains("also pod default/q's")),
+        "{found:?}"
     );
-    assert_eq!(found.len(), 1);
-    assert!(found[0].contains("also pod default/p's"), "{found:?}");
+    let holder = |ip: &str| {
+        cluster
+            .pod_at(ip.parse().unwrap())
+            .map(|p| p.key.name.clone())
+    };
+    assert_eq!(holder("10.0.0.1").as_deref(), Some("q"));
+    // p keeps only what nobody else holds; r, with nothing left, is out.
+    let p = cluster.pod(&ObjectKey::new("default", "p")).unwrap();
+    assert_eq!(
+        p.addresses,
+        vec!["fd00::1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(cluster.pod(&ObjectKey::new("default", "r")).is_none());
+}
+
+#[test]
+fn objects_defined_twice_keep_the_first() {
+    let found = problems(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {v: '1'}}\nstatus: {podIP: 10.0.0.1}\n\
+---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {v: '2'}}\nstatus: {podIP: 10.0.0.2}\n\
+---\napiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n",
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("Namespace x: defined twice"), "{found:?}");
+    assert!(
+        found[1].contains("Pod default/p: defined twice"),
+        "{found:?}"
+    );
 }

@@ -280,3 +280,16 @@ fn ipv6_addresses_decide_like_ipv4() {
     assert!(allowed(&c, "fd00::11", "fd00::1", 80, TCP), "y/a to x/a");
     assert!(!allowed(&c, "fd00::21", "fd00::1", 80, TCP), "z/a to x/a");
 }
+
+#[test]
+fn a_pod_cannot_block_access_to_itself() {
+    let c = xyz_with(&policy(
+        "x",
+        "deny",
+        "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n",
+    ));
+    let decision = evaluate(&c, &flow(&c, "x/a", "x/a", 80, TCP));
+    assert_eq!(decision.ingress, Verdict::Itself);
+    assert!(decision.allowed());
+    assert!(!allowed(&c, "x/a", "x/b", 80, TCP));
+}
