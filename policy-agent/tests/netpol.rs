@@ -92,6 +92,18 @@ fn allowed(
 /// a case can assert that it blocked something.
 fn case(lab: &Lab, title: &str, policies: &[(&str, &str, &str)], families: &[Family]) -> usize {
     eprintln!("case: {title}");
+    replace_policies(lab, policies);
+    let mut blocked = None;
+    for family in families {
+        let want = expected(lab, *family);
+        let got = lab.wait_for_matrix(&want, CONVERGE);
+        blocked.get_or_insert(got.cells.values().filter(|ok| !**ok).count());
+    }
+    blocked.unwrap_or(0)
+}
+
+/// Replaces the lab's NetworkPolicy files with `policies`.
+fn replace_policies(lab: &Lab, policies: &[(&str, &str, &str)]) {
     for entry in std::fs::read_dir(lab.manifests_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if let Some(stem) = name.strip_prefix("policy-") {
@@ -106,13 +118,6 @@ fn case(lab: &Lab, title: &str, policies: &[(&str, &str, &str)], families: &[Fam
             ),
         );
     }
-    let mut blocked = None;
-    for family in families {
-        let want = expected(lab, *family);
-        let got = lab.wait_for_matrix(&want, CONVERGE);
-        blocked.get_or_insert(got.cells.values().filter(|ok| !**ok).count());
-    }
-    blocked.unwrap_or(0)
 }
 
 const DENY_INGRESS: &str = "  podSelector: {}\n  policyTypes: [Ingress]\n";
@@ -161,12 +166,6 @@ fn ingress_selectors_stacking_and_deletion() {
         &[("x", "expr", expressions)],
         &V4,
     );
-    case(
-        &lab,
-        "stacked: deny all ingress plus allow from y",
-        &[("x", "deny", DENY_INGRESS), ("x", "allow-y", from_y)],
-        &V4,
-    );
     let allow_all = "  podSelector: {}\n  ingress:\n  - {}\n";
     assert_eq!(
         case(
@@ -176,6 +175,14 @@ fn ingress_selectors_stacking_and_deletion() {
             &V4
         ),
         0
+    );
+    assert!(
+        case(
+            &lab,
+            "stacked: deny all ingress plus allow from y",
+            &[("x", "deny", DENY_INGRESS), ("x", "allow-y", from_y)],
+            &V4,
+        ) > 0
     );
     assert_eq!(
         case(&lab, "policies deleted: all open again", &[], &BOTH),
@@ -301,16 +308,31 @@ fn relabels_updates_restarts_and_cut_flows() {
         &V4,
     );
 
-    // A crash leaves the rules in force; the restarted agent takes over.
+    // A crash leaves the rules in force: with the agents dead, a deny
+    // written meanwhile changes nothing; the restarted agents program it.
     lab.kill_agents();
+    let in_force = expected(&lab, Family::V4);
+    let deny = [("x", "deny", DENY_INGRESS)];
+    replace_policies(&lab, &deny);
+    assert_ne!(
+        expected(&lab, Family::V4),
+        in_force,
+        "the deny changes the expectation"
+    );
+    let got = lab.probe_matrix(&all_probes(), Family::V4);
+    assert!(
+        got == in_force,
+        "agents dead, rules changed:\n{}",
+        got.diff(&in_force)
+    );
+    lab.start_agents(&[]);
+    case(&lab, "agents restarted: the deny is programmed", &deny, &V4);
     case(
         &lab,
-        "agents dead: rules stay",
+        "back to the updated policy",
         &[("x", "p", &updated)],
         &V4,
     );
-    lab.start_agents(&[]);
-    case(&lab, "agents restarted", &[("x", "p", &updated)], &V4);
 
     // An established UDP flow, y/a to x/a port 80, from a fixed source
     // port: allowed now, and the same flow again after a deny must fail,
@@ -334,7 +356,31 @@ fn relabels_updates_restarts_and_cut_flows() {
         );
         out.contains("\"ok\":true")
     };
-    assert!(flow(), "y/a reaches x/a before the deny");
+    let until = std::time::Instant::now() + CONVERGE;
+    while !flow() {
+        assert!(
+            std::time::Instant::now() < until,
+            "y/a never reached x/a udp/80"
+        );
+    }
+    // n1 tracks it as a replied flow: what the deny must cut.
+    let tracked = lab.node_exec(
+        "n1",
+        &[
+            "conntrack",
+            "-L",
+            "-p",
+            "udp",
+            "--sport",
+            "40123",
+            "--dport",
+            "80",
+        ],
+    );
+    assert!(
+        tracked.contains("sport=40123") && !tracked.contains("UNREPLIED"),
+        "{tracked}"
+    );
     case(
         &lab,
         "deny ingress to x",
