@@ -28,9 +28,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::model::objects::{NamespaceObject, NetworkPolicyObject, PodObject, Snapshot};
 
-/// How long a burst of watch events is gathered before one snapshot is built:
-/// an initial list of thousands of pods, or a rollout, becomes one snapshot
-/// (and one kernel update) instead of one per object.
+/// The least time between two snapshots: a burst of watch events (an
+/// initial list of thousands of pods, a rollout) becomes one snapshot and
+/// one kernel update instead of one per object. An event after a quiet
+/// spell is published at once, so a lone change pays no wait.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,11 @@ pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
     let mut events = stream::select_all([namespace_events, pod_events, policy_events]);
     let mut listed = Listed::default();
     let mut published_once = false;
+    // When the last snapshot was built; long enough ago that the first
+    // event goes out at once.
+    let mut last_built = Instant::now()
+        .checked_sub(DEBOUNCE)
+        .unwrap_or_else(Instant::now);
     loop {
         let first = tokio::select! {
             () = tx.closed() => return,
@@ -105,7 +111,7 @@ pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
             return;
         };
         let mut changed = listed.note(first);
-        let deadline = Instant::now() + DEBOUNCE;
+        let deadline = (last_built + DEBOUNCE).max(Instant::now());
         loop {
             tokio::select! {
                 () = tx.closed() => return,
@@ -122,6 +128,7 @@ pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
         if !changed || !listed.all() {
             continue;
         }
+        last_built = Instant::now();
         match stores.snapshot() {
             Ok(snapshot) => {
                 if !published_once {
