@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Family, Lab, NODES, PORTS, Protocol};
+use common::{Family, Lab, PORTS, Protocol};
 use podroute_policy::model::cluster::{Cluster, Protocol as PolicyProtocol};
 use podroute_policy::model::evaluate::{Flow, evaluate};
 use podroute_policy::source::manifests;
@@ -26,19 +26,9 @@ fn xyz_lab() -> Lab {
     xyz_lab_with(&[])
 }
 
-/// The lab, its agents started with `agent_args`.
+/// The x/y/z lab, its agents started with `agent_args`.
 fn xyz_lab_with(agent_args: &[&str]) -> Lab {
-    let mut lab = Lab::new();
-    for ns in ["x", "y", "z"] {
-        lab.set_namespace_labels(ns, &[("ns", ns)]);
-    }
-    let mut i = 0;
-    for ns in ["x", "y", "z"] {
-        for pod in ["a", "b", "c"] {
-            lab.add_pod(NODES[i % 2], ns, pod, &[("pod", pod)], &PORTS);
-            i += 1;
-        }
-    }
+    let mut lab = common::xyz_lab();
     let mut args = vec!["--log-level", "debug"];
     args.extend(agent_args);
     lab.start_agents(&args);

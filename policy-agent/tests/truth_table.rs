@@ -11,29 +11,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Family, Lab, NODES, PORTS, Protocol};
+use common::{Family, Lab, PORTS, Protocol, xyz_lab};
 use podroute_policy::model::objects::{NamespaceObject, PodObject};
 
 /// How long a matrix may take to become the expected one.
 const CONVERGE: Duration = Duration::from_secs(30);
-
-/// Namespaces x, y, z (labelled `ns: <name>`) with pods a, b, c (labelled
-/// `pod: <name>`), alternating between the nodes so each node holds pods
-/// of every namespace.
-fn xyz_lab() -> Lab {
-    let mut lab = Lab::new();
-    for ns in ["x", "y", "z"] {
-        lab.set_namespace_labels(ns, &[("ns", ns)]);
-    }
-    let mut i = 0;
-    for ns in ["x", "y", "z"] {
-        for pod in ["a", "b", "c"] {
-            lab.add_pod(NODES[i % 2], ns, pod, &[("pod", pod)], &PORTS);
-            i += 1;
-        }
-    }
-    lab
-}
 
 /// The manifests folder holds what the agents must see: every namespace
 /// with its labels, every pod with its node, labels, named ports and IPs.

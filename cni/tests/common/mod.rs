@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -282,29 +281,12 @@ pub fn run_cni_binary(path: &Path, command: &str, stdin: &str) -> CniRun {
     run_command(Command::new(path), command, stdin, &[])
 }
 
-fn run_command(mut cmd: Command, command: &str, stdin: &str, env: &[(&str, String)]) -> CniRun {
-    let mut child = cmd
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/opt/cni/bin")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+fn run_command(cmd: Command, command: &str, stdin: &str, env: &[(&str, String)]) -> CniRun {
     let Output {
         status,
         stdout,
         stderr,
-    } = child.wait_with_output().unwrap();
+    } = podroute_lab::cni::invoke(cmd, command, stdin, env).unwrap();
     CniRun {
         ok: status.success(),
         stdout: String::from_utf8_lossy(&stdout).trim().to_owned(),

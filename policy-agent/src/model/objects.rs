@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use super::selector::LabelSelector;
+use super::selector::{LabelSelector, null_as_default};
 
 pub const KIND_NAMESPACE: &str = "Namespace";
 pub const KIND_POD: &str = "Pod";
@@ -276,15 +276,6 @@ impl Snapshot {
         snapshot.add_yaml(text)?;
         Ok(snapshot)
     }
-}
-
-/// `null` in a manifest means the same as the field left out.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]

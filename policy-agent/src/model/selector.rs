@@ -333,7 +333,7 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 }
 
 /// Kubernetes writes absent lists and maps as `null`; read them as empty.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,

@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -321,26 +320,10 @@ impl Lab {
     /// Runs the plugin in `node`'s namespace the way a runtime does:
     /// CNI_* in a clean environment, the configuration on stdin.
     fn cni(&self, node: &str, command: &str, env: &[(&str, String)]) -> std::process::Output {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", self.node_ns(node)])
-            .arg(sibling_binary("podroute-cni"))
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("CNI_COMMAND", command)
-            .env("CNI_PATH", "/opt/cni/bin")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(self.cni_conf(node).to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.node_ns(node)])
+            .arg(sibling_binary("podroute-cni"));
+        podroute_lab::cni::invoke(cmd, command, &self.cni_conf(node).to_string(), env).unwrap()
     }
 
     /// Declares Kubernetes namespace `name` with `labels` (plus
@@ -915,4 +898,22 @@ pub fn exec_in(ns: &str, argv: &[&str]) -> String {
     let out =
         netns::run(&mut netns::command_in(ns, argv)).unwrap_or_else(|e| panic!("in {ns}: {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Namespaces x, y, z (labelled `ns: <name>`) with pods a, b, c (labelled
+/// `pod: <name>`), alternating between the nodes so each node holds pods
+/// of every namespace.
+pub fn xyz_lab() -> Lab {
+    let mut lab = Lab::new();
+    for ns in ["x", "y", "z"] {
+        lab.set_namespace_labels(ns, &[("ns", ns)]);
+    }
+    let mut i = 0;
+    for ns in ["x", "y", "z"] {
+        for pod in ["a", "b", "c"] {
+            lab.add_pod(NODES[i % 2], ns, pod, &[("pod", pod)], &PORTS);
+            i += 1;
+        }
+    }
+    lab
 }
