@@ -299,8 +299,7 @@ fn measure_main(options: &Options, snapshot: &mut Snapshot) -> Result<MainResult
     for _ in 0..options.change_reps {
         let (stages, report, _) = podroute_pass(snapshot, &mut applier, true)?;
         ensure!(
-            report.chains_written + report.chains_deleted + report.hooks_changed == 0
-                && report.sets_created + report.sets_swapped + report.sets_destroyed == 0,
+            !report.wrote_anything(),
             "a resync with nothing changed wrote something: {report:?}"
         );
         resync.push(stages);

@@ -210,7 +210,7 @@ mod tests {
     fn view(policies: &str) -> View {
         let cluster = xyz_with(policies);
         View {
-            compiled: compile(&cluster, "n1"),
+            compiled: Arc::new(compile(&cluster, "n1")),
             cluster,
             problems: Vec::new(),
             synced_at: SystemTime::now(),

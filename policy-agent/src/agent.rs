@@ -43,7 +43,7 @@ pub struct AgentConfig {
 #[derive(Debug, Clone)]
 pub struct View {
     pub cluster: Cluster,
-    pub compiled: Compiled,
+    pub compiled: Arc<Compiled>,
     /// Objects refused by validation.
     pub problems: Vec<Problem>,
     pub synced_at: SystemTime,
@@ -70,42 +70,41 @@ pub async fn run(
     let mut read_kernel = true;
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut retry_after = RETRY_FIRST;
-    let mut previous: Option<(Compiled, Vec<Problem>)> = None;
-    let mut pending = snapshots.borrow().is_some();
     loop {
-        if !pending {
-            let retry = async {
-                match retry_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = snapshots.changed() => {
-                    if changed.is_err() {
-                        tracing::info!("source stopped; the rules in force stay");
-                        return;
-                    }
-                }
-                _ = resync.tick() => read_kernel = true,
-                () = retry => {}
+        // A snapshot sent before this loop started still counts as changed.
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    tracing::info!("source stopped; the rules in force stay");
+                    return;
+                }
+            }
+            _ = resync.tick() => read_kernel = true,
+            () = retry => {}
         }
-        pending = false;
         retry_at = None;
         let Some(snapshot) = snapshots.borrow_and_update().clone() else {
             continue;
         };
         let started = Instant::now();
+        // What the last successful pass programmed.
+        let previous = view.borrow().clone();
         let (cluster, problems) = Cluster::build(&snapshot);
-        let new_problems: Vec<&Problem> = problems
-            .iter()
-            .filter(|p| previous.as_ref().is_none_or(|(_, old)| !old.contains(p)))
-            .collect();
-        for problem in new_problems {
-            tracing::warn!("refused: {problem}");
+        for problem in &problems {
+            if previous
+                .as_ref()
+                .is_none_or(|v| !v.problems.contains(problem))
+            {
+                tracing::warn!("refused: {problem}");
+            }
         }
-        let compiled = compile(&cluster, &config.node);
+        let compiled = Arc::new(compile(&cluster, &config.node));
         let dataplane = render(&compiled, &config.render);
         let Some(mut owned) = applier.take() else {
             return;
@@ -136,21 +135,14 @@ pub async fn run(
         };
         read_kernel = false;
         retry_after = RETRY_FIRST;
-        let changed = previous.as_ref().is_none_or(|(old, _)| *old != compiled);
+        let changed = previous.is_none_or(|v| v.compiled != compiled);
         if changed {
             // After the apply: a cut flow's next packet must meet the new
             // rules. Off this loop, so the next change need not wait.
-            sweep.send_replace(Some(Arc::new(compiled.clone())));
+            sweep.send_replace(Some(compiled.clone()));
         }
         let sync_duration = started.elapsed();
-        let wrote = report.chains_written
-            + report.chains_deleted
-            + report.hooks_changed
-            + report.sets_created
-            + report.sets_swapped
-            + report.sets_destroyed
-            > 0;
-        if changed || wrote {
+        if changed || report.wrote_anything() {
             tracing::info!(
                 endpoints = compiled.endpoints.len(),
                 policies = compiled.policies.len(),
@@ -169,13 +161,12 @@ pub async fn run(
         }
         view.send_replace(Some(Arc::new(View {
             cluster,
-            compiled: compiled.clone(),
-            problems: problems.clone(),
+            compiled,
+            problems,
             synced_at: SystemTime::now(),
             sync_duration,
             report,
         })));
-        previous = Some((compiled, problems));
     }
 }
 

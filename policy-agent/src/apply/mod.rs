@@ -49,6 +49,19 @@ pub struct ApplyReport {
     pub kernel_read: bool,
 }
 
+impl ApplyReport {
+    /// Whether the apply changed anything in the kernel.
+    pub fn wrote_anything(&self) -> bool {
+        self.chains_written
+            + self.chains_deleted
+            + self.hooks_changed
+            + self.sets_created
+            + self.sets_swapped
+            + self.sets_destroyed
+            > 0
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(transparent)]

@@ -343,13 +343,6 @@ impl Compiled {
             .map(|i| &self.endpoints[i])
     }
 
-    /// The local endpoint holding `address`.
-    pub fn endpoint_at(&self, address: IpAddr) -> Option<&Endpoint> {
-        self.endpoints
-            .iter()
-            .find(|e| e.addresses.contains(&address))
-    }
-
     /// Whether the rules compiled for `endpoint` let `flow` through in
     /// `direction`, read exactly as the rendered chains do: not isolated
     /// passes; otherwise some rule of an isolating policy must match, peers

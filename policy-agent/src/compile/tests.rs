@@ -294,21 +294,25 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
     })
 }
 
+/// The local endpoint of `compiled` holding `address`.
+fn endpoint_at(compiled: &Compiled, address: IpAddr) -> Option<&Endpoint> {
+    compiled
+        .endpoints
+        .iter()
+        .find(|e| e.addresses.contains(&address))
+}
+
 /// Whether the two nodes' compiled rules let `flow` through: the source's
 /// node judges egress, the destination's ingress, as the dataplane does.
 fn dataplane_allows(compiled: &[Compiled], flow: &Flow) -> bool {
     let egress = compiled
         .iter()
-        .find_map(|c| {
-            c.endpoint_at(flow.source)
-                .map(|e| c.allows(e, Direction::Egress, flow))
-        })
+        .find_map(|c| endpoint_at(c, flow.source).map(|e| c.allows(e, Direction::Egress, flow)))
         .unwrap_or(true);
     let ingress = compiled
         .iter()
         .find_map(|c| {
-            c.endpoint_at(flow.destination)
-                .map(|e| c.allows(e, Direction::Ingress, flow))
+            endpoint_at(c, flow.destination).map(|e| c.allows(e, Direction::Ingress, flow))
         })
         .unwrap_or(true);
     egress && ingress

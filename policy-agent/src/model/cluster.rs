@@ -445,13 +445,7 @@ impl Cluster {
     /// True when the pod is one `peer` names (a Pods peer; an ipBlock is
     /// matched by address, see `IpBlockSpec::contains`).
     pub fn peer_selects(&self, namespaces: &NamespaceScope, pods: &Selector, pod: &Pod) -> bool {
-        let in_scope = match namespaces {
-            NamespaceScope::Own(ns) => &pod.key.namespace == ns,
-            NamespaceScope::Matching(selector) => {
-                self.namespace_matches(&pod.key.namespace, &selector.selector)
-            }
-        };
-        in_scope && pods.matches(&pod.labels)
+        self.peer_scope_matches(namespaces, &pod.key.namespace) && pods.matches(&pod.labels)
     }
 
     /// Every pod a Pods peer names, in key order.
