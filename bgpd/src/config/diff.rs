@@ -67,8 +67,11 @@ impl ConfigChange {
 
 /// Compares `old` (running) with `new` (just loaded).
 pub fn diff(old: &Config, new: &Config) -> ConfigChange {
-    let restart_all =
-        old.bgp.as_number != new.bgp.as_number || old.bgp.router_id != new.bgp.router_id;
+    // The cluster ID goes into every reflected route; like the AS and the
+    // router ID, a change restarts every session.
+    let restart_all = old.bgp.as_number != new.bgp.as_number
+        || old.bgp.router_id != new.bgp.router_id
+        || old.bgp.cluster_id != new.bgp.cluster_id;
     let global = GlobalChange {
         restart_all,
         rebind_listener: old.bgp.listen_port != new.bgp.listen_port
@@ -136,6 +139,14 @@ fn same_session(a: &PeerConfig, b: &PeerConfig) -> bool {
         import_policy: _,
         export_policy: _,
         max_prefix: _,
+        // Retimed in place (a BFD Poll Sequence, RFC 5880 §6.8.3), or
+        // started and stopped beside the running session.
+        bfd: _,
+        // In the OPEN (RFC 4724 capability): a restart.
+        graceful_restart,
+        // Which routes go to the peer and how they are marked (RFC 4456):
+        // a restart, so the peer relearns everything under the new role.
+        route_reflector_client,
     } = a;
     *address == b.address
         && *port == b.port
@@ -149,4 +160,6 @@ fn same_session(a: &PeerConfig, b: &PeerConfig) -> bool {
         && *ttl == b.ttl
         && *families == b.families
         && *shutdown == b.shutdown
+        && *graceful_restart == b.graceful_restart
+        && *route_reflector_client == b.route_reflector_client
 }

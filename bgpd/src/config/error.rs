@@ -146,6 +146,14 @@ pub enum Problem {
     WarningPercent(u32),
     #[error("applies to action teardown only (action warn never takes the session down)")]
     RestartAfterWithWarn,
+    #[error("{0} is out of range (1 to {max} seconds, RFC 4724 §3)", max = super::MAX_RESTART_TIME)]
+    RestartTime(u32),
+    #[error("{0} ms is out of range ({min} to {max} ms)", min = super::BFD_INTERVAL_MS_RANGE.start(), max = super::BFD_INTERVAL_MS_RANGE.end())]
+    BfdInterval(u32),
+    #[error("{0} is out of range (2 to 255)")]
+    BfdMultiplier(u32),
+    #[error("applies to iBGP peers only (RFC 4456); this peer's asNumber {0} is not our own")]
+    ReflectorClientOnEbgp(u32),
 }
 
 impl fmt::Display for DocRef {

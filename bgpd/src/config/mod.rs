@@ -65,6 +65,22 @@ pub const DEFAULT_MAX_PREFIX_RESTART_AFTER: u32 = 60;
 /// and very long paths are filtered by many networks anyway.
 pub const MAX_PREPEND_COUNT: u8 = 32;
 /// RFC 1997 well-known communities, by the names written in policies.
+/// RFC 4724 §3: the Restart Time field has 12 bits.
+pub const MAX_RESTART_TIME: u16 = 4095;
+/// Restart time advertised and assumed when not set, in seconds (FRR's and
+/// BIRD's default).
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+/// How long a helper keeps a restarted peer's stale routes waiting for its
+/// End-of-RIB, in seconds (FRR's `stalepath-time` default).
+pub const DEFAULT_STALE_ROUTES_TIME: u32 = 360;
+/// BFD intervals when not set, in milliseconds, and the detect multiplier
+/// (the 300 ms x 3, also FRR bfdd's default).
+pub const DEFAULT_BFD_INTERVAL_MS: u32 = 300;
+pub const DEFAULT_BFD_MULTIPLIER: u8 = 3;
+/// Bounds of a BFD interval in milliseconds: below 10 ms a software
+/// implementation cannot keep up (FRR's floor); above a minute BFD is no
+/// faster than the hold timer.
+pub const BFD_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u32> = 10..=60_000;
 pub const WELL_KNOWN_COMMUNITIES: [(&str, Community); 3] = [
     ("no-export", Community(0xFFFF_FF01)),
     ("no-advertise", Community(0xFFFF_FF02)),
@@ -106,6 +122,59 @@ pub struct BgpConfiguration {
     /// (see [`PeerConfig::import_policy`]); kept here for display.
     pub import_policy: Option<RoutePolicy>,
     pub export_policy: Option<RoutePolicy>,
+    /// RFC 4456 CLUSTER_ID when this speaker reflects routes between its
+    /// route reflector clients; `None`: the router ID stands in (RFC 4456
+    /// §7) if any peer is a client.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Cluster default for peers without a `gracefulRestart` of their own;
+    /// `None` when disabled.
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Cluster default for peers without a `bfd` of their own; `None`: no
+    /// BFD.
+    pub bfd: Option<BfdConfig>,
+}
+
+/// Graceful restart (RFC 4724) with one peer: we advertise the capability
+/// and act as helper when the peer restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GracefulRestartConfig {
+    /// Seconds the peer may keep our routes while we restart (the
+    /// capability's Restart Time); 1..=MAX_RESTART_TIME.
+    pub restart_time: u16,
+    /// After the peer's session is back, how long its stale routes wait for
+    /// its End-of-RIB before they are swept.
+    pub stale_routes_time: Duration,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        GracefulRestartConfig {
+            restart_time: DEFAULT_RESTART_TIME,
+            stale_routes_time: Duration::from_secs(DEFAULT_STALE_ROUTES_TIME.into()),
+        }
+    }
+}
+
+/// Asynchronous single-hop BFD (RFC 5880, 5881) bound to a peer's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BfdConfig {
+    /// Required Min RX Interval we announce.
+    pub min_rx: Duration,
+    /// Desired Min TX Interval we announce.
+    pub min_tx: Duration,
+    /// Detect Mult: missed packets before the session is declared down.
+    pub multiplier: u8,
+}
+
+impl Default for BfdConfig {
+    fn default() -> Self {
+        let interval = Duration::from_millis(DEFAULT_BFD_INTERVAL_MS.into());
+        BfdConfig {
+            min_rx: interval,
+            min_tx: interval,
+            multiplier: DEFAULT_BFD_MULTIPLIER,
+        }
+    }
 }
 
 /// One neighbour (`kind: BGPPeer`), with the speaker's defaults applied.
@@ -147,6 +216,13 @@ pub struct PeerConfig {
     /// As `import_policy`, for what we advertise to the peer.
     pub export_policy: Option<RoutePolicy>,
     pub max_prefix: Option<MaxPrefix>,
+    /// The peer's own `gracefulRestart`, field by field over the
+    /// BGPConfiguration's; `None` when disabled.
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// The peer's own `bfd`, else the BGPConfiguration's; `None`: no BFD.
+    pub bfd: Option<BfdConfig>,
+    /// An iBGP peer we reflect routes to and from (RFC 4456).
+    pub route_reflector_client: bool,
 }
 
 /// An import or export policy: rules in order, the first `accept` or

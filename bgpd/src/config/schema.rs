@@ -55,6 +55,32 @@ pub struct BgpConfigurationSpec {
     /// Cluster defaults for peers without a policy of their own.
     pub import_policy: Option<RoutePolicySpec>,
     pub export_policy: Option<RoutePolicySpec>,
+    #[serde(rename = "routeReflectorClusterID")]
+    pub route_reflector_cluster_id: Option<Ipv4Addr>,
+    pub graceful_restart: Option<GracefulRestartSpec>,
+    pub bfd: Option<BfdSpec>,
+}
+
+/// `gracefulRestart` (RFC 4724). Numbers wider than stored so an
+/// out-of-range value gets our message rather than serde's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GracefulRestartSpec {
+    pub enabled: Option<bool>,
+    /// Seconds.
+    pub restart_time: Option<u32>,
+    /// Seconds.
+    pub stale_routes_time: Option<u32>,
+}
+
+/// `bfd` (RFC 5880): intervals in milliseconds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BfdSpec {
+    pub enabled: Option<bool>,
+    pub min_rx: Option<u32>,
+    pub min_tx: Option<u32>,
+    pub multiplier: Option<u32>,
 }
 
 /// `kind: BGPPeer`: one neighbour.
@@ -84,6 +110,9 @@ pub struct BgpPeerSpec {
     pub import_policy: Option<RoutePolicySpec>,
     pub export_policy: Option<RoutePolicySpec>,
     pub max_prefix: Option<MaxPrefixSpec>,
+    pub graceful_restart: Option<GracefulRestartSpec>,
+    pub bfd: Option<BfdSpec>,
+    pub route_reflector_client: Option<bool>,
 }
 
 /// `importPolicy` / `exportPolicy`: ordered rules, then a default.

@@ -1275,3 +1275,156 @@ fn config_md_policy_snippets_are_valid() {
         80
     );
 }
+
+// ---- graceful restart, BFD, route reflection ----
+
+const IBGP_PEER: &str = "peerIP: 10.0.1.1\nasNumber: 65001\n";
+
+#[test]
+fn graceful_restart_is_on_by_default_and_bfd_off() {
+    let config = ok(&with_peer(IBGP_PEER));
+    assert_eq!(
+        config.bgp.graceful_restart,
+        Some(GracefulRestartConfig::default())
+    );
+    assert_eq!(config.bgp.bfd, None);
+    assert_eq!(config.bgp.cluster_id, None);
+    let p = peer(&config, "10.0.1.1");
+    assert_eq!(
+        p.graceful_restart,
+        Some(GracefulRestartConfig {
+            restart_time: 120,
+            stale_routes_time: Duration::from_secs(360),
+        })
+    );
+    assert_eq!(p.bfd, None);
+    assert!(!p.route_reflector_client);
+}
+
+#[test]
+fn peer_settings_override_the_cluster_defaults_field_by_field() {
+    let text = format!(
+        "{GLOBAL}  gracefulRestart: {{restartTime: 30}}\n  bfd: {{minRx: 100, multiplier: 5}}\n  \
+         routeReflectorClusterID: 10.0.0.1\n---\napiVersion: podroute.io/v1\nkind: BGPPeer\n\
+         metadata: {{name: a}}\nspec:\n  peerIP: 10.0.1.1\n  asNumber: 65001\n  \
+         gracefulRestart: {{staleRoutesTime: 10}}\n  bfd: {{minTx: 50}}\n  routeReflectorClient: true\n\
+         ---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {{name: b}}\nspec:\n  \
+         peerIP: 10.0.1.3\n  asNumber: 65000\n  gracefulRestart: {{enabled: false}}\n  bfd: {{enabled: false}}\n"
+    );
+    let config = ok(&text);
+    assert_eq!(config.bgp.cluster_id, Some(Ipv4Addr::new(10, 0, 0, 1)));
+    let a = peer(&config, "10.0.1.1");
+    assert_eq!(
+        a.graceful_restart,
+        Some(GracefulRestartConfig {
+            restart_time: 30,
+            stale_routes_time: Duration::from_secs(10),
+        })
+    );
+    assert_eq!(
+        a.bfd,
+        Some(BfdConfig {
+            min_rx: Duration::from_millis(100),
+            min_tx: Duration::from_millis(50),
+            multiplier: 5,
+        })
+    );
+    assert!(a.route_reflector_client);
+    let b = peer(&config, "10.0.1.3");
+    assert_eq!(b.graceful_restart, None);
+    assert_eq!(b.bfd, None);
+}
+
+#[test]
+fn graceful_restart_off_in_the_cluster_can_be_enabled_per_peer() {
+    let text = format!(
+        "{GLOBAL}  gracefulRestart: {{enabled: false}}\n---\napiVersion: podroute.io/v1\n\
+         kind: BGPPeer\nmetadata: {{name: a}}\nspec:\n  peerIP: 10.0.1.1\n  asNumber: 65001\n  \
+         gracefulRestart: {{enabled: true}}\n"
+    );
+    let config = ok(&text);
+    assert_eq!(config.bgp.graceful_restart, None);
+    assert_eq!(
+        peer(&config, "10.0.1.1").graceful_restart,
+        Some(GracefulRestartConfig::default())
+    );
+}
+
+#[test]
+fn bad_graceful_restart_bfd_and_reflector_settings_are_refused() {
+    for (spec, field, problem) in [
+        (
+            "gracefulRestart: {restartTime: 4096}",
+            "spec.gracefulRestart.restartTime",
+            Problem::RestartTime(4096),
+        ),
+        (
+            "gracefulRestart: {restartTime: 0}",
+            "spec.gracefulRestart.restartTime",
+            Problem::RestartTime(0),
+        ),
+        (
+            "gracefulRestart: {staleRoutesTime: 0}",
+            "spec.gracefulRestart.staleRoutesTime",
+            Problem::ZeroSeconds,
+        ),
+        ("bfd: {minRx: 5}", "spec.bfd.minRx", Problem::BfdInterval(5)),
+        (
+            "bfd: {minTx: 60001}",
+            "spec.bfd.minTx",
+            Problem::BfdInterval(60001),
+        ),
+        (
+            "bfd: {multiplier: 1}",
+            "spec.bfd.multiplier",
+            Problem::BfdMultiplier(1),
+        ),
+        (
+            "bfd: {multiplier: 256}",
+            "spec.bfd.multiplier",
+            Problem::BfdMultiplier(256),
+        ),
+    ] {
+        let (got_field, got) = invalid(&with_peer(&format!("{IBGP_PEER}{spec}")));
+        assert_eq!(got_field, field, "{spec}");
+        assert_eq!(got.to_string(), problem.to_string(), "{spec}");
+    }
+    let (field, problem) = invalid(&with_peer(
+        "peerIP: 10.0.1.1\nasNumber: 65000\nrouteReflectorClient: true",
+    ));
+    assert_eq!(field, "spec.routeReflectorClient");
+    assert!(matches!(problem, Problem::ReflectorClientOnEbgp(65000)));
+    let e = err(&with_peer(&format!("{IBGP_PEER}bfd: {{minRX: 100}}")));
+    assert!(e.to_string().contains("unknown field `minRX`"), "{e}");
+}
+
+#[test]
+fn diff_bfd_updates_graceful_restart_and_reflection_restart() {
+    let old = two_peers("", "", "");
+    let updated = two_peers("", "bfd: {minRx: 100}", "");
+    let change = diff(&old, &updated);
+    assert_eq!(change.peers_updated, ips(&["10.0.1.1"]));
+    assert!(change.peers_changed.is_empty());
+    for extra in [
+        "gracefulRestart: {restartTime: 5}",
+        "gracefulRestart: {enabled: false}",
+    ] {
+        let change = diff(&old, &two_peers("", extra, ""));
+        assert_eq!(change.peers_changed, ips(&["10.0.1.1"]), "{extra}");
+    }
+    let ibgp = |extra: &str| {
+        ok(&format!(
+            "{GLOBAL}---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {{name: a}}\n\
+             spec:\n  peerIP: 10.0.1.1\n  asNumber: 65001\n{}",
+            indent(extra)
+        ))
+    };
+    let change = diff(&ibgp(""), &ibgp("routeReflectorClient: true"));
+    assert_eq!(change.peers_changed, ips(&["10.0.1.1"]));
+    let change = diff(
+        &old,
+        &two_peers("routeReflectorClusterID: 10.9.9.9", "", ""),
+    );
+    assert!(change.global.restart_all);
+    assert_eq!(change.peers_changed, ips(&["10.0.1.1", "10.0.1.3"]));
+}

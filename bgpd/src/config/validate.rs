@@ -10,12 +10,15 @@ use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
-use super::schema::{BgpConfigurationSpec, BgpPeerSpec, Resource};
+use std::time::Duration;
+
+use super::schema::{BfdSpec, BgpConfigurationSpec, BgpPeerSpec, GracefulRestartSpec, Resource};
 use super::validate_policy::{max_prefix, route_policy};
 use super::{
-    BGP_PORT, BgpConfiguration, DEFAULT_CONNECT_RETRY_TIME, DEFAULT_HOLD_TIME,
-    DEFAULT_KERNEL_TABLE, DEFAULT_MAX_PATHS, EBGP_DEFAULT_TTL, MAX_PATHS_LIMIT, MIN_HOLD_TIME,
-    Password, PeerConfig, Problem, RESERVED_KERNEL_TABLES, SHUTDOWN_MESSAGE_MAX, Shutdown,
+    BFD_INTERVAL_MS_RANGE, BGP_PORT, BfdConfig, BgpConfiguration, DEFAULT_CONNECT_RETRY_TIME,
+    DEFAULT_HOLD_TIME, DEFAULT_KERNEL_TABLE, DEFAULT_MAX_PATHS, EBGP_DEFAULT_TTL,
+    GracefulRestartConfig, MAX_PATHS_LIMIT, MAX_RESTART_TIME, MIN_HOLD_TIME, Password, PeerConfig,
+    Problem, RESERVED_KERNEL_TABLES, SHUTDOWN_MESSAGE_MAX, Shutdown,
 };
 use crate::session::transport::{MD5_MAX_KEY_LEN, TtlMode};
 use crate::wire::Family;
@@ -93,6 +96,16 @@ pub(crate) fn bgp_configuration(
         .export_policy
         .map(|p| route_policy(p, "spec.exportPolicy"))
         .transpose()?;
+    let graceful_restart = graceful_restart(
+        spec.graceful_restart.unwrap_or_default(),
+        Some(GracefulRestartConfig::default()),
+        "spec.gracefulRestart",
+    )?;
+    let bfd = spec
+        .bfd
+        .map(|b| bfd(b, BfdConfig::default(), "spec.bfd"))
+        .transpose()?
+        .flatten();
     Ok(BgpConfiguration {
         name: resource.metadata.name,
         as_number,
@@ -107,7 +120,63 @@ pub(crate) fn bgp_configuration(
         kernel_table,
         import_policy,
         export_policy,
+        cluster_id: spec.route_reflector_cluster_id,
+        graceful_restart,
+        bfd,
     })
+}
+
+/// `gracefulRestart`, each field over `base`'s (the cluster default, or
+/// the built-in one); `enabled` defaults to whether `base` is on.
+fn graceful_restart(
+    spec: GracefulRestartSpec,
+    base: Option<GracefulRestartConfig>,
+    field: &str,
+) -> Result<Option<GracefulRestartConfig>, Invalid> {
+    if !spec.enabled.unwrap_or(base.is_some()) {
+        return Ok(None);
+    }
+    let base = base.unwrap_or_default();
+    let restart_time = match spec.restart_time {
+        None => base.restart_time,
+        Some(t) => u16::try_from(t)
+            .ok()
+            .filter(|t| (1..=MAX_RESTART_TIME).contains(t))
+            .ok_or_else(|| at(format!("{field}.restartTime"))(Problem::RestartTime(t)))?,
+    };
+    let stale_routes_time = match spec.stale_routes_time {
+        None => base.stale_routes_time,
+        Some(0) => return Err(at(format!("{field}.staleRoutesTime"))(Problem::ZeroSeconds)),
+        Some(t) => Duration::from_secs(t.into()),
+    };
+    Ok(Some(GracefulRestartConfig {
+        restart_time,
+        stale_routes_time,
+    }))
+}
+
+/// `bfd`, each field over `base`'s; `enabled: false` turns it off.
+fn bfd(spec: BfdSpec, base: BfdConfig, field: &str) -> Result<Option<BfdConfig>, Invalid> {
+    if !spec.enabled.unwrap_or(true) {
+        return Ok(None);
+    }
+    let interval = |value: Option<u32>, base: Duration, name: &str| match value {
+        None => Ok(base),
+        Some(ms) if BFD_INTERVAL_MS_RANGE.contains(&ms) => Ok(Duration::from_millis(ms.into())),
+        Some(ms) => Err(at(format!("{field}.{name}"))(Problem::BfdInterval(ms))),
+    };
+    let multiplier = match spec.multiplier {
+        None => base.multiplier,
+        Some(m) => u8::try_from(m)
+            .ok()
+            .filter(|m| *m >= 2)
+            .ok_or_else(|| at(format!("{field}.multiplier"))(Problem::BfdMultiplier(m)))?,
+    };
+    Ok(Some(BfdConfig {
+        min_rx: interval(spec.min_rx, base.min_rx, "minRx")?,
+        min_tx: interval(spec.min_tx, base.min_tx, "minTx")?,
+        multiplier,
+    }))
 }
 
 pub(crate) fn peer(
@@ -229,6 +298,21 @@ pub(crate) fn peer(
         .map(|m| max_prefix(m, "spec.maxPrefix"))
         .transpose()?;
 
+    let graceful_restart = match spec.graceful_restart {
+        None => bgp.graceful_restart,
+        Some(gr) => graceful_restart(gr, bgp.graceful_restart, "spec.gracefulRestart")?,
+    };
+    let bfd = match spec.bfd {
+        None => bgp.bfd,
+        Some(b) => bfd(b, bgp.bfd.unwrap_or_default(), "spec.bfd")?,
+    };
+    let route_reflector_client = spec.route_reflector_client.unwrap_or(false);
+    if route_reflector_client && ebgp {
+        return Err(at("spec.routeReflectorClient")(
+            Problem::ReflectorClientOnEbgp(as_number),
+        ));
+    }
+
     Ok(PeerConfig {
         name: resource.metadata.name,
         address,
@@ -248,6 +332,9 @@ pub(crate) fn peer(
         import_policy,
         export_policy,
         max_prefix,
+        graceful_restart,
+        bfd,
+        route_reflector_client,
     })
 }
 
