@@ -7,7 +7,6 @@ mod block;
 mod keys;
 pub mod net;
 mod pool;
-pub mod selector;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -20,11 +19,11 @@ pub use block::{Allocation, BlockRecord};
 pub use keys::{
     BLOCKS_PREFIX, HANDLES_PREFIX, POOLS_PREFIX, Record, RecordError, RecordKey, decode,
 };
+pub use podroute_labels::{Selector, SelectorError};
 pub use pool::{
     BLOCK_SIZE_RANGE_V4, BLOCK_SIZE_RANGE_V6, DEFAULT_BLOCK_SIZE_V4, DEFAULT_BLOCK_SIZE_V6, IpPool,
     IpPoolSpec, ObjectMeta, PoolError, validate_pool,
 };
-pub use selector::{Selector, SelectorError};
 
 pub const API_VERSION: &str = "podroute.io/v1";
 pub const KIND_IP_POOL: &str = "IPPool";

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use super::selector::{Selector, SelectorError, is_dns_subdomain};
 use super::{API_VERSION, ErrorClass, Family, KIND_IP_POOL, net};
+use podroute_labels::{Selector, SelectorError, is_dns_subdomain};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
