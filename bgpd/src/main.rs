@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podroute_bgpd::speaker::Speaker;
+use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
 use podroute_bgpd::{config, fib};
 use podroute_proto::daemon::{self, DaemonArgs};
 
@@ -72,7 +72,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .context("cannot program the kernel's routes")?,
         )
     };
-    let speaker = Speaker::start_with_fib(config, fib).await?;
+    let speaker = Speaker::start_with(config, SpeakerOptions { fib }).await?;
     let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
 
     let socket = args

@@ -38,6 +38,15 @@ pub enum SpeakerError {
     Listen { port: u16, source: std::io::Error },
 }
 
+/// What a speaker starts with besides its configuration. Each optional
+/// part of the daemon (kernel FIB, BFD, IPAM origination) adds its field.
+#[derive(Default)]
+pub struct SpeakerOptions {
+    /// Write routes to the kernel; `None`: install nothing, every next hop
+    /// counts as reachable.
+    pub fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+}
+
 /// A running speaker; cheap to clone (the admin service holds one).
 #[derive(Clone)]
 pub struct Speaker {
@@ -73,6 +82,15 @@ impl Speaker {
         config: Config,
         fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
     ) -> Result<Speaker, SpeakerError> {
+        Speaker::start_with(config, SpeakerOptions { fib }).await
+    }
+
+    /// Starts with every part `options` asks for.
+    pub async fn start_with(
+        config: Config,
+        options: SpeakerOptions,
+    ) -> Result<Speaker, SpeakerError> {
+        let SpeakerOptions { fib } = options;
         let rib = rib::spawn(
             config.bgp.router_id,
             config.bgp.max_paths,
