@@ -27,6 +27,10 @@ struct Args {
         default_value = "/etc/podroute/bgpd.yaml"
     )]
     config: PathBuf,
+    /// This node's name, as in its Kubernetes Node (or standalone `Node`
+    /// document): which mesh member, BGPPeer and IPAM blocks are ours.
+    #[arg(long, env = "NODE_NAME")]
+    node: Option<String>,
     /// Do not touch the kernel's routing table (as FRR's `bgpd
     /// --no_kernel`): routes are exchanged, nothing is installed, and every
     /// next hop counts as reachable.
