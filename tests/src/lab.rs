@@ -115,6 +115,28 @@ impl Lab {
         &self.name
     }
 
+    /// Makes a namespace of the lab's own beyond its nodes (a pod's),
+    /// named `<lab prefix><suffix>` and recorded so that tearing the lab
+    /// down removes it too. Returns its name.
+    pub fn add_namespace(&self, suffix: &str) -> Result<String, LabError> {
+        check_lab_name(suffix)?;
+        let ns = Topology::netns_name(&self.name, suffix);
+        let mut record = read_record(&self.name).unwrap_or_else(|| LabRecord {
+            name: self.name.clone(),
+            file: self.topology.file.clone(),
+            namespaces: Vec::new(),
+        });
+        // Recorded before it exists: a crash in between leaves a name that
+        // teardown skips, never a namespace nobody removes.
+        if !record.namespaces.contains(&ns) {
+            record.namespaces.push(ns.clone());
+            write_record(&record)?;
+        }
+        netns::add(&ns)?;
+        netns::ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
     pub fn topology(&self) -> &Topology {
         &self.topology
     }

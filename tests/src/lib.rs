@@ -8,6 +8,7 @@ pub mod cni;
 pub mod error;
 pub mod lab;
 pub mod netns;
+pub mod pods;
 pub mod probe;
 pub mod role;
 pub mod status;

@@ -1,0 +1,191 @@
+// A cluster across two racks (bgpd/tests/labs/racks.clab.yml): AS per
+// rack, every node peering eBGP with both FRR ToRs of its rack (chosen by
+// BGPPeer.nodeSelector on the Node's `rack` label, node AS from a label),
+// pods made by the real CNI plugin from a real podroute-ipamd, and each
+// node's podroute-bgpd announcing exactly its IPAM blocks. Checks sessions,
+// the kernel routes on every node (other racks' blocks as ECMP routes over
+// both ToRs), pod-to-pod pings within and across racks, and BFD noticing a
+// cut node link (the routes through it leave the other nodes' kernels long
+// before the 90 s hold timer could fire; the time is printed).
+// Needs root, as CI gives.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{BGPD, Bgpd, CONVERGE, path_str};
+use podroute_lab::pods::{Ipamd, Pod};
+use podroute_lab::{Lab, LabOptions, netns};
+
+const TOPOLOGY: &str = "tests/labs/racks.clab.yml";
+const CLUSTER: &str = "tests/labs/racks/cluster.yaml";
+const NODES: [(&str, &str, &str); 4] = [
+    ("a1", "a", "10.1.0.11"),
+    ("a2", "a", "10.1.0.12"),
+    ("b1", "b", "10.2.0.11"),
+    ("b2", "b", "10.2.0.12"),
+];
+/// Each rack's ToR addresses on its LAN.
+const TORS: [(&str, [&str; 2]); 2] = [("a", ["10.1.0.1", "10.1.0.2"]), ("b", ["10.2.0.1", "10.2.0.2"])];
+const POOLS: &str = "\
+apiVersion: podroute.io/v1
+kind: IPPool
+metadata: {name: pods}
+spec: {cidr: 10.244.0.0/16, blockSize: 26}
+";
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The block (a /26 of the pool) that holds `ip`.
+fn block_of(ip: std::net::Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & 0xC0)
+}
+
+struct Cluster {
+    lab: Lab,
+    // Field order is drop order: daemons before ipamd before the lab.
+    bgpds: BTreeMap<&'static str, Bgpd>,
+    ipamd: Ipamd,
+    pods: BTreeMap<&'static str, Pod>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn up() -> Cluster {
+        let lab = Lab::up_with(manifest_dir().join(TOPOLOGY), LabOptions::unique("rk")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bin_dir = Path::new(BGPD).parent().unwrap();
+        let ipamd = Ipamd::start(bin_dir, &dir.path().join("ipamd"), POOLS).unwrap();
+        let config = manifest_dir().join(CLUSTER);
+        let mut bgpds = BTreeMap::new();
+        for (node, _, _) in NODES {
+            let endpoint = ipamd.endpoint();
+            let args = [
+                "--node",
+                node,
+                "--ipamd",
+                endpoint.as_str(),
+            ];
+            bgpds.insert(node, Bgpd::start_file(&lab, node, path_str(&config), &args));
+        }
+        let mut pods = BTreeMap::new();
+        for (node, _, _) in NODES {
+            let pod = ipamd.add_pod(&lab, node, "default", &format!("p-{node}")).unwrap();
+            pods.insert(node, pod);
+        }
+        Cluster {
+            lab,
+            bgpds,
+            ipamd,
+            pods,
+            _dir: dir,
+        }
+    }
+
+    fn pod_v4(&self, node: &str) -> std::net::Ipv4Addr {
+        self.pods[node].v4.unwrap()
+    }
+
+    /// `ip route show PREFIX proto podroute` on `node`.
+    fn kernel_route(&self, node: &str, prefix: &str) -> String {
+        self.lab
+            .exec(node, &["ip", "route", "show", prefix, "proto", "podroute"])
+            .unwrap_or_default()
+    }
+}
+
+fn ping(pod: &Pod, target: std::net::Ipv4Addr) -> bool {
+    netns::command_in(&pod.netns, &["ping", "-c", "1", "-W", "1", &target.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn two_racks_with_tor_peering_route_pods_over_ecmp_and_bfd_cuts_fast() {
+    let cluster = Cluster::up();
+    let lab = &cluster.lab;
+
+    // Sessions: every node with both ToRs of its rack, nothing else.
+    for (node, rack, _) in NODES {
+        let tors = TORS.iter().find(|(r, _)| *r == rack).unwrap().1;
+        let bgpd = &cluster.bgpds[node];
+        for tor in tors {
+            bgpd.wait_established(lab, tor);
+        }
+        let peers = bgpd.peers().unwrap();
+        assert_eq!(peers.len(), 2, "{node}: {peers:#?}");
+    }
+
+    // Kernel routes: every node has every other node's block; across racks
+    // through both ToRs of its own rack.
+    for (node, rack, _) in NODES {
+        let tors = TORS.iter().find(|(r, _)| *r == rack).unwrap().1;
+        for (other, other_rack, _) in NODES {
+            if other == node {
+                continue;
+            }
+            let block = block_of(cluster.pod_v4(other));
+            let what = format!("{node}: kernel route to {other}'s block {block}");
+            let route = common::wait_seen(
+                lab,
+                CONVERGE,
+                &what,
+                |c| {
+                    c.exec(node, &["ip", "route", "show", &block, "proto", "podroute"])
+                        .unwrap_or_default()
+                },
+                |r: &String| {
+                    if other_rack == rack {
+                        !r.trim().is_empty()
+                    } else {
+                        tors.iter().all(|t| r.contains(&format!("via {t}")))
+                    }
+                },
+            );
+            println!("{node}: {block}: {}", route.trim().replace('\n', " | "));
+        }
+        // Its own block: the blackhole, and no route of ours for the pod.
+        let own = block_of(cluster.pod_v4(node));
+        let blackhole = cluster.kernel_route(node, &own);
+        assert!(blackhole.contains("blackhole"), "{node}: {blackhole}");
+    }
+
+    // Pods reach each other, within and across racks.
+    for (from, _, _) in NODES {
+        for (to, _, _) in NODES {
+            if from == to {
+                continue;
+            }
+            let pod = &cluster.pods[from];
+            let target = cluster.pod_v4(to);
+            lab.wait_for(CONVERGE, &format!("{from}'s pod pings {to}'s pod {target}"), |_| {
+                ping(pod, target)
+            })
+            .unwrap();
+        }
+    }
+
+    // BFD: cut a1's link to its rack. Both ToRs notice within BFD's
+    // detection time and withdraw a1's block, and it leaves b1's kernel.
+    let a1_block = block_of(cluster.pod_v4("a1"));
+    let cut = Instant::now();
+    lab.exec("a1", &["ip", "link", "set", "eth1", "down"]).unwrap();
+    lab.wait_for(CONVERGE, &format!("b1 to drop {a1_block}"), |_| {
+        cluster.kernel_route("b1", &a1_block).trim().is_empty()
+    })
+    .unwrap();
+    let detected = cut.elapsed();
+    println!("BFD: a1's link cut; its block left b1's kernel after {detected:?} (hold time 90 s)");
+    assert!(
+        detected < Duration::from_secs(90),
+        "the block stayed until the hold timer: BFD did not act"
+    );
+    let _ = &cluster.ipamd;
+}

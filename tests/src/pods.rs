@@ -1,0 +1,265 @@
+// Pods on lab nodes, made the way a cluster makes them: one podroute-ipamd
+// for the lab (in the caller's own namespace, on a Unix socket, as it runs
+// off-node in a cluster) and the real CNI plugin, run in a node's namespace
+// exactly as a container runtime calls it. The pod's namespace belongs to
+// the lab, so tearing the lab down removes it.
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{Lab, LabError, cni, netns};
+
+/// How long ipamd gets to answer after it starts.
+const IPAMD_START: Duration = Duration::from_secs(30);
+
+/// A running podroute-ipamd; killed when dropped.
+pub struct Ipamd {
+    binary: PathBuf,
+    cni: PathBuf,
+    dir: PathBuf,
+    pools: PathBuf,
+    child: Option<Child>,
+}
+
+/// A pod made by the CNI plugin.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    /// `namespace/name`.
+    pub id: String,
+    /// The lab node it runs on.
+    pub node: String,
+    /// Its network namespace.
+    pub netns: String,
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl Pod {
+    /// Its IPv4 address, else its IPv6 one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.v4
+            .map(IpAddr::V4)
+            .or_else(|| self.v6.map(IpAddr::V6))
+    }
+}
+
+impl Ipamd {
+    /// Starts `bin_dir/podroute-ipamd` with its data, socket and log in
+    /// `dir`, serving the IPPools of `pools_yaml`, with no release
+    /// cool-down; returns once the CNI plugin (`bin_dir/podroute-cni`)
+    /// reports it ready.
+    pub fn start(bin_dir: &Path, dir: &Path, pools_yaml: &str) -> Result<Ipamd, LabError> {
+        fs::create_dir_all(dir).map_err(|e| LabError::io(dir, e))?;
+        let pools = dir.join("pools.yaml");
+        fs::write(&pools, pools_yaml).map_err(|e| LabError::io(&pools, e))?;
+        let mut ipamd = Ipamd {
+            binary: bin_dir.join("podroute-ipamd"),
+            cni: bin_dir.join("podroute-cni"),
+            dir: dir.to_owned(),
+            pools,
+            child: None,
+        };
+        ipamd.restart()?;
+        Ok(ipamd)
+    }
+
+    /// Its Unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("ipamd.sock")
+    }
+
+    /// The endpoint as the CNI plugin and podroute-bgpd take it.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("ipamd.log")).unwrap_or_default()
+    }
+
+    /// Kills it (SIGKILL) and waits for it; its store stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again, on the same store) and waits until it answers.
+    pub fn restart(&mut self) -> Result<(), LabError> {
+        self.kill();
+        let log_path = self.dir.join("ipamd.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| LabError::io(&log_path, e))?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--admin-socket")
+            .arg(self.socket())
+            .arg("--data-dir")
+            .arg(self.dir.join("store"))
+            .arg("--manifests")
+            .arg(&self.pools)
+            .args(["--release-cooldown", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().map_err(|e| LabError::Spawn {
+            command: netns::show(&cmd),
+            reason: e.to_string(),
+        })?;
+        self.child = Some(child);
+        let until = Instant::now() + IPAMD_START;
+        loop {
+            // Ready when the plugin's STATUS says so: the plugin's own view.
+            let status = cni::invoke(
+                Command::new(&self.cni),
+                "STATUS",
+                &self.cni_conf("status"),
+                &[],
+            )
+            .map_err(|e| LabError::io(&self.cni, e))?;
+            if status.status.success() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(exit)) = child.try_wait()
+            {
+                return Err(LabError::Spawn {
+                    command: self.binary.display().to_string(),
+                    reason: format!("exited ({exit}): {}", self.log()),
+                });
+            }
+            if Instant::now() >= until {
+                return Err(LabError::Timeout {
+                    what: format!("podroute-ipamd to answer; log:\n{}", self.log()),
+                    waited: IPAMD_START,
+                });
+            }
+            std::thread::sleep(netns::POLL_INTERVAL);
+        }
+    }
+
+    /// The CNI network configuration for `node`.
+    pub fn cni_conf(&self, node: &str) -> String {
+        json!({
+            "cniVersion": "1.1.0",
+            "name": "podroute",
+            "type": "podroute-cni",
+            "ipamd": {"endpoint": self.endpoint()},
+            "nodeName": node,
+        })
+        .to_string()
+    }
+
+    /// Creates pod `namespace/name` on lab node `node`: a namespace of the
+    /// lab's own, wired by the CNI plugin's ADD run in the node's
+    /// namespace with the pod's identity in CNI_ARGS.
+    pub fn add_pod(
+        &self,
+        lab: &Lab,
+        node: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Pod, LabError> {
+        let node_ns = lab.netns(node)?;
+        let pod_ns = lab.add_namespace(&format!("pod-{namespace}-{name}"))?;
+        let out = cni::invoke(
+            self.in_node(&node_ns),
+            "ADD",
+            &self.cni_conf(node),
+            &pod_env(&pod_ns, namespace, name),
+        )
+        .map_err(|e| LabError::io(&self.cni, e))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(LabError::Command {
+                command: format!("podroute-cni ADD {namespace}/{name} on {node}"),
+                status: out.status.to_string(),
+                stderr: format!("{stdout} {}", String::from_utf8_lossy(&out.stderr)),
+            });
+        }
+        let result: Value = serde_json::from_str(&stdout).map_err(|e| LabError::Command {
+            command: format!("podroute-cni ADD {namespace}/{name}"),
+            status: "bad result".into(),
+            stderr: format!("{e}: {stdout}"),
+        })?;
+        let address = |v4: bool| {
+            result["ips"].as_array().into_iter().flatten().find_map(|ip| {
+                let text = ip["address"].as_str()?;
+                let addr: IpAddr = text.split('/').next()?.parse().ok()?;
+                (addr.is_ipv4() == v4).then_some(addr)
+            })
+        };
+        Ok(Pod {
+            id: format!("{namespace}/{name}"),
+            node: node.to_owned(),
+            netns: pod_ns,
+            v4: address(true).and_then(|a| match a {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            }),
+            v6: address(false).and_then(|a| match a {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            }),
+        })
+    }
+
+    /// Deletes `pod` as a runtime does: CNI DEL (which releases its
+    /// addresses), then its namespace.
+    pub fn delete_pod(&self, lab: &Lab, pod: &Pod) -> Result<(), LabError> {
+        let node_ns = lab.netns(&pod.node)?;
+        let (namespace, name) = pod.id.split_once('/').unwrap_or(("default", &pod.id));
+        let out = cni::invoke(
+            self.in_node(&node_ns),
+            "DEL",
+            &self.cni_conf(&pod.node),
+            &pod_env(&pod.netns, namespace, name),
+        )
+        .map_err(|e| LabError::io(&self.cni, e))?;
+        if !out.status.success() {
+            return Err(LabError::Command {
+                command: format!("podroute-cni DEL {}", pod.id),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stdout).into_owned(),
+            });
+        }
+        netns::remove(&pod.netns, Duration::from_secs(2))
+    }
+
+    fn in_node(&self, node_ns: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", node_ns]).arg(&self.cni);
+        cmd
+    }
+}
+
+impl Drop for Ipamd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// CNI_* for a pod whose namespace is `pod_ns`.
+fn pod_env(pod_ns: &str, namespace: &str, name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CNI_CONTAINERID", pod_ns.to_owned()),
+        ("CNI_NETNS", format!("/run/netns/{pod_ns}")),
+        ("CNI_IFNAME", "eth0".to_owned()),
+        (
+            "CNI_ARGS",
+            format!(
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name};\
+                 K8S_POD_INFRA_CONTAINER_ID={pod_ns};K8S_POD_UID=uid-{namespace}-{name}"
+            ),
+        ),
+    ]
+}
