@@ -30,7 +30,10 @@ const NODES: [(&str, &str, &str); 4] = [
     ("b2", "b", "10.2.0.12"),
 ];
 /// Each rack's ToR addresses on its LAN.
-const TORS: [(&str, [&str; 2]); 2] = [("a", ["10.1.0.1", "10.1.0.2"]), ("b", ["10.2.0.1", "10.2.0.2"])];
+const TORS: [(&str, [&str; 2]); 2] = [
+    ("a", ["10.1.0.1", "10.1.0.2"]),
+    ("b", ["10.2.0.1", "10.2.0.2"]),
+];
 const POOLS: &str = "\
 apiVersion: podroute.io/v1
 kind: IPPool
@@ -67,17 +70,14 @@ impl Cluster {
         let mut bgpds = BTreeMap::new();
         for (node, _, _) in NODES {
             let endpoint = ipamd.endpoint();
-            let args = [
-                "--node",
-                node,
-                "--ipamd",
-                endpoint.as_str(),
-            ];
+            let args = ["--node", node, "--ipamd", endpoint.as_str()];
             bgpds.insert(node, Bgpd::start_file(&lab, node, path_str(&config), &args));
         }
         let mut pods = BTreeMap::new();
         for (node, _, _) in NODES {
-            let pod = ipamd.add_pod(&lab, node, "default", &format!("p-{node}")).unwrap();
+            let pod = ipamd
+                .add_pod(&lab, node, "default", &format!("p-{node}"))
+                .unwrap();
             pods.insert(node, pod);
         }
         Cluster {
@@ -102,9 +102,12 @@ impl Cluster {
 }
 
 fn ping(pod: &Pod, target: std::net::Ipv4Addr) -> bool {
-    netns::command_in(&pod.netns, &["ping", "-c", "1", "-W", "1", &target.to_string()])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    netns::command_in(
+        &pod.netns,
+        &["ping", "-c", "1", "-W", "1", &target.to_string()],
+    )
+    .output()
+    .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -165,9 +168,11 @@ fn two_racks_with_tor_peering_route_pods_over_ecmp_and_bfd_cuts_fast() {
             }
             let pod = &cluster.pods[from];
             let target = cluster.pod_v4(to);
-            lab.wait_for(CONVERGE, &format!("{from}'s pod pings {to}'s pod {target}"), |_| {
-                ping(pod, target)
-            })
+            lab.wait_for(
+                CONVERGE,
+                &format!("{from}'s pod pings {to}'s pod {target}"),
+                |_| ping(pod, target),
+            )
             .unwrap();
         }
     }
@@ -176,7 +181,8 @@ fn two_racks_with_tor_peering_route_pods_over_ecmp_and_bfd_cuts_fast() {
     // detection time and withdraw a1's block, and it leaves b1's kernel.
     let a1_block = block_of(cluster.pod_v4("a1"));
     let cut = Instant::now();
-    lab.exec("a1", &["ip", "link", "set", "eth1", "down"]).unwrap();
+    lab.exec("a1", &["ip", "link", "set", "eth1", "down"])
+        .unwrap();
     lab.wait_for(CONVERGE, &format!("b1 to drop {a1_block}"), |_| {
         cluster.kernel_route("b1", &a1_block).trim().is_empty()
     })

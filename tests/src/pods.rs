@@ -42,9 +42,7 @@ pub struct Pod {
 impl Pod {
     /// Its IPv4 address, else its IPv6 one.
     pub fn ip(&self) -> Option<IpAddr> {
-        self.v4
-            .map(IpAddr::V4)
-            .or_else(|| self.v6.map(IpAddr::V6))
+        self.v4.map(IpAddr::V4).or_else(|| self.v6.map(IpAddr::V6))
     }
 }
 
@@ -192,11 +190,15 @@ impl Ipamd {
             stderr: format!("{e}: {stdout}"),
         })?;
         let address = |v4: bool| {
-            result["ips"].as_array().into_iter().flatten().find_map(|ip| {
-                let text = ip["address"].as_str()?;
-                let addr: IpAddr = text.split('/').next()?.parse().ok()?;
-                (addr.is_ipv4() == v4).then_some(addr)
-            })
+            result["ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|ip| {
+                    let text = ip["address"].as_str()?;
+                    let addr: IpAddr = text.split('/').next()?.parse().ok()?;
+                    (addr.is_ipv4() == v4).then_some(addr)
+                })
         };
         Ok(Pod {
             id: format!("{namespace}/{name}"),

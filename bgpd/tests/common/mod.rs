@@ -165,30 +165,49 @@ impl Bgpd {
     /// Starts podroute-bgpd with `speaker`'s configuration in `node` and
     /// waits until its admin API answers.
     pub fn start(lab: &Lab, node: &str, speaker: &Speaker) -> Bgpd {
+        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, &[])
+    }
+
+    /// Starts podroute-bgpd in `node` on the configuration file `config`
+    /// (shared by several nodes, as a cluster's is) with more arguments
+    /// (`--node`, `--ipamd`), and waits until its admin API answers.
+    pub fn start_file(lab: &Lab, node: &str, config: &str, args: &[&str]) -> Bgpd {
+        Bgpd::launch(lab, node, None, Some(Path::new(config)), args)
+    }
+
+    fn launch(
+        lab: &Lab,
+        node: &str,
+        yaml: Option<&str>,
+        shared: Option<&Path>,
+        args: &[&str],
+    ) -> Bgpd {
         let dir = tempfile::Builder::new()
             .prefix("bgpd-interop")
             .tempdir()
             .unwrap();
-        let config = dir.path().join("bgpd.yaml");
-        fs::write(&config, speaker.yaml()).unwrap();
+        let config = match shared {
+            Some(path) => path.to_owned(),
+            None => dir.path().join("bgpd.yaml"),
+        };
+        if let Some(yaml) = yaml {
+            fs::write(&config, yaml).unwrap();
+        }
         let socket = dir.path().join("bgpd.sock");
         let log = dir.path().join("bgpd.log");
         let out = fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut cmd = lab
-            .command(
-                node,
-                &[
-                    BGPD,
-                    "--config",
-                    path_str(&config),
-                    "--admin-socket",
-                    path_str(&socket),
-                    "--log-level",
-                    "debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info",
-                ],
-            )
-            .unwrap();
+        let mut argv = vec![
+            BGPD,
+            "--config",
+            path_str(&config),
+            "--admin-socket",
+            path_str(&socket),
+            "--log-level",
+            "debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info",
+        ];
+        argv.extend_from_slice(args);
+        let mut cmd = lab.command(node, &argv).unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd
             .spawn()
@@ -497,7 +516,7 @@ fn signal(sig: &str, pids: &[u32]) {
     }
 }
 
-fn path_str(p: &Path) -> &str {
+pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
