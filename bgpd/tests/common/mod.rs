@@ -165,6 +165,11 @@ impl Bgpd {
     /// Starts podroute-bgpd with `speaker`'s configuration in `node` and
     /// waits until its admin API answers.
     pub fn start(lab: &Lab, node: &str, speaker: &Speaker) -> Bgpd {
+        Bgpd::start_with_args(lab, node, speaker, &[])
+    }
+
+    /// As `start`, with more command line arguments (e.g. `--ipamd`).
+    pub fn start_with_args(lab: &Lab, node: &str, speaker: &Speaker, extra: &[&str]) -> Bgpd {
         let dir = tempfile::Builder::new()
             .prefix("bgpd-interop")
             .tempdir()
@@ -189,6 +194,7 @@ impl Bgpd {
                 ],
             )
             .unwrap();
+        cmd.args(extra);
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd
             .spawn()
