@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
-use podroute_bgpd::{config, fib};
+use podroute_bgpd::{config, fib, origin};
 use podroute_proto::daemon::{self, DaemonArgs};
 
 #[derive(Debug, Parser)]
@@ -31,6 +31,21 @@ struct Args {
     /// document): which mesh member, BGPPeer and IPAM blocks are ours.
     #[arg(long, env = "NODE_NAME")]
     node: Option<String>,
+    /// podroute-ipamd to announce this node's IPAM blocks from (its
+    /// WatchNodeBlocks stream): a Unix socket ("/run/podroute/ipamd.sock",
+    /// "unix:///...") or "https://HOST:PORT" with the TLS files below.
+    /// Needs --node. Without it, only the configuration's `originate`.
+    #[arg(long, env = "PODROUTE_IPAMD")]
+    ipamd: Option<String>,
+    /// CA that signed ipamd's certificate (https --ipamd).
+    #[arg(long, env = "PODROUTE_IPAMD_TLS_CA")]
+    ipamd_tls_ca: Option<PathBuf>,
+    /// This node's client certificate for ipamd (PEM; with --ipamd-tls-key).
+    #[arg(long, env = "PODROUTE_IPAMD_TLS_CERT")]
+    ipamd_tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "PODROUTE_IPAMD_TLS_KEY")]
+    ipamd_tls_key: Option<PathBuf>,
     /// Do not touch the kernel's routing table (as FRR's `bgpd
     /// --no_kernel`): routes are exchanged, nothing is installed, and every
     /// next hop counts as reachable.
@@ -63,6 +78,16 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     daemon::init_logging(&args.daemon.log_level)?;
     let config = config::load(&args.config)?;
+    let ipam = match &args.ipamd {
+        Some(endpoint) => Some(origin::OriginConfig::new(
+            endpoint,
+            args.node.as_deref(),
+            args.ipamd_tls_ca.clone(),
+            args.ipamd_tls_cert.clone(),
+            args.ipamd_tls_key.clone(),
+        )?),
+        None => None,
+    };
     let fib = if args.no_kernel {
         None
     } else {
@@ -76,7 +101,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .context("cannot program the kernel's routes")?,
         )
     };
-    let speaker = Speaker::start_with(config, SpeakerOptions { fib }).await?;
+    let ipam = match ipam {
+        Some(ipam) => Some(first_ipam_view(ipam).await),
+        None => None,
+    };
+    let speaker = Speaker::start_with(config, SpeakerOptions { fib, ipam }).await?;
     let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
 
     let socket = args
@@ -94,6 +123,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     speaker.shutdown("podroute-bgpd stopping").await;
     served?;
     Ok(())
+}
+
+/// Starts following ipamd and waits, at most `origin::FIRST_VIEW_WAIT`,
+/// for its first view of our blocks: the sessions start after it, so a
+/// restarted node never sends End-of-RIB before its blocks are known.
+async fn first_ipam_view(
+    ipam: origin::OriginConfig,
+) -> tokio::sync::watch::Receiver<std::sync::Arc<podroute_bgpd::speaker::Origination>> {
+    let (endpoint, node) = (ipam.endpoint.to_string(), ipam.node.clone());
+    let task = origin::spawn(ipam);
+    match tokio::time::timeout(origin::FIRST_VIEW_WAIT, task.first_view).await {
+        Ok(Ok(())) => {
+            tracing::info!(ipamd = %endpoint, %node, "ipamd's view of this node's blocks is in; starting sessions")
+        }
+        _ => tracing::warn!(
+            ipamd = %endpoint,
+            %node,
+            waited_s = origin::FIRST_VIEW_WAIT.as_secs(),
+            "no view of this node's blocks from ipamd yet; starting sessions anyway (blocks are announced when it answers)"
+        ),
+    }
+    task.origination
 }
 
 /// Applies each configuration change; a file that does not load is

@@ -13,7 +13,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -27,7 +26,7 @@ use crate::wire::iana::notification::cease;
 use crate::wire::{Afi, ExtendedNextHop, Family, Nlri, Notification};
 
 pub use peer::{PeerCommand, PeerHandle, RibSide};
-pub use rib::{RibHandle, RibPath, RibRoute, RouteQuery};
+pub use rib::{Origination, RibHandle, RibPath, RibRoute, RouteQuery};
 pub use status::PeerStatus;
 
 pub use crate::session::MessageCounters;
@@ -45,6 +44,10 @@ pub struct SpeakerOptions {
     /// Write routes to the kernel; `None`: install nothing, every next hop
     /// counts as reachable.
     pub fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+    /// The node's IPAM blocks and borrowed addresses (crate::origin): the
+    /// current value is originated before any session starts, each change
+    /// after. The configuration's `originate` prefixes are added as blocks.
+    pub ipam: Option<watch::Receiver<Arc<Origination>>>,
 }
 
 /// A running speaker; cheap to clone (the admin service holds one).
@@ -60,7 +63,9 @@ struct Shared {
 struct SpeakerState {
     config: Config,
     /// Every peer task watches it.
-    originate: watch::Sender<Arc<Vec<IpNetwork>>>,
+    originate: watch::Sender<Arc<Origination>>,
+    /// The IPAM part of `originate` (empty without ipamd).
+    ipam: Arc<Origination>,
     peers: BTreeMap<IpAddr, PeerHandle>,
     listener: Option<(Arc<Listener>, JoinHandle<()>)>,
     shutting_down: bool,
@@ -82,7 +87,14 @@ impl Speaker {
         config: Config,
         fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
     ) -> Result<Speaker, SpeakerError> {
-        Speaker::start_with(config, SpeakerOptions { fib }).await
+        Speaker::start_with(
+            config,
+            SpeakerOptions {
+                fib,
+                ..SpeakerOptions::default()
+            },
+        )
+        .await
     }
 
     /// Starts with every part `options` asks for.
@@ -90,7 +102,12 @@ impl Speaker {
         config: Config,
         options: SpeakerOptions,
     ) -> Result<Speaker, SpeakerError> {
-        let SpeakerOptions { fib } = options;
+        let SpeakerOptions { fib, ipam } = options;
+        let mut ipam = ipam;
+        let ipam_now = ipam
+            .as_mut()
+            .map(|rx| rx.borrow_and_update().clone())
+            .unwrap_or_default();
         let rib = rib::spawn(
             config.bgp.router_id,
             config.bgp.max_paths,
@@ -99,12 +116,13 @@ impl Speaker {
         );
         let _ = rib
             .input
-            .send(rib::RibInput::Originate(originated(&config)))
+            .send(rib::RibInput::Originate(originated(&config, &ipam_now)))
             .await;
         let speaker = Speaker {
             shared: Arc::new(Shared {
                 state: Mutex::new(SpeakerState {
-                    originate: watch::Sender::new(originated(&config)),
+                    originate: watch::Sender::new(originated(&config, &ipam_now)),
+                    ipam: ipam_now,
                     config: config.clone(),
                     peers: BTreeMap::new(),
                     listener: None,
@@ -115,6 +133,9 @@ impl Speaker {
             }),
         };
         speaker.listen(&config).await?;
+        if let Some(ipam) = ipam {
+            tokio::spawn(follow_ipam(speaker.clone(), ipam));
+        }
         let mut state = speaker.lock();
         for peer in config.peers.values() {
             state.spawn(peer.clone());
@@ -193,7 +214,7 @@ impl Speaker {
                     state.spawn(peer.clone());
                 }
             }
-            state.originate.send_replace(originated(&new));
+            state.originate.send_replace(originated(&new, &state.ipam));
             state.rib.clone()
         };
         if let Some(max_paths) = change.global.max_paths {
@@ -204,10 +225,8 @@ impl Speaker {
         }
         if !change.global.originate_added.is_empty() || !change.global.originate_removed.is_empty()
         {
-            let _ = rib
-                .input
-                .send(rib::RibInput::Originate(originated(&new)))
-                .await;
+            let origination = self.lock().originate.borrow().clone();
+            let _ = rib.input.send(rib::RibInput::Originate(origination)).await;
         }
         tracing::info!(
             added = change.peers_added.len(),
@@ -303,9 +322,24 @@ impl Speaker {
             .map(|p| p.config.address)
     }
 
-    /// The prefixes this speaker originates.
-    pub fn originated(&self) -> Arc<Vec<IpNetwork>> {
+    /// What this speaker originates.
+    pub fn originated(&self) -> Arc<Origination> {
         self.lock().originate.borrow().clone()
+    }
+
+    /// Moves to a new IPAM origination (the configuration's prefixes stay).
+    pub async fn set_ipam(&self, ipam: Arc<Origination>) {
+        let (origination, rib) = {
+            let mut state = self.lock();
+            if state.shutting_down {
+                return;
+            }
+            let origination = originated(&state.config, &ipam);
+            state.ipam = ipam;
+            state.originate.send_replace(origination.clone());
+            (origination, state.rib.clone())
+        };
+        let _ = rib.input.send(rib::RibInput::Originate(origination)).await;
     }
 
     pub fn local_as(&self) -> u32 {
@@ -424,8 +458,22 @@ async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
     }
 }
 
-fn originated(config: &Config) -> Arc<Vec<IpNetwork>> {
-    Arc::new(config.bgp.originate.iter().copied().collect())
+/// The configuration's `originate` prefixes (blocks) plus the IPAM ones; a
+/// prefix both a block and a host is a block.
+fn originated(config: &Config, ipam: &Origination) -> Arc<Origination> {
+    let mut blocks = ipam.blocks.clone();
+    blocks.extend(config.bgp.originate.iter().copied());
+    let hosts = ipam.hosts.difference(&blocks).copied().collect();
+    Arc::new(Origination { blocks, hosts })
+}
+
+/// Forwards each IPAM origination change to the speaker until the
+/// sender (crate::origin's task) ends.
+async fn follow_ipam(speaker: Speaker, mut ipam: watch::Receiver<Arc<Origination>>) {
+    while ipam.changed().await.is_ok() {
+        let next = ipam.borrow_and_update().clone();
+        speaker.set_ipam(next).await;
+    }
 }
 
 /// The FSM's view of a peer's configuration.

@@ -31,7 +31,7 @@ use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 
 use super::connection::{Connection, Incoming};
-use super::rib::{PeerMsg, RibHandle, RibInput};
+use super::rib::{Origination, PeerMsg, RibHandle, RibInput};
 use super::status::PeerStatus;
 
 /// Commands queued to a peer's task. Bounded: the admin API and the
@@ -96,7 +96,7 @@ pub fn spawn(
     peer: PeerConfig,
     id: PeerId,
     rib: RibHandle,
-    originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
+    originate: watch::Receiver<Arc<Origination>>,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let status = PeerStatus::new(global, &peer);
@@ -134,7 +134,7 @@ struct PeerTask {
     /// Stopped over its prefix limit and not restarted yet.
     held_over_limit: bool,
     /// What the speaker originates (the hijack guard reads it).
-    originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
+    originate: watch::Receiver<Arc<Origination>>,
     status: watch::Sender<PeerStatus>,
     /// Actions the FSM returned while others were being carried out (a
     /// write failed mid-way); run right after.
@@ -148,7 +148,7 @@ impl PeerTask {
         peer: PeerConfig,
         id: PeerId,
         rib: RibHandle,
-        originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
+        originate: watch::Receiver<Arc<Origination>>,
         status: watch::Sender<PeerStatus>,
     ) -> PeerTask {
         PeerTask {
@@ -471,7 +471,7 @@ impl PeerTask {
             for (prefix, attrs) in inbound.announced {
                 // A looped path is held, not used (RFC 4271 §9.1.2). A
                 // peer never takes over one of our own prefixes.
-                let path = if inbound.looped || policy::hijacks(&prefix, &own) {
+                let path = if inbound.looped || own.hijacked_by(&prefix) {
                     Path::new(self.id, attrs, false)
                 } else {
                     match policy::evaluate(policy, &ctx, &prefix, &attrs, policy::Direction::Import)

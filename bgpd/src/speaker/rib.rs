@@ -24,6 +24,7 @@ use crate::rib::export::Learned;
 use crate::rib::loc_rib::{
     Change, LOCAL_PEER, LocRib, Path, PeerCounts, PeerId, RibContext, selected_paths,
 };
+use crate::rib::policy;
 use crate::wire::{Origin, PathAttribute};
 
 /// Inputs queued to the RIB task. Bounded: a peer sending faster than the
@@ -38,6 +39,35 @@ const EXPORT_CHUNK: usize = 4096;
 pub const INITIAL_SYNC_WAIT: Duration = Duration::from_secs(10);
 /// How long stopping waits for the kernel to lose our routes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+/// What this node originates. `blocks` (its IPAM blocks and the
+/// configuration's `originate` prefixes) are announced and blackholed in
+/// the kernel, so traffic to an unused address of the block stops here;
+/// `hosts` (addresses it borrowed from other nodes' blocks, /32 or /128)
+/// are announced only: the CNI plugin owns the pod's kernel route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origination {
+    pub blocks: BTreeSet<IpNetwork>,
+    pub hosts: BTreeSet<IpNetwork>,
+}
+
+impl Origination {
+    /// Whether a peer's route for `prefix` would take over one of ours
+    /// (the hijack guard, `policy::hijacks`).
+    pub fn hijacked_by(&self, prefix: &IpNetwork) -> bool {
+        policy::hijacks(prefix, &self.blocks, &self.hosts)
+    }
+
+    /// Whether `prefix` is one of our hosts (and not also a block).
+    pub fn is_host(&self, prefix: &IpNetwork) -> bool {
+        self.hosts.contains(prefix) && !self.blocks.contains(prefix)
+    }
+
+    /// Every prefix originated, blocks and hosts.
+    pub fn prefixes(&self) -> BTreeSet<IpNetwork> {
+        self.blocks.union(&self.hosts).copied().collect()
+    }
+}
 
 pub enum RibInput {
     /// A session is Established; `out` receives best path changes, starting
@@ -60,8 +90,8 @@ pub enum RibInput {
         peer: PeerId,
         routes: Vec<(IpNetwork, Option<Path>)>,
     },
-    /// The prefixes this node originates.
-    Originate(Arc<Vec<IpNetwork>>),
+    /// What this node originates (replaces the previous set).
+    Originate(Arc<Origination>),
     Query {
         query: RouteQuery,
         reply: oneshot::Sender<Vec<RibRoute>>,
@@ -169,37 +199,7 @@ pub fn spawn(
         Some((handle, events)) => (Some(handle), Some(events)),
         None => (None, None),
     };
-    let task = RibTask {
-        rib: LocRib::new(max_paths),
-        interner: AttrInterner::new(),
-        resolver: Resolver {
-            peers: HashMap::new(),
-            local: Source {
-                local: true,
-                ebgp: false,
-                router_id,
-                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            },
-            enabled: fib.is_some(),
-            kernel: None,
-            resolved: HashMap::new(),
-        },
-        outputs: HashMap::new(),
-        originated: BTreeSet::new(),
-        local_attrs: Arc::new(PathAttributes {
-            attributes: vec![PathAttribute::Origin(Origin::Igp)],
-            next_hops: Vec::new(),
-        }),
-        fib,
-        fib_ops: Vec::new(),
-        exports: Vec::new(),
-        initial: Some(InitialSync {
-            generation: None,
-            deadline: Instant::now() + INITIAL_SYNC_WAIT,
-            expected_peers,
-            done: BTreeSet::new(),
-        }),
-    };
+    let task = RibTask::new(router_id, max_paths, expected_peers, fib);
     tokio::spawn(task.run(rx, fib_events));
     RibHandle { input }
 }
@@ -258,7 +258,7 @@ struct RibTask {
     interner: AttrInterner,
     resolver: Resolver,
     outputs: HashMap<PeerId, mpsc::UnboundedSender<PeerMsg>>,
-    originated: BTreeSet<IpNetwork>,
+    originated: Arc<Origination>,
     local_attrs: Arc<PathAttributes>,
     fib: Option<FibHandle>,
     /// Built while handling one input, written when it is done.
@@ -284,6 +284,45 @@ impl InitialSync {
 }
 
 impl RibTask {
+    fn new(
+        router_id: Ipv4Addr,
+        max_paths: usize,
+        expected_peers: usize,
+        fib: Option<FibHandle>,
+    ) -> RibTask {
+        RibTask {
+            rib: LocRib::new(max_paths),
+            interner: AttrInterner::new(),
+            resolver: Resolver {
+                peers: HashMap::new(),
+                local: Source {
+                    local: true,
+                    ebgp: false,
+                    router_id,
+                    address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                },
+                enabled: fib.is_some(),
+                kernel: None,
+                resolved: HashMap::new(),
+            },
+            outputs: HashMap::new(),
+            originated: Arc::default(),
+            local_attrs: Arc::new(PathAttributes {
+                attributes: vec![PathAttribute::Origin(Origin::Igp)],
+                next_hops: Vec::new(),
+            }),
+            fib,
+            fib_ops: Vec::new(),
+            exports: Vec::new(),
+            initial: Some(InitialSync {
+                generation: None,
+                deadline: Instant::now() + INITIAL_SYNC_WAIT,
+                expected_peers,
+                done: BTreeSet::new(),
+            }),
+        }
+    }
+
     async fn run(
         mut self,
         mut input: mpsc::Receiver<RibInput>,
@@ -364,7 +403,7 @@ impl RibTask {
                     let _ = out.send(PeerMsg::Counts(self.rib.counts(peer)));
                 }
             }
-            RibInput::Originate(prefixes) => self.originate(&prefixes),
+            RibInput::Originate(origination) => self.originate(origination),
             RibInput::Query { query, reply } => {
                 let _ = reply.send(self.query(&query));
             }
@@ -389,16 +428,22 @@ impl RibTask {
         self.resolver.peers.remove(&peer);
     }
 
-    fn originate(&mut self, prefixes: &[IpNetwork]) {
-        let wanted: BTreeSet<IpNetwork> = prefixes.iter().copied().collect();
-        let removed: Vec<IpNetwork> = self.originated.difference(&wanted).copied().collect();
-        let added: Vec<IpNetwork> = wanted.difference(&self.originated).copied().collect();
-        for prefix in removed {
+    /// Moves to a new origination: added prefixes get a local path,
+    /// removed ones lose it. Blocks get (and lose) their blackhole; hosts
+    /// never touch the kernel, and a prefix that changes kind gets or loses
+    /// its blackhole.
+    fn originate(&mut self, wanted: Arc<Origination>) {
+        let old = std::mem::replace(&mut self.originated, wanted.clone());
+        let (before, after) = (old.prefixes(), wanted.prefixes());
+        for &prefix in before.difference(&after) {
             if let Some(change) = self.rib.update(prefix, LOCAL_PEER, None, &self.resolver) {
-                self.changed(change);
+                // A host's /32 leaves our kernel alone, unless a peer's
+                // path takes over (a route we must install).
+                let fib = !old.is_host(&prefix) || !change.selected.is_empty();
+                self.changed_with(change, fib);
             }
         }
-        for prefix in added {
+        for &prefix in after.difference(&before) {
             let path = Path::new(LOCAL_PEER, self.local_attrs.clone(), true);
             if let Some(change) = self
                 .rib
@@ -407,13 +452,36 @@ impl RibTask {
                 self.changed(change);
             }
         }
-        self.originated = wanted;
+        for &prefix in before.intersection(&after) {
+            let (was_host, is_host) = (old.is_host(&prefix), wanted.is_host(&prefix));
+            if was_host == is_host {
+                continue;
+            }
+            let local_best = self
+                .rib
+                .get(&prefix)
+                .and_then(|paths| paths.first())
+                .is_some_and(|p| p.selected() && p.peer == LOCAL_PEER);
+            if local_best {
+                self.fib_ops.push(if is_host {
+                    FibOp::Remove(prefix)
+                } else {
+                    FibOp::Set(prefix, FibRoute::Blackhole)
+                });
+            }
+        }
     }
 
     /// Queues the FIB operation and the export for one changed prefix.
     fn changed(&mut self, change: Change) {
-        self.fib_ops
-            .push(self.fib_op(change.prefix, &change.selected));
+        self.changed_with(change, true);
+    }
+
+    /// As `changed`; `fib: false` leaves the kernel alone.
+    fn changed_with(&mut self, change: Change, fib: bool) {
+        if fib && let Some(op) = self.fib_op(change.prefix, &change.selected) {
+            self.fib_ops.push(op);
+        }
         let best = change.selected.first().map(|p| BestPath {
             attrs: p.attrs.clone(),
             from: p.peer,
@@ -433,10 +501,17 @@ impl RibTask {
         }
     }
 
-    fn fib_op(&self, prefix: IpNetwork, selected: &[Path]) -> FibOp {
-        match selected {
+    /// The kernel route for a prefix's selected paths; None for a host we
+    /// originate (the CNI plugin owns its route).
+    fn fib_op(&self, prefix: IpNetwork, selected: &[Path]) -> Option<FibOp> {
+        Some(match selected {
             [] => FibOp::Remove(prefix),
-            [first, ..] if first.peer == LOCAL_PEER => FibOp::Set(prefix, FibRoute::Blackhole),
+            [first, ..] if first.peer == LOCAL_PEER => {
+                if self.originated.is_host(&prefix) {
+                    return None;
+                }
+                FibOp::Set(prefix, FibRoute::Blackhole)
+            }
             [only] => match self.resolver.hops(only) {
                 Some(hops) => FibOp::Set(prefix, FibRoute::Unicast(hops.clone())),
                 None => FibOp::Remove(prefix),
@@ -455,7 +530,7 @@ impl RibTask {
                     FibOp::Set(prefix, FibRoute::Unicast(hops.into()))
                 }
             }
-        }
+        })
     }
 
     /// Sends the whole table to a new peer, in pieces.
@@ -528,7 +603,10 @@ impl RibTask {
             .iter()
             .filter_map(|(prefix, paths)| {
                 let selected = selected_paths(paths);
-                (!selected.is_empty()).then(|| self.fib_op(prefix, selected))
+                if selected.is_empty() {
+                    return None;
+                }
+                self.fib_op(prefix, selected)
             })
             .collect();
         let mut ops = ops.into_iter().peekable();
@@ -567,10 +645,10 @@ impl RibTask {
             .filter(|(prefix, _)| !reselected.contains(prefix))
             .filter_map(|(prefix, paths)| {
                 let selected = selected_paths(paths);
-                selected
-                    .iter()
-                    .any(uses_moved)
-                    .then(|| self.fib_op(prefix, selected))
+                if !selected.iter().any(uses_moved) {
+                    return None;
+                }
+                self.fib_op(prefix, selected)
             })
             .collect();
         self.fib_ops.extend(rewrite);
@@ -608,7 +686,13 @@ impl RibTask {
     /// Removes our routes from the kernel (as BIRD does when it stops) and
     /// waits, boundedly, for the FIB to write that.
     async fn shutdown(&mut self) {
-        let prefixes: Vec<IpNetwork> = self.rib.iter().map(|(p, _)| p).collect();
+        // Not our hosts: their routes are the CNI plugin's.
+        let prefixes: Vec<IpNetwork> = self
+            .rib
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| !self.originated.is_host(p))
+            .collect();
         self.fib_ops.extend(prefixes.into_iter().map(FibOp::Remove));
         self.exports.clear();
         self.flush().await;
@@ -724,5 +808,85 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn net(text: &str) -> IpNetwork {
+        text.parse().unwrap()
+    }
+
+    fn origination(blocks: &[&str], hosts: &[&str]) -> RibInput {
+        RibInput::Originate(Arc::new(Origination {
+            blocks: blocks.iter().map(|t| net(t)).collect(),
+            hosts: hosts.iter().map(|t| net(t)).collect(),
+        }))
+    }
+
+    fn task() -> RibTask {
+        RibTask::new(Ipv4Addr::new(192, 0, 2, 1), 1, 0, None)
+    }
+
+    /// The FIB ops and exported prefixes one input produced.
+    fn run(task: &mut RibTask, input: RibInput) -> (Vec<FibOp>, Vec<(IpNetwork, bool)>) {
+        task.handle(input);
+        let exports = std::mem::take(&mut task.exports)
+            .into_iter()
+            .map(|c| (c.prefix, c.best.is_some()))
+            .collect();
+        (std::mem::take(&mut task.fib_ops), exports)
+    }
+
+    #[test]
+    fn blocks_are_blackholed_hosts_only_announced() {
+        let mut t = task();
+        let (ops, exports) = run(
+            &mut t,
+            origination(&["10.244.1.0/26"], &["10.244.9.5/32", "fd00:9::5/128"]),
+        );
+        assert_eq!(ops, [FibOp::Set(net("10.244.1.0/26"), FibRoute::Blackhole)]);
+        assert_eq!(
+            exports,
+            [
+                (net("10.244.1.0/26"), true),
+                (net("10.244.9.5/32"), true),
+                (net("fd00:9::5/128"), true)
+            ]
+        );
+        // Withdrawn: the block's blackhole goes, the hosts never touch the
+        // kernel (the CNI plugin's /32 route stays).
+        let (ops, exports) = run(&mut t, origination(&[], &[]));
+        assert_eq!(ops, [FibOp::Remove(net("10.244.1.0/26"))]);
+        assert_eq!(exports.len(), 3);
+        assert!(exports.iter().all(|(_, best)| !best));
+    }
+
+    #[test]
+    fn a_prefix_changing_kind_gets_or_loses_its_blackhole() {
+        let mut t = task();
+        run(&mut t, origination(&[], &["10.244.9.5/32"]));
+        let (ops, exports) = run(&mut t, origination(&["10.244.9.5/32"], &[]));
+        assert_eq!(ops, [FibOp::Set(net("10.244.9.5/32"), FibRoute::Blackhole)]);
+        assert!(exports.is_empty(), "still announced, nothing to re-send");
+        let (ops, _) = run(&mut t, origination(&[], &["10.244.9.5/32"]));
+        assert_eq!(ops, [FibOp::Remove(net("10.244.9.5/32"))]);
+    }
+
+    #[test]
+    fn a_resync_writes_blocks_not_hosts() {
+        let mut t = task();
+        run(&mut t, origination(&["10.244.1.0/26"], &["10.244.9.5/32"]));
+        let ops: Vec<FibOp> = t
+            .rib
+            .iter()
+            .filter_map(|(prefix, paths)| t.fib_op(prefix, selected_paths(paths)))
+            .collect();
+        assert_eq!(ops, [FibOp::Set(net("10.244.1.0/26"), FibRoute::Blackhole)]);
+        assert_eq!(t.query(&RouteQuery::default()).len(), 2);
     }
 }

@@ -168,6 +168,11 @@ impl Bgpd {
         Bgpd::launch(lab, node, Some(&speaker.yaml()), None, &[])
     }
 
+    /// As `start`, with more command line arguments (e.g. `--ipamd`).
+    pub fn start_with_args(lab: &Lab, node: &str, speaker: &Speaker, extra: &[&str]) -> Bgpd {
+        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, extra)
+    }
+
     /// Starts podroute-bgpd in `node` on the configuration file `config`
     /// (shared by several nodes, as a cluster's is) with more arguments
     /// (`--node`, `--ipamd`), and waits until its admin API answers.
