@@ -62,7 +62,8 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     daemon::init_logging(&args.daemon.log_level)?;
-    let config = config::load(&args.config)?;
+    let node = args.node.clone();
+    let config = config::load_for(&args.config, node.as_deref())?;
     let fib = if args.no_kernel {
         None
     } else {
@@ -77,7 +78,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     let speaker = Speaker::start_with(config, SpeakerOptions { fib }).await?;
-    let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
+    let reloads = tokio::spawn(reload_loop(args.config.clone(), node, speaker.clone()));
 
     let socket = args
         .daemon
@@ -98,7 +99,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Applies each configuration change; a file that does not load is
 /// refused with its reason and the running configuration stays.
-async fn reload_loop(path: PathBuf, speaker: Speaker) {
+async fn reload_loop(path: PathBuf, node: Option<String>, speaker: Speaker) {
     let mut changes = match config::watch(path.clone()) {
         Ok(changes) => changes,
         Err(e) => {
@@ -107,7 +108,7 @@ async fn reload_loop(path: PathBuf, speaker: Speaker) {
         }
     };
     while changes.recv().await.is_some() {
-        match config::load(&path) {
+        match config::load_for(&path, node.as_deref()) {
             Ok(new) => {
                 if let Err(e) = speaker.reload(new).await {
                     tracing::error!(error = %e, "reload failed");
