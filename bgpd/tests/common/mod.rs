@@ -165,30 +165,33 @@ impl Bgpd {
     /// Starts podroute-bgpd with `speaker`'s configuration in `node` and
     /// waits until its admin API answers.
     pub fn start(lab: &Lab, node: &str, speaker: &Speaker) -> Bgpd {
+        Bgpd::start_yaml(lab, node, &speaker.yaml(), &[])
+    }
+
+    /// Starts podroute-bgpd with configuration `yaml` and more command
+    /// line arguments (e.g. `--node NAME`).
+    pub fn start_yaml(lab: &Lab, node: &str, yaml: &str, args: &[&str]) -> Bgpd {
         let dir = tempfile::Builder::new()
             .prefix("bgpd-interop")
             .tempdir()
             .unwrap();
         let config = dir.path().join("bgpd.yaml");
-        fs::write(&config, speaker.yaml()).unwrap();
+        fs::write(&config, yaml).unwrap();
         let socket = dir.path().join("bgpd.sock");
         let log = dir.path().join("bgpd.log");
         let out = fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut cmd = lab
-            .command(
-                node,
-                &[
-                    BGPD,
-                    "--config",
-                    path_str(&config),
-                    "--admin-socket",
-                    path_str(&socket),
-                    "--log-level",
-                    "debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info",
-                ],
-            )
-            .unwrap();
+        let mut argv = vec![
+            BGPD,
+            "--config",
+            path_str(&config),
+            "--admin-socket",
+            path_str(&socket),
+            "--log-level",
+            "debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info",
+        ];
+        argv.extend_from_slice(args);
+        let mut cmd = lab.command(node, &argv).unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd
             .spawn()
