@@ -437,3 +437,49 @@ fn errors_name_the_document_and_field() {
     let single = global("  routerID: 10.0.0.1\n");
     assert!(parse_for(&single, "x", Some("n1"), no_files).is_ok());
 }
+
+/// The text of the first ```yaml block after `heading` in CONFIG.md.
+fn config_md_yaml(heading: &str) -> &'static str {
+    let doc = include_str!("../../../CONFIG.md");
+    let section = &doc[doc.find(heading).expect("the section")..];
+    let start = section.find("```yaml\n").expect("an example") + "```yaml\n".len();
+    let example = &section[start..];
+    &example[..example.find("```").expect("the example's end")]
+}
+
+#[test]
+fn config_md_cluster_examples_are_valid() {
+    let nodes = config_md_yaml("\n## Node\n");
+    let node1 = resolve(nodes, "node1");
+    assert_eq!(node1.bgp.router_id, Ipv4Addr::new(10, 0, 1, 1));
+    assert_eq!(
+        node1.peers.keys().copied().collect::<Vec<_>>(),
+        [ip("10.0.1.2"), ip("10.0.2.3"), ip("fd00:1::2")]
+    );
+    assert_eq!(resolve(nodes, "node3").peers.len(), 2);
+
+    let reflectors = config_md_yaml("\n## Route reflectors\n");
+    let rr1 = resolve(reflectors, "rr1");
+    assert_eq!(rr1.bgp.cluster_id, Some(Ipv4Addr::new(10, 0, 0, 100)));
+    assert!(rr1.peers.values().all(|p| p.route_reflector_client));
+    assert_eq!(rr1.peers.len(), 2);
+    let node1 = resolve(reflectors, "node1");
+    assert_eq!(
+        node1.peers.keys().copied().collect::<Vec<_>>(),
+        [ip("10.0.0.10")]
+    );
+
+    let tor = config_md_yaml("\n## Peering with top-of-rack routers\n");
+    let node1 = resolve(tor, "node1");
+    assert_eq!(node1.bgp.as_number, 65011);
+    assert_eq!(
+        node1.peers.keys().copied().collect::<Vec<_>>(),
+        [ip("10.0.1.253"), ip("10.0.1.254"), ip("192.0.2.1")]
+    );
+    let node3 = resolve(tor, "node3");
+    assert_eq!(node3.bgp.as_number, 65021);
+    assert_eq!(
+        node3.peers.keys().copied().collect::<Vec<_>>(),
+        [ip("10.0.2.254")]
+    );
+}
