@@ -77,7 +77,8 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     daemon::init_logging(&args.daemon.log_level)?;
-    let config = config::load(&args.config)?;
+    let node = args.node.clone();
+    let config = config::load_for(&args.config, node.as_deref())?;
     let ipam = match &args.ipamd {
         Some(endpoint) => Some(origin::OriginConfig::new(
             endpoint,
@@ -106,7 +107,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let speaker = Speaker::start_with(config, SpeakerOptions { fib, ipam }).await?;
-    let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
+    let reloads = tokio::spawn(reload_loop(args.config.clone(), node, speaker.clone()));
 
     let socket = args
         .daemon
@@ -149,7 +150,7 @@ async fn first_ipam_view(
 
 /// Applies each configuration change; a file that does not load is
 /// refused with its reason and the running configuration stays.
-async fn reload_loop(path: PathBuf, speaker: Speaker) {
+async fn reload_loop(path: PathBuf, node: Option<String>, speaker: Speaker) {
     let mut changes = match config::watch(path.clone()) {
         Ok(changes) => changes,
         Err(e) => {
@@ -158,7 +159,7 @@ async fn reload_loop(path: PathBuf, speaker: Speaker) {
         }
     };
     while changes.recv().await.is_some() {
-        match config::load(&path) {
+        match config::load_for(&path, node.as_deref()) {
             Ok(new) => {
                 if let Err(e) = speaker.reload(new).await {
                     tracing::error!(error = %e, "reload failed");

@@ -366,6 +366,7 @@ impl PeerTask {
                         ebgp,
                         router_id: negotiated.remote_id,
                         address: self.peer.address,
+                        rr_client: self.peer.route_reflector_client,
                     };
                     let up = RibInput::PeerUp {
                         peer: self.id,
@@ -447,7 +448,8 @@ impl PeerTask {
             .map(|n| n.families.clone())
             .unwrap_or_default();
         let local_as = self.global.as_number;
-        let inbound = inbound::read(update, &families, local_as);
+        let mut inbound = inbound::read(update, &families, local_as);
+        inbound.check_reflection_loop(self.global.router_id, self.cluster_id());
         if inbound.end_of_rib.is_some() {
             let _ = self
                 .rib
@@ -500,6 +502,8 @@ impl PeerTask {
         match message {
             PeerMsg::Best(changes) => {
                 let next_hop_self = self.next_hop_self();
+                let rr_client = self.peer.route_reflector_client;
+                let cluster_id = self.cluster_id();
                 let policy = self.export_policy().cloned();
                 let local_as = self.global.as_number;
                 let id = self.id;
@@ -518,6 +522,8 @@ impl PeerTask {
                                 self_next_hops: out.self_next_hops(&change.prefix),
                                 next_hop_self,
                                 policy: policy.as_ref(),
+                                rr_client,
+                                cluster_id,
                             };
                             export(&target, &change.prefix, &best.attrs, best.learned)
                         });
@@ -600,6 +606,11 @@ impl PeerTask {
 
     fn export_policy(&self) -> Option<&RoutePolicy> {
         self.peer.export_policy.as_ref()
+    }
+
+    /// RFC 4456 §7: our CLUSTER_ID, the router ID unless configured.
+    fn cluster_id(&self) -> std::net::Ipv4Addr {
+        self.global.cluster_id.unwrap_or(self.global.router_id)
     }
 
     fn next_hop_self(&self) -> bool {

@@ -300,6 +300,7 @@ impl RibTask {
                     ebgp: false,
                     router_id,
                     address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    rr_client: false,
                 },
                 enabled: fib.is_some(),
                 kernel: None,
@@ -497,7 +498,15 @@ impl RibTask {
         match self.resolver.source(peer) {
             Some(s) if s.local => Learned::Local,
             Some(s) if s.ebgp => Learned::Ebgp,
-            _ => Learned::Ibgp,
+            Some(s) => Learned::Ibgp {
+                from_client: s.rr_client,
+                sender: s.router_id,
+            },
+            // Not reached: every path's peer is known until PeerDown.
+            None => Learned::Ibgp {
+                from_client: false,
+                sender: Ipv4Addr::UNSPECIFIED,
+            },
         }
     }
 

@@ -173,6 +173,12 @@ impl Bgpd {
         Bgpd::launch(lab, node, Some(&speaker.yaml()), None, extra)
     }
 
+    /// Starts podroute-bgpd with configuration `yaml` and more command
+    /// line arguments (e.g. `--node NAME`).
+    pub fn start_yaml(lab: &Lab, node: &str, yaml: &str, args: &[&str]) -> Bgpd {
+        Bgpd::launch(lab, node, Some(yaml), None, args)
+    }
+
     /// Starts podroute-bgpd in `node` on the configuration file `config`
     /// (shared by several nodes, as a cluster's is) with more arguments
     /// (`--node`, `--ipamd`), and waits until its admin API answers.

@@ -20,6 +20,7 @@ impl Ctx {
                 ebgp: false,
                 router_id: Ipv4Addr::new(10, 0, 0, 100),
                 address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                rr_client: false,
             },
         );
         for i in 1..=n {
@@ -30,6 +31,7 @@ impl Ctx {
                     ebgp: true,
                     router_id: Ipv4Addr::new(10, 0, 0, i as u8),
                     address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, i as u8)),
+                    rr_client: false,
                 },
             );
         }
