@@ -299,6 +299,16 @@ impl Speaker {
         }
     }
 
+    /// A peer's path counts in the Loc-RIB (stale ones included); None
+    /// when no such peer.
+    pub async fn peer_counts(&self, address: IpAddr) -> Option<crate::rib::loc_rib::PeerCounts> {
+        let (id, rib) = {
+            let state = self.lock();
+            (state.peers.get(&address)?.id, state.rib.clone())
+        };
+        Some(rib.counts(id).await)
+    }
+
     /// The Loc-RIB: every prefix with its paths, best first.
     pub async fn loc_rib(&self, query: RouteQuery) -> Vec<RibRoute> {
         let rib = self.lock().rib.clone();

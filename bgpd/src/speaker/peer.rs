@@ -462,7 +462,8 @@ impl PeerTask {
                     let was_up = self.adj_out.take().is_some();
                     self.from_rib = None;
                     self.counts = PeerCounts::default();
-                    let peer_graceful = self.peer_graceful.take();
+                    // Kept for display until the next session.
+                    let peer_graceful = self.peer_graceful.clone();
                     self.awaiting_eor.clear();
                     if was_up {
                         let graceful = super::graceful::keeps_stale(
