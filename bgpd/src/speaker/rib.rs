@@ -968,3 +968,213 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn source() -> Source {
+        Source {
+            local: false,
+            ebgp: true,
+            router_id: Ipv4Addr::new(10, 0, 0, 2),
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        }
+    }
+
+    fn path(next_hop: &str) -> Path {
+        let attrs = PathAttributes {
+            attributes: vec![PathAttribute::Origin(Origin::Igp)],
+            next_hops: vec![next_hop.parse().unwrap()],
+        };
+        Path::new(1, Arc::new(attrs), true)
+    }
+
+    /// A RIB with peer 1 up and one IPv4 and one IPv6 prefix from it.
+    async fn rib_with_routes() -> (RibHandle, mpsc::UnboundedReceiver<PeerMsg>) {
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 1, None, false);
+        let (out, rx) = mpsc::unbounded_channel();
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        let routes = vec![
+            ("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2"))),
+            (
+                "2001:db8:1::/64".parse().unwrap(),
+                Some(path("2001:db8::2")),
+            ),
+        ];
+        input
+            .send(RibInput::Routes { peer: 1, routes })
+            .await
+            .unwrap();
+        (rib, rx)
+    }
+
+    async fn prefixes(rib: &RibHandle) -> Vec<String> {
+        rib.query(RouteQuery::default())
+            .await
+            .iter()
+            .filter(|r| r.paths.iter().any(|p| p.best))
+            .map(|r| r.prefix.to_string())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_paths_wait_for_the_restart_time_then_go() {
+        let (rib, _rx) = rib_with_routes().await;
+        let restart_time = Duration::from_secs(120);
+        rib.input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rib.counts(1).await.stale, 2);
+        tokio::time::sleep(Duration::from_secs(119)).await;
+        // Still used (and exported) while the peer restarts.
+        assert_eq!(prefixes(&rib).await.len(), 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(prefixes(&rib).await, Vec::<String>::new());
+        assert_eq!(rib.counts(1).await, PeerCounts::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_family_without_the_f_bit_goes_at_once_the_other_at_its_end_of_rib() {
+        let (rib, _rx) = rib_with_routes().await;
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time: Duration::from_secs(120),
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (out, _rx2) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: vec![Family::IPV4_UNICAST],
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
+        assert_eq!(rib.counts(1).await.stale, 1);
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefixes(&rib).await, Vec::<String>::new());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_routes_time_bounds_the_wait_for_end_of_rib() {
+        let (rib, _rx) = rib_with_routes().await;
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time: Duration::from_secs(120),
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+                stale_time: Duration::from_secs(30),
+                restarted: true,
+            })
+            .await
+            .unwrap();
+        // The peer sends one prefix again, never End-of-RIB.
+        let routes = vec![("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2")))];
+        input
+            .send(RibInput::Routes { peer: 1, routes })
+            .await
+            .unwrap();
+        assert_eq!(rib.counts(1).await.stale, 1);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(prefixes(&rib).await.len(), 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
+        assert_eq!(rib.counts(1).await.stale, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn initial_exports_wait_for_the_peers_end_of_rib_when_we_restarted() {
+        // Forwarding preserved: two peers; the table goes out once both are
+        // in (one sent End-of-RIB, the other restarted too).
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 2, None, true);
+        let input = &rib.input;
+        input
+            .send(RibInput::Originate(Arc::new(vec![
+                "10.9.0.0/26".parse().unwrap(),
+            ])))
+            .await
+            .unwrap();
+        let (out, mut rx) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "nothing before the peers are in");
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "peer 2 not in yet");
+        input
+            .send(RibInput::GracefulUp {
+                peer: 2,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: true,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::Best(b)) if b.len() == 1));
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
+    }
+}
