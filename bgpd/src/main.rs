@@ -1,7 +1,8 @@
 // podroute-bgpd's entry point: read the configuration, start the kernel
 // FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP or file change, and serve
 // the admin API on its Unix socket until SIGTERM or SIGINT; then end every
-// session with Cease / Administrative Shutdown.
+// session with Cease / Administrative Shutdown (with graceful restart: close
+// quietly and keep our kernel routes; `--cleanup` removes them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,11 @@ struct Args {
     /// next hop counts as reachable.
     #[arg(long)]
     no_kernel: bool,
+    /// Remove every route of ours (protocol podroute) from the configured
+    /// kernel table and exit: for uninstalling. A stopped podroute-bgpd
+    /// otherwise leaves its routes for the next start (graceful restart).
+    #[arg(long, conflicts_with = "no_kernel")]
+    cleanup: bool,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -79,6 +85,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     daemon::init_logging(&args.daemon.log_level)?;
     let node = args.node.clone();
     let config = config::load_for(&args.config, node.as_deref())?;
+    if args.cleanup {
+        return cleanup(config.bgp.kernel_table).await;
+    }
     let ipam = match &args.ipamd {
         Some(endpoint) => Some(origin::OriginConfig::new(
             endpoint,
@@ -146,6 +155,48 @@ async fn first_ipam_view(
         ),
     }
     task.origination
+}
+
+/// How long --cleanup waits for the kernel to confirm the removals.
+const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads our routes back from the kernel and ends the FIB's first resync
+/// without wanting any of them: the FIB deletes them all.
+async fn cleanup(table: u32) -> anyhow::Result<()> {
+    let fib_config = fib::FibConfig {
+        table,
+        ..fib::FibConfig::default()
+    };
+    let (handle, mut events) = fib::start(fib_config)
+        .await
+        .context("cannot read the kernel's routes")?;
+    let found = handle.found_at_start();
+    let generation = loop {
+        match events.recv().await {
+            Some(fib::FibEvent::ResyncRequested { generation }) => break generation,
+            Some(fib::FibEvent::KernelTable(_)) => {}
+            None => anyhow::bail!("the FIB stopped before it read the kernel"),
+        }
+    };
+    handle.sync_done(generation).await;
+    let deadline = tokio::time::Instant::now() + CLEANUP_WAIT;
+    loop {
+        let status = handle.status();
+        if status.pending == 0 && status.installed == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{} routes of ours still in table {table} after {CLEANUP_WAIT:?}",
+                status.installed
+            );
+        }
+        // Keep the FIB's event queue from filling while it works.
+        while let Ok(_event) = events.try_recv() {}
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    println!("removed {found} routes of ours from kernel table {table}");
+    Ok(())
 }
 
 /// Applies each configuration change; a file that does not load is

@@ -24,6 +24,8 @@ use crate::{Output, format, table};
 #[derive(Debug, Serialize)]
 pub struct PeerView {
     pub peer: String,
+    /// Graceful restart (RFC 4724) with this peer.
+    pub graceful_restart: GracefulView,
     pub name: String,
     pub asn: u32,
     pub local_asn: u32,
@@ -35,6 +37,56 @@ pub struct PeerView {
     pub last_error: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
+}
+
+/// RFC 4724 state of one peer.
+#[derive(Debug, Default, Serialize)]
+pub struct GracefulView {
+    /// Both sides advertised the capability (current or last session).
+    pub negotiated: bool,
+    pub local_restart_time_s: u32,
+    pub peer_restart_time_s: u32,
+    /// The peer's R bit.
+    pub peer_restarting: bool,
+    /// Families with the peer's F bit set.
+    pub peer_forwarding_preserved: Vec<String>,
+    /// Our R bit.
+    pub local_restarting: bool,
+    /// "none", "restarting" (the peer's session is lost, its routes kept)
+    /// or "waiting-for-eor" (back, stale routes wait for its End-of-RIB).
+    pub helper: String,
+    pub helper_seconds_left: u64,
+    pub stale_prefixes: u64,
+}
+
+impl GracefulView {
+    /// In the helper procedure for this peer.
+    pub fn helping(&self) -> bool {
+        self.helper != "none"
+    }
+}
+
+impl From<Option<podroute_proto::bgpd::v1::GracefulRestart>> for GracefulView {
+    fn from(g: Option<podroute_proto::bgpd::v1::GracefulRestart>) -> Self {
+        use podroute_proto::bgpd::v1::HelperState;
+        let g = g.unwrap_or_default();
+        let helper = match HelperState::try_from(g.helper_state) {
+            Ok(HelperState::HelperRestarting) => "restarting",
+            Ok(HelperState::HelperWaitingForEndOfRib) => "waiting-for-eor",
+            _ => "none",
+        };
+        GracefulView {
+            negotiated: g.negotiated,
+            local_restart_time_s: g.local_restart_time,
+            peer_restart_time_s: g.peer_restart_time,
+            peer_restarting: g.peer_restarting,
+            peer_forwarding_preserved: g.peer_forwarding_preserved,
+            local_restarting: g.local_restarting,
+            helper: helper.to_string(),
+            helper_seconds_left: g.helper_seconds_left,
+            stale_prefixes: g.stale_prefixes,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -215,7 +267,12 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
             vec![
                 p.peer.clone(),
                 p.asn.to_string(),
-                p.state.clone(),
+                // GR helper: the peer's routes are kept (stale).
+                if p.graceful_restart.helping() {
+                    format!("{} (GR)", p.state)
+                } else {
+                    p.state.clone()
+                },
                 if p.state == "Established" {
                     format::duration(p.uptime_s)
                 } else {
@@ -308,6 +365,44 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
             c.open, c.update, c.notification, c.keepalive, c.route_refresh
         )
     };
+    let g = &p.graceful_restart;
+    let graceful = if g.negotiated {
+        let mut text = format!(
+            "negotiated, restart time {}s local, {}s peer",
+            g.local_restart_time_s, g.peer_restart_time_s
+        );
+        if g.peer_restarting {
+            text.push_str(", peer restarted (R)");
+        }
+        if g.local_restarting {
+            text.push_str(", we restarted (R)");
+        }
+        if !g.peer_forwarding_preserved.is_empty() {
+            let _ = write!(
+                text,
+                ", peer forwarding preserved (F): {}",
+                g.peer_forwarding_preserved.join(", ")
+            );
+        }
+        text
+    } else if g.local_restart_time_s > 0 {
+        format!(
+            "not negotiated (we offer restart time {}s)",
+            g.local_restart_time_s
+        )
+    } else {
+        "off".to_string()
+    };
+    line("Graceful restart:", graceful);
+    if g.helping() || g.stale_prefixes > 0 {
+        line(
+            "GR helper:",
+            format!(
+                "{} ({}s left), {} stale prefixes",
+                g.helper, g.helper_seconds_left, g.stale_prefixes
+            ),
+        );
+    }
     line("Messages received:", counters(&detail.messages_received));
     line("Messages sent:", counters(&detail.messages_sent));
     line(
@@ -449,6 +544,7 @@ pub fn render_route(detail: &RouteDetail, output: Output) -> Result<String, serd
 impl From<Peer> for PeerView {
     fn from(peer: Peer) -> Self {
         PeerView {
+            graceful_restart: GracefulView::from(peer.graceful_restart),
             state: state_name(peer.state),
             peer: peer.address,
             name: peer.name,

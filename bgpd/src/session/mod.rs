@@ -118,6 +118,10 @@ pub enum Event {
     /// ManualStop (event 2). The NOTIFICATION sent on open connections;
     /// `None` means Cease / Administrative Shutdown without a message.
     Stop { notification: Option<Notification> },
+    /// ManualStop without any NOTIFICATION: the connections just close, so
+    /// a peer with graceful restart in effect keeps our routes while we
+    /// restart (RFC 4724 §4.1).
+    StopQuietly,
     /// The outgoing connect for `conn` succeeded (events 16/17), or an
     /// incoming connection from this peer was accepted as `conn`.
     TcpConnected { conn: ConnId, direction: Direction },

@@ -1173,6 +1173,25 @@ fn admin_stop_sends_the_shutdown_message_and_stays_down() {
 }
 
 #[test]
+fn quiet_stop_closes_without_a_notification_and_stays_down() {
+    // RFC 4724 §4.1: a restarting speaker's peers keep its routes only
+    // when the session ends without a NOTIFICATION.
+    let config = config();
+    let mut steps = establish_active(&config);
+    steps.extend([
+        (
+            s(10),
+            Input::Event(Event::StopQuietly),
+            vec![close(1), down(DownReason::AdminStop { notification: None })],
+        ),
+        (s(1000), Input::Poll, vec![]),
+    ]);
+    let (session, _) = replay(config, steps);
+    assert_eq!(session.state(), State::Idle);
+    assert_eq!(session.next_deadline(), None);
+}
+
+#[test]
 fn admin_stop_defaults_to_a_bare_administrative_shutdown() {
     let config = config();
     replay(

@@ -4,6 +4,7 @@
 // (untouched peers keep their sessions). The admin API reads peers here.
 
 pub mod connection;
+pub mod graceful;
 pub mod peer;
 pub mod rib;
 pub mod status;
@@ -72,6 +73,8 @@ struct SpeakerState {
     rib: RibHandle,
     /// The next session's RIB identity; never reused.
     next_peer_id: PeerId,
+    /// The FIB found our routes at start (RFC 4724 §3 R and F bits).
+    forwarding_preserved: bool,
 }
 
 impl Speaker {
@@ -108,11 +111,18 @@ impl Speaker {
             .as_mut()
             .map(|rx| rx.borrow_and_update().clone())
             .unwrap_or_default();
+        // RFC 4724 §4.1: routes of ours in the kernel at start are the
+        // forwarding state a graceful restart preserved.
+        let forwarding_preserved = fib.as_ref().is_some_and(|(f, _)| f.found_at_start() > 0);
+        if forwarding_preserved {
+            tracing::info!("our routes are still in the kernel: restarting gracefully");
+        }
         let rib = rib::spawn(
             config.bgp.router_id,
             config.bgp.max_paths,
             config.peers.len(),
             fib,
+            forwarding_preserved,
         );
         let _ = rib
             .input
@@ -129,6 +139,7 @@ impl Speaker {
                     shutting_down: false,
                     rib,
                     next_peer_id: LOCAL_PEER + 1,
+                    forwarding_preserved,
                 }),
             }),
         };
@@ -307,6 +318,16 @@ impl Speaker {
         }
     }
 
+    /// A peer's path counts in the Loc-RIB (stale ones included); None
+    /// when no such peer.
+    pub async fn peer_counts(&self, address: IpAddr) -> Option<crate::rib::loc_rib::PeerCounts> {
+        let (id, rib) = {
+            let state = self.lock();
+            (state.peers.get(&address)?.id, state.rib.clone())
+        };
+        Some(rib.counts(id).await)
+    }
+
     /// The Loc-RIB: every prefix with its paths, best first.
     pub async fn loc_rib(&self, query: RouteQuery) -> Vec<RibRoute> {
         let rib = self.lock().rib.clone();
@@ -347,20 +368,44 @@ impl Speaker {
     }
 
     /// Ends every session with Cease / Administrative Shutdown (RFC 4486,
-    /// with an RFC 8203 message) and stops listening.
+    /// with an RFC 8203 message) and stops listening. With graceful
+    /// restart configured for any peer (RFC 4724 §4.1), our routes stay in
+    /// the kernel and sessions with GR in effect close without a
+    /// NOTIFICATION, so those peers keep our routes until we are back;
+    /// `podroute-bgpd --cleanup` removes the kernel's routes for good.
     pub async fn shutdown(&self, message: &str) {
-        let (peers, listener) = {
+        let (peers, listener, rib, graceful) = {
             let mut state = self.lock();
-            (std::mem::take(&mut state.peers), state.listener.take())
+            let graceful = state
+                .config
+                .peers
+                .values()
+                .any(|p| p.graceful_restart.is_some());
+            (
+                std::mem::take(&mut state.peers),
+                state.listener.take(),
+                state.rib.clone(),
+                graceful,
+            )
         };
         if let Some((_, task)) = listener {
             task.abort();
         }
         let notification = Notification::administrative_shutdown(message);
+        if graceful {
+            // First the RIB, so the sessions going down withdraw nothing
+            // from the kernel.
+            rib.detach().await;
+            let stops = peers
+                .values()
+                .map(|h| h.stop_for_restart(notification.clone()));
+            futures_util::future::join_all(stops).await;
+            tracing::info!("stopped; our routes stay in the kernel (graceful restart)");
+            return;
+        }
         let stops = peers.values().map(|h| h.stop(Some(notification.clone())));
         futures_util::future::join_all(stops).await;
         // After the peers: their routes are gone, then ours leave the kernel.
-        let rib = self.lock().rib.clone();
         rib.shutdown().await;
     }
 
@@ -405,6 +450,7 @@ impl SpeakerState {
             id,
             self.rib.clone(),
             self.originate.subscribe(),
+            self.forwarding_preserved,
         );
         self.peers.insert(peer.address, handle);
     }
@@ -484,6 +530,10 @@ pub fn session_config(global: &BgpConfiguration, peer: &PeerConfig) -> SessionCo
     session.connect_retry = Duration::from_secs(peer.connect_retry_time.into());
     session.passive = peer.passive;
     session.families = peer.families.iter().copied().collect();
+    // A fresh start: no R bit, no forwarding state kept (the peer task
+    // sets both when the FIB found our routes, RFC 4724 §3).
+    session.graceful_restart =
+        graceful::capability(peer.graceful_restart, &session.families, false, false);
     // IPv4 routes over an IPv6 session need IPv6 next hops (RFC 8950).
     if peer.address.is_ipv6() && peer.families.contains(&Family::IPV4_UNICAST) {
         session.extended_next_hop = vec![ExtendedNextHop {

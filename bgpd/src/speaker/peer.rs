@@ -31,6 +31,7 @@ use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 
 use super::connection::{Connection, Incoming};
+use super::graceful::HelperState;
 use super::rib::{Origination, PeerMsg, RibHandle, RibInput};
 use super::status::PeerStatus;
 
@@ -65,6 +66,13 @@ pub enum PeerCommand {
         notification: Option<Notification>,
         done: oneshot::Sender<()>,
     },
+    /// We stop for a restart: with graceful restart in effect the session
+    /// closes without a NOTIFICATION, so the peer keeps our routes (RFC
+    /// 4724 §4.1); otherwise as Stop with `notification`.
+    Restarting {
+        notification: Notification,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The speaker's grip on a running peer task.
@@ -88,20 +96,37 @@ impl PeerHandle {
             let _ = wait.await;
         }
     }
+
+    /// Stops for a restart (see PeerCommand::Restarting) and waits.
+    pub async fn stop_for_restart(&self, notification: Notification) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .commands
+            .send(PeerCommand::Restarting { notification, done })
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
 }
 
-/// Starts the task for `peer`.
+/// Starts the task for `peer`. `forwarding_preserved`: the FIB found our
+/// routes in the kernel at start (we restarted, RFC 4724 §3).
 pub fn spawn(
     global: &BgpConfiguration,
     peer: PeerConfig,
     id: PeerId,
     rib: RibHandle,
     originate: watch::Receiver<Arc<Origination>>,
+    forwarding_preserved: bool,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let status = PeerStatus::new(global, &peer);
     let (status_tx, status_rx) = watch::channel(status);
-    let task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
+    let mut task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
+    task.forwarding_preserved = forwarding_preserved;
+    task.set_graceful_capability();
     tokio::spawn(task.run(command_rx));
     PeerHandle {
         id,
@@ -140,6 +165,20 @@ struct PeerTask {
     /// write failed mid-way); run right after.
     pending: Vec<Action>,
     stopping: Option<oneshot::Sender<()>>,
+    /// BFD saw the forwarding path fail and took the session down: no
+    /// graceful restart helper procedure (RFC 5882 §4.3.1). Set by the
+    /// BFD binding, cleared at the next Established.
+    bfd_failure: bool,
+    /// The FIB found our routes at start: our OPEN says R=1 until the
+    /// first Established, and F=1 (RFC 4724 §3).
+    forwarding_preserved: bool,
+    /// Established at least once since this task started.
+    was_established: bool,
+    /// The peer's Graceful Restart capability of the current session when
+    /// we advertised ours too (GR in effect).
+    peer_graceful: Option<crate::wire::GracefulRestart>,
+    /// Families whose End-of-RIB the helper procedure waits for.
+    awaiting_eor: Vec<Family>,
 }
 
 impl PeerTask {
@@ -170,7 +209,34 @@ impl PeerTask {
             status,
             pending: Vec::new(),
             stopping: None,
+            bfd_failure: false,
+            forwarding_preserved: false,
+            was_established: false,
+            peer_graceful: None,
+            awaiting_eor: Vec::new(),
         }
+    }
+
+    /// Our Graceful Restart capability for the next OPEN: R=1 only while
+    /// we restart (until the first session is up), F=1 when the kernel
+    /// kept our routes across the restart or we have been forwarding
+    /// since (RFC 4724 §3).
+    fn set_graceful_capability(&mut self) {
+        let families = self.session.config().families.clone();
+        let restarting = self.forwarding_preserved && !self.was_established;
+        let forwarding = self.forwarding_preserved || self.was_established;
+        let capability = super::graceful::capability(
+            self.peer.graceful_restart,
+            &families,
+            restarting,
+            forwarding && self.rib_has_fib(),
+        );
+        self.session.set_graceful_restart(capability);
+    }
+
+    /// Whether our routes reach a kernel (not --no-kernel).
+    fn rib_has_fib(&self) -> bool {
+        self.rib.has_fib
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<PeerCommand>) {
@@ -271,6 +337,18 @@ impl PeerTask {
                 self.session
                     .handle(Event::Stop { notification }, Instant::now())
             }
+            PeerCommand::Restarting { notification, done } => {
+                self.stopping = Some(done);
+                let event = if self.peer_graceful.is_some() && self.adj_out.is_some() {
+                    tracing::info!(peer = %self.peer.address, "closing without NOTIFICATION: the peer keeps our routes while we restart");
+                    Event::StopQuietly
+                } else {
+                    Event::Stop {
+                        notification: Some(notification),
+                    }
+                };
+                self.session.handle(event, Instant::now())
+            }
         }
     }
 
@@ -368,6 +446,7 @@ impl PeerTask {
                         address: self.peer.address,
                         rr_client: self.peer.route_reflector_client,
                     };
+                    self.graceful_up(&negotiated).await;
                     let up = RibInput::PeerUp {
                         peer: self.id,
                         source,
@@ -384,13 +463,35 @@ impl PeerTask {
                     let was_up = self.adj_out.take().is_some();
                     self.from_rib = None;
                     self.counts = PeerCounts::default();
+                    // Kept for display until the next session.
+                    let peer_graceful = self.peer_graceful.clone();
+                    self.awaiting_eor.clear();
                     if was_up {
-                        let _ = self
-                            .rib
-                            .input
-                            .send(RibInput::PeerDown { peer: self.id })
-                            .await;
+                        let graceful = super::graceful::keeps_stale(
+                            &reason,
+                            peer_graceful.as_ref(),
+                            self.bfd_failure,
+                        );
+                        let input = match peer_graceful.filter(|_| graceful) {
+                            Some(gr) => {
+                                let restart_time = Duration::from_secs(gr.restart_time.into());
+                                tracing::info!(peer = %self.peer.address, ?restart_time, "keeping the peer's routes while it restarts (RFC 4724)");
+                                self.set_helper(HelperState::Restarting {
+                                    until: (Instant::now() + restart_time).into(),
+                                });
+                                RibInput::PeerRestarting {
+                                    peer: self.id,
+                                    restart_time,
+                                }
+                            }
+                            None => {
+                                self.set_helper(HelperState::None);
+                                RibInput::PeerDown { peer: self.id }
+                            }
+                        };
+                        let _ = self.rib.input.send(input).await;
                     }
+                    self.set_graceful_capability();
                 }
             }
         }
@@ -450,11 +551,18 @@ impl PeerTask {
         let local_as = self.global.as_number;
         let mut inbound = inbound::read(update, &families, local_as);
         inbound.check_reflection_loop(self.global.router_id, self.cluster_id());
-        if inbound.end_of_rib.is_some() {
+        if let Some(family) = inbound.end_of_rib {
+            self.awaiting_eor.retain(|f| *f != family);
+            if self.awaiting_eor.is_empty() {
+                self.set_helper(HelperState::None);
+            }
             let _ = self
                 .rib
                 .input
-                .send(RibInput::EndOfRib { peer: self.id })
+                .send(RibInput::EndOfRib {
+                    peer: self.id,
+                    family,
+                })
                 .await;
             return;
         }
@@ -600,6 +708,50 @@ impl PeerTask {
         }
     }
 
+    /// The session is up: tells the RIB how the last session's stale
+    /// paths go (RFC 4724 §4.2) and whether to wait for this peer's
+    /// End-of-RIB before sending ours (§4.1).
+    async fn graceful_up(&mut self, negotiated: &crate::session::Negotiated) {
+        let ours = self.peer.graceful_restart;
+        self.bfd_failure = false;
+        self.was_established = true;
+        self.peer_graceful = negotiated
+            .peer_graceful_restart
+            .clone()
+            .filter(|_| ours.is_some());
+        let kept =
+            super::graceful::kept_families(self.peer_graceful.as_ref(), &negotiated.families);
+        let stale_time = ours.map_or(Duration::ZERO, |g| g.stale_routes_time);
+        let helping = !matches!(
+            self.status
+                .borrow()
+                .graceful
+                .helper
+                .current(Instant::now().into()),
+            HelperState::None
+        );
+        if helping && !kept.is_empty() {
+            self.awaiting_eor = kept.clone();
+            self.set_helper(HelperState::WaitingForEndOfRib {
+                until: (Instant::now() + stale_time).into(),
+            });
+        } else {
+            self.set_helper(HelperState::None);
+        }
+        let restarted = self.peer_graceful.as_ref().is_none_or(|g| g.restarting);
+        let input = RibInput::GracefulUp {
+            peer: self.id,
+            kept,
+            stale_time,
+            restarted,
+        };
+        let _ = self.rib.input.send(input).await;
+    }
+
+    fn set_helper(&self, helper: HelperState) {
+        self.status.send_modify(|s| s.graceful.helper = helper);
+    }
+
     fn import_policy(&self) -> Option<&RoutePolicy> {
         self.peer.import_policy.as_ref()
     }
@@ -709,8 +861,12 @@ impl PeerTask {
         let session = &self.session;
         let counts = self.counts;
         let advertised = self.adj_out.as_ref().map_or(0, AdjRibOut::len);
+        let peer_graceful = self.peer_graceful.clone();
+        let local_graceful = self.session.config().graceful_restart.clone();
         self.status.send_modify(|s| {
             s.update_from(session, established);
+            s.graceful.local = local_graceful;
+            s.graceful.peer = peer_graceful;
             s.prefixes_received = counts.received as u64;
             s.prefixes_accepted = counts.accepted as u64;
             s.prefixes_advertised = advertised as u64;

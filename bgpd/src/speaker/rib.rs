@@ -25,7 +25,9 @@ use crate::rib::loc_rib::{
     Change, LOCAL_PEER, LocRib, Path, PeerCounts, PeerId, RibContext, selected_paths,
 };
 use crate::rib::policy;
-use crate::wire::{Origin, PathAttribute};
+use crate::wire::{Family, Origin, PathAttribute};
+
+use super::graceful::{self, HelperTimers, Sweep};
 
 /// Inputs queued to the RIB task. Bounded: a peer sending faster than the
 /// RIB and FIB can take waits, and so does its TCP stream.
@@ -79,12 +81,35 @@ pub enum RibInput {
     },
     /// The session went down: its paths go.
     PeerDown { peer: PeerId },
+    /// The session was lost with graceful restart in effect (RFC 4724
+    /// §4.2): its paths stay, stale, for up to `restart_time`.
+    PeerRestarting {
+        peer: PeerId,
+        restart_time: Duration,
+    },
+    /// Sent before each PeerUp: how the new session treats the stale
+    /// paths of the last one. `kept`: families whose stale paths wait
+    /// for End-of-RIB, at most `stale_time` (the others' go at once).
+    /// `restarted`: the peer's OPEN had the R bit, or GR is not in effect:
+    /// our initial exports need not wait for its End-of-RIB (§3).
+    GracefulUp {
+        peer: PeerId,
+        kept: Vec<Family>,
+        stale_time: Duration,
+        restarted: bool,
+    },
     /// A new ECMP width: every prefix is ranked again.
     SetMaxPaths(usize),
     /// Sends the peer the whole table again (its export settings changed).
     Resend { peer: PeerId },
-    /// The peer sent End-of-RIB (RFC 4724 §2): its initial table is in.
-    EndOfRib { peer: PeerId },
+    /// The peer sent End-of-RIB (RFC 4724 §2) for `family`: its initial
+    /// table is in, and its stale paths of that family go.
+    EndOfRib { peer: PeerId, family: Family },
+    /// The peer's path counts.
+    Counts {
+        peer: PeerId,
+        reply: oneshot::Sender<PeerCounts>,
+    },
     /// Paths from a peer: Some sets, None withdraws.
     Routes {
         peer: PeerId,
@@ -98,6 +123,10 @@ pub enum RibInput {
     },
     /// Removes every route of ours from the kernel and ends the task.
     Shutdown { done: oneshot::Sender<()> },
+    /// Ends the task and leaves our routes in the kernel (graceful
+    /// restart, RFC 4724 §4.1): peer sessions going down after this
+    /// remove nothing.
+    Detach { done: oneshot::Sender<()> },
 }
 
 /// From the RIB task to one peer's task.
@@ -162,6 +191,8 @@ pub struct RibPath {
 #[derive(Clone)]
 pub struct RibHandle {
     pub input: mpsc::Sender<RibInput>,
+    /// Routes reach the kernel (a FIB runs).
+    pub has_fib: bool,
 }
 
 impl RibHandle {
@@ -184,24 +215,57 @@ impl RibHandle {
             let _ = wait.await;
         }
     }
+
+    /// Stops the RIB task, leaving the kernel's routes as they are.
+    pub async fn detach(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.input.send(RibInput::Detach { done }).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// A peer's path counts (stale ones included).
+    pub async fn counts(&self, peer: PeerId) -> PeerCounts {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .input
+            .send(RibInput::Counts { peer, reply })
+            .await
+            .is_err()
+        {
+            return PeerCounts::default();
+        }
+        answer.await.unwrap_or_default()
+    }
 }
 
 /// Starts the RIB task. Without a FIB, nothing reaches the kernel and every
-/// next hop counts as reachable.
+/// next hop counts as reachable. `forwarding_preserved`: the FIB found our
+/// routes in the kernel (we restarted); then the initial table and
+/// End-of-RIB go to each peer only once every peer sent its End-of-RIB
+/// (or restarted too) or INITIAL_SYNC_WAIT passed (RFC 4724 §4.1).
 pub fn spawn(
     router_id: Ipv4Addr,
     max_paths: usize,
     expected_peers: usize,
     fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+    forwarding_preserved: bool,
 ) -> RibHandle {
     let (input, rx) = mpsc::channel(RIB_QUEUE);
+    let has_fib = fib.is_some();
     let (fib, fib_events) = match fib {
         Some((handle, events)) => (Some(handle), Some(events)),
         None => (None, None),
     };
-    let task = RibTask::new(router_id, max_paths, expected_peers, fib);
+    let task = RibTask::new(
+        router_id,
+        max_paths,
+        expected_peers,
+        fib,
+        forwarding_preserved,
+    );
     tokio::spawn(task.run(rx, fib_events));
-    RibHandle { input }
+    RibHandle { input, has_fib }
 }
 
 /// Peers and next hop reachability: what ranking needs besides the paths.
@@ -266,6 +330,8 @@ struct RibTask {
     exports: Vec<BestChange>,
     /// Until the first full sync with the kernel is done.
     initial: Option<InitialSync>,
+    /// Restarting peers whose stale paths we keep (RFC 4724 §4.2).
+    helper: HelperTimers,
 }
 
 struct InitialSync {
@@ -275,11 +341,23 @@ struct InitialSync {
     expected_peers: usize,
     /// Peers that sent End-of-RIB.
     done: BTreeSet<PeerId>,
+    /// We restarted with our routes in the kernel: initial exports wait.
+    defer_exports: bool,
+    /// Peers whose End-of-RIB we no longer wait for before exporting:
+    /// sent it, restarted themselves, or have no graceful restart.
+    exports_ready: BTreeSet<PeerId>,
+    /// Established peers whose initial table waits.
+    deferred: BTreeSet<PeerId>,
 }
 
 impl InitialSync {
     fn ready(&self) -> bool {
         self.done.len() >= self.expected_peers || Instant::now() >= self.deadline
+    }
+
+    /// Whether initial exports still wait (RFC 4724 §4.1).
+    fn deferring(&self) -> bool {
+        self.defer_exports && self.exports_ready.len() < self.expected_peers && !self.ready()
     }
 }
 
@@ -289,6 +367,7 @@ impl RibTask {
         max_paths: usize,
         expected_peers: usize,
         fib: Option<FibHandle>,
+        forwarding_preserved: bool,
     ) -> RibTask {
         RibTask {
             rib: LocRib::new(max_paths),
@@ -320,7 +399,11 @@ impl RibTask {
                 deadline: Instant::now() + INITIAL_SYNC_WAIT,
                 expected_peers,
                 done: BTreeSet::new(),
+                defer_exports: forwarding_preserved,
+                exports_ready: BTreeSet::new(),
+                deferred: BTreeSet::new(),
             }),
+            helper: HelperTimers::default(),
         }
     }
 
@@ -337,7 +420,15 @@ impl RibTask {
                         let _ = done.send(());
                         return;
                     }
+                    Some(RibInput::Detach { done }) => {
+                        self.detach().await;
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(RibInput::PeerDown { peer }) => self.peer_down(peer).await,
+                    Some(message @ (RibInput::PeerRestarting { .. }
+                        | RibInput::GracefulUp { .. }
+                        | RibInput::EndOfRib { .. })) => self.graceful(message).await,
                     Some(message) => self.handle(message),
                     None => {
                         self.shutdown().await;
@@ -346,7 +437,9 @@ impl RibTask {
                 },
                 Some(event) = recv(&mut fib_events) => self.fib_event(event).await,
                 () = initial_deadline(&self.initial) => {}
+                () = sleep_until(self.helper.next_deadline()) => self.helper_expired().await,
             }
+            self.release_exports();
             self.initial_sync().await;
             self.flush().await;
         }
@@ -356,8 +449,16 @@ impl RibTask {
         match message {
             RibInput::PeerUp { peer, source, out } => {
                 self.resolver.peers.insert(peer, source);
-                self.send_table(&out);
-                let _ = out.send(PeerMsg::InitialDone);
+                match &mut self.initial {
+                    Some(initial) if initial.deferring() => {
+                        tracing::debug!(peer, "initial exports wait for the peers' End-of-RIB");
+                        initial.deferred.insert(peer);
+                    }
+                    _ => {
+                        self.send_table(&out);
+                        let _ = out.send(PeerMsg::InitialDone);
+                    }
+                }
                 self.outputs.insert(peer, out);
             }
             RibInput::SetMaxPaths(max_paths) => {
@@ -371,13 +472,15 @@ impl RibTask {
                     self.send_table(out);
                 }
             }
-            RibInput::EndOfRib { peer } => {
-                if let Some(initial) = &mut self.initial {
-                    initial.done.insert(peer);
-                }
+            RibInput::Counts { peer, reply } => {
+                let _ = reply.send(self.rib.counts(peer));
             }
-            // Handled in run(): it writes as it goes.
-            RibInput::PeerDown { .. } => {}
+            // Handled in run(): they write as they go.
+            RibInput::PeerDown { .. }
+            | RibInput::PeerRestarting { .. }
+            | RibInput::GracefulUp { .. }
+            | RibInput::EndOfRib { .. }
+            | RibInput::Detach { .. } => {}
             RibInput::Routes { peer, routes } => {
                 // The prefixes of one UPDATE share one attribute set: hash
                 // and resolve it once, not once a prefix.
@@ -416,6 +519,10 @@ impl RibTask {
     /// peers chunk by chunk.
     async fn peer_down(&mut self, peer: PeerId) {
         self.outputs.remove(&peer);
+        self.helper.remove(peer);
+        if let Some(initial) = &mut self.initial {
+            initial.deferred.remove(&peer);
+        }
         loop {
             let (changes, more) = self.rib.remove_peer(peer, EXPORT_CHUNK, &self.resolver);
             for change in changes {
@@ -427,6 +534,120 @@ impl RibTask {
             }
         }
         self.resolver.peers.remove(&peer);
+    }
+
+    /// The helper side of graceful restart (RFC 4724 §4.2).
+    async fn graceful(&mut self, message: RibInput) {
+        let now = Instant::now();
+        match message {
+            RibInput::PeerRestarting { peer, restart_time } => {
+                self.outputs.remove(&peer);
+                if let Some(initial) = &mut self.initial {
+                    initial.deferred.remove(&peer);
+                }
+                let stale = self.rib.mark_stale(peer);
+                tracing::info!(
+                    peer,
+                    stale,
+                    ?restart_time,
+                    "peer restarting: its routes stay, stale"
+                );
+                self.helper.restarting(peer, now, restart_time);
+            }
+            RibInput::GracefulUp {
+                peer,
+                kept,
+                stale_time,
+                restarted,
+            } => {
+                if restarted && let Some(initial) = &mut self.initial {
+                    initial.exports_ready.insert(peer);
+                }
+                match self.helper.session_up(peer, now, &kept, stale_time) {
+                    Some(Sweep::All) => self.sweep(peer, None).await,
+                    Some(Sweep::Families(families)) => {
+                        for family in families {
+                            if let Some(ipv4) = graceful::family_filter(family) {
+                                self.sweep(peer, Some(ipv4)).await;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+            RibInput::EndOfRib { peer, family } => {
+                if let Some(initial) = &mut self.initial {
+                    initial.done.insert(peer);
+                    initial.exports_ready.insert(peer);
+                }
+                if self.helper.end_of_rib(peer, family)
+                    && let Some(ipv4) = graceful::family_filter(family)
+                {
+                    self.sweep(peer, Some(ipv4)).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Restart or stale routes time ran out: the stale paths go.
+    async fn helper_expired(&mut self) {
+        for (peer, away) in self.helper.expired(Instant::now()) {
+            tracing::info!(
+                peer,
+                away,
+                "graceful restart time over; removing stale routes"
+            );
+            self.sweep(peer, None).await;
+            if away && self.rib.counts(peer).received == 0 {
+                self.resolver.peers.remove(&peer);
+            }
+        }
+    }
+
+    /// Removes a peer's stale paths (of one family when `ipv4` is Some),
+    /// chunk by chunk as `peer_down`.
+    async fn sweep(&mut self, peer: PeerId, ipv4: Option<bool>) {
+        loop {
+            let (changes, more) = self
+                .rib
+                .sweep_stale(peer, ipv4, EXPORT_CHUNK, &self.resolver);
+            for change in changes {
+                self.changed(change);
+            }
+            self.flush().await;
+            if !more {
+                break;
+            }
+        }
+        if let Some(out) = self.outputs.get(&peer) {
+            let _ = out.send(PeerMsg::Counts(self.rib.counts(peer)));
+        }
+    }
+
+    /// Sends the deferred initial tables once no peer's End-of-RIB is
+    /// awaited any more.
+    fn release_exports(&mut self) {
+        let Some(initial) = &mut self.initial else {
+            return;
+        };
+        if initial.deferring() {
+            return;
+        }
+        initial.defer_exports = false;
+        let deferred = std::mem::take(&mut initial.deferred);
+        if !deferred.is_empty() {
+            tracing::info!(
+                peers = deferred.len(),
+                "peers' End-of-RIB in; sending our routes"
+            );
+        }
+        for peer in deferred {
+            if let Some(out) = self.outputs.get(&peer) {
+                self.send_table(out);
+                let _ = out.send(PeerMsg::InitialDone);
+            }
+        }
     }
 
     /// Moves to a new origination: added prefixes get a local path,
@@ -680,7 +901,12 @@ impl RibTask {
     async fn flush(&mut self) {
         if !self.exports.is_empty() {
             let exports: Arc<[BestChange]> = std::mem::take(&mut self.exports).into();
-            for out in self.outputs.values() {
+            let deferred = self.initial.as_ref().map(|i| &i.deferred);
+            for (peer, out) in &self.outputs {
+                // Its whole table goes when released.
+                if deferred.is_some_and(|d| d.contains(peer)) {
+                    continue;
+                }
                 let _ = out.send(PeerMsg::Best(exports.clone()));
             }
         }
@@ -703,6 +929,20 @@ impl RibTask {
             .filter(|p| !self.originated.is_host(p))
             .collect();
         self.fib_ops.extend(prefixes.into_iter().map(FibOp::Remove));
+        self.exports.clear();
+        self.flush().await;
+        let Some(fib) = &self.fib else {
+            return;
+        };
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        while fib.status().pending > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Ends without removing our routes: writes what is queued and waits,
+    /// boundedly, for the FIB to confirm it.
+    async fn detach(&mut self) {
         self.exports.clear();
         self.flush().await;
         let Some(fib) = &self.fib else {
@@ -808,8 +1048,17 @@ impl RibTask {
 
 async fn initial_deadline(initial: &Option<InitialSync>) {
     match initial {
-        Some(i) if i.generation.is_some() => tokio::time::sleep_until(i.deadline).await,
+        Some(i) if i.generation.is_some() || !i.deferred.is_empty() => {
+            tokio::time::sleep_until(i.deadline).await
+        }
         _ => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -838,7 +1087,7 @@ mod tests {
     }
 
     fn task() -> RibTask {
-        RibTask::new(Ipv4Addr::new(192, 0, 2, 1), 1, 0, None)
+        RibTask::new(Ipv4Addr::new(192, 0, 2, 1), 1, 0, None, false)
     }
 
     /// The FIB ops and exported prefixes one input produced.
@@ -897,5 +1146,217 @@ mod tests {
             .collect();
         assert_eq!(ops, [FibOp::Set(net("10.244.1.0/26"), FibRoute::Blackhole)]);
         assert_eq!(t.query(&RouteQuery::default()).len(), 2);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod graceful_tests {
+    use super::*;
+
+    fn source() -> Source {
+        Source {
+            local: false,
+            ebgp: true,
+            router_id: Ipv4Addr::new(10, 0, 0, 2),
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            rr_client: false,
+        }
+    }
+
+    fn path(next_hop: &str) -> Path {
+        let attrs = PathAttributes {
+            attributes: vec![PathAttribute::Origin(Origin::Igp)],
+            next_hops: vec![next_hop.parse().unwrap()],
+        };
+        Path::new(1, Arc::new(attrs), true)
+    }
+
+    /// A RIB with peer 1 up and one IPv4 and one IPv6 prefix from it.
+    async fn rib_with_routes() -> (RibHandle, mpsc::UnboundedReceiver<PeerMsg>) {
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 1, None, false);
+        let (out, rx) = mpsc::unbounded_channel();
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        let routes = vec![
+            ("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2"))),
+            (
+                "2001:db8:1::/64".parse().unwrap(),
+                Some(path("2001:db8::2")),
+            ),
+        ];
+        input
+            .send(RibInput::Routes { peer: 1, routes })
+            .await
+            .unwrap();
+        (rib, rx)
+    }
+
+    async fn prefixes(rib: &RibHandle) -> Vec<String> {
+        rib.query(RouteQuery::default())
+            .await
+            .iter()
+            .filter(|r| r.paths.iter().any(|p| p.best))
+            .map(|r| r.prefix.to_string())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_paths_wait_for_the_restart_time_then_go() {
+        let (rib, _rx) = rib_with_routes().await;
+        let restart_time = Duration::from_secs(120);
+        rib.input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rib.counts(1).await.stale, 2);
+        tokio::time::sleep(Duration::from_secs(119)).await;
+        // Still used (and exported) while the peer restarts.
+        assert_eq!(prefixes(&rib).await.len(), 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(prefixes(&rib).await, Vec::<String>::new());
+        assert_eq!(rib.counts(1).await, PeerCounts::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_family_without_the_f_bit_goes_at_once_the_other_at_its_end_of_rib() {
+        let (rib, _rx) = rib_with_routes().await;
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time: Duration::from_secs(120),
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (out, _rx2) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: vec![Family::IPV4_UNICAST],
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
+        assert_eq!(rib.counts(1).await.stale, 1);
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefixes(&rib).await, Vec::<String>::new());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_routes_time_bounds_the_wait_for_end_of_rib() {
+        let (rib, _rx) = rib_with_routes().await;
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time: Duration::from_secs(120),
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+                stale_time: Duration::from_secs(30),
+                restarted: true,
+            })
+            .await
+            .unwrap();
+        // The peer sends one prefix again, never End-of-RIB.
+        let routes = vec![("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2")))];
+        input
+            .send(RibInput::Routes { peer: 1, routes })
+            .await
+            .unwrap();
+        assert_eq!(rib.counts(1).await.stale, 1);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(prefixes(&rib).await.len(), 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
+        assert_eq!(rib.counts(1).await.stale, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn initial_exports_wait_for_the_peers_end_of_rib_when_we_restarted() {
+        // Forwarding preserved: two peers; the table goes out once both are
+        // in (one sent End-of-RIB, the other restarted too).
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 2, None, true);
+        let input = &rib.input;
+        input
+            .send(RibInput::Originate(Arc::new(Origination {
+                blocks: ["10.9.0.0/26".parse().unwrap()].into(),
+                hosts: BTreeSet::new(),
+            })))
+            .await
+            .unwrap();
+        let (out, mut rx) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "nothing before the peers are in");
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "peer 2 not in yet");
+        input
+            .send(RibInput::GracefulUp {
+                peer: 2,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: true,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::Best(b)) if b.len() == 1));
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
     }
 }

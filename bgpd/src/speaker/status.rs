@@ -35,6 +35,8 @@ pub struct PeerStatus {
     pub prefixes_received: u64,
     pub prefixes_accepted: u64,
     pub prefixes_advertised: u64,
+    /// Graceful restart (RFC 4724) with this peer.
+    pub graceful: super::graceful::GracefulStatus,
 }
 
 impl PeerStatus {
@@ -69,6 +71,7 @@ impl PeerStatus {
             prefixes_received: 0,
             prefixes_accepted: 0,
             prefixes_advertised: 0,
+            graceful: super::graceful::GracefulStatus::default(),
         }
     }
 

@@ -270,6 +270,14 @@ impl Bgpd {
         self.child.borrow_mut().wait().unwrap()
     }
 
+    /// Kills the daemon with SIGKILL (a crash: it cleans nothing up) and
+    /// waits for it.
+    pub fn kill(&self) {
+        let mut child = self.child.borrow_mut();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// The exit status, if the daemon has stopped.
     pub fn exited(&self) -> Option<std::process::ExitStatus> {
         self.child.borrow_mut().try_wait().ok().flatten()
