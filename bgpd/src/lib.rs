@@ -7,6 +7,7 @@
 // malloc (allocator settings) and admin (the gRPC admin API).
 
 pub mod admin;
+pub mod bfd;
 pub mod config;
 pub mod fib;
 pub mod malloc;
