@@ -8,3 +8,6 @@ pub mod session;
 
 pub use packet::{BfdState, ControlPacket, DecodeError, Diagnostic};
 pub use session::{BfdStatus, Session};
+pub mod socket;
+
+pub use socket::{BfdCounters, BfdHandle};

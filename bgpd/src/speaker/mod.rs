@@ -17,6 +17,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::bfd::BfdHandle;
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
 use crate::fib::{FibEvent, FibHandle};
 use crate::rib::Route;
@@ -45,6 +46,8 @@ pub struct SpeakerOptions {
     /// Write routes to the kernel; `None`: install nothing, every next hop
     /// counts as reachable.
     pub fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+    /// BFD for the peers that configure it; `None`: their `bfd` is ignored.
+    pub bfd: Option<BfdHandle>,
 }
 
 /// A running speaker; cheap to clone (the admin service holds one).
@@ -67,6 +70,7 @@ struct SpeakerState {
     rib: RibHandle,
     /// The next session's RIB identity; never reused.
     next_peer_id: PeerId,
+    bfd: Option<BfdHandle>,
 }
 
 impl Speaker {
@@ -82,7 +86,14 @@ impl Speaker {
         config: Config,
         fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
     ) -> Result<Speaker, SpeakerError> {
-        Speaker::start_with(config, SpeakerOptions { fib }).await
+        Speaker::start_with(
+            config,
+            SpeakerOptions {
+                fib,
+                ..SpeakerOptions::default()
+            },
+        )
+        .await
     }
 
     /// Starts with every part `options` asks for.
@@ -90,7 +101,7 @@ impl Speaker {
         config: Config,
         options: SpeakerOptions,
     ) -> Result<Speaker, SpeakerError> {
-        let SpeakerOptions { fib } = options;
+        let SpeakerOptions { fib, bfd } = options;
         let rib = rib::spawn(
             config.bgp.router_id,
             config.bgp.max_paths,
@@ -111,6 +122,7 @@ impl Speaker {
                     shutting_down: false,
                     rib,
                     next_peer_id: LOCAL_PEER + 1,
+                    bfd,
                 }),
             }),
         };
@@ -371,6 +383,7 @@ impl SpeakerState {
             id,
             self.rib.clone(),
             self.originate.subscribe(),
+            self.bfd.clone(),
         );
         self.peers.insert(peer.address, handle);
     }

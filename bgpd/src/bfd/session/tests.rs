@@ -50,15 +50,15 @@ fn three_way_handshake_between_two_sessions() {
     let mut b = Session::new(config(200, 200, 4), 2, 2, t0);
     let mut now = t0;
     for _ in 0..20 {
-        if let Some(p) = a.poll_timers(now) {
-            if let Some(f) = b.receive(&p, now).unwrap() {
-                a.receive(&f, now).unwrap();
-            }
+        if let Some(p) = a.poll_timers(now)
+            && let Some(f) = b.receive(&p, now).unwrap()
+        {
+            a.receive(&f, now).unwrap();
         }
-        if let Some(p) = b.poll_timers(now) {
-            if let Some(f) = a.receive(&p, now).unwrap() {
-                b.receive(&f, now).unwrap();
-            }
+        if let Some(p) = b.poll_timers(now)
+            && let Some(f) = a.receive(&p, now).unwrap()
+        {
+            b.receive(&f, now).unwrap();
         }
         now = a.next_deadline().min(b.next_deadline());
     }
