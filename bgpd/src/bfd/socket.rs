@@ -157,7 +157,9 @@ impl BfdHandle {
 struct Entry {
     local: IpAddr,
     session: Session,
-    socket: Option<UdpSocket>,
+    /// Sends only, so a plain non-blocking std socket: it needs no
+    /// readiness from the runtime and a full buffer just drops a packet.
+    socket: Option<std::net::UdpSocket>,
     status: watch::Sender<BfdStatus>,
 }
 
@@ -370,7 +372,7 @@ fn send(peer: IpAddr, entry: &mut Entry, packet: &ControlPacket, counters: &BfdC
     let Some(socket) = &entry.socket else {
         return;
     };
-    match socket.try_send_to(&packet.encode(), SocketAddr::new(peer, CONTROL_PORT)) {
+    match socket.send_to(&packet.encode(), SocketAddr::new(peer, CONTROL_PORT)) {
         Ok(_) => {
             counters.sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -413,7 +415,7 @@ fn receive_socket(any: IpAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-fn send_socket(local: IpAddr) -> io::Result<UdpSocket> {
+fn send_socket(local: IpAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(SocketAddr::new(local, 0)),
         Type::DGRAM,
@@ -432,7 +434,7 @@ fn send_socket(local: IpAddr) -> io::Result<UdpSocket> {
     for i in 0..span.min(256) {
         let port = SOURCE_PORTS.start() + ((start + i) % span) as u16;
         match socket.bind(&SocketAddr::new(local, port).into()) {
-            Ok(()) => return UdpSocket::from_std(socket.into()),
+            Ok(()) => return Ok(socket.into()),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
             Err(e) => return Err(e),
         }
