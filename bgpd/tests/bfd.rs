@@ -192,6 +192,31 @@ fn bfd_between_two_speakers_ends_both_sessions_when_the_link_is_cut() {
         assert_eq!(bfd.state, "down");
         assert_eq!(bfd.local_diagnostic, "control detection time expired");
     }
+
+    // The wire back: the BFD sessions outlived the BGP flap, come Up again
+    // and the BGP sessions follow.
+    lab.exec("m", &["ip", "link", "set", "br0", "up"]).unwrap();
+    b.wait_established(&lab, "10.0.1.1");
+    let again = wait_bfd_up(&lab, &b, "10.0.1.1", |b| b.up_transitions == 2);
+    assert_eq!(again.tx_interval_ms, 100);
+
+    // A graceful stop tells the peer AdminDown first (RFC 5882 §3.2): b's
+    // session ends by a's Cease, not as a BFD failure.
+    let status = a.terminate();
+    assert!(status.success(), "podroute-bgpd in a: {status}");
+    let p = wait_seen(
+        &lab,
+        CONVERGE,
+        "b: session with the stopped a down",
+        |_| b.peer("10.0.1.1"),
+        |p| p.as_ref().is_ok_and(|p| !common::established(p)),
+    )
+    .unwrap();
+    assert!(p.last_error.contains("Cease"), "{}", p.last_error);
+    let bfd = p.bfd.unwrap();
+    assert_eq!(bfd.remote_state, "admin-down");
+    assert_eq!(bfd.remote_diagnostic, "administratively down");
+    assert_eq!(bfd.local_diagnostic, "neighbor signaled session down");
 }
 
 /// FRR's BFD peer `peer` from `show bfd peers json`; `Null` if none.
