@@ -34,10 +34,6 @@ fn bfd_of(peer: &Result<Peer, String>) -> Option<Bfd> {
     peer.as_ref().ok().and_then(|p| p.bfd.clone())
 }
 
-fn bfd_state(peer: &Result<Peer, String>) -> String {
-    bfd_of(peer).map(|b| b.state).unwrap_or_default()
-}
-
 /// Polls until podroute's BFD session with `peer` is Up on both ends and
 /// `settled` holds (the Poll that follows Up retimes both sides).
 fn wait_bfd_up(lab: &Lab, bgpd: &Bgpd, peer: &str, settled: impl Fn(&Bfd) -> bool) -> Bfd {
@@ -68,13 +64,12 @@ fn wait_kernel_route(lab: &Lab, node: &str, prefix: &str) {
     );
 }
 
+/// One thing a cut must bring about, polled.
+type Check<'a> = dyn FnMut(&Lab) -> bool + 'a;
+
 /// Times from `cut` at which each condition was first seen, polling them
 /// all together until all held or `DETECT_DEADLINE` passed.
-fn measure(
-    lab: &Lab,
-    cut: Instant,
-    checks: &mut [(&str, &mut dyn FnMut(&Lab) -> bool)],
-) -> Vec<Duration> {
+fn measure(lab: &Lab, cut: Instant, checks: &mut [(&str, &mut Check<'_>)]) -> Vec<Duration> {
     let mut seen: Vec<Option<Duration>> = vec![None; checks.len()];
     let outcome = lab.wait_for(DETECT_DEADLINE, "every side to notice the cut", |lab| {
         for (i, (_, check)) in checks.iter_mut().enumerate() {
