@@ -326,6 +326,7 @@ fn peer_message(p: &PeerStatus, now: Instant) -> pb::Peer {
         passive: p.passive,
         established_transitions: p.established_transitions,
         shutdown: p.shutdown,
+        bfd: bfd_message(p, now),
         graceful_restart: Some(graceful_message(&p.graceful, now)),
     }
 }
@@ -364,6 +365,34 @@ fn graceful_message(g: &GracefulStatus, now: Instant) -> pb::GracefulRestart {
         helper_seconds_left,
         stale_prefixes: 0,
     }
+}
+
+fn bfd_message(p: &PeerStatus, now: Instant) -> Option<pb::Bfd> {
+    let config = p.bfd_config?;
+    let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    let mut out = pb::Bfd {
+        min_rx_ms: ms(config.min_rx),
+        min_tx_ms: ms(config.min_tx),
+        multiplier: config.multiplier.into(),
+        ..pb::Bfd::default()
+    };
+    if let Some(s) = &p.bfd {
+        out.state = s.state.to_string();
+        out.remote_state = s.remote_state.to_string();
+        out.local_diagnostic = s.local_diagnostic.to_string();
+        out.remote_diagnostic = s.remote_diagnostic.to_string();
+        out.local_discriminator = s.local_discriminator;
+        out.remote_discriminator = s.remote_discriminator;
+        out.tx_interval_ms = ms(s.tx_interval);
+        out.detection_time_ms = ms(s.detection_time);
+        out.remote_min_rx_ms = ms(s.remote_min_rx);
+        out.remote_min_tx_ms = ms(s.remote_min_tx);
+        out.remote_multiplier = s.remote_multiplier.into();
+        out.up_transitions = s.up_transitions;
+        out.state_seconds = now.saturating_duration_since(s.since).as_secs();
+        out.remote_control_plane_independent = s.remote_control_plane_independent;
+    }
+    Some(out)
 }
 
 fn counters(c: &MessageCounters) -> pb::MessageCounters {

@@ -8,6 +8,7 @@
 // settings) and admin (the gRPC admin API).
 
 pub mod admin;
+pub mod bfd;
 pub mod config;
 pub mod fib;
 pub mod malloc;

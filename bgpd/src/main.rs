@@ -111,11 +111,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .context("cannot program the kernel's routes")?,
         )
     };
+    // BFD runs always, so a reload can turn it on for a peer. Without
+    // UDP 3784 (another BFD daemon on the host) we go on without it,
+    // unless a peer asks for it now.
+    let bfd = match podroute_bgpd::bfd::BfdHandle::start() {
+        Ok(bfd) => Some(bfd),
+        Err(e) if config.peers.values().any(|p| p.bfd.is_some()) => {
+            return Err(e).context("cannot listen for BFD on UDP 3784");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "BFD is off: cannot listen on UDP 3784");
+            None
+        }
+    };
     let ipam = match ipam {
         Some(ipam) => Some(first_ipam_view(ipam).await),
         None => None,
     };
-    let speaker = Speaker::start_with(config, SpeakerOptions { fib, ipam }).await?;
+    let options = SpeakerOptions {
+        fib,
+        ipam,
+        bfd: bfd.clone(),
+    };
+    let speaker = Speaker::start_with(config, options).await?;
     let reloads = tokio::spawn(reload_loop(args.config.clone(), node, speaker.clone()));
 
     let socket = args
@@ -130,6 +148,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     reloads.abort();
+    // BFD AdminDown first, so peers do not take our stop for a path
+    // failure (RFC 5882 §3.2).
+    if let Some(bfd) = &bfd {
+        bfd.admin_down_all().await;
+    }
     speaker.shutdown("podroute-bgpd stopping").await;
     served?;
     Ok(())

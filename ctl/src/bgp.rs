@@ -37,6 +37,49 @@ pub struct PeerView {
     pub last_error: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Absent when the peer has no BFD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdView>,
+}
+
+/// A peer's BFD session (RFC 5880); intervals in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct BfdView {
+    /// "up", "down", "init", "admin-down", or "" before the BGP session
+    /// first reached Established.
+    pub state: String,
+    pub remote_state: String,
+    pub local_diagnostic: String,
+    pub remote_diagnostic: String,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    pub tx_interval_ms: u32,
+    pub detection_time_ms: u32,
+    pub min_rx_ms: u32,
+    pub min_tx_ms: u32,
+    pub multiplier: u32,
+    pub remote_min_rx_ms: u32,
+    pub remote_min_tx_ms: u32,
+    pub remote_multiplier: u32,
+    pub up_transitions: u64,
+    pub state_s: u64,
+}
+
+impl BfdView {
+    /// The peers table's BFD column: `up 300ms x3` (the receive interval
+    /// and the peer's multiplier: their product is the detection time),
+    /// else the state.
+    fn short(&self) -> String {
+        match self.state.as_str() {
+            "up" if self.remote_multiplier > 0 => format!(
+                "up {}ms x{}",
+                self.detection_time_ms / self.remote_multiplier,
+                self.remote_multiplier
+            ),
+            "" => "down".into(),
+            other => other.into(),
+        }
+    }
 }
 
 /// RFC 4724 state of one peer.
@@ -280,6 +323,7 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
                 },
                 format!("{}/{}", p.prefixes_accepted, p.prefixes_received),
                 p.prefixes_sent.to_string(),
+                p.bfd.as_ref().map_or("-".into(), BfdView::short),
                 if p.state == "Established" {
                     p.description.clone()
                 } else {
@@ -296,6 +340,7 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
             "UPTIME",
             "ACCEPTED/RECEIVED",
             "SENT",
+            "BFD",
             "INFO",
         ],
         &rows,
@@ -409,6 +454,61 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
         "Established:",
         format!("{} times", detail.established_transitions),
     );
+    if let Some(b) = &p.bfd {
+        let or_dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        line(
+            "BFD:",
+            format!(
+                "{} for {}, remote {}, up {} times",
+                or_dash(&b.state),
+                format::duration(b.state_s),
+                or_dash(&b.remote_state),
+                b.up_transitions
+            ),
+        );
+        line(
+            "BFD diagnostics:",
+            format!(
+                "local: {}, remote: {}",
+                or_dash(&b.local_diagnostic),
+                or_dash(&b.remote_diagnostic)
+            ),
+        );
+        line(
+            "BFD discriminators:",
+            format!(
+                "local {}, remote {}",
+                b.local_discriminator, b.remote_discriminator
+            ),
+        );
+        line(
+            "BFD configured:",
+            format!(
+                "rx {}ms, tx {}ms, x{}",
+                b.min_rx_ms, b.min_tx_ms, b.multiplier
+            ),
+        );
+        line(
+            "BFD remote:",
+            format!(
+                "rx {}ms, tx {}ms, x{}",
+                b.remote_min_rx_ms, b.remote_min_tx_ms, b.remote_multiplier
+            ),
+        );
+        line(
+            "BFD timers:",
+            format!(
+                "tx {}ms, detection {}ms",
+                b.tx_interval_ms, b.detection_time_ms
+            ),
+        );
+    }
     Ok(out)
 }
 
@@ -556,6 +656,24 @@ impl From<Peer> for PeerView {
             prefixes_sent: peer.prefixes_advertised,
             last_error: peer.last_error,
             description: peer.description,
+            bfd: peer.bfd.map(|b| BfdView {
+                state: b.state,
+                remote_state: b.remote_state,
+                local_diagnostic: b.local_diagnostic,
+                remote_diagnostic: b.remote_diagnostic,
+                local_discriminator: b.local_discriminator,
+                remote_discriminator: b.remote_discriminator,
+                tx_interval_ms: b.tx_interval_ms,
+                detection_time_ms: b.detection_time_ms,
+                min_rx_ms: b.min_rx_ms,
+                min_tx_ms: b.min_tx_ms,
+                multiplier: b.multiplier,
+                remote_min_rx_ms: b.remote_min_rx_ms,
+                remote_min_tx_ms: b.remote_min_tx_ms,
+                remote_multiplier: b.remote_multiplier,
+                up_transitions: b.up_transitions,
+                state_s: b.state_seconds,
+            }),
         }
     }
 }
@@ -801,6 +919,64 @@ mod tests {
         assert_eq!(first["last_error"], "");
         assert_eq!(json["peers"][1]["last_error"], "hold timer expired");
         assert_eq!(state_name(42), "unknown(42)");
+    }
+
+    #[test]
+    fn bfd_column_and_detail() {
+        let bfd = |state: &str| podroute_proto::bgpd::v1::Bfd {
+            state: state.into(),
+            remote_state: state.into(),
+            detection_time_ms: 900,
+            remote_multiplier: 3,
+            min_rx_ms: 300,
+            min_tx_ms: 300,
+            multiplier: 3,
+            ..Default::default()
+        };
+        let report = PeersReport {
+            peers: vec![
+                PeerView::from(Peer {
+                    bfd: Some(bfd("up")),
+                    ..peer()
+                }),
+                PeerView::from(Peer {
+                    bfd: Some(bfd("down")),
+                    ..peer()
+                }),
+                PeerView::from(Peer {
+                    bfd: Some(bfd("")),
+                    ..peer()
+                }),
+                PeerView::from(peer()),
+            ],
+        };
+        let table = render_peers(&report, Output::Table).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("SENT  BFD"), "{table}");
+        assert!(lines[1].contains("  up 300ms x3"), "{table}");
+        assert!(lines[2].contains("  down"), "{table}");
+        assert!(lines[3].contains("  down"), "{table}");
+        assert!(lines[4].contains("2     -"), "{table}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render_peers(&report, Output::Json).unwrap()).unwrap();
+        assert_eq!(json["peers"][0]["bfd"]["state"], "up");
+        assert_eq!(json["peers"][0]["bfd"]["detection_time_ms"], 900);
+        assert!(json["peers"][3].get("bfd").is_none());
+
+        let detail = PeerDetail::from(Peer {
+            bfd: Some(bfd("up")),
+            ..peer()
+        });
+        let text = render_peer(&detail, Output::Table).unwrap();
+        assert!(
+            text.contains("BFD:                  up for 0s, remote up"),
+            "{text}"
+        );
+        assert!(
+            text.contains("BFD configured:       rx 300ms, tx 300ms, x3"),
+            "{text}"
+        );
+        assert!(text.contains("detection 900ms"), "{text}");
     }
 
     #[test]

@@ -112,6 +112,17 @@ impl Session {
                 }
             }
             Event::Send { message } => self.send_from_rib(message, now, &mut out),
+            Event::BfdDown => {
+                if let Some(index) = self
+                    .connections
+                    .iter()
+                    .position(|c| c.state == ConnState::Established)
+                {
+                    let conn = self.connections[index].id;
+                    out.push(Action::Close { conn });
+                    self.lose(index, DownReason::BfdDown, now, &mut out);
+                }
+            }
         }
         self.finish(before, now);
         out

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::bfd::BfdHandle;
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
 use crate::fib::{FibEvent, FibHandle};
 use crate::rib::Route;
@@ -49,6 +50,8 @@ pub struct SpeakerOptions {
     /// current value is originated before any session starts, each change
     /// after. The configuration's `originate` prefixes are added as blocks.
     pub ipam: Option<watch::Receiver<Arc<Origination>>>,
+    /// BFD for the peers that configure it; `None`: their `bfd` is ignored.
+    pub bfd: Option<BfdHandle>,
 }
 
 /// A running speaker; cheap to clone (the admin service holds one).
@@ -75,6 +78,7 @@ struct SpeakerState {
     next_peer_id: PeerId,
     /// The FIB found our routes at start (RFC 4724 §3 R and F bits).
     forwarding_preserved: bool,
+    bfd: Option<BfdHandle>,
 }
 
 impl Speaker {
@@ -105,7 +109,7 @@ impl Speaker {
         config: Config,
         options: SpeakerOptions,
     ) -> Result<Speaker, SpeakerError> {
-        let SpeakerOptions { fib, ipam } = options;
+        let SpeakerOptions { fib, ipam, bfd } = options;
         let mut ipam = ipam;
         let ipam_now = ipam
             .as_mut()
@@ -140,6 +144,7 @@ impl Speaker {
                     rib,
                     next_peer_id: LOCAL_PEER + 1,
                     forwarding_preserved,
+                    bfd,
                 }),
             }),
         };
@@ -451,6 +456,7 @@ impl SpeakerState {
             self.rib.clone(),
             self.originate.subscribe(),
             self.forwarding_preserved,
+            self.bfd.clone(),
         );
         self.peers.insert(peer.address, handle);
     }

@@ -7,7 +7,7 @@
 // passes export policy into the Adj-RIB-Out. Nothing else touches this
 // state; the admin API sees a published snapshot.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::bfd::{BfdHandle, BfdState, BfdStatus};
 use crate::config::{BgpConfiguration, MaxPrefixAction, PeerConfig, RoutePolicy};
 use crate::rib::attrs::AttrInterner;
 use crate::rib::best_path::Source;
@@ -120,6 +121,7 @@ pub fn spawn(
     rib: RibHandle,
     originate: watch::Receiver<Arc<Origination>>,
     forwarding_preserved: bool,
+    bfd: Option<BfdHandle>,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let status = PeerStatus::new(global, &peer);
@@ -127,6 +129,7 @@ pub fn spawn(
     let mut task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
     task.forwarding_preserved = forwarding_preserved;
     task.set_graceful_capability();
+    task.bfd = bfd.map(PeerBfd::new);
     tokio::spawn(task.run(command_rx));
     PeerHandle {
         id,
@@ -165,10 +168,6 @@ struct PeerTask {
     /// write failed mid-way); run right after.
     pending: Vec<Action>,
     stopping: Option<oneshot::Sender<()>>,
-    /// BFD saw the forwarding path fail and took the session down: no
-    /// graceful restart helper procedure (RFC 5882 §4.3.1). Set by the
-    /// BFD binding, cleared at the next Established.
-    bfd_failure: bool,
     /// The FIB found our routes at start: our OPEN says R=1 until the
     /// first Established, and F=1 (RFC 4724 §3).
     forwarding_preserved: bool,
@@ -179,6 +178,34 @@ struct PeerTask {
     peer_graceful: Option<crate::wire::GracefulRestart>,
     /// Families whose End-of-RIB the helper procedure waits for.
     awaiting_eor: Vec<Family>,
+    /// BFD for this peer, when the speaker runs it (RFC 5882).
+    bfd: Option<PeerBfd>,
+    /// The session was taken down because BFD said the path failed; set
+    /// just before the FSM stops it, cleared at the next Established. The
+    /// graceful restart code keeps no stale routes then (RFC 5882 §4.3.1:
+    /// our C bit is clear).
+    bfd_failure: bool,
+}
+
+/// The peer's BFD session, kept across BGP session flaps so BFD can come
+/// Up before BGP does (as FRR does).
+struct PeerBfd {
+    handle: BfdHandle,
+    /// Started at the first Established (the local address is only known
+    /// then): the status and the local address it runs from.
+    session: Option<(watch::Receiver<BfdStatus>, IpAddr)>,
+    /// The last state seen, to spot Up -> Down.
+    last: BfdState,
+}
+
+impl PeerBfd {
+    fn new(handle: BfdHandle) -> PeerBfd {
+        PeerBfd {
+            handle,
+            session: None,
+            last: BfdState::Down,
+        }
+    }
 }
 
 impl PeerTask {
@@ -209,6 +236,7 @@ impl PeerTask {
             status,
             pending: Vec::new(),
             stopping: None,
+            bfd: None,
             bfd_failure: false,
             forwarding_preserved: false,
             was_established: false,
@@ -273,6 +301,7 @@ impl PeerTask {
                     self.on_rib_message(message).await;
                     Vec::new()
                 }
+                Some(status) = bfd_changed(&mut self.bfd) => self.on_bfd(status),
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
                 _ = sleep_until(self.restart_at) => {
                     self.restart_at = None;
@@ -289,6 +318,7 @@ impl PeerTask {
             }
             self.publish();
             if let Some(done) = self.stopping.take() {
+                self.remove_bfd();
                 for conn in self.connections.drain(..) {
                     conn.close().await;
                 }
@@ -296,6 +326,7 @@ impl PeerTask {
                 return;
             }
             if commands.is_closed() && self.session.state() == State::Idle {
+                self.remove_bfd();
                 return;
             }
         }
@@ -420,6 +451,8 @@ impl PeerTask {
                         continue;
                     };
                     tracing::info!(peer = %self.peer.address, remote_as = negotiated.remote_as, "session established");
+                    self.bfd_failure = false;
+                    self.start_bfd(local.ip()).await;
                     let ebgp = negotiated.remote_as != self.global.as_number;
                     self.adj_out = Some(AdjRibOut::new(OutboundSession {
                         local_as: self.global.as_number,
@@ -664,8 +697,12 @@ impl PeerTask {
         let max_prefix_changed = new.max_prefix != self.peer.max_prefix;
         let export_changed = new.export_policy != self.peer.export_policy
             || new.next_hop_self != self.peer.next_hop_self;
+        let bfd_changed = new.bfd != self.peer.bfd;
         self.peer = new;
         self.max_prefix_warned = false;
+        if bfd_changed {
+            self.retime_bfd().await;
+        }
         // A session held down over its prefix limit comes back when the
         // limit changes (restartAfter: 0 means "until the configuration
         // changes").
@@ -750,6 +787,78 @@ impl PeerTask {
 
     fn set_helper(&self, helper: HelperState) {
         self.status.send_modify(|s| s.graceful.helper = helper);
+    }
+
+    /// Starts the BFD session at Established if the peer has `bfd` (again
+    /// only if the connection's local address moved).
+    async fn start_bfd(&mut self, local: IpAddr) {
+        let (Some(bfd), Some(config)) = (self.bfd.as_mut(), self.peer.bfd) else {
+            return;
+        };
+        if bfd.session.as_ref().is_some_and(|(_, l)| *l == local) {
+            return;
+        }
+        let status = bfd.handle.add(self.peer.address, local, config).await;
+        bfd.last = status.borrow().state;
+        bfd.session = Some((status, local));
+    }
+
+    /// A new `bfd` setting: retime the running session (a Poll Sequence),
+    /// start it if the session is Established, or remove it.
+    async fn retime_bfd(&mut self) {
+        let config = self.peer.bfd;
+        self.status.send_modify(|s| s.bfd_config = config);
+        let running = self.bfd.as_ref().is_some_and(|b| b.session.is_some());
+        match (config, running) {
+            (Some(config), true) => {
+                if let Some(bfd) = &self.bfd {
+                    bfd.handle.reconfigure(self.peer.address, config);
+                }
+            }
+            (Some(_), false) => {
+                let local = self
+                    .session
+                    .established_conn()
+                    .and_then(|id| self.connection(id))
+                    .map(|c| c.local.ip());
+                if let Some(local) = local {
+                    self.start_bfd(local).await;
+                }
+            }
+            (None, _) => self.remove_bfd(),
+        }
+    }
+
+    fn remove_bfd(&mut self) {
+        if let Some(bfd) = self.bfd.as_mut()
+            && bfd.session.take().is_some()
+        {
+            bfd.handle.remove(self.peer.address);
+            bfd.last = BfdState::Down;
+            self.status.send_modify(|s| s.bfd = None);
+        }
+    }
+
+    /// A BFD status change: Up -> Down, unless the peer said AdminDown
+    /// (RFC 5882 §3.2), takes an Established session down at once.
+    fn on_bfd(&mut self, status: BfdStatus) -> Vec<Action> {
+        let Some(bfd) = self.bfd.as_mut() else {
+            return Vec::new();
+        };
+        let was = std::mem::replace(&mut bfd.last, status.state);
+        let failed = was == BfdState::Up
+            && status.state == BfdState::Down
+            && status.remote_state != BfdState::AdminDown;
+        if was != status.state {
+            tracing::info!(peer = %self.peer.address, from = %was, to = %status.state, diagnostic = %status.local_diagnostic, "BFD");
+        }
+        self.status.send_modify(|s| s.bfd = Some(status));
+        if failed && self.session.state() == State::Established {
+            tracing::warn!(peer = %self.peer.address, "BFD detected a path failure; closing the session");
+            self.bfd_failure = true;
+            return self.session.handle(Event::BfdDown, Instant::now());
+        }
+        Vec::new()
     }
 
     fn import_policy(&self) -> Option<&RoutePolicy> {
@@ -900,6 +1009,18 @@ async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The BFD status when it changed; never resolves without a session.
+async fn bfd_changed(bfd: &mut Option<PeerBfd>) -> Option<BfdStatus> {
+    let Some((rx, _)) = bfd.as_mut().and_then(|b| b.session.as_mut()) else {
+        return std::future::pending().await;
+    };
+    match rx.changed().await {
+        Ok(()) => Some(rx.borrow_and_update().clone()),
+        // The BFD task ended: nothing more will come.
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -37,6 +37,10 @@ pub struct PeerStatus {
     pub prefixes_advertised: u64,
     /// Graceful restart (RFC 4724) with this peer.
     pub graceful: super::graceful::GracefulStatus,
+    /// The peer's configured BFD timers; `None`: BFD off.
+    pub bfd_config: Option<crate::config::BfdConfig>,
+    /// The BFD session's last status, once one was started.
+    pub bfd: Option<crate::bfd::BfdStatus>,
 }
 
 impl PeerStatus {
@@ -72,6 +76,8 @@ impl PeerStatus {
             prefixes_accepted: 0,
             prefixes_advertised: 0,
             graceful: super::graceful::GracefulStatus::default(),
+            bfd_config: peer.bfd,
+            bfd: None,
         }
     }
 
