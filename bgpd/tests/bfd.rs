@@ -196,7 +196,9 @@ fn bfd_between_two_speakers_ends_both_sessions_when_the_link_is_cut() {
     assert_eq!(again.tx_interval_ms, 100);
 
     // A graceful stop tells the peer AdminDown first (RFC 5882 §3.2): b's
-    // session ends by a's Cease, not as a BFD failure.
+    // session ends as a's graceful restart (a closes without a
+    // NOTIFICATION), not as a BFD failure, so b keeps a's routes as its
+    // helper instead of withdrawing them.
     let status = a.terminate();
     assert!(status.success(), "podroute-bgpd in a: {status}");
     let p = wait_seen(
@@ -207,7 +209,13 @@ fn bfd_between_two_speakers_ends_both_sessions_when_the_link_is_cut() {
         |p| p.as_ref().is_ok_and(|p| !common::established(p)),
     )
     .unwrap();
-    assert!(p.last_error.contains("Cease"), "{}", p.last_error);
+    assert_eq!(p.last_error, "connection closed by peer");
+    let gr = p.graceful_restart.clone().unwrap();
+    assert_eq!(
+        gr.helper_state(),
+        podroute_proto::bgpd::v1::HelperState::HelperRestarting,
+        "{gr:?}"
+    );
     let bfd = p.bfd.unwrap();
     assert_eq!(bfd.remote_state, "admin-down");
     assert_eq!(bfd.remote_diagnostic, "administratively down");
