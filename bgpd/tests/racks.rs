@@ -179,14 +179,46 @@ fn two_racks_with_tor_peering_route_pods_over_ecmp_and_bfd_cuts_fast() {
 
     // BFD: cut a1's link to its rack. Both ToRs notice within BFD's
     // detection time and withdraw a1's block, and it leaves b1's kernel.
+    // BFD Up on both sides of a1's ToR sessions before the cut.
+    for (tor, tor_ip) in [("tora1", "10.1.0.1"), ("tora2", "10.1.0.2")] {
+        common::wait_seen(
+            lab,
+            CONVERGE,
+            &format!("BFD Up between a1 and {tor}"),
+            |l| {
+                let ours = cluster.bgpds["a1"]
+                    .peer(tor_ip)
+                    .ok()
+                    .and_then(|p| p.bfd)
+                    .map(|b| b.state);
+                let theirs = l
+                    .exec(tor, &["vtysh", "-c", "show bfd peer 10.1.0.11 json"])
+                    .unwrap_or_default();
+                (ours, theirs)
+            },
+            |(ours, theirs)| {
+                ours.as_deref() == Some("up") && theirs.contains("\"status\":\"up\"")
+            },
+        );
+    }
     let a1_block = block_of(cluster.pod_v4("a1"));
     let cut = Instant::now();
     lab.exec("a1", &["ip", "link", "set", "eth1", "down"])
         .unwrap();
-    lab.wait_for(CONVERGE, &format!("b1 to drop {a1_block}"), |_| {
+    let dropped = lab.wait_for(CONVERGE, &format!("b1 to drop {a1_block}"), |_| {
         cluster.kernel_route("b1", &a1_block).trim().is_empty()
-    })
-    .unwrap();
+    });
+    if let Err(e) = dropped {
+        let show = |node: &str, cmd: &str| {
+            lab.exec(node, &["vtysh", "-c", cmd]).unwrap_or_else(|e| e.to_string())
+        };
+        panic!(
+            "{e}\ntora1 BFD:\n{}\ntora1 neighbor:\n{}\nspine route:\n{}",
+            show("tora1", "show bfd peers brief"),
+            show("tora1", "show bgp neighbors 10.1.0.11"),
+            show("spine", &format!("show bgp ipv4 unicast {a1_block}")),
+        );
+    }
     let detected = cut.elapsed();
     println!("BFD: a1's link cut; its block left b1's kernel after {detected:?} (hold time 90 s)");
     assert!(
