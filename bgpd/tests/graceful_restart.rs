@@ -384,3 +384,119 @@ fn sigterm_keeps_kernel_routes_cleanup_removes_them_and_a_peer_without_gr_withdr
     assert_eq!(helper_state(&p), HelperState::HelperNone);
     assert_eq!(graceful(&p).stale_prefixes, 0);
 }
+
+const FRR_TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/labs/gr_frr.clab.yml");
+/// The FRR router between the nodes, as each node sees it.
+const R_FOR_N1: &str = "10.42.1.1";
+const R_FOR_N2: &str = "10.42.2.1";
+
+fn behind_frr(asn: u32, router_id: &'static str, block: &'static str, r: &'static str) -> Speaker {
+    Speaker {
+        asn,
+        router_id,
+        originate: vec![block],
+        peers: vec![peer("r", r, 65000, true)],
+        extra: Vec::new(),
+    }
+}
+
+/// FRR's view of `prefix`: (present, marked stale).
+fn frr_route(lab: &Lab, prefix: &str) -> (bool, bool) {
+    let out = lab
+        .exec(
+            "r",
+            &[
+                "vtysh",
+                "-c",
+                &format!("show bgp ipv4 unicast {prefix} json"),
+            ],
+        )
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let paths = json["paths"].as_array().cloned().unwrap_or_default();
+    let stale = paths.iter().any(|p| p["stale"].as_bool() == Some(true));
+    (!paths.is_empty(), stale)
+}
+
+#[test]
+fn frr_as_helper_keeps_a_killed_nodes_block_and_no_packet_is_lost() {
+    let lab = Lab::up_with(FRR_TOPOLOGY, LabOptions::unique("grfrr")).unwrap();
+    let n1_speaker = behind_frr(65001, "10.42.0.11", N1_BLOCK, R_FOR_N1);
+    let n1 = Bgpd::start(&lab, "n1", &n1_speaker);
+    let n2 = Bgpd::start(
+        &lab,
+        "n2",
+        &behind_frr(65002, "10.42.0.12", N2_BLOCK, R_FOR_N2),
+    );
+    n1.wait_established(&lab, R_FOR_N1);
+    n2.wait_established(&lab, R_FOR_N2);
+    for (node, prefix) in [("n1", N2_BLOCK), ("n2", N1_BLOCK)] {
+        lab.wait_for(CONVERGE, &format!("{node}: route to {prefix}"), |lab| {
+            has_route(lab, node, prefix)
+        })
+        .unwrap();
+    }
+    let p = n1.peer(R_FOR_N1).unwrap();
+    assert!(graceful(&p).negotiated, "GR negotiated with FRR: {p:#?}");
+    wait_pods(&lab);
+
+    let watch_n2 = RouteWatch::start(&lab, "n2", N1_BLOCK);
+    let ping = Pinger::start(&lab, "pod1", POD2);
+    let back = Pinger::start(&lab, "pod2", POD1);
+    lab.wait_for(CONVERGE, "pod traffic through r", |lab| {
+        lab.exec("pod2", &["ping", "-n", "-c", "1", "-W", "1", POD1])
+            .is_ok()
+    })
+    .unwrap();
+
+    let t0 = Instant::now();
+    n1.kill();
+    drop(n1);
+    // FRR, as helper, keeps n1's block (stale) and goes on announcing it.
+    let seen = wait_seen(
+        &lab,
+        CONVERGE,
+        "r to keep n1's block as stale",
+        |lab| frr_route(lab, N1_BLOCK),
+        |(present, stale)| *present && *stale,
+    );
+    println!(
+        "FRR marked {N1_BLOCK} stale {:?} after the kill",
+        t0.elapsed()
+    );
+    assert_eq!(seen, (true, true));
+
+    let n1 = Bgpd::start(&lab, "n1", &n1_speaker);
+    n1.wait_established(&lab, R_FOR_N1);
+    let up = t0.elapsed();
+    wait_seen(
+        &lab,
+        CONVERGE,
+        "r to have n1's block fresh again",
+        |lab| frr_route(lab, N1_BLOCK),
+        |(present, stale)| *present && !*stale,
+    );
+    let refreshed = t0.elapsed();
+    let p = n1.peer(R_FOR_N1).unwrap();
+    assert!(graceful(&p).local_restarting, "n1's OPEN had R=1: {p:#?}");
+    // A last stretch of traffic after the refresh.
+    lab.wait_for(CONVERGE, "pod traffic after the restart", |lab| {
+        lab.exec("pod1", &["ping", "-n", "-c", "1", "-W", "1", POD2])
+            .is_ok()
+    })
+    .unwrap();
+    let (lost, answered) = ping.finish();
+    let (lost_back, answered_back) = back.finish();
+    let (n2_missing, n2_polls) = watch_n2.finish();
+    println!(
+        "SIGKILL + restart behind FRR: session back after {up:?}, FRR's route fresh after \
+         {refreshed:?}; pod1->pod2 lost {lost} of {}, pod2->pod1 lost {lost_back} of {}; \
+         n2's route to n1's block missing in {n2_missing} of {n2_polls} polls",
+        answered + lost,
+        answered_back + lost_back,
+    );
+    assert_eq!(n2_missing, 0, "n2 lost its route to {N1_BLOCK}");
+    assert_eq!(lost, 0, "pod1 -> pod2 lost packets");
+    assert_eq!(lost_back, 0, "pod2 -> pod1 lost packets");
+    assert!(answered > 0 && answered_back > 0);
+}

@@ -196,9 +196,7 @@ fn two_racks_with_tor_peering_route_pods_over_ecmp_and_bfd_cuts_fast() {
                     .unwrap_or_default();
                 (ours, theirs)
             },
-            |(ours, theirs)| {
-                ours.as_deref() == Some("up") && theirs.contains("\"status\":\"up\"")
-            },
+            |(ours, theirs)| ours.as_deref() == Some("up") && theirs.contains("\"status\":\"up\""),
         );
     }
     let a1_block = block_of(cluster.pod_v4("a1"));
@@ -210,7 +208,8 @@ fn two_racks_with_tor_peering_route_pods_over_ecmp_and_bfd_cuts_fast() {
     });
     if let Err(e) = dropped {
         let show = |node: &str, cmd: &str| {
-            lab.exec(node, &["vtysh", "-c", cmd]).unwrap_or_else(|e| e.to_string())
+            lab.exec(node, &["vtysh", "-c", cmd])
+                .unwrap_or_else(|e| e.to_string())
         };
         panic!(
             "{e}\ntora1 BFD:\n{}\ntora1 neighbor:\n{}\nspine route:\n{}",
