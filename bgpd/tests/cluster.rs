@@ -1,10 +1,12 @@
 // Cluster topologies end to end, podroute-bgpd on every node, each started
-// with the same Node documents and its own --node: a route reflector with
-// six clients on one L2 segment (bgpd/tests/labs/rr.clab.yml; RFC 4456),
-// and a four-node node-to-node mesh over IPv4 and IPv6
-// (bgpd/tests/labs/mesh.clab.yml) where the lower address of each pair
-// connects, so every session comes up once, without collisions.
-// Needs root.
+// with the same Node documents and its own --node, announcing the blocks a
+// real podroute-ipamd gives its node, with a pod on every node made by the
+// real CNI plugin: a route reflector with six clients on one L2 segment
+// (bgpd/tests/labs/rr.clab.yml; RFC 4456), and a four-node node-to-node
+// mesh over IPv4 and IPv6 (bgpd/tests/labs/mesh.clab.yml) where the lower
+// address of each pair connects, so every session comes up once, without
+// collisions. Each checks the sessions, the kernel routes of every node and
+// that every pod reaches every other. Needs root.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,12 +14,16 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::Path;
 
-use podroute_lab::{Lab, LabOptions};
+use ipnetwork::IpNetwork;
+use podroute_lab::pods::{Ipamd, Pod};
+use podroute_lab::{Lab, LabOptions, netns};
 use podroute_proto::bgpd::v1::RouteDirection;
 use podroute_proto::common::v1::AddressFamily;
 
-use common::{Bgpd, CONVERGE, established, wait_seen};
+use common::{BGPD, Bgpd, CONVERGE, established, wait_seen};
 
 const RR_TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/labs/rr.clab.yml");
 const MESH_TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/labs/mesh.clab.yml");
@@ -121,8 +127,56 @@ fn wait_sessions_once(lab: &Lab, bgpd: &Bgpd, expected: &BTreeSet<String>) {
     }
 }
 
-fn client_block(i: usize) -> String {
-    format!("10.234.{i}.0/26")
+/// Dual-stack pools: IPv4 /26 and IPv6 /122 blocks.
+const POOLS: &str = "\
+apiVersion: podroute.io/v1
+kind: IPPool
+metadata: {name: v4}
+spec: {cidr: 10.240.0.0/16, blockSize: 26}
+---
+apiVersion: podroute.io/v1
+kind: IPPool
+metadata: {name: v6}
+spec: {cidr: \"fd00:240::/48\", blockSize: 122}
+";
+
+/// A lab ipamd serving POOLS, and the `--ipamd` argument for bgpd.
+fn lab_ipamd(dir: &Path) -> Ipamd {
+    let bin_dir = Path::new(BGPD).parent().unwrap();
+    Ipamd::start(bin_dir, &dir.join("ipamd"), POOLS).unwrap()
+}
+
+/// The block (of POOLS' block sizes) that holds `ip`.
+fn block_of(ip: IpAddr) -> String {
+    let len = if ip.is_ipv4() { 26 } else { 122 };
+    let net = IpNetwork::new(ip, len).unwrap();
+    IpNetwork::new(net.network(), len).unwrap().to_string()
+}
+
+/// Every pod reaches every other pod, over IPv4 and, with `v6`, IPv6.
+fn pods_reach_each_other(lab: &Lab, pods: &[Pod], v6: bool) {
+    for from in pods {
+        for to in pods {
+            if from.id == to.id {
+                continue;
+            }
+            for target in [to.v4.map(IpAddr::V4), to.v6.filter(|_| v6).map(IpAddr::V6)]
+                .into_iter()
+                .flatten()
+            {
+                let what = format!("{} on {} to ping {target} ({})", from.id, from.node, to.id);
+                lab.wait_for(CONVERGE, &what, |_| {
+                    netns::command_in(
+                        &from.netns,
+                        &["ping", "-n", "-c", "1", "-W", "1", &target.to_string()],
+                    )
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+                })
+                .unwrap();
+            }
+        }
+    }
 }
 
 fn client_address(i: usize) -> String {
@@ -148,19 +202,25 @@ fn a_reflector_gives_six_clients_each_others_routes() {
     let peers = "---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {name: rr}\nspec:\n  \
                  peerSelector: podroute.io/route-reflector-cluster-id\n";
     let mesh_off = "  nodeToNodeMeshEnabled: false\n";
-    let rr = Bgpd::start_yaml(
-        &lab,
-        "rr",
-        &config(mesh_off, &[], &nodes, peers),
-        &["--node", "rr"],
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let ipamd = lab_ipamd(dir.path());
+    let endpoint = ipamd.endpoint();
+    let yaml = config(mesh_off, &[], &nodes, peers);
+    let rr = Bgpd::start_yaml(&lab, "rr", &yaml, &["--node", "rr", "--ipamd", &endpoint]);
     let clients: Vec<Bgpd> = (1..=6)
         .map(|i| {
             let name = format!("c{i}");
-            let yaml = config(mesh_off, &[client_block(i)], &nodes, peers);
-            Bgpd::start_yaml(&lab, &name, &yaml, &["--node", &name])
+            Bgpd::start_yaml(&lab, &name, &yaml, &["--node", &name, "--ipamd", &endpoint])
         })
         .collect();
+    let pods: Vec<Pod> = (1..=6)
+        .map(|i| {
+            ipamd
+                .add_pod(&lab, &format!("c{i}"), "default", &format!("p{i}"))
+                .unwrap()
+        })
+        .collect();
+    let client_block = |i: usize| block_of(IpAddr::V4(pods[i - 1].v4.unwrap()));
 
     let all_clients: BTreeSet<String> = (1..=6).map(client_address).collect();
     wait_sessions_once(&lab, &rr, &all_clients);
@@ -201,6 +261,8 @@ fn a_reflector_gives_six_clients_each_others_routes() {
     // client's routes back to it.
     let own = c1.received("10.34.0.10", &client_block(1)).unwrap();
     assert!(own.is_none(), "reflected back to its sender: {own:#?}");
+    // The reflector's sessions are IPv4 only, and so are the routes.
+    pods_reach_each_other(&lab, &pods, false);
 }
 
 #[test]
@@ -215,14 +277,31 @@ fn a_four_node_mesh_from_node_documents_comes_up_once_per_pair_and_family() {
             meta: String::new(),
         })
         .collect();
-    let blocks = |i: usize| vec![format!("10.235.{i}.0/26"), format!("fd00:235:{i}::/64")];
+    let dir = tempfile::tempdir().unwrap();
+    let ipamd = lab_ipamd(dir.path());
+    let endpoint = ipamd.endpoint();
+    // One configuration for every node, as a cluster has.
+    let yaml = config("", &[], &nodes, "");
     let speakers: Vec<Bgpd> = (1..=4)
         .map(|i| {
             let name = format!("n{i}");
-            let yaml = config("", &blocks(i), &nodes, "");
-            Bgpd::start_yaml(&lab, &name, &yaml, &["--node", &name])
+            Bgpd::start_yaml(&lab, &name, &yaml, &["--node", &name, "--ipamd", &endpoint])
         })
         .collect();
+    let pods: Vec<Pod> = (1..=4)
+        .map(|i| {
+            ipamd
+                .add_pod(&lab, &format!("n{i}"), "default", &format!("p{i}"))
+                .unwrap()
+        })
+        .collect();
+    let blocks = |i: usize| {
+        let pod = &pods[i - 1];
+        vec![
+            block_of(IpAddr::V4(pod.v4.unwrap())),
+            block_of(IpAddr::V6(pod.v6.unwrap())),
+        ]
+    };
     for (i, speaker) in (1..=4).zip(&speakers) {
         let others: BTreeSet<String> = (1..=4)
             .filter(|&j| j != i)
@@ -249,4 +328,5 @@ fn a_four_node_mesh_from_node_documents_comes_up_once_per_pair_and_family() {
     // §6.8) — the counts above would show a second Established otherwise.
     let sessions: usize = speakers.iter().map(|s| s.peers().unwrap().len()).sum();
     assert_eq!(sessions, 6 * 2 * 2);
+    pods_reach_each_other(&lab, &pods, true);
 }
