@@ -185,3 +185,45 @@ fn sigterm_ends_sessions_with_administrative_shutdown() {
         "{last}"
     );
 }
+
+#[test]
+fn a_prefix_we_stop_originating_is_taken_from_the_peer_that_announced_it_too() {
+    // A block that moves between nodes: B announces a prefix A still
+    // originates, so A holds B's path back (hijack guard). When A stops
+    // originating it, A uses B's path at once, without B sending it again.
+    let (port_a, port_b) = (free_port(), free_port());
+    let accept = "  importPolicy: {defaultAction: accept}\n";
+    let a_config =
+        |originate: &str| config(A, 65001, port_a, originate, (B, 65002, port_b), accept);
+    let a = Bgpd::start(&a_config("10.1.0.0/24, 10.3.0.0/24"));
+    let b = Bgpd::start(&config(
+        B,
+        65002,
+        port_b,
+        "10.2.0.0/24, 10.3.0.0/24",
+        (A, 65001, port_a),
+        accept,
+    ));
+    wait_until("B's two prefixes at A", || {
+        a.received(ip(B)) == ["10.2.0.0/24", "10.3.0.0/24"]
+    });
+    wait_until("only B's own prefix accepted at A", || {
+        a.peer(ip(B)).prefixes_accepted == 1
+    });
+
+    rewrite(&a, &a_config("10.1.0.0/24"));
+    wait_until("B's 10.3.0.0/24 accepted at A", || {
+        a.peer(ip(B)).prefixes_accepted == 2
+    });
+    let b_seen_by_a = a.peer(ip(B));
+    assert_eq!(
+        b_seen_by_a.established_transitions, 1,
+        "the session stayed up"
+    );
+    let refreshes = b
+        .peer(ip(A))
+        .messages_received
+        .unwrap_or_default()
+        .route_refresh;
+    assert_eq!(refreshes, 0, "A did not need B to send its routes again");
+}

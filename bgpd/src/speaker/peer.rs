@@ -7,6 +7,7 @@
 // passes export policy into the Adj-RIB-Out. Nothing else touches this
 // state; the admin API sees a published snapshot.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,6 +164,11 @@ struct PeerTask {
     held_over_limit: bool,
     /// What the speaker originates (the hijack guard reads it).
     originate: watch::Receiver<Arc<Origination>>,
+    /// Paths the hijack guard held back (prefix and attributes as
+    /// received): when our origination changes (a block moved to another
+    /// node) they pass import again, so the new owner's route is used
+    /// without waiting for the peer to send it again.
+    guarded: HashMap<IpNetwork, Arc<crate::rib::PathAttributes>>,
     status: watch::Sender<PeerStatus>,
     /// Actions the FSM returned while others were being carried out (a
     /// write failed mid-way); run right after.
@@ -233,6 +239,7 @@ impl PeerTask {
             restart_at: None,
             held_over_limit: false,
             originate,
+            guarded: HashMap::new(),
             status,
             pending: Vec::new(),
             stopping: None,
@@ -302,6 +309,10 @@ impl PeerTask {
                     Vec::new()
                 }
                 Some(status) = bfd_changed(&mut self.bfd) => self.on_bfd(status),
+                Ok(()) = self.originate.changed() => {
+                    self.reimport_guarded().await;
+                    Vec::new()
+                }
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
                 _ = sleep_until(self.restart_at) => {
                     self.restart_at = None;
@@ -489,6 +500,8 @@ impl PeerTask {
                 }
                 Action::Deliver { message } => self.deliver(message).await,
                 Action::Down { reason } => {
+                    // The next session sends its routes again.
+                    self.guarded.clear();
                     tracing::warn!(peer = %self.peer.address, %reason, "session down");
                     self.status
                         .send_modify(|s| s.last_error = reason.to_string());
@@ -602,6 +615,9 @@ impl PeerTask {
         if inbound.treated_as_withdraw {
             tracing::warn!(peer = %self.peer.address, "UPDATE treated as withdraw (RFC 7606)");
         }
+        for prefix in &inbound.withdrawn {
+            self.guarded.remove(prefix);
+        }
         let mut routes: Vec<(IpNetwork, Option<Path>)> =
             inbound.withdrawn.into_iter().map(|p| (p, None)).collect();
         if !inbound.announced.is_empty() {
@@ -610,21 +626,21 @@ impl PeerTask {
                 local_as,
                 ebgp: self.peer.as_number != local_as,
             };
-            let policy = self.import_policy();
+            // A field borrow, not `self.import_policy()`, so `guarded` can
+            // change in the loop.
+            let policy = self.peer.import_policy.as_ref();
             for (prefix, attrs) in inbound.announced {
                 // A looped path is held, not used (RFC 4271 §9.1.2). A
                 // peer never takes over one of our own prefixes.
-                let path = if inbound.looped || own.hijacked_by(&prefix) {
+                let path = if inbound.looped {
+                    self.guarded.remove(&prefix);
+                    Path::new(self.id, attrs, false)
+                } else if own.hijacked_by(&prefix) {
+                    self.guarded.insert(prefix, attrs.clone());
                     Path::new(self.id, attrs, false)
                 } else {
-                    match policy::evaluate(policy, &ctx, &prefix, &attrs, policy::Direction::Import)
-                    {
-                        Verdict::Accept(None) => Path::new(self.id, attrs, true),
-                        Verdict::Accept(Some(changed)) => {
-                            Path::new(self.id, Arc::new(changed), true)
-                        }
-                        Verdict::Reject => Path::new(self.id, attrs, false),
-                    }
+                    self.guarded.remove(&prefix);
+                    import(self.id, policy, &ctx, &prefix, attrs)
                 };
                 routes.push((prefix, Some(path)));
             }
@@ -636,6 +652,41 @@ impl PeerTask {
             };
             let _ = self.rib.input.send(input).await;
         }
+    }
+
+    /// Our origination changed: held-back paths that no longer take over
+    /// one of our prefixes pass import policy and go to the RIB.
+    async fn reimport_guarded(&mut self) {
+        if self.guarded.is_empty() {
+            return;
+        }
+        let own = self.originate.borrow_and_update().clone();
+        let freed: Vec<IpNetwork> = self
+            .guarded
+            .keys()
+            .filter(|p| !own.hijacked_by(p))
+            .copied()
+            .collect();
+        if freed.is_empty() {
+            return;
+        }
+        let ctx = PolicyContext {
+            local_as: self.global.as_number,
+            ebgp: self.peer.as_number != self.global.as_number,
+        };
+        let mut routes = Vec::with_capacity(freed.len());
+        for prefix in freed {
+            if let Some(attrs) = self.guarded.remove(&prefix) {
+                let path = import(self.id, self.import_policy(), &ctx, &prefix, attrs);
+                routes.push((prefix, Some(path)));
+            }
+        }
+        tracing::info!(peer = %self.peer.address, prefixes = routes.len(), "no longer our own: held-back routes imported");
+        let input = RibInput::Routes {
+            peer: self.id,
+            routes,
+        };
+        let _ = self.rib.input.send(input).await;
     }
 
     /// What the RIB task sends while the session is Established.
@@ -980,6 +1031,21 @@ impl PeerTask {
             s.prefixes_accepted = counts.accepted as u64;
             s.prefixes_advertised = advertised as u64;
         });
+    }
+}
+
+/// A received path after import policy (RFC 8212 defaults when none).
+fn import(
+    peer: PeerId,
+    policy: Option<&RoutePolicy>,
+    ctx: &PolicyContext,
+    prefix: &IpNetwork,
+    attrs: Arc<crate::rib::PathAttributes>,
+) -> Path {
+    match policy::evaluate(policy, ctx, prefix, &attrs, policy::Direction::Import) {
+        Verdict::Accept(None) => Path::new(peer, attrs, true),
+        Verdict::Accept(Some(changed)) => Path::new(peer, Arc::new(changed), true),
+        Verdict::Reject => Path::new(peer, attrs, false),
     }
 }
 
