@@ -91,7 +91,16 @@ pub fn resolve(
             )));
         }
     };
-    bgp.cluster_id = me.cluster_id.or(cluster.bgp.cluster_id);
+    // Only a reflector node has a cluster ID (its label): a global one
+    // would make every client drop what the reflector sends (RFC 4456 §8).
+    if cluster.bgp.cluster_id.is_some() {
+        return Err(Box::new((
+            Some(cluster.bgp_doc.clone()),
+            "spec.routeReflectorClusterID".into(),
+            Problem::ClusterIdWithNodes,
+        )));
+    }
+    bgp.cluster_id = me.cluster_id;
 
     // Mesh first: an explicit BGPPeer for the same address replaces it.
     let mut peers: BTreeMap<IpAddr, (Option<usize>, PeerConfig)> = BTreeMap::new();
@@ -177,7 +186,7 @@ pub fn resolve(
         .into_iter()
         .map(|(address, (_, peer))| (address, peer))
         .collect();
-    Ok(Config { bgp, peers })
+    Ok(super::settle_cluster_id(Config { bgp, peers }))
 }
 
 /// Refuses a BGPPeer's `node`, `nodeSelector` and `peerSelector` in a file

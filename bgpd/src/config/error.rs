@@ -167,6 +167,10 @@ pub enum Problem {
     #[error("node {node:?} has no router ID: give it an IPv4 address or a {key} annotation, or set BGPConfiguration routerID", key = super::cluster::ROUTER_ID_KEY)]
     NodeWithoutRouterId { node: String },
     #[error(
+        "cannot be set with Node documents: a reflector is a Node labelled podroute.io/route-reflector-cluster-id"
+    )]
+    ClusterIdWithNodes,
+    #[error(
         "the file has Node documents ({nodes}); pass --node NAME (or set NODE_NAME) to say which node this speaker is"
     )]
     NodeNotGiven { nodes: String },

@@ -564,7 +564,18 @@ pub fn parse_for(
         .into_iter()
         .map(|(address, (_, peer))| (address, peer))
         .collect();
-    Ok(Config { bgp, peers })
+    Ok(settle_cluster_id(Config { bgp, peers }))
+}
+
+/// A speaker with route reflector clients and no `routeReflectorClusterID`
+/// uses its router ID (RFC 4456 §7). After this, `bgp.cluster_id` is set
+/// exactly when the speaker reflects: only then does it check CLUSTER_LIST
+/// for loops (RFC 4456 §8).
+fn settle_cluster_id(mut config: Config) -> Config {
+    if config.bgp.cluster_id.is_none() && config.peers.values().any(|p| p.route_reflector_client) {
+        config.bgp.cluster_id = Some(config.bgp.router_id);
+    }
+    config
 }
 
 #[cfg(test)]

@@ -1430,3 +1430,13 @@ fn diff_bfd_updates_graceful_restart_and_reflection_restart() {
     assert!(change.global.restart_all);
     assert_eq!(change.peers_changed, ips(&["10.0.1.1", "10.0.1.3"]));
 }
+
+#[test]
+fn a_speaker_with_reflector_clients_takes_its_router_id_as_cluster_id() {
+    let config = ok(&with_peer(&format!(
+        "{IBGP_PEER}routeReflectorClient: true"
+    )));
+    assert_eq!(config.bgp.cluster_id, Some(Ipv4Addr::new(10, 0, 1, 2)));
+    // Without clients, no cluster ID: the speaker does not reflect.
+    assert_eq!(ok(&with_peer(IBGP_PEER)).bgp.cluster_id, None);
+}

@@ -36,17 +36,57 @@ pub struct Inbound {
 impl Inbound {
     /// RFC 4456 §8: a path whose ORIGINATOR_ID is our router ID, or whose
     /// CLUSTER_LIST holds our cluster ID, came back to us: it is looped.
-    pub fn check_reflection_loop(&mut self, router_id: Ipv4Addr, cluster_id: Ipv4Addr) {
+    pub fn check_reflection_loop(&mut self, router_id: Ipv4Addr, cluster_id: Option<Ipv4Addr>) {
         // Every announced prefix shares the attributes: one check does.
         let Some((_, attrs)) = self.announced.first() else {
             return;
         };
+        // Our own route came back (RFC 4456 §8, for every iBGP speaker);
+        // or, on a reflector, it went round our cluster.
         let back = attrs.originator_id() == Some(router_id)
-            || attrs.attributes.iter().any(|a| match a {
-                PathAttribute::ClusterList(ids) => ids.contains(&cluster_id),
-                _ => false,
+            || cluster_id.is_some_and(|id| {
+                attrs.attributes.iter().any(|a| match a {
+                    PathAttribute::ClusterList(ids) => ids.contains(&id),
+                    _ => false,
+                })
             });
         self.looped |= back;
+    }
+
+    /// From an eBGP peer, ORIGINATOR_ID and CLUSTER_LIST mean nothing and
+    /// are dropped (RFC 7606 §7.9, §7.10), so they neither steer best path
+    /// selection nor make a path look looped.
+    pub fn strip_reflection_attributes(&mut self) {
+        let has = |attrs: &PathAttributes| {
+            attrs.attributes.iter().any(|a| {
+                matches!(
+                    a,
+                    PathAttribute::OriginatorId(_) | PathAttribute::ClusterList(_)
+                )
+            })
+        };
+        let mut last: Option<(Arc<PathAttributes>, Arc<PathAttributes>)> = None;
+        for (_, attrs) in &mut self.announced {
+            if !has(attrs) {
+                continue;
+            }
+            let stripped = match &last {
+                Some((seen, stripped)) if Arc::ptr_eq(seen, attrs) => stripped.clone(),
+                _ => {
+                    let mut copy = PathAttributes::clone(attrs);
+                    copy.attributes.retain(|a| {
+                        !matches!(
+                            a,
+                            PathAttribute::OriginatorId(_) | PathAttribute::ClusterList(_)
+                        )
+                    });
+                    let copy = Arc::new(copy);
+                    last = Some((attrs.clone(), copy.clone()));
+                    copy
+                }
+            };
+            *attrs = stripped;
+        }
     }
 }
 
@@ -259,7 +299,7 @@ mod tests {
                 ..Update::default()
             };
             let mut inbound = read(update, &BOTH, 65001);
-            inbound.check_reflection_loop(me, cluster);
+            inbound.check_reflection_loop(me, Some(cluster));
             inbound.looped
         };
         assert!(!read_with(vec![]));
@@ -274,19 +314,64 @@ mod tests {
         assert!(!read_with(vec![PathAttribute::ClusterList(vec![
             Ipv4Addr::new(10, 0, 0, 200)
         ])]));
-        // Without a configured cluster ID the router ID stands in (the
-        // caller passes it as the cluster ID).
-        let mut attributes = attrs(&[]);
-        attributes.push(PathAttribute::ClusterList(vec![me]));
+        // A speaker that does not reflect (no cluster ID) ignores
+        // CLUSTER_LIST, even one holding its router ID, but still its own
+        // ORIGINATOR_ID.
+        let not_reflector = |extra: Vec<PathAttribute>| {
+            let mut attributes = attrs(&[]);
+            attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 2)));
+            attributes.extend(extra);
+            let update = Update {
+                attributes,
+                nlri: vec![nlri("10.244.0.0/26")],
+                ..Update::default()
+            };
+            let mut inbound = read(update, &BOTH, 65001);
+            inbound.check_reflection_loop(me, None);
+            inbound.looped
+        };
+        assert!(!not_reflector(vec![PathAttribute::ClusterList(vec![
+            me, cluster
+        ])]));
+        assert!(not_reflector(vec![PathAttribute::OriginatorId(me)]));
+    }
+
+    #[test]
+    fn reflection_attributes_from_ebgp_are_dropped() {
+        let mut attributes = attrs(&[65002]);
         attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 2)));
+        attributes.push(PathAttribute::OriginatorId(Ipv4Addr::new(10, 0, 0, 9)));
+        attributes.push(PathAttribute::ClusterList(vec![Ipv4Addr::new(
+            10, 0, 0, 100,
+        )]));
         let update = Update {
             attributes,
-            nlri: vec![nlri("10.244.0.0/26")],
+            nlri: vec![nlri("10.244.0.0/26"), nlri("10.244.0.64/26")],
             ..Update::default()
         };
         let mut inbound = read(update, &BOTH, 65001);
-        inbound.check_reflection_loop(me, me);
-        assert!(inbound.looped);
+        inbound.strip_reflection_attributes();
+        for (_, attrs) in &inbound.announced {
+            assert!(attrs.originator_id().is_none());
+            assert!(
+                !attrs
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, PathAttribute::ClusterList(_))),
+                "{attrs:?}"
+            );
+            assert!(
+                attrs
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, PathAttribute::AsPath(_)))
+            );
+        }
+        // Still one attribute set for both prefixes.
+        assert!(Arc::ptr_eq(
+            &inbound.announced[0].1,
+            &inbound.announced[1].1
+        ));
     }
 
     #[test]

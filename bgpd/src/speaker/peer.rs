@@ -308,7 +308,7 @@ impl PeerTask {
                     self.on_rib_message(message).await;
                     Vec::new()
                 }
-                Some(status) = bfd_changed(&mut self.bfd) => self.on_bfd(status),
+                Some(status) = bfd_changed(&mut self.bfd) => self.on_bfd(status).await,
                 Ok(()) = self.originate.changed() => {
                     self.reimport_guarded().await;
                     Vec::new()
@@ -333,11 +333,13 @@ impl PeerTask {
                 for conn in self.connections.drain(..) {
                     conn.close().await;
                 }
+                self.forget_paths().await;
                 let _ = done.send(());
                 return;
             }
             if commands.is_closed() && self.session.state() == State::Idle {
                 self.remove_bfd();
+                self.forget_paths().await;
                 return;
             }
         }
@@ -596,7 +598,11 @@ impl PeerTask {
             .unwrap_or_default();
         let local_as = self.global.as_number;
         let mut inbound = inbound::read(update, &families, local_as);
-        inbound.check_reflection_loop(self.global.router_id, self.cluster_id());
+        if self.peer.as_number == local_as {
+            inbound.check_reflection_loop(self.global.router_id, self.global.cluster_id);
+        } else {
+            inbound.strip_reflection_attributes();
+        }
         if let Some(family) = inbound.end_of_rib {
             self.awaiting_eor.retain(|f| *f != family);
             if self.awaiting_eor.is_empty() {
@@ -651,6 +657,20 @@ impl PeerTask {
                 routes,
             };
             let _ = self.rib.input.send(input).await;
+        }
+    }
+
+    /// The peer is gone from the configuration: none of its paths may
+    /// stay, not even stale ones kept for a restart it was in the middle
+    /// of (a session that was down sent the RIB nothing when it stopped).
+    /// After a graceful stop the RIB has detached and this is a no-op.
+    async fn forget_paths(&mut self) {
+        if self.was_established {
+            let _ = self
+                .rib
+                .input
+                .send(RibInput::PeerDown { peer: self.id })
+                .await;
         }
     }
 
@@ -892,22 +912,52 @@ impl PeerTask {
 
     /// A BFD status change: Up -> Down, unless the peer said AdminDown
     /// (RFC 5882 §3.2), takes an Established session down at once.
-    fn on_bfd(&mut self, status: BfdStatus) -> Vec<Action> {
+    async fn on_bfd(&mut self, status: BfdStatus) -> Vec<Action> {
         let Some(bfd) = self.bfd.as_mut() else {
             return Vec::new();
         };
         let was = std::mem::replace(&mut bfd.last, status.state);
+        // Up and then anything but Up is a failure, even when the watch
+        // folded Up -> Down -> Init into one change; unless the peer said
+        // AdminDown (RFC 5882 §3.2), which its diagnostic still shows after
+        // the detection time reset its state.
+        let peer_stopped = status.remote_state == BfdState::AdminDown
+            || status.remote_diagnostic == crate::bfd::Diagnostic::ADMIN_DOWN;
         let failed = was == BfdState::Up
-            && status.state == BfdState::Down
-            && status.remote_state != BfdState::AdminDown;
+            && !matches!(status.state, BfdState::Up | BfdState::AdminDown)
+            && !peer_stopped;
         if was != status.state {
             tracing::info!(peer = %self.peer.address, from = %was, to = %status.state, diagnostic = %status.local_diagnostic, "BFD");
         }
         self.status.send_modify(|s| s.bfd = Some(status));
-        if failed && self.session.state() == State::Established {
+        if !failed {
+            return Vec::new();
+        }
+        self.bfd_failure = true;
+        if self.session.state() == State::Established {
             tracing::warn!(peer = %self.peer.address, "BFD detected a path failure; closing the session");
-            self.bfd_failure = true;
             return self.session.handle(Event::BfdDown, Instant::now());
+        }
+        // The session was already lost and its routes kept stale for a
+        // restart (the peer's BGP restarts while its BFD runs on): the
+        // path itself is now gone, so are the routes (RFC 5882 §4.3.1).
+        let helping = !matches!(
+            self.status
+                .borrow()
+                .graceful
+                .helper
+                .current(Instant::now().into()),
+            HelperState::None
+        );
+        if helping {
+            tracing::warn!(peer = %self.peer.address, "BFD detected a path failure while the peer restarts; its stale routes go now");
+            self.awaiting_eor.clear();
+            self.set_helper(HelperState::None);
+            let _ = self
+                .rib
+                .input
+                .send(RibInput::PeerDown { peer: self.id })
+                .await;
         }
         Vec::new()
     }

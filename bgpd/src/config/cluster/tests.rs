@@ -483,3 +483,15 @@ fn config_md_cluster_examples_are_valid() {
         [ip("10.0.2.254")]
     );
 }
+
+#[test]
+fn a_global_cluster_id_is_refused_with_node_documents() {
+    // Every node would inherit it and drop what its reflector sends.
+    let text = reflector_cluster("10.0.0.100").replace(
+        "  nodeToNodeMeshEnabled: false\n",
+        "  nodeToNodeMeshEnabled: false\n  routeReflectorClusterID: 10.0.0.100\n",
+    );
+    let (field, shown, problem) = error(&text, Some("c1"));
+    assert_eq!(field, "spec.routeReflectorClusterID");
+    assert!(matches!(problem, Problem::ClusterIdWithNodes), "{shown}");
+}
