@@ -125,7 +125,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let ipam = match ipam {
-        Some(ipam) => Some(first_ipam_view(ipam).await),
+        Some(ipam) => {
+            let restarting = fib.as_ref().is_some_and(|(f, _)| f.found_at_start() > 0);
+            let wait = origin::first_view_wait(&config, restarting);
+            Some(first_ipam_view(ipam, wait).await)
+        }
         None => None,
     };
     let options = SpeakerOptions {
@@ -158,22 +162,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts following ipamd and waits, at most `origin::FIRST_VIEW_WAIT`,
+/// Starts following ipamd and waits, at most `wait`,
 /// for its first view of our blocks: the sessions start after it, so a
 /// restarted node never sends End-of-RIB before its blocks are known.
 async fn first_ipam_view(
     ipam: origin::OriginConfig,
+    wait: std::time::Duration,
 ) -> tokio::sync::watch::Receiver<std::sync::Arc<podroute_bgpd::speaker::Origination>> {
     let (endpoint, node) = (ipam.endpoint.to_string(), ipam.node.clone());
     let task = origin::spawn(ipam);
-    match tokio::time::timeout(origin::FIRST_VIEW_WAIT, task.first_view).await {
+    match tokio::time::timeout(wait, task.first_view).await {
         Ok(Ok(())) => {
             tracing::info!(ipamd = %endpoint, %node, "ipamd's view of this node's blocks is in; starting sessions")
         }
         _ => tracing::warn!(
             ipamd = %endpoint,
             %node,
-            waited_s = origin::FIRST_VIEW_WAIT.as_secs(),
+            waited_s = wait.as_secs(),
             "no view of this node's blocks from ipamd yet; starting sessions anyway (blocks are announced when it answers)"
         ),
     }

@@ -20,10 +20,29 @@ use tokio::sync::{oneshot, watch};
 use crate::speaker::Origination;
 
 /// How long podroute-bgpd waits at start for ipamd's first view before it
-/// starts its sessions anyway: a restarted node must not send End-of-RIB
-/// (graceful restart) before its blocks are announced, nor wait forever
-/// for an ipamd that is down.
+/// starts its sessions anyway, when it did not restart with routes in the
+/// kernel (see [`first_view_wait`]): no reason to wait long for an ipamd
+/// that is down.
 pub const FIRST_VIEW_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the sessions wait for ipamd's first view. After a restart
+/// with our routes still in the kernel, the peers keep our blocks (stale)
+/// for our Restart Time and would sweep them at our End-of-RIB: so wait
+/// for ipamd up to three quarters of the shortest Restart Time we
+/// advertise rather than announce an empty set; otherwise
+/// [`FIRST_VIEW_WAIT`].
+pub fn first_view_wait(config: &crate::config::Config, restarting: bool) -> Duration {
+    let shortest = config
+        .peers
+        .values()
+        .filter_map(|p| p.graceful_restart)
+        .map(|gr| Duration::from_secs(gr.restart_time.into()) * 3 / 4)
+        .min();
+    match shortest {
+        Some(wait) if restarting => wait.max(FIRST_VIEW_WAIT),
+        _ => FIRST_VIEW_WAIT,
+    }
+}
 /// First wait between reconnection attempts; doubled after each failure.
 pub const BACKOFF_START: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts.
@@ -272,6 +291,31 @@ mod tests {
 
     fn net(text: &str) -> IpNetwork {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_restarted_node_waits_for_ipamd_within_its_restart_time() {
+        let text = "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {name: d}\n\
+                    spec: {asNumber: 65001, routerID: 10.0.0.1}\n---\napiVersion: podroute.io/v1\n\
+                    kind: BGPPeer\nmetadata: {name: a}\nspec: {peerIP: 10.0.0.2, asNumber: 65001}\n\
+                    ---\napiVersion: podroute.io/v1\nkind: BGPPeer\nmetadata: {name: b}\n\
+                    spec: {peerIP: 10.0.0.3, asNumber: 65001, gracefulRestart: {restartTime: 40}}\n";
+        let config =
+            crate::config::parse(text, "t.yaml", |_| Err(std::io::ErrorKind::NotFound.into()))
+                .unwrap();
+        assert_eq!(first_view_wait(&config, false), FIRST_VIEW_WAIT);
+        assert_eq!(first_view_wait(&config, true), Duration::from_secs(30));
+        let no_gr = text
+            .replace("{restartTime: 40}", "{enabled: false}")
+            .replace(
+                "spec: {peerIP: 10.0.0.2, asNumber: 65001}",
+                "spec: {peerIP: 10.0.0.2, asNumber: 65001, gracefulRestart: {enabled: false}}",
+            );
+        let config = crate::config::parse(&no_gr, "t.yaml", |_| {
+            Err(std::io::ErrorKind::NotFound.into())
+        })
+        .unwrap();
+        assert_eq!(first_view_wait(&config, true), FIRST_VIEW_WAIT);
     }
 
     fn block(cidr: &str, node: &str, disable: bool) -> Block {

@@ -404,7 +404,8 @@ fn receive_socket(any: IpAddr) -> io::Result<UdpSocket> {
         Some(Protocol::UDP),
     )?;
     socket.set_nonblocking(true)?;
-    socket.set_reuse_address(true)?;
+    // No SO_REUSEADDR: another BFD daemon on the host (FRR's bfdd) must make
+    // our bind fail, not silently share port 3784 and its packets with us.
     if any.is_ipv6() {
         socket.set_only_v6(true)?;
         socket.set_recv_hoplimit_v6(true)?;

@@ -864,6 +864,9 @@ impl PeerTask {
     /// only if the connection's local address moved).
     async fn start_bfd(&mut self, local: IpAddr) {
         let (Some(bfd), Some(config)) = (self.bfd.as_mut(), self.peer.bfd) else {
+            if self.peer.bfd.is_some() {
+                tracing::warn!(peer = %self.peer.address, "bfd is configured but BFD is off in this daemon (UDP 3784 was taken at start); no BFD session");
+            }
             return;
         };
         if bfd.session.as_ref().is_some_and(|(_, l)| *l == local) {
