@@ -497,6 +497,7 @@ impl PeerTask {
                         peer: self.id,
                         source,
                         out,
+                        families: negotiated.families.iter().copied().collect(),
                     };
                     let _ = self.rib.input.send(up).await;
                 }

@@ -78,6 +78,8 @@ pub enum RibInput {
         peer: PeerId,
         source: Source,
         out: mpsc::UnboundedSender<PeerMsg>,
+        /// The session's families: each sends its own End-of-RIB.
+        families: Vec<Family>,
     },
     /// The session went down: its paths go.
     PeerDown { peer: PeerId },
@@ -339,8 +341,11 @@ struct InitialSync {
     generation: Option<u64>,
     deadline: Instant,
     expected_peers: usize,
-    /// Peers that sent End-of-RIB.
+    /// Peers that sent End-of-RIB for every family of their session.
     done: BTreeSet<PeerId>,
+    /// Families whose End-of-RIB an up peer has not sent yet (RFC 4724
+    /// §4.1 defers per family: an IPv4 End-of-RIB says nothing of IPv6).
+    awaiting: HashMap<PeerId, BTreeSet<Family>>,
     /// We restarted with our routes in the kernel: initial exports wait.
     defer_exports: bool,
     /// Peers whose End-of-RIB we no longer wait for before exporting:
@@ -399,6 +404,7 @@ impl RibTask {
                 deadline: Instant::now() + INITIAL_SYNC_WAIT,
                 expected_peers,
                 done: BTreeSet::new(),
+                awaiting: HashMap::new(),
                 defer_exports: forwarding_preserved,
                 exports_ready: BTreeSet::new(),
                 deferred: BTreeSet::new(),
@@ -447,8 +453,20 @@ impl RibTask {
 
     fn handle(&mut self, message: RibInput) {
         match message {
-            RibInput::PeerUp { peer, source, out } => {
+            RibInput::PeerUp {
+                peer,
+                source,
+                out,
+                families,
+            } => {
                 self.resolver.peers.insert(peer, source);
+                if let Some(initial) = &mut self.initial
+                    && !initial.done.contains(&peer)
+                {
+                    initial
+                        .awaiting
+                        .insert(peer, families.into_iter().collect());
+                }
                 match &mut self.initial {
                     Some(initial) if initial.deferring() => {
                         tracing::debug!(peer, "initial exports wait for the peers' End-of-RIB");
@@ -522,6 +540,7 @@ impl RibTask {
         self.helper.remove(peer);
         if let Some(initial) = &mut self.initial {
             initial.deferred.remove(&peer);
+            initial.awaiting.remove(&peer);
         }
         loop {
             let (changes, more) = self.rib.remove_peer(peer, EXPORT_CHUNK, &self.resolver);
@@ -577,8 +596,15 @@ impl RibTask {
             }
             RibInput::EndOfRib { peer, family } => {
                 if let Some(initial) = &mut self.initial {
-                    initial.done.insert(peer);
-                    initial.exports_ready.insert(peer);
+                    let rest = initial.awaiting.get_mut(&peer).map(|families| {
+                        families.remove(&family);
+                        families.len()
+                    });
+                    if rest.unwrap_or(0) == 0 {
+                        initial.awaiting.remove(&peer);
+                        initial.done.insert(peer);
+                        initial.exports_ready.insert(peer);
+                    }
                 }
                 if self.helper.end_of_rib(peer, family)
                     && let Some(ipv4) = graceful::family_filter(family)
@@ -1182,6 +1208,7 @@ mod graceful_tests {
                 peer: 1,
                 source: source(),
                 out,
+                families: vec![Family::IPV4_UNICAST],
             })
             .await
             .unwrap();
@@ -1255,6 +1282,7 @@ mod graceful_tests {
                 peer: 1,
                 source: source(),
                 out,
+                families: vec![Family::IPV4_UNICAST],
             })
             .await
             .unwrap();
@@ -1332,6 +1360,7 @@ mod graceful_tests {
                 peer: 1,
                 source: source(),
                 out,
+                families: vec![Family::IPV4_UNICAST],
             })
             .await
             .unwrap();
@@ -1357,6 +1386,51 @@ mod graceful_tests {
             .unwrap();
         let _ = rib.counts(1).await;
         assert!(matches!(rx.try_recv(), Ok(PeerMsg::Best(b)) if b.len() == 1));
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
+    }
+    #[tokio::test(start_paused = true)]
+    async fn a_dual_stack_peer_is_in_only_after_both_end_of_ribs() {
+        // RFC 4724 §4.1 per family: an IPv4 End-of-RIB alone must not
+        // release the exports (nor the kernel sweep) while IPv6 routes are
+        // still coming.
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 1, None, true);
+        let input = &rib.input;
+        let (out, mut rx) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+                families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "IPv6 End-of-RIB still awaited");
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV6_UNICAST,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
         assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
     }
 }
