@@ -497,7 +497,7 @@ impl PeerTask {
                         peer: self.id,
                         source,
                         out,
-                        families: negotiated.families.iter().copied().collect(),
+                        families: negotiated.families.to_vec(),
                     };
                     let _ = self.rib.input.send(up).await;
                 }
