@@ -323,10 +323,23 @@ fn a_four_node_mesh_from_node_documents_comes_up_once_per_pair_and_family() {
             wait_kernel(&lab, &speaker.node, family, &expected);
         }
     }
-    // Six pairs, two families: each session configured on both ends, one
-    // of them passive, so no connection collision happened (RFC 4271
-    // §6.8) — the counts above would show a second Established otherwise.
+    // Six pairs, two families, each session configured on both ends and
+    // passive on the higher address's side: only the lower one connects,
+    // so the two can never collide (RFC 4271 §6.8).
     let sessions: usize = speakers.iter().map(|s| s.peers().unwrap().len()).sum();
     assert_eq!(sessions, 6 * 2 * 2);
+    for (i, speaker) in (1..=4).zip(&speakers) {
+        for p in speaker.peers().unwrap() {
+            let theirs: IpAddr = p.address.parse().unwrap();
+            let ours: IpAddr = if theirs.is_ipv4() { v4(i) } else { v6(i) }
+                .parse()
+                .unwrap();
+            assert_eq!(
+                p.passive,
+                ours > theirs,
+                "n{i}: the session with {theirs} must be passive exactly when our address is the higher"
+            );
+        }
+    }
     pods_reach_each_other(&lab, &pods, true);
 }
