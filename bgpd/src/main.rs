@@ -47,6 +47,11 @@ struct Args {
     /// The client certificate's key (PEM).
     #[arg(long, env = "PODROUTE_IPAMD_TLS_KEY")]
     ipamd_tls_key: Option<PathBuf>,
+    /// Where Up BFD sessions are kept so a restarted daemon resumes them
+    /// before its peers notice (bgpd/src/bfd/resume.rs). Default: beside
+    /// the admin socket, with extension `.bfd`.
+    #[arg(long, env = "PODROUTE_BGPD_BFD_STATE")]
+    bfd_state: Option<PathBuf>,
     /// Do not touch the kernel's routing table (as FRR's `bgpd
     /// --no_kernel`): routes are exchanged, nothing is installed, and every
     /// next hop counts as reachable.
@@ -114,7 +119,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // BFD runs always, so a reload can turn it on for a peer. Without
     // UDP 3784 (another BFD daemon on the host) we go on without it,
     // unless a peer asks for it now.
-    let bfd = match podroute_bgpd::bfd::BfdHandle::start() {
+    let bfd_state = args.bfd_state.clone().unwrap_or_else(|| {
+        args.daemon
+            .admin_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(podroute_proto::BGPD_SOCKET))
+            .with_extension("bfd")
+    });
+    let resumed = podroute_bgpd::bfd::BfdHandle::start_resuming(bfd_state, |peer| {
+        config.peers.get(&peer).and_then(|p| p.bfd)
+    });
+    let bfd = match resumed {
         Ok(bfd) => Some(bfd),
         Err(e) if config.peers.values().any(|p| p.bfd.is_some()) => {
             return Err(e).context("cannot listen for BFD on UDP 3784");

@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -21,7 +19,7 @@ use std::time::{Duration, Instant};
 use podroute_lab::{Lab, LabOptions};
 use podroute_proto::bgpd::v1::{HelperState, Peer};
 
-use common::{BGPD, Bgpd, CONVERGE, PeerConf, Speaker, wait_seen};
+use common::{BGPD, Bgpd, CONVERGE, PeerConf, Pinger, Speaker, wait_seen};
 
 const TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/labs/gr.clab.yml");
 const N1_BLOCK: &str = "10.101.0.0/26";
@@ -144,67 +142,6 @@ impl RouteWatch {
 impl Drop for RouteWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `ping -i 0.01` from one pod to the other; killed on drop.
-struct Pinger {
-    child: Child,
-    reader: Option<JoinHandle<BTreeSet<u32>>>,
-}
-
-impl Pinger {
-    fn start(lab: &Lab, from: &str, to: &str) -> Pinger {
-        let mut cmd = lab
-            .command(from, &["ping", "-n", "-i", "0.01", to])
-            .unwrap();
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut seqs = BTreeSet::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(seq) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("icmp_seq="))
-                    .and_then(|s| s.parse::<u32>().ok())
-                    && line.contains("bytes from")
-                {
-                    seqs.insert(seq);
-                }
-            }
-            seqs
-        });
-        Pinger {
-            child,
-            reader: Some(reader),
-        }
-    }
-
-    /// Stops pinging; (lost, answered): a request counts as lost when a
-    /// later one was answered and it was not (the requests still in flight
-    /// when ping stops are not counted either way).
-    fn finish(mut self) -> (u64, u64) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let seqs = self.reader.take().unwrap().join().unwrap();
-        let first = seqs.first().copied().unwrap_or(0);
-        let last = seqs.last().copied().unwrap_or(0);
-        let expected = if seqs.is_empty() {
-            0
-        } else {
-            u64::from(last - first + 1)
-        };
-        (expected - seqs.len() as u64, seqs.len() as u64)
-    }
-}
-
-impl Drop for Pinger {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::packet::{BfdState, ControlPacket, Diagnostic};
+use super::resume::Saved;
 use crate::config::BfdConfig;
 
 /// RFC 5880 §6.8.3: the least Desired Min TX Interval while not Up.
@@ -103,6 +104,36 @@ impl Session {
             since: now,
             rng: seed | 1,
         }
+    }
+
+    /// A session resumed in Up after a restart of the daemon, as `saved`
+    /// left it: the peer, if it kept its side Up, goes on without noticing.
+    /// The detection timer starts now, as if a packet had just come.
+    pub fn resume(config: BfdConfig, saved: &Saved, seed: u64, now: Instant) -> Session {
+        let mut session = Session::new(config, saved.local_discriminator, seed, now);
+        session.state = BfdState::Up;
+        session.remote_state = BfdState::Up;
+        session.remote_disc = saved.remote_discriminator;
+        session.remote_min_rx = saved.remote_min_rx;
+        session.remote_min_tx = saved.remote_min_tx;
+        session.remote_mult = saved.remote_multiplier;
+        session.announced_tx = config.min_tx;
+        session.used_tx = config.min_tx;
+        session.detect_at = Some(now + session.detection_time());
+        session
+    }
+
+    /// What a restarted daemon needs to resume this session, if it is Up.
+    pub fn saved(&self, peer: std::net::IpAddr, local: std::net::IpAddr) -> Option<Saved> {
+        (self.state == BfdState::Up && self.remote_disc != 0).then_some(Saved {
+            peer,
+            local,
+            local_discriminator: self.local_disc,
+            remote_discriminator: self.remote_disc,
+            remote_min_rx: self.remote_min_rx,
+            remote_min_tx: self.remote_min_tx,
+            remote_multiplier: self.remote_mult,
+        })
     }
 
     pub fn state(&self) -> BfdState {

@@ -10,6 +10,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::packet::{ControlPacket, DecodeError};
+use super::resume::{self, Saved};
 use super::session::{BfdStatus, Session};
 use crate::config::BfdConfig;
 use crate::session::transport::sockopt;
@@ -81,6 +83,26 @@ impl BfdHandle {
     /// Binds UDP 3784 on 0.0.0.0 and [::] and starts the task. Fails only
     /// if neither family can be bound. Must run inside a tokio runtime.
     pub fn start() -> io::Result<BfdHandle> {
+        BfdHandle::start_with(None, Vec::new())
+    }
+
+    /// As `start`, keeping every Up session in `state` (resume.rs) and
+    /// resuming, at once, the saved sessions given with their timers.
+    pub fn start_resuming(
+        state: PathBuf,
+        config_of: impl Fn(IpAddr) -> Option<BfdConfig>,
+    ) -> io::Result<BfdHandle> {
+        let resume = resume::load(&state)
+            .into_iter()
+            .filter_map(|saved| config_of(saved.peer).map(|config| (saved, config)))
+            .collect();
+        BfdHandle::start_with(Some(state), resume)
+    }
+
+    fn start_with(
+        state: Option<PathBuf>,
+        resume: Vec<(Saved, BfdConfig)>,
+    ) -> io::Result<BfdHandle> {
         let v4 = receive_socket(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let v6 = receive_socket(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
         let (v4, v6) = match (v4, v6) {
@@ -96,14 +118,19 @@ impl BfdHandle {
         };
         let counters = Arc::new(BfdCounters::default());
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = Task {
+        let mut task = Task {
             v4,
             v6,
             sessions: HashMap::new(),
             by_disc: HashMap::new(),
             seed: RandomState::new().hash_one(Instant::now()),
             counters: counters.clone(),
+            state,
+            stored: Vec::new(),
         };
+        for (saved, config) in resume {
+            task.resume(&saved, config);
+        }
         tokio::spawn(task.run(rx));
         Ok(BfdHandle { commands, counters })
     }
@@ -170,9 +197,58 @@ struct Task {
     by_disc: HashMap<u32, IpAddr>,
     seed: u64,
     counters: Arc<BfdCounters>,
+    /// Where Up sessions are kept for a restart (resume.rs), and what was
+    /// last written there.
+    state: Option<PathBuf>,
+    stored: Vec<Saved>,
 }
 
 impl Task {
+    /// A session saved by the previous run of the daemon, back in Up.
+    fn resume(&mut self, saved: &Saved, config: BfdConfig) {
+        if self.sessions.contains_key(&saved.peer)
+            || self.by_disc.contains_key(&saved.local_discriminator)
+        {
+            return;
+        }
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let session = Session::resume(config, saved, self.seed, Instant::now());
+        let (status, _) = watch::channel(session.status());
+        self.by_disc.insert(saved.local_discriminator, saved.peer);
+        tracing::info!(peer = %saved.peer, local = %saved.local, discriminator = saved.local_discriminator, "BFD session resumed in Up after a restart");
+        self.sessions.insert(
+            saved.peer,
+            Entry {
+                local: saved.local,
+                session,
+                socket: None,
+                status,
+            },
+        );
+    }
+
+    /// Rewrites the state file when the Up sessions changed.
+    fn persist(&mut self) {
+        let Some(path) = &self.state else {
+            return;
+        };
+        let mut now: Vec<Saved> = self
+            .sessions
+            .iter()
+            .filter_map(|(peer, e)| e.session.saved(*peer, e.local))
+            .collect();
+        now.sort_by_key(|s| s.peer);
+        if now == self.stored {
+            return;
+        }
+        if let Err(e) = resume::store(path, &now) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the BFD state");
+            return;
+        }
+        tracing::debug!(path = %path.display(), sessions = now.len(), "BFD state written");
+        self.stored = now;
+    }
+
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut buf4 = [0u8; 512];
         let mut buf6 = [0u8; 512];
@@ -187,6 +263,7 @@ impl Task {
                     Some(command) => self.command(command).await,
                     None => {
                         self.admin_down_all().await;
+                        self.persist();
                         return;
                     }
                 },
@@ -194,6 +271,7 @@ impl Task {
                 received = recv(self.v6.as_ref(), &mut buf6) => self.received(received, &buf6),
                 () = sleep_until(deadline) => self.timers(Instant::now()),
             }
+            self.persist();
         }
     }
 

@@ -874,8 +874,12 @@ impl PeerTask {
             return;
         }
         let status = bfd.handle.add(self.peer.address, local, config).await;
-        bfd.last = status.borrow().state;
+        let now = status.borrow().clone();
+        bfd.last = now.state;
         bfd.session = Some((status, local));
+        // A session resumed after a restart is Up already and may not
+        // change for a long time: show it now.
+        self.status.send_modify(|s| s.bfd = Some(now));
     }
 
     /// A new `bfd` setting: retime the running session (a Poll Sequence),

@@ -9,10 +9,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fmt::{Debug, Write as _};
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use podroute_lab::{Lab, netns};
@@ -561,5 +564,78 @@ pub fn state_file_tail(lab: &Lab, node: &str, file: &str, lines: usize) -> Strin
             all[all.len().saturating_sub(lines)..].join("\n")
         }
         Err(e) => format!("({}: {e})", path.display()),
+    }
+}
+
+/// `ping -i 0.01` from one pod to the other; killed on drop.
+pub struct Pinger {
+    child: Child,
+    reader: Option<JoinHandle<BTreeSet<u32>>>,
+}
+
+impl Pinger {
+    pub fn start(lab: &Lab, from: &str, to: &str) -> Pinger {
+        let cmd = lab
+            .command(from, &["ping", "-n", "-i", "0.01", to])
+            .unwrap();
+        Pinger::spawn(cmd)
+    }
+
+    /// As `start`, from network namespace `netns` (a pod's).
+    pub fn start_in(netns: &str, to: &str) -> Pinger {
+        Pinger::spawn(podroute_lab::netns::command_in(
+            netns,
+            &["ping", "-n", "-i", "0.01", to],
+        ))
+    }
+
+    fn spawn(mut cmd: Command) -> Pinger {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut seqs = BTreeSet::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(seq) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("icmp_seq="))
+                    .and_then(|s| s.parse::<u32>().ok())
+                    && line.contains("bytes from")
+                {
+                    seqs.insert(seq);
+                }
+            }
+            seqs
+        });
+        Pinger {
+            child,
+            reader: Some(reader),
+        }
+    }
+
+    /// Stops pinging; (lost, answered): a request counts as lost when a
+    /// later one was answered and it was not (the requests still in flight
+    /// when ping stops are not counted either way).
+    pub fn finish(mut self) -> (u64, u64) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let seqs = self.reader.take().unwrap().join().unwrap();
+        let first = seqs.first().copied().unwrap_or(0);
+        let last = seqs.last().copied().unwrap_or(0);
+        let expected = if seqs.is_empty() {
+            0
+        } else {
+            u64::from(last - first + 1)
+        };
+        (expected - seqs.len() as u64, seqs.len() as u64)
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

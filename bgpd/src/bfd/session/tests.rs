@@ -341,3 +341,45 @@ fn no_periodic_packets_when_the_remote_wants_none() {
     assert!(s.poll_timers(t0).is_none());
     assert!(s.next_deadline() > t0, "the timer still moves on");
 }
+
+#[test]
+fn a_saved_up_session_resumes_up_and_meets_a_peer_that_gave_up() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    up(&mut s, t0);
+    let peer = "10.0.0.2".parse().unwrap();
+    let local = "10.0.0.1".parse().unwrap();
+    let saved = s.saved(peer, local).unwrap();
+    assert_eq!(saved.local_discriminator, 7);
+    assert_eq!(saved.remote_discriminator, 99);
+    assert!(session(t0).saved(peer, local).is_none(), "only Up sessions");
+
+    // The restarted daemon: Up at once, full rate, same discriminators;
+    // the peer that kept its side Up goes on as before.
+    let t1 = t0 + 200 * MS;
+    let mut back = Session::resume(config(300, 300, 3), &saved, 1, t1);
+    assert_eq!(back.state(), BfdState::Up);
+    let first = back.poll_timers(t1).unwrap();
+    assert_eq!(
+        (
+            first.state,
+            first.my_discriminator,
+            first.your_discriminator
+        ),
+        (BfdState::Up, 7, 99)
+    );
+    assert_eq!(first.desired_min_tx, 300 * MS);
+    back.receive(&remote(BfdState::Up, 7), t1).unwrap();
+    assert_eq!(back.state(), BfdState::Up);
+
+    // A peer that gave up meanwhile says Down: the session goes Down as
+    // any other would (§6.8.6) and starts over.
+    let mut late = Session::resume(config(300, 300, 3), &saved, 1, t1);
+    late.receive(&remote(BfdState::Down, 0), t1).unwrap();
+    assert_eq!(late.state(), BfdState::Down);
+    // Silence after the resume: Down after the detection time (the
+    // saved multiplier 3 x our 300 ms).
+    let mut silent = Session::resume(config(300, 300, 3), &saved, 1, t1);
+    silent.poll_timers(t1 + 901 * MS);
+    assert_eq!(silent.state(), BfdState::Down);
+}
