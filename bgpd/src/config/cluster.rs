@@ -247,6 +247,28 @@ impl NodeFacts<'_> {
     }
 }
 
+/// Two nodes of one AS with one router ID could never peer (RFC 6286 §2.2:
+/// the OPEN is refused as Bad BGP Identifier); IPv6-only nodes that all
+/// fall back to the BGPConfiguration's routerID are the usual cause.
+fn same_router_id(facts: &[NodeFacts<'_>]) -> Result<(), ResolveError> {
+    let mut seen: BTreeMap<(u32, Ipv4Addr), &str> = BTreeMap::new();
+    for f in facts {
+        let Some(id) = f.router_id else { continue };
+        if let Some(first) = seen.insert((f.as_number, id), &f.node.name) {
+            return Err(Box::new((
+                Some(f.node.doc.clone()),
+                "metadata.annotations".into(),
+                Problem::SameRouterId {
+                    node: f.node.name.clone(),
+                    other: first.to_owned(),
+                    router_id: id,
+                },
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn node_facts<'a>(cluster: &Cluster<'a>) -> Result<Vec<NodeFacts<'a>>, ResolveError> {
     check_nodes(cluster.nodes)?;
     let default_router_id = Some(cluster.bgp.router_id).filter(|id| *id != Ipv4Addr::UNSPECIFIED);
@@ -287,7 +309,11 @@ fn node_facts<'a>(cluster: &Cluster<'a>) -> Result<Vec<NodeFacts<'a>>, ResolveEr
                 cluster_id,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|facts| {
+            same_router_id(&facts)?;
+            Ok(facts)
+        })
 }
 
 fn label_or_annotation<'n>(node: &'n Node, key: &str) -> Option<(String, &'n str)> {

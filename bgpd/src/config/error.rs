@@ -170,6 +170,12 @@ pub enum Problem {
         "cannot be set with Node documents: a reflector is a Node labelled podroute.io/route-reflector-cluster-id"
     )]
     ClusterIdWithNodes,
+    #[error("node {node:?} has router ID {router_id}, as node {other:?} of the same AS: they could never peer; give one a {key} annotation", key = super::cluster::ROUTER_ID_KEY)]
+    SameRouterId {
+        node: String,
+        other: String,
+        router_id: std::net::Ipv4Addr,
+    },
     #[error(
         "the file has Node documents ({nodes}); pass --node NAME (or set NODE_NAME) to say which node this speaker is"
     )]

@@ -495,3 +495,27 @@ fn a_global_cluster_id_is_refused_with_node_documents() {
     assert_eq!(field, "spec.routeReflectorClusterID");
     assert!(matches!(problem, Problem::ClusterIdWithNodes), "{shown}");
 }
+
+#[test]
+fn two_nodes_of_one_as_with_one_router_id_are_refused() {
+    // IPv6-only nodes fall back to the BGPConfiguration's routerID.
+    let text = global("  routerID: 10.9.9.9\n")
+        + &node("n1", &["fd00::1"], "")
+        + &node("n2", &["fd00::2"], "");
+    let (field, shown, problem) = error(&text, Some("n1"));
+    assert_eq!(field, "metadata.annotations");
+    assert!(matches!(problem, Problem::SameRouterId { .. }), "{shown}");
+    assert!(shown.contains("n2") && shown.contains("n1"), "{shown}");
+    // An annotation sets them apart.
+    let text = global("  routerID: 10.9.9.9\n")
+        + &node("n1", &["fd00::1"], "")
+        + &node(
+            "n2",
+            &["fd00::2"],
+            "  annotations: {podroute.io/router-id: 10.9.9.10}\n",
+        );
+    assert_eq!(
+        resolve(&text, "n1").bgp.router_id,
+        Ipv4Addr::new(10, 9, 9, 9)
+    );
+}
