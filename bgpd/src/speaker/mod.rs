@@ -78,6 +78,9 @@ struct SpeakerState {
     next_peer_id: PeerId,
     /// The FIB found our routes at start (RFC 4724 §3 R and F bits).
     forwarding_preserved: bool,
+    /// When the speaker started: a restart is one only for as long as the
+    /// peers keep our routes (our Restart Time).
+    started: std::time::Instant,
     bfd: Option<BfdHandle>,
 }
 
@@ -144,6 +147,7 @@ impl Speaker {
                     rib,
                     next_peer_id: LOCAL_PEER + 1,
                     forwarding_preserved,
+                    started: std::time::Instant::now(),
                     bfd,
                 }),
             }),
@@ -455,7 +459,12 @@ impl SpeakerState {
             id,
             self.rib.clone(),
             self.originate.subscribe(),
-            self.forwarding_preserved,
+            // A peer added by a reload long after the restart meets a
+            // speaker that is no longer restarting.
+            self.forwarding_preserved
+                && peer.graceful_restart.is_some_and(|gr| {
+                    self.started.elapsed() < Duration::from_secs(gr.restart_time.into())
+                }),
             self.bfd.clone(),
         );
         self.peers.insert(peer.address, handle);

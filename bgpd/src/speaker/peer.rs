@@ -129,6 +129,9 @@ pub fn spawn(
     let (status_tx, status_rx) = watch::channel(status);
     let mut task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
     task.forwarding_preserved = forwarding_preserved;
+    task.restart_until = peer
+        .graceful_restart
+        .map(|gr| Instant::now() + Duration::from_secs(gr.restart_time.into()));
     task.set_graceful_capability();
     task.bfd = bfd.map(PeerBfd::new);
     tokio::spawn(task.run(command_rx));
@@ -177,6 +180,9 @@ struct PeerTask {
     /// The FIB found our routes at start: our OPEN says R=1 until the
     /// first Established, and F=1 (RFC 4724 §3).
     forwarding_preserved: bool,
+    /// Our OPEN says R=1 only until then (our Restart Time from the
+    /// start): a session that first comes up later is no restart.
+    restart_until: Option<Instant>,
     /// Established at least once since this task started.
     was_established: bool,
     /// The peer's Graceful Restart capability of the current session when
@@ -246,6 +252,7 @@ impl PeerTask {
             bfd: None,
             bfd_failure: false,
             forwarding_preserved: false,
+            restart_until: None,
             was_established: false,
             peer_graceful: None,
             awaiting_eor: Vec::new(),
@@ -258,7 +265,9 @@ impl PeerTask {
     /// since (RFC 4724 §3).
     fn set_graceful_capability(&mut self) {
         let families = self.session.config().families.clone();
-        let restarting = self.forwarding_preserved && !self.was_established;
+        let restarting = self.forwarding_preserved
+            && !self.was_established
+            && self.restart_until.is_some_and(|t| Instant::now() < t);
         let forwarding = self.forwarding_preserved || self.was_established;
         let capability = super::graceful::capability(
             self.peer.graceful_restart,
