@@ -118,7 +118,8 @@ impl Setup {
                 }
             }
             Kind::Bird => {
-                cmd.args(["bird", "-f", "-c"])
+                // -R: graceful restart recovery after start, as calico-node starts BIRD.
+                cmd.args(["bird", "-R", "-f", "-c"])
                     .arg(self.node_file(mesh, node, "conf"))
                     .arg("-s")
                     .arg(&socket)
@@ -255,7 +256,11 @@ impl Setup {
             self.node_file(mesh, node, "blocks").display()
         );
         if self.bfd {
-            c.push_str("protocol bfd { debug { states }; interface \"eth0\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }; }\n");
+            // Calico's template says `multihop` for every BGP peer, so BIRD's BFD
+            // sessions are multihop ones: they take the `multihop` options.
+            c.push_str(
+                "protocol bfd {\n  debug { states };\n  interface \"eth0\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };\n  multihop { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };\n}\n",
+            );
         }
         let _ = writeln!(
             c,

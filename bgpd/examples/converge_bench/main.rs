@@ -304,6 +304,7 @@ async fn gr(
                 "exec",
                 &pod_ns[0],
                 "ping",
+                "-D",
                 "-O",
                 "-i",
                 PING_INTERVAL,
@@ -318,6 +319,7 @@ async fn gr(
             .kill_on_drop(true)
             .spawn()?;
         tokio::time::sleep(PING_BEFORE_KILL).await;
+        let killed_at = std::time::SystemTime::now();
         run.daemons[a].kill().await?;
         let restarted = Instant::now();
         let mut daemon = run.setup.start(&run.mesh, a)?;
@@ -351,11 +353,24 @@ async fn gr(
         let text = String::from_utf8_lossy(&out.stdout);
         let (sent, received) = report::ping_counts(&text).context("cannot read ping's summary")?;
         let lost = report::ping_lost(&text);
+        let kill_s = killed_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let window = match (lost.first(), lost.last()) {
+            (Some((_, t0)), Some((_, t1))) => {
+                format!(
+                    ", unanswered from {:+.0} to {:+.0} ms after the kill",
+                    (t0 - kill_s) * 1e3,
+                    (t1 - kill_s) * 1e3
+                )
+            }
+            _ => String::new(),
+        };
+        let seqs: Vec<u64> = lost.iter().map(|(seq, _)| *seq).collect();
         eprintln!(
-            "   GR rep {rep}: sent {sent}, received {received} (unanswered icmp_seq {}; the kill came after seq ~{}), \
+            "   GR rep {rep}: sent {sent}, received {received} (unanswered icmp_seq {}{window}), \
              first session {first:?}, all {established:?}",
-            report::ranges(&lost),
-            PING_BEFORE_KILL.as_millis() / 10
+            report::ranges(&seqs),
         );
         result.gr.push(GrSample {
             sent,

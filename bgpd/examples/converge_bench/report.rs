@@ -80,17 +80,21 @@ pub fn ping_counts(text: &str) -> Option<(u64, u64)> {
     Some((numbers.next()?, numbers.next()?))
 }
 
-/// The icmp_seq numbers `ping -O` reported unanswered.
-pub fn ping_lost(text: &str) -> Vec<u64> {
+/// The icmp_seq numbers `ping -D -O` reported unanswered, with the Unix
+/// time of each report.
+pub fn ping_lost(text: &str) -> Vec<(u64, f64)> {
     text.lines()
-        .filter(|l| l.starts_with("no answer yet"))
+        .filter(|l| l.contains("no answer yet"))
         .filter_map(|l| {
-            l.split("icmp_seq=")
+            let time = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
+            let seq = l
+                .split("icmp_seq=")
                 .nth(1)?
                 .split_whitespace()
                 .next()?
                 .parse()
-                .ok()
+                .ok()?;
+            Some((seq, time))
         })
         .collect()
 }
