@@ -41,6 +41,7 @@ fn main() {
         ebgp: true,
         router_id: Ipv4Addr::new(10, 0, 0, 1),
         address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        rr_client: false,
     });
     let attrs = Arc::new(PathAttributes {
         attributes: Vec::new(),

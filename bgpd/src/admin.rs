@@ -25,6 +25,7 @@ use crate::rib::best_path::Step;
 use crate::rib::loc_rib::LOCAL_PEER;
 use crate::rib::{PathAttributes, Route};
 use crate::session::State;
+use crate::speaker::graceful::{GracefulStatus, HelperState};
 use crate::speaker::{
     MessageCounters, PeerStatus, RibPath, RibRoute, RibSide, RouteQuery, Speaker,
 };
@@ -38,6 +39,20 @@ pub struct AdminService {
 /// `podroute_proto::admin_socket::serve_unix`.
 pub fn router(speaker: Speaker) -> Router {
     Server::builder().add_service(BgpAdminServer::new(AdminService { speaker }))
+}
+
+impl AdminService {
+    /// The peer's stale paths (RFC 4724 §4.2), from the RIB.
+    async fn add_stale_count(&self, message: &mut pb::Peer, address: std::net::IpAddr) {
+        let stale = self
+            .speaker
+            .peer_counts(address)
+            .await
+            .map_or(0, |c| c.stale as u64);
+        if let Some(g) = &mut message.graceful_restart {
+            g.stale_prefixes = stale;
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -58,12 +73,12 @@ impl BgpAdmin for AdminService {
         _: Request<ListPeersRequest>,
     ) -> Result<Response<ListPeersResponse>, Status> {
         let now = Instant::now();
-        let peers = self
-            .speaker
-            .peers()
-            .iter()
-            .map(|p| peer_message(p, now))
-            .collect();
+        let mut peers = Vec::new();
+        for p in self.speaker.peers() {
+            let mut message = peer_message(&p, now);
+            self.add_stale_count(&mut message, p.address).await;
+            peers.push(message);
+        }
         Ok(Response::new(ListPeersResponse { peers }))
     }
 
@@ -73,7 +88,11 @@ impl BgpAdmin for AdminService {
     ) -> Result<Response<pb::Peer>, Status> {
         let address = parse_address(&request.get_ref().address)?;
         match self.speaker.peer(address) {
-            Some(peer) => Ok(Response::new(peer_message(&peer, Instant::now()))),
+            Some(peer) => {
+                let mut message = peer_message(&peer, Instant::now());
+                self.add_stale_count(&mut message, address).await;
+                Ok(Response::new(message))
+            }
             None => Err(Status::not_found(format!(
                 "no BGP peer {address} is configured"
             ))),
@@ -307,7 +326,73 @@ fn peer_message(p: &PeerStatus, now: Instant) -> pb::Peer {
         passive: p.passive,
         established_transitions: p.established_transitions,
         shutdown: p.shutdown,
+        bfd: bfd_message(p, now),
+        graceful_restart: Some(graceful_message(&p.graceful, now)),
     }
+}
+
+fn graceful_message(g: &GracefulStatus, now: Instant) -> pb::GracefulRestart {
+    let (helper_state, until) = match g.helper.current(now.into()) {
+        HelperState::None => (pb::HelperState::HelperNone, None),
+        HelperState::Restarting { until } => (pb::HelperState::HelperRestarting, Some(until)),
+        HelperState::WaitingForEndOfRib { until } => {
+            (pb::HelperState::HelperWaitingForEndOfRib, Some(until))
+        }
+    };
+    let helper_seconds_left = until.map_or(0, |u| {
+        u.into_std()
+            .saturating_duration_since(now)
+            .as_secs_f64()
+            .ceil() as u64
+    });
+    let peer = g.peer.as_ref();
+    pb::GracefulRestart {
+        negotiated: g.local.is_some() && peer.is_some(),
+        local_restart_time: g.local.as_ref().map_or(0, |l| l.restart_time.into()),
+        peer_restart_time: peer.map_or(0, |p| p.restart_time.into()),
+        peer_restarting: peer.is_some_and(|p| p.restarting),
+        peer_forwarding_preserved: peer
+            .map(|p| {
+                p.families
+                    .iter()
+                    .filter(|f| f.forwarding_preserved)
+                    .map(|f| f.family.to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        local_restarting: g.local.as_ref().is_some_and(|l| l.restarting),
+        helper_state: helper_state.into(),
+        helper_seconds_left,
+        stale_prefixes: 0,
+    }
+}
+
+fn bfd_message(p: &PeerStatus, now: Instant) -> Option<pb::Bfd> {
+    let config = p.bfd_config?;
+    let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    let mut out = pb::Bfd {
+        min_rx_ms: ms(config.min_rx),
+        min_tx_ms: ms(config.min_tx),
+        multiplier: config.multiplier.into(),
+        ..pb::Bfd::default()
+    };
+    if let Some(s) = &p.bfd {
+        out.state = s.state.to_string();
+        out.remote_state = s.remote_state.to_string();
+        out.local_diagnostic = s.local_diagnostic.to_string();
+        out.remote_diagnostic = s.remote_diagnostic.to_string();
+        out.local_discriminator = s.local_discriminator;
+        out.remote_discriminator = s.remote_discriminator;
+        out.tx_interval_ms = ms(s.tx_interval);
+        out.detection_time_ms = ms(s.detection_time);
+        out.remote_min_rx_ms = ms(s.remote_min_rx);
+        out.remote_min_tx_ms = ms(s.remote_min_tx);
+        out.remote_multiplier = s.remote_multiplier.into();
+        out.up_transitions = s.up_transitions;
+        out.state_seconds = now.saturating_duration_since(s.since).as_secs();
+        out.remote_control_plane_independent = s.remote_control_plane_independent;
+    }
+    Some(out)
 }
 
 fn counters(c: &MessageCounters) -> pb::MessageCounters {

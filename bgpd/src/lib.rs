@@ -4,12 +4,15 @@
 // resources and reload diffs), rib/ (Loc-RIB, best path, policy, export,
 // Adj-RIB-Out: pure), speaker/ (one task per peer driving the FSM, the RIB
 // task, the listener, reloads), fib/ (kernel routes over rtnetlink),
-// malloc (allocator settings) and admin (the gRPC admin API).
+// origin (the node's IPAM blocks from podroute-ipamd), malloc (allocator
+// settings) and admin (the gRPC admin API).
 
 pub mod admin;
+pub mod bfd;
 pub mod config;
 pub mod fib;
 pub mod malloc;
+pub mod origin;
 pub mod rib;
 pub mod session;
 pub mod speaker;

@@ -1,7 +1,8 @@
 // podroute-bgpd's entry point: read the configuration, start the kernel
 // FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP or file change, and serve
 // the admin API on its Unix socket until SIGTERM or SIGINT; then end every
-// session with Cease / Administrative Shutdown.
+// session with Cease / Administrative Shutdown (with graceful restart: close
+// quietly and keep our kernel routes; `--cleanup` removes them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
-use podroute_bgpd::{config, fib};
+use podroute_bgpd::{config, fib, origin};
 use podroute_proto::daemon::{self, DaemonArgs};
 
 #[derive(Debug, Parser)]
@@ -31,11 +32,31 @@ struct Args {
     /// document): which mesh member, BGPPeer and IPAM blocks are ours.
     #[arg(long, env = "NODE_NAME")]
     node: Option<String>,
+    /// podroute-ipamd to announce this node's IPAM blocks from (its
+    /// WatchNodeBlocks stream): a Unix socket ("/run/podroute/ipamd.sock",
+    /// "unix:///...") or "https://HOST:PORT" with the TLS files below.
+    /// Needs --node. Without it, only the configuration's `originate`.
+    #[arg(long, env = "PODROUTE_IPAMD")]
+    ipamd: Option<String>,
+    /// CA that signed ipamd's certificate (https --ipamd).
+    #[arg(long, env = "PODROUTE_IPAMD_TLS_CA")]
+    ipamd_tls_ca: Option<PathBuf>,
+    /// This node's client certificate for ipamd (PEM; with --ipamd-tls-key).
+    #[arg(long, env = "PODROUTE_IPAMD_TLS_CERT")]
+    ipamd_tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "PODROUTE_IPAMD_TLS_KEY")]
+    ipamd_tls_key: Option<PathBuf>,
     /// Do not touch the kernel's routing table (as FRR's `bgpd
     /// --no_kernel`): routes are exchanged, nothing is installed, and every
     /// next hop counts as reachable.
     #[arg(long)]
     no_kernel: bool,
+    /// Remove every route of ours (protocol podroute) from the configured
+    /// kernel table and exit: for uninstalling. A stopped podroute-bgpd
+    /// otherwise leaves its routes for the next start (graceful restart).
+    #[arg(long, conflicts_with = "no_kernel")]
+    cleanup: bool,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -62,7 +83,21 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     daemon::init_logging(&args.daemon.log_level)?;
-    let config = config::load(&args.config)?;
+    let node = args.node.clone();
+    let config = config::load_for(&args.config, node.as_deref())?;
+    if args.cleanup {
+        return cleanup(config.bgp.kernel_table).await;
+    }
+    let ipam = match &args.ipamd {
+        Some(endpoint) => Some(origin::OriginConfig::new(
+            endpoint,
+            args.node.as_deref(),
+            args.ipamd_tls_ca.clone(),
+            args.ipamd_tls_cert.clone(),
+            args.ipamd_tls_key.clone(),
+        )?),
+        None => None,
+    };
     let fib = if args.no_kernel {
         None
     } else {
@@ -76,8 +111,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .context("cannot program the kernel's routes")?,
         )
     };
-    let speaker = Speaker::start_with(config, SpeakerOptions { fib }).await?;
-    let reloads = tokio::spawn(reload_loop(args.config.clone(), speaker.clone()));
+    // BFD runs always, so a reload can turn it on for a peer. Without
+    // UDP 3784 (another BFD daemon on the host) we go on without it,
+    // unless a peer asks for it now.
+    let bfd = match podroute_bgpd::bfd::BfdHandle::start() {
+        Ok(bfd) => Some(bfd),
+        Err(e) if config.peers.values().any(|p| p.bfd.is_some()) => {
+            return Err(e).context("cannot listen for BFD on UDP 3784");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "BFD is off: cannot listen on UDP 3784");
+            None
+        }
+    };
+    let ipam = match ipam {
+        Some(ipam) => Some(first_ipam_view(ipam).await),
+        None => None,
+    };
+    let options = SpeakerOptions {
+        fib,
+        ipam,
+        bfd: bfd.clone(),
+    };
+    let speaker = Speaker::start_with(config, options).await?;
+    let reloads = tokio::spawn(reload_loop(args.config.clone(), node, speaker.clone()));
 
     let socket = args
         .daemon
@@ -91,14 +148,83 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     reloads.abort();
+    // BFD AdminDown first, so peers do not take our stop for a path
+    // failure (RFC 5882 §3.2).
+    if let Some(bfd) = &bfd {
+        bfd.admin_down_all().await;
+    }
     speaker.shutdown("podroute-bgpd stopping").await;
     served?;
     Ok(())
 }
 
+/// Starts following ipamd and waits, at most `origin::FIRST_VIEW_WAIT`,
+/// for its first view of our blocks: the sessions start after it, so a
+/// restarted node never sends End-of-RIB before its blocks are known.
+async fn first_ipam_view(
+    ipam: origin::OriginConfig,
+) -> tokio::sync::watch::Receiver<std::sync::Arc<podroute_bgpd::speaker::Origination>> {
+    let (endpoint, node) = (ipam.endpoint.to_string(), ipam.node.clone());
+    let task = origin::spawn(ipam);
+    match tokio::time::timeout(origin::FIRST_VIEW_WAIT, task.first_view).await {
+        Ok(Ok(())) => {
+            tracing::info!(ipamd = %endpoint, %node, "ipamd's view of this node's blocks is in; starting sessions")
+        }
+        _ => tracing::warn!(
+            ipamd = %endpoint,
+            %node,
+            waited_s = origin::FIRST_VIEW_WAIT.as_secs(),
+            "no view of this node's blocks from ipamd yet; starting sessions anyway (blocks are announced when it answers)"
+        ),
+    }
+    task.origination
+}
+
+/// How long --cleanup waits for the kernel to confirm the removals.
+const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads our routes back from the kernel and ends the FIB's first resync
+/// without wanting any of them: the FIB deletes them all.
+async fn cleanup(table: u32) -> anyhow::Result<()> {
+    let fib_config = fib::FibConfig {
+        table,
+        ..fib::FibConfig::default()
+    };
+    let (handle, mut events) = fib::start(fib_config)
+        .await
+        .context("cannot read the kernel's routes")?;
+    let found = handle.found_at_start();
+    let generation = loop {
+        match events.recv().await {
+            Some(fib::FibEvent::ResyncRequested { generation }) => break generation,
+            Some(fib::FibEvent::KernelTable(_)) => {}
+            None => anyhow::bail!("the FIB stopped before it read the kernel"),
+        }
+    };
+    handle.sync_done(generation).await;
+    let deadline = tokio::time::Instant::now() + CLEANUP_WAIT;
+    loop {
+        let status = handle.status();
+        if status.pending == 0 && status.installed == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{} routes of ours still in table {table} after {CLEANUP_WAIT:?}",
+                status.installed
+            );
+        }
+        // Keep the FIB's event queue from filling while it works.
+        while let Ok(_event) = events.try_recv() {}
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    println!("removed {found} routes of ours from kernel table {table}");
+    Ok(())
+}
+
 /// Applies each configuration change; a file that does not load is
 /// refused with its reason and the running configuration stays.
-async fn reload_loop(path: PathBuf, speaker: Speaker) {
+async fn reload_loop(path: PathBuf, node: Option<String>, speaker: Speaker) {
     let mut changes = match config::watch(path.clone()) {
         Ok(changes) => changes,
         Err(e) => {
@@ -107,7 +233,7 @@ async fn reload_loop(path: PathBuf, speaker: Speaker) {
         }
     };
     while changes.recv().await.is_some() {
-        match config::load(&path) {
+        match config::load_for(&path, node.as_deref()) {
             Ok(new) => {
                 if let Err(e) = speaker.reload(new).await {
                     tracing::error!(error = %e, "reload failed");

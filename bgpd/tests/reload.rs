@@ -153,6 +153,8 @@ fn reloads_touch_only_what_changed() {
 
 #[test]
 fn sigterm_ends_sessions_with_administrative_shutdown() {
+    // Without graceful restart (with it, SIGTERM closes quietly: see
+    // tests/graceful_restart.rs).
     let (port_a, port_b) = (free_port(), free_port());
     let mut a = Bgpd::start(&config(
         A,
@@ -160,7 +162,7 @@ fn sigterm_ends_sessions_with_administrative_shutdown() {
         port_a,
         "10.1.0.0/24",
         (B, 65002, port_b),
-        "",
+        "  gracefulRestart: {enabled: false}\n",
     ));
     let b = Bgpd::start(&config(
         B,

@@ -29,6 +29,9 @@ fn peer(name: &'static str, ip: &'static str, asn: u32) -> PeerConf {
     ACCEPT_ALL
         .iter()
         .fold(PeerConf::new(name, ip, asn), |p, line| p.spec(line))
+        // A killed speaker is a dead peer here, not one restarting
+        // (graceful restart: tests/graceful_restart.rs).
+        .spec("gracefulRestart: {enabled: false}")
 }
 
 fn speaker(

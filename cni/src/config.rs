@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use podroute_proto::ipamd_client::EndpointError;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::args::is_spec_identifier;
@@ -149,30 +150,7 @@ pub enum ConfigError {
     PrevResult(#[from] ResultError),
 }
 
-/// Where ipamd is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IpamdEndpoint {
-    /// A Unix socket (absolute path).
-    Unix(PathBuf),
-    /// "https://HOST:PORT", normalized (no trailing '/').
-    Https { uri: String },
-}
-
-/// TLS to an https:// ipamd, the way ipamd serves it: its certificate is
-/// checked against `ca`; a client certificate is presented when given (a
-/// node's certificate, CN system:node:NAME, limits the plugin to its node).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub ca: PathBuf,
-    pub identity: Option<ClientIdentity>,
-}
-
-/// Client certificate and its key (PEM files).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIdentity {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+pub use podroute_proto::ipamd_client::{ClientIdentity, IpamdEndpoint, TlsFiles};
 
 /// A validated configuration for ADD/DEL/CHECK/GC/STATUS.
 #[derive(Debug, Clone, PartialEq)]
@@ -347,44 +325,17 @@ impl PluginConf {
     }
 }
 
-/// "unix:///abs", "unix:/abs", "/abs" → Unix; "https://HOST[:PORT][/]" →
-/// Https; "http://" refused with its own message; anything else refused.
+/// The shared endpoint syntax (podroute_proto::ipamd_client), its
+/// refusals named after this configuration's field.
 fn parse_endpoint(endpoint: &str) -> Result<IpamdEndpoint, ConfigError> {
-    let bad = |reason| ConfigError::BadEndpoint {
-        endpoint: endpoint.to_owned(),
-        reason,
-    };
-    if endpoint.is_empty() {
-        return Err(ConfigError::Missing("ipamd.endpoint"));
-    }
-    let unix_path = strip_prefix_ignore_case(endpoint, "unix://")
-        .or_else(|| strip_prefix_ignore_case(endpoint, "unix:"))
-        .or_else(|| endpoint.starts_with('/').then_some(endpoint));
-    if let Some(path) = unix_path {
-        return if path.starts_with('/') {
-            Ok(IpamdEndpoint::Unix(PathBuf::from(path)))
-        } else {
-            Err(bad("a unix socket path must be absolute (unix:///run/...)"))
-        };
-    }
-    if strip_prefix_ignore_case(endpoint, "http://").is_some() {
-        return Err(ConfigError::PlainHttp(endpoint.to_owned()));
-    }
-    if let Some(rest) = strip_prefix_ignore_case(endpoint, "https://") {
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        let clean = !authority.is_empty()
-            && !authority
-                .chars()
-                .any(|c| matches!(c, '/' | '@' | '?' | '#') || c.is_whitespace() || c.is_control());
-        return if clean {
-            Ok(IpamdEndpoint::Https {
-                uri: format!("https://{authority}"),
-            })
-        } else {
-            Err(bad("expected https://HOST:PORT"))
-        };
-    }
-    Err(bad("expected unix:///PATH, /PATH or https://HOST:PORT"))
+    IpamdEndpoint::parse(endpoint).map_err(|e| match e {
+        EndpointError::Empty => ConfigError::Missing("ipamd.endpoint"),
+        EndpointError::PlainHttp => ConfigError::PlainHttp(endpoint.to_owned()),
+        EndpointError::Bad(reason) => ConfigError::BadEndpoint {
+            endpoint: endpoint.to_owned(),
+            reason,
+        },
+    })
 }
 
 fn tls_files(endpoint: &IpamdEndpoint, conf: &IpamdConf) -> Result<Option<TlsFiles>, ConfigError> {
@@ -467,12 +418,6 @@ fn is_dns_subdomain(name: &str) -> bool {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
     };
     !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
 }
 
 /// Drops later duplicates, keeping the order.

@@ -4,20 +4,19 @@
 // proto/proto/ipam.proto documents them (UNAVAILABLE: try again later).
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
-use podroute_proto::admin_socket::connect_unix;
 use podroute_proto::common::v1::{AddressFamily, GetVersionRequest, VersionInfo};
 use podroute_proto::ipam::v1::ipam_client::IpamClient;
 use podroute_proto::ipam::v1::{
     AllocateRequest, AllocatedAddress, GarbageCollectRequest, GarbageCollectResponse,
     ReleaseRequest, ReleaseResponse, ShowAddressRequest, ShowAddressResponse,
 };
+use podroute_proto::ipamd_client::{self, ConnectError};
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::Channel;
 
-use crate::config::{Family, IpamdEndpoint, PluginConf};
+use crate::config::{Family, PluginConf};
 use crate::error::{CniError, ErrorCode};
 
 /// A connected ipamd client.
@@ -44,18 +43,11 @@ impl Ipamd {
     /// Connects to the configured ipamd. A missing socket or a refused
     /// connection is "try again later" (11): ipamd may be starting.
     pub async fn connect(conf: &PluginConf) -> Result<Ipamd, CniError> {
-        let endpoint = endpoint_text(&conf.ipamd);
+        let endpoint = conf.ipamd.to_string();
         let timeout = conf.timeout;
-        let connecting = async {
-            match &conf.ipamd {
-                IpamdEndpoint::Unix(path) => connect_unix(path)
-                    .await
-                    .map_err(|e| unreachable_error(&endpoint, &e.to_string())),
-                IpamdEndpoint::Https { uri } => connect_https(uri, conf, &endpoint).await,
-            }
-        };
+        let connecting = ipamd_client::connect(&conf.ipamd, conf.tls.as_ref());
         let channel = match tokio::time::timeout(timeout, connecting).await {
-            Ok(channel) => channel?,
+            Ok(channel) => channel.map_err(connect_error)?,
             Err(_) => {
                 return Err(unreachable_error(
                     &endpoint,
@@ -190,59 +182,17 @@ fn unreachable_error(endpoint: &str, reason: &str) -> CniError {
     .with_details("is podroute-ipamd running? the runtime retries the call")
 }
 
-fn endpoint_text(endpoint: &IpamdEndpoint) -> String {
-    match endpoint {
-        IpamdEndpoint::Unix(path) => format!("unix://{}", path.display()),
-        IpamdEndpoint::Https { uri } => uri.clone(),
-    }
-}
-
-async fn connect_https(uri: &str, conf: &PluginConf, endpoint: &str) -> Result<Channel, CniError> {
-    let mut tls = ClientTlsConfig::new();
-    if let Some(files) = &conf.tls {
-        tls = tls.ca_certificate(Certificate::from_pem(read_pem(&files.ca)?));
-        if let Some(identity) = &files.identity {
-            tls = tls.identity(Identity::from_pem(
-                read_pem(&identity.cert)?,
-                read_pem(&identity.key)?,
-            ));
+fn connect_error(e: ConnectError) -> CniError {
+    match e {
+        ConnectError::Unreachable { endpoint, reason } => unreachable_error(&endpoint, &reason),
+        ConnectError::TlsFile { .. } => {
+            CniError::new(ErrorCode::InvalidNetworkConfig, e.to_string())
         }
-    }
-    let invalid = |e: &dyn std::fmt::Display| {
-        CniError::new(
+        ConnectError::Invalid { .. } => CniError::new(
             ErrorCode::InvalidNetworkConfig,
-            format!("ipamd.endpoint {uri:?}: {e}"),
-        )
-    };
-    Channel::from_shared(uri.to_owned())
-        .map_err(|e| invalid(&e))?
-        .tls_config(tls)
-        .map_err(|e| invalid(&e))?
-        .connect()
-        .await
-        .map_err(|e| unreachable_error(endpoint, &error_chain(&e)))
-}
-
-fn read_pem(path: &Path) -> Result<Vec<u8>, CniError> {
-    std::fs::read(path).map_err(|e| {
-        CniError::new(
-            ErrorCode::InvalidNetworkConfig,
-            format!("cannot read TLS file {}: {e}", path.display()),
-        )
-    })
-}
-
-/// An error and its sources on one line: tonic's transport errors hide the
-/// useful part (connection refused, certificate unknown) in the chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
+            format!("ipamd.endpoint {e}"),
+        ),
     }
-    text
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use crate::{Output, format, table};
 #[derive(Debug, Serialize)]
 pub struct PeerView {
     pub peer: String,
+    /// Graceful restart (RFC 4724) with this peer.
+    pub graceful_restart: GracefulView,
     pub name: String,
     pub asn: u32,
     pub local_asn: u32,
@@ -35,6 +37,99 @@ pub struct PeerView {
     pub last_error: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Absent when the peer has no BFD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdView>,
+}
+
+/// A peer's BFD session (RFC 5880); intervals in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct BfdView {
+    /// "up", "down", "init", "admin-down", or "" before the BGP session
+    /// first reached Established.
+    pub state: String,
+    pub remote_state: String,
+    pub local_diagnostic: String,
+    pub remote_diagnostic: String,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    pub tx_interval_ms: u32,
+    pub detection_time_ms: u32,
+    pub min_rx_ms: u32,
+    pub min_tx_ms: u32,
+    pub multiplier: u32,
+    pub remote_min_rx_ms: u32,
+    pub remote_min_tx_ms: u32,
+    pub remote_multiplier: u32,
+    pub up_transitions: u64,
+    pub state_s: u64,
+}
+
+impl BfdView {
+    /// The peers table's BFD column: `up 300ms x3` (the receive interval
+    /// and the peer's multiplier: their product is the detection time),
+    /// else the state.
+    fn short(&self) -> String {
+        match self.state.as_str() {
+            "up" if self.remote_multiplier > 0 => format!(
+                "up {}ms x{}",
+                self.detection_time_ms / self.remote_multiplier,
+                self.remote_multiplier
+            ),
+            "" => "down".into(),
+            other => other.into(),
+        }
+    }
+}
+
+/// RFC 4724 state of one peer.
+#[derive(Debug, Default, Serialize)]
+pub struct GracefulView {
+    /// Both sides advertised the capability (current or last session).
+    pub negotiated: bool,
+    pub local_restart_time_s: u32,
+    pub peer_restart_time_s: u32,
+    /// The peer's R bit.
+    pub peer_restarting: bool,
+    /// Families with the peer's F bit set.
+    pub peer_forwarding_preserved: Vec<String>,
+    /// Our R bit.
+    pub local_restarting: bool,
+    /// "none", "restarting" (the peer's session is lost, its routes kept)
+    /// or "waiting-for-eor" (back, stale routes wait for its End-of-RIB).
+    pub helper: String,
+    pub helper_seconds_left: u64,
+    pub stale_prefixes: u64,
+}
+
+impl GracefulView {
+    /// In the helper procedure for this peer.
+    pub fn helping(&self) -> bool {
+        self.helper != "none"
+    }
+}
+
+impl From<Option<podroute_proto::bgpd::v1::GracefulRestart>> for GracefulView {
+    fn from(g: Option<podroute_proto::bgpd::v1::GracefulRestart>) -> Self {
+        use podroute_proto::bgpd::v1::HelperState;
+        let g = g.unwrap_or_default();
+        let helper = match HelperState::try_from(g.helper_state) {
+            Ok(HelperState::HelperRestarting) => "restarting",
+            Ok(HelperState::HelperWaitingForEndOfRib) => "waiting-for-eor",
+            _ => "none",
+        };
+        GracefulView {
+            negotiated: g.negotiated,
+            local_restart_time_s: g.local_restart_time,
+            peer_restart_time_s: g.peer_restart_time,
+            peer_restarting: g.peer_restarting,
+            peer_forwarding_preserved: g.peer_forwarding_preserved,
+            local_restarting: g.local_restarting,
+            helper: helper.to_string(),
+            helper_seconds_left: g.helper_seconds_left,
+            stale_prefixes: g.stale_prefixes,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -215,7 +310,12 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
             vec![
                 p.peer.clone(),
                 p.asn.to_string(),
-                p.state.clone(),
+                // GR helper: the peer's routes are kept (stale).
+                if p.graceful_restart.helping() {
+                    format!("{} (GR)", p.state)
+                } else {
+                    p.state.clone()
+                },
                 if p.state == "Established" {
                     format::duration(p.uptime_s)
                 } else {
@@ -223,6 +323,7 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
                 },
                 format!("{}/{}", p.prefixes_accepted, p.prefixes_received),
                 p.prefixes_sent.to_string(),
+                p.bfd.as_ref().map_or("-".into(), BfdView::short),
                 if p.state == "Established" {
                     p.description.clone()
                 } else {
@@ -239,6 +340,7 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
             "UPTIME",
             "ACCEPTED/RECEIVED",
             "SENT",
+            "BFD",
             "INFO",
         ],
         &rows,
@@ -308,12 +410,105 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
             c.open, c.update, c.notification, c.keepalive, c.route_refresh
         )
     };
+    let g = &p.graceful_restart;
+    let graceful = if g.negotiated {
+        let mut text = format!(
+            "negotiated, restart time {}s local, {}s peer",
+            g.local_restart_time_s, g.peer_restart_time_s
+        );
+        if g.peer_restarting {
+            text.push_str(", peer restarted (R)");
+        }
+        if g.local_restarting {
+            text.push_str(", we restarted (R)");
+        }
+        if !g.peer_forwarding_preserved.is_empty() {
+            let _ = write!(
+                text,
+                ", peer forwarding preserved (F): {}",
+                g.peer_forwarding_preserved.join(", ")
+            );
+        }
+        text
+    } else if g.local_restart_time_s > 0 {
+        format!(
+            "not negotiated (we offer restart time {}s)",
+            g.local_restart_time_s
+        )
+    } else {
+        "off".to_string()
+    };
+    line("Graceful restart:", graceful);
+    if g.helping() || g.stale_prefixes > 0 {
+        line(
+            "GR helper:",
+            format!(
+                "{} ({}s left), {} stale prefixes",
+                g.helper, g.helper_seconds_left, g.stale_prefixes
+            ),
+        );
+    }
     line("Messages received:", counters(&detail.messages_received));
     line("Messages sent:", counters(&detail.messages_sent));
     line(
         "Established:",
         format!("{} times", detail.established_transitions),
     );
+    if let Some(b) = &p.bfd {
+        let or_dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        line(
+            "BFD:",
+            format!(
+                "{} for {}, remote {}, up {} times",
+                or_dash(&b.state),
+                format::duration(b.state_s),
+                or_dash(&b.remote_state),
+                b.up_transitions
+            ),
+        );
+        line(
+            "BFD diagnostics:",
+            format!(
+                "local: {}, remote: {}",
+                or_dash(&b.local_diagnostic),
+                or_dash(&b.remote_diagnostic)
+            ),
+        );
+        line(
+            "BFD discriminators:",
+            format!(
+                "local {}, remote {}",
+                b.local_discriminator, b.remote_discriminator
+            ),
+        );
+        line(
+            "BFD configured:",
+            format!(
+                "rx {}ms, tx {}ms, x{}",
+                b.min_rx_ms, b.min_tx_ms, b.multiplier
+            ),
+        );
+        line(
+            "BFD remote:",
+            format!(
+                "rx {}ms, tx {}ms, x{}",
+                b.remote_min_rx_ms, b.remote_min_tx_ms, b.remote_multiplier
+            ),
+        );
+        line(
+            "BFD timers:",
+            format!(
+                "tx {}ms, detection {}ms",
+                b.tx_interval_ms, b.detection_time_ms
+            ),
+        );
+    }
     Ok(out)
 }
 
@@ -449,6 +644,7 @@ pub fn render_route(detail: &RouteDetail, output: Output) -> Result<String, serd
 impl From<Peer> for PeerView {
     fn from(peer: Peer) -> Self {
         PeerView {
+            graceful_restart: GracefulView::from(peer.graceful_restart),
             state: state_name(peer.state),
             peer: peer.address,
             name: peer.name,
@@ -460,6 +656,24 @@ impl From<Peer> for PeerView {
             prefixes_sent: peer.prefixes_advertised,
             last_error: peer.last_error,
             description: peer.description,
+            bfd: peer.bfd.map(|b| BfdView {
+                state: b.state,
+                remote_state: b.remote_state,
+                local_diagnostic: b.local_diagnostic,
+                remote_diagnostic: b.remote_diagnostic,
+                local_discriminator: b.local_discriminator,
+                remote_discriminator: b.remote_discriminator,
+                tx_interval_ms: b.tx_interval_ms,
+                detection_time_ms: b.detection_time_ms,
+                min_rx_ms: b.min_rx_ms,
+                min_tx_ms: b.min_tx_ms,
+                multiplier: b.multiplier,
+                remote_min_rx_ms: b.remote_min_rx_ms,
+                remote_min_tx_ms: b.remote_min_tx_ms,
+                remote_multiplier: b.remote_multiplier,
+                up_transitions: b.up_transitions,
+                state_s: b.state_seconds,
+            }),
         }
     }
 }
@@ -705,6 +919,64 @@ mod tests {
         assert_eq!(first["last_error"], "");
         assert_eq!(json["peers"][1]["last_error"], "hold timer expired");
         assert_eq!(state_name(42), "unknown(42)");
+    }
+
+    #[test]
+    fn bfd_column_and_detail() {
+        let bfd = |state: &str| podroute_proto::bgpd::v1::Bfd {
+            state: state.into(),
+            remote_state: state.into(),
+            detection_time_ms: 900,
+            remote_multiplier: 3,
+            min_rx_ms: 300,
+            min_tx_ms: 300,
+            multiplier: 3,
+            ..Default::default()
+        };
+        let report = PeersReport {
+            peers: vec![
+                PeerView::from(Peer {
+                    bfd: Some(bfd("up")),
+                    ..peer()
+                }),
+                PeerView::from(Peer {
+                    bfd: Some(bfd("down")),
+                    ..peer()
+                }),
+                PeerView::from(Peer {
+                    bfd: Some(bfd("")),
+                    ..peer()
+                }),
+                PeerView::from(peer()),
+            ],
+        };
+        let table = render_peers(&report, Output::Table).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("SENT  BFD"), "{table}");
+        assert!(lines[1].contains("  up 300ms x3"), "{table}");
+        assert!(lines[2].contains("  down"), "{table}");
+        assert!(lines[3].contains("  down"), "{table}");
+        assert!(lines[4].contains("2     -"), "{table}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render_peers(&report, Output::Json).unwrap()).unwrap();
+        assert_eq!(json["peers"][0]["bfd"]["state"], "up");
+        assert_eq!(json["peers"][0]["bfd"]["detection_time_ms"], 900);
+        assert!(json["peers"][3].get("bfd").is_none());
+
+        let detail = PeerDetail::from(Peer {
+            bfd: Some(bfd("up")),
+            ..peer()
+        });
+        let text = render_peer(&detail, Output::Table).unwrap();
+        assert!(
+            text.contains("BFD:                  up for 0s, remote up"),
+            "{text}"
+        );
+        assert!(
+            text.contains("BFD configured:       rx 300ms, tx 300ms, x3"),
+            "{text}"
+        );
+        assert!(text.contains("detection 900ms"), "{text}");
     }
 
     #[test]

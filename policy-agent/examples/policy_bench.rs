@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use ipnetwork::IpNetwork;
 use podroute_cni::args::fnv1a64;
+use podroute_labels::{LabelSelector, LabelSelectorOperator as Operator, LabelSelectorRequirement};
 use podroute_policy::agent::cut_denied_flows;
 use podroute_policy::apply::{Applier, ApplyReport, Runner};
 use podroute_policy::compile::{Compiled, compile, interface_of};
@@ -38,7 +39,6 @@ use podroute_policy::model::objects::{
     NetworkPolicyObject, NetworkPolicySpec, ObjectMeta, PodIp, PodObject, PodSpec, PodStatus,
     PolicyPeer, PolicyPort, Snapshot,
 };
-use podroute_policy::model::selector::{LabelSelector, LabelSelectorRequirement, Operator};
 use podroute_policy::render::{RenderOptions, render};
 
 /// The node whose rules are programmed; every other node only hosts peers.

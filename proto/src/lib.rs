@@ -7,6 +7,7 @@
 
 pub mod admin_socket;
 pub mod daemon;
+pub mod ipamd_client;
 pub mod reload;
 pub mod shutdown;
 

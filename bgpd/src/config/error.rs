@@ -55,9 +55,9 @@ pub struct DocRef {
 pub enum Problem {
     #[error("apiVersion {0:?} is not supported (expected \"{api}\")", api = super::API_VERSION)]
     ApiVersion(String),
-    #[error("kind {0:?} is not supported (expected BGPConfiguration or BGPPeer)")]
+    #[error("kind {0:?} is not supported (expected BGPConfiguration, BGPPeer or Node)")]
     UnknownKind(String),
-    #[error("is required (BGPConfiguration or BGPPeer)")]
+    #[error("is required (BGPConfiguration, BGPPeer or Node)")]
     MissingKind,
     #[error("no BGPConfiguration document (exactly one is required)")]
     NoBgpConfiguration,
@@ -87,6 +87,12 @@ pub enum Problem {
     Duplicate(String),
     #[error("peer {address} is already defined by document {first}")]
     DuplicatePeer { address: IpAddr, first: usize },
+    #[error("peer {address} (node {node:?}) is already defined by document {first}")]
+    DuplicateNodePeer {
+        address: IpAddr,
+        node: String,
+        first: usize,
+    },
     #[error("{0} cannot be a BGP peer (unspecified, multicast or broadcast address)")]
     PeerAddress(IpAddr),
     #[error("{source_address} is not of the same address family as peerIP {peer}")]
@@ -154,6 +160,36 @@ pub enum Problem {
     BfdMultiplier(u32),
     #[error("applies to iBGP peers only (RFC 4456); this peer's asNumber {0} is not our own")]
     ReflectorClientOnEbgp(u32),
+    #[error("is required{0}")]
+    Required(&'static str),
+    #[error("is required without Node documents (with them, the node's router ID is used: its {key} annotation or first IPv4 address)", key = super::cluster::ROUTER_ID_KEY)]
+    RouterIdRequired,
+    #[error("node {node:?} has no router ID: give it an IPv4 address or a {key} annotation, or set BGPConfiguration routerID", key = super::cluster::ROUTER_ID_KEY)]
+    NodeWithoutRouterId { node: String },
+    #[error(
+        "the file has Node documents ({nodes}); pass --node NAME (or set NODE_NAME) to say which node this speaker is"
+    )]
+    NodeNotGiven { nodes: String },
+    #[error("--node {name:?}: no Node document has this name (Nodes: {nodes})")]
+    NoSuchNode { name: String, nodes: String },
+    #[error("needs Node documents (and --node); this file has none")]
+    NeedsNodes,
+    #[error("{0:?} is not an AS number (integer or asdot \"high.low\")")]
+    NodeAsNumber(String),
+    #[error("{0:?} is not an IPv4 address")]
+    NodeIpv4(String),
+    #[error("must list at least one address")]
+    NodeWithoutAddress,
+    #[error("Node {name:?} is already defined by document {first}")]
+    DuplicateNode { name: String, first: usize },
+    #[error(
+        "is exclusive with {0} (the peers are the selected nodes, at their addresses, in their AS)"
+    )]
+    PeerSelectorWith(&'static str),
+    #[error("node and nodeSelector are mutually exclusive")]
+    NodeAndNodeSelector,
+    #[error(transparent)]
+    Selector(#[from] podroute_labels::SelectorError),
 }
 
 impl fmt::Display for DocRef {

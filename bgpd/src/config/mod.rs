@@ -4,6 +4,7 @@
 // the rest of the daemon reads plain values. Timers follow RFC 4271 §4.2,
 // §4.4 and §10; MD5 RFC 2385; GTSM RFC 5082. Schema: bgpd/CONFIG.md.
 
+pub mod cluster;
 mod diff;
 mod error;
 pub mod schema;
@@ -32,6 +33,7 @@ pub use podroute_proto::reload::{ReloadTrigger, watch};
 pub const API_VERSION: &str = "podroute.io/v1";
 pub const KIND_BGP_CONFIGURATION: &str = "BGPConfiguration";
 pub const KIND_BGP_PEER: &str = "BGPPeer";
+pub const KIND_NODE: &str = "Node";
 
 /// RFC 4271 §8.2.1 (IANA registered port).
 pub const BGP_PORT: u16 = 179;
@@ -366,15 +368,23 @@ impl PeerConfig {
     }
 }
 
-/// Reads and validates the file at `path`. A relative `passwordFile` is
-/// taken relative to the directory of `path`.
+/// Reads and validates the file at `path`, for a speaker that is no
+/// particular Node. A relative `passwordFile` is taken relative to the
+/// directory of `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_for(path, None)
+}
+
+/// Reads and validates the file at `path` and resolves it for Node `node`
+/// (`--node`): its AS, router ID and cluster ID, its mesh and BGPPeer
+/// sessions (see [`cluster::resolve`]).
+pub fn load_for(path: &Path, node: Option<&str>) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
     let dir = path.parent().unwrap_or(Path::new("")).to_owned();
-    parse(&text, &path.display().to_string(), |file| {
+    parse_for(&text, &path.display().to_string(), node, |file| {
         std::fs::read_to_string(dir.join(file))
     })
 }
@@ -384,6 +394,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(
     text: &str,
     origin: &str,
+    read_file: impl Fn(&Path) -> io::Result<String>,
+) -> Result<Config, ConfigError> {
+    parse_for(text, origin, None, read_file)
+}
+
+/// As [`parse`], for Node `node`.
+pub fn parse_for(
+    text: &str,
+    origin: &str,
+    node: Option<&str>,
     read_file: impl Fn(&Path) -> io::Result<String>,
 ) -> Result<Config, ConfigError> {
     let invalid = |document: Option<DocRef>, field: &str, problem: Problem| ConfigError::Invalid {
@@ -434,6 +454,7 @@ pub fn parse(
         let kind = match doc.kind.as_deref() {
             Some(KIND_BGP_CONFIGURATION) => KIND_BGP_CONFIGURATION,
             Some(KIND_BGP_PEER) => KIND_BGP_PEER,
+            Some(KIND_NODE) => KIND_NODE,
             Some(other) => {
                 let problem = Problem::UnknownKind(other.to_owned());
                 return Err(invalid(Some(doc), "kind", problem));
@@ -447,6 +468,7 @@ pub fn parse(
     // keeps serde's line and column numbers exact.
     let mut bgp: Option<(DocRef, schema::Resource<schema::BgpConfigurationSpec>)> = None;
     let mut peers = Vec::new();
+    let mut nodes = Vec::new();
     let documents = serde_yaml_ng::Deserializer::from_str(text);
     for (document, kind) in documents.zip(kinds) {
         let Some((doc, kind)) = kind else { continue };
@@ -462,6 +484,21 @@ pub fn parse(
                 return Err(invalid(Some(doc), "", problem));
             }
             bgp = Some((doc, resource));
+        } else if kind == KIND_NODE {
+            let resource: schema::Resource<schema::NodeSpec> =
+                schema::Resource::deserialize(document).map_err(yaml)?;
+            nodes.push(cluster::Node {
+                doc,
+                name: resource.metadata.name,
+                labels: resource.metadata.labels,
+                annotations: resource.metadata.annotations,
+                addresses: resource
+                    .spec
+                    .addresses
+                    .iter()
+                    .map(|a| a.to_canonical())
+                    .collect(),
+            });
         } else {
             let resource: schema::Resource<schema::BgpPeerSpec> =
                 schema::Resource::deserialize(document).map_err(yaml)?;
@@ -472,11 +509,46 @@ pub fn parse(
     let Some((bgp_doc, bgp_resource)) = bgp else {
         return Err(invalid(None, "", Problem::NoBgpConfiguration));
     };
+    let mesh = bgp_resource.spec.node_to_node_mesh_enabled.unwrap_or(true);
+    let router_id_given = bgp_resource.spec.router_id.is_some();
     let bgp = validate::bgp_configuration(bgp_resource)
-        .map_err(|(field, problem)| invalid(Some(bgp_doc), &field, problem))?;
+        .map_err(|(field, problem)| invalid(Some(bgp_doc.clone()), &field, problem))?;
 
+    if !nodes.is_empty() {
+        cluster::check_nodes(&nodes).map_err(|e| invalid(e.0, &e.1, e.2))?;
+        let Some(node) = node else {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            let problem = Problem::NodeNotGiven {
+                nodes: names.join(", "),
+            };
+            return Err(invalid(None, "", problem));
+        };
+        let peers: Vec<cluster::PeerDocument> = peers
+            .into_iter()
+            .map(|(doc, resource)| cluster::PeerDocument { doc, resource })
+            .collect();
+        let input = cluster::Cluster {
+            bgp: &bgp,
+            bgp_doc: &bgp_doc,
+            mesh,
+            nodes: &nodes,
+            peers: &peers,
+        };
+        return cluster::resolve(&input, node, &read_file).map_err(|e| invalid(e.0, &e.1, e.2));
+    }
+    // A single speaker: no Node documents (a --node name is then only this
+    // node's name for IPAM).
+    if !router_id_given {
+        return Err(invalid(
+            Some(bgp_doc),
+            "spec.routerID",
+            Problem::RouterIdRequired,
+        ));
+    }
     let mut by_address: BTreeMap<IpAddr, (usize, PeerConfig)> = BTreeMap::new();
     for (doc, resource) in peers {
+        cluster::refuse_node_fields(&resource.spec)
+            .map_err(|(field, problem)| invalid(Some(doc.clone()), &field, problem))?;
         let peer = validate::peer(&bgp, resource, &read_file)
             .map_err(|(field, problem)| invalid(Some(doc.clone()), &field, problem))?;
         if let Some((first, _)) = by_address.get(&peer.address) {

@@ -38,8 +38,11 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpConfigurationSpec {
     pub as_number: AsNumber,
+    /// Optional with `--node` and Node documents (the node's router ID).
     #[serde(rename = "routerID")]
-    pub router_id: Ipv4Addr,
+    pub router_id: Option<Ipv4Addr>,
+    /// Every pair of Node documents peers (default true).
+    pub node_to_node_mesh_enabled: Option<bool>,
     pub listen_port: Option<u16>,
     pub listen_addresses: Option<Vec<IpAddr>>,
     /// Prefixes as strings: parsed in validation so a non-canonical one gets
@@ -83,13 +86,28 @@ pub struct BfdSpec {
     pub multiplier: Option<u32>,
 }
 
-/// `kind: BGPPeer`: one neighbour.
+/// `kind: Node`: a cluster member, standing in for a Kubernetes Node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+/// `kind: BGPPeer`: one neighbour, or with `peerSelector` a set of nodes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpPeerSpec {
+    /// Only on this node (Calico's BGPPeer.node).
+    pub node: Option<String>,
+    /// Only on nodes whose labels match (text label selector).
+    pub node_selector: Option<String>,
+    /// Peer with every other node whose labels match; exclusive with
+    /// peerIP and asNumber.
+    pub peer_selector: Option<String>,
     #[serde(rename = "peerIP")]
-    pub peer_ip: IpAddr,
-    pub as_number: AsNumber,
+    pub peer_ip: Option<IpAddr>,
+    pub as_number: Option<AsNumber>,
     pub source_address: Option<IpAddr>,
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,

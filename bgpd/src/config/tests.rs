@@ -238,7 +238,9 @@ fn yaml_errors_keep_line_and_column() {
 
     let missing = err(&GLOBAL.replace("  routerID: 10.0.1.2\n", ""));
     assert!(
-        missing.to_string().contains("missing field `routerID`"),
+        missing
+            .to_string()
+            .contains("spec.routerID: is required without Node documents"),
         "{missing}"
     );
 }

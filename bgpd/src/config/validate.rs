@@ -40,8 +40,11 @@ pub(crate) fn bgp_configuration(
 ) -> Result<BgpConfiguration, Invalid> {
     let spec = resource.spec;
     let as_number = as_number(spec.as_number.0).map_err(at("spec.asNumber"))?;
-    if spec.router_id == Ipv4Addr::UNSPECIFIED {
-        return Err(at("spec.routerID")(Problem::RouterId(spec.router_id)));
+    // Unset only with Node documents, where cluster::resolve puts the
+    // node's router ID here; parse() refuses it unset otherwise.
+    let router_id = spec.router_id.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    if spec.router_id == Some(Ipv4Addr::UNSPECIFIED) {
+        return Err(at("spec.routerID")(Problem::RouterId(router_id)));
     }
     let listen_port = match spec.listen_port.unwrap_or(BGP_PORT) {
         0 => None,
@@ -109,7 +112,7 @@ pub(crate) fn bgp_configuration(
     Ok(BgpConfiguration {
         name: resource.metadata.name,
         as_number,
-        router_id: spec.router_id,
+        router_id,
         listen_port,
         listen_addresses,
         originate,
@@ -185,12 +188,18 @@ pub(crate) fn peer(
     read_file: &impl Fn(&Path) -> io::Result<String>,
 ) -> Result<PeerConfig, Invalid> {
     let spec = resource.spec;
+    let Some(peer_ip) = spec.peer_ip else {
+        return Err(at("spec.peerIP")(Problem::Required(" (or peerSelector)")));
+    };
+    let Some(peer_as) = spec.as_number else {
+        return Err(at("spec.asNumber")(Problem::Required(" with peerIP")));
+    };
     // One spelling per peer: an IPv4-mapped IPv6 address is the IPv4 peer.
-    let address = spec.peer_ip.to_canonical();
+    let address = peer_ip.to_canonical();
     if !usable_peer_address(address) {
         return Err(at("spec.peerIP")(Problem::PeerAddress(address)));
     }
-    let as_number = as_number(spec.as_number.0).map_err(at("spec.asNumber"))?;
+    let as_number = as_number(peer_as.0).map_err(at("spec.asNumber"))?;
     let port = match spec.port.unwrap_or(BGP_PORT) {
         0 => return Err(at("spec.port")(Problem::ZeroPort)),
         port => port,
@@ -256,7 +265,7 @@ pub(crate) fn peer(
         // As BIRD and Calico do: a session carries its own transport's
         // family unless told otherwise, so no route ever gets a next hop
         // of the other family by default.
-        None if spec.peer_ip.is_ipv4() => BTreeSet::from([Family::IPV4_UNICAST]),
+        None if peer_ip.is_ipv4() => BTreeSet::from([Family::IPV4_UNICAST]),
         None => BTreeSet::from([Family::IPV6_UNICAST]),
         Some(names) => {
             let mut families = BTreeSet::new();

@@ -179,6 +179,8 @@ pub enum FibError {
 pub struct FibHandle {
     shared: Arc<Shared>,
     _alive: Arc<state::Alive>,
+    /// Routes of ours the kernel held when the FIB started.
+    found_at_start: u64,
 }
 
 impl FibHandle {
@@ -196,6 +198,13 @@ impl FibHandle {
 
     pub fn status(&self) -> FibStatus {
         self.shared.status()
+    }
+
+    /// How many routes of ours the kernel held when the FIB started: more
+    /// than 0 means a restart found its forwarding state preserved (RFC
+    /// 4724 §4.1).
+    pub fn found_at_start(&self) -> u64 {
+        self.found_at_start
     }
 
     pub fn route_state(&self, prefix: &IpNetwork) -> RouteState {
@@ -222,12 +231,14 @@ pub async fn start(config: FibConfig) -> Result<(FibHandle, mpsc::Receiver<FibEv
         source,
     })?;
 
+    let found_at_start = shared.status().installed;
     tokio::spawn(monitor.run());
     tokio::spawn(writer.run());
     Ok((
         FibHandle {
             shared,
             _alive: alive,
+            found_at_start,
         },
         events_rx,
     ))

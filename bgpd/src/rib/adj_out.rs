@@ -369,6 +369,8 @@ mod tests {
                     self_next_hops: self.self_next_hops(p),
                     next_hop_self: self.session.ebgp,
                     policy: None,
+                    rr_client: false,
+                    cluster_id: std::net::Ipv4Addr::UNSPECIFIED,
                 };
                 let attrs = export(&target, p, &local, Learned::Local);
                 self.set(*p, attrs.map(|a| interner.intern_owned(a)));

@@ -37,6 +37,8 @@ pub struct Source {
     pub ebgp: bool,
     pub router_id: Ipv4Addr,
     pub address: IpAddr,
+    /// An iBGP peer that is our route reflector client (RFC 4456).
+    pub rr_client: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,7 @@
 // What a Loc-RIB best path becomes on its way to one peer (RFC 4271 §5.1,
-// §9.1.3, §9.2): which paths may go at all (iBGP-learned ones are not sent
-// to iBGP peers), the export policy (default per RFC 8212: nothing to eBGP
+// §9.1.3, §9.2): which paths may go at all (iBGP-learned ones go to iBGP
+// peers only by route reflection, RFC 4456 §6, with ORIGINATOR_ID and
+// CLUSTER_LIST added as §8 says), the export policy (default per RFC 8212: nothing to eBGP
 // peers but our own prefixes), and the attribute changes a hop makes:
 // our AS prepended and our address as next hop toward eBGP peers,
 // LOCAL_PREF only inside the AS, MED not carried into another AS, the
@@ -8,7 +9,7 @@
 // reflection attributes not leaving the AS, unknown optional transitive
 // attributes passed on with the partial bit.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
 
@@ -30,7 +31,13 @@ pub enum Learned {
     /// Originated here.
     Local,
     Ebgp,
-    Ibgp,
+    Ibgp {
+        /// The sending peer is our route reflector client.
+        from_client: bool,
+        /// The sending peer's BGP Identifier: the ORIGINATOR_ID when we
+        /// reflect a path that carries none.
+        sender: Ipv4Addr,
+    },
 }
 
 /// The receiving peer, as export needs it.
@@ -45,6 +52,11 @@ pub struct ExportTarget<'a> {
     /// our own prefixes always carry it.
     pub next_hop_self: bool,
     pub policy: Option<&'a RoutePolicy>,
+    /// The receiving peer is our route reflector client (RFC 4456).
+    pub rr_client: bool,
+    /// Our CLUSTER_ID: the configured one, else the router ID (RFC 4456
+    /// §7); prepended to the CLUSTER_LIST of what we reflect.
+    pub cluster_id: Ipv4Addr,
 }
 
 /// The attributes to advertise `prefix` with, or None to not advertise it.
@@ -54,9 +66,20 @@ pub fn export(
     attrs: &PathAttributes,
     learned: Learned,
 ) -> Option<PathAttributes> {
-    if learned == Learned::Ibgp && !target.ebgp {
-        return None;
-    }
+    // RFC 4456 §6: from a client to every iBGP peer, from a non-client
+    // to clients only; without reflection iBGP paths stay (RFC 4271 §9.2).
+    let reflected_from = match learned {
+        Learned::Ibgp {
+            from_client,
+            sender,
+        } if !target.ebgp => {
+            if !from_client && !target.rr_client {
+                return None;
+            }
+            Some(sender)
+        }
+        _ => None,
+    };
     let ctx = PolicyContext {
         local_as: target.local_as,
         ebgp: target.ebgp,
@@ -104,7 +127,16 @@ pub fn export(
             PathAttribute::MultiExitDisc(_)
                 if target.ebgp && learned == Learned::Ebgp && !policy_set_med => {}
             // RFC 4456 §8: reflection attributes never leave the AS.
-            PathAttribute::OriginatorId(_) | PathAttribute::ClusterList(_) if target.ebgp => {}
+            // RFC 4456 §8: reflection attributes never leave the AS, and
+            // from an eBGP peer they are not ours to pass on (RFC 7606 §7.9).
+            PathAttribute::OriginatorId(_) | PathAttribute::ClusterList(_)
+                if target.ebgp || learned == Learned::Ebgp => {}
+            // RFC 4456 §8: our CLUSTER_ID goes in front.
+            PathAttribute::ClusterList(ids) if reflected_from.is_some() => {
+                let mut ids = ids.clone();
+                ids.insert(0, target.cluster_id);
+                attributes.push(PathAttribute::ClusterList(ids));
+            }
             // Carriers are rebuilt per peer by the Adj-RIB-Out.
             PathAttribute::NextHop(_) | PathAttribute::MpReach(_) | PathAttribute::MpUnreach(_) => {
             }
@@ -128,8 +160,21 @@ pub fn export(
     if !target.ebgp && source.local_pref().is_none() {
         attributes.push(PathAttribute::LocalPref(DEFAULT_LOCAL_PREF));
     }
+    if let Some(sender) = reflected_from {
+        if source.originator_id().is_none() {
+            attributes.push(PathAttribute::OriginatorId(sender));
+        }
+        if !attributes
+            .iter()
+            .any(|a| matches!(a, PathAttribute::ClusterList(_)))
+        {
+            attributes.push(PathAttribute::ClusterList(vec![target.cluster_id]));
+        }
+    }
 
-    let own_next_hop = target.next_hop_self || learned == Learned::Local;
+    // A reflector leaves the next hop alone (RFC 4456 §10).
+    let own_next_hop =
+        (target.next_hop_self && reflected_from.is_none()) || learned == Learned::Local;
     let next_hops = if own_next_hop || source.next_hops.is_empty() {
         target.self_next_hops.clone()?
     } else {

@@ -2,10 +2,12 @@
 // which prefixes it withdraws and which it announces with which shared
 // attribute set, honouring RFC 7606 treat-as-withdraw, ignoring families
 // the session did not negotiate, and noting an AS-path loop (RFC 4271
-// §9.1.2: such paths are held but not used). Pure; the peer task applies
+// §9.1.2: such paths are held but not used), and a route reflection loop
+// (RFC 4456 §8: our own ORIGINATOR_ID, or our CLUSTER_ID in the
+// CLUSTER_LIST), held the same way. Pure; the peer task applies
 // the hijack guard and import policy to what this returns.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
@@ -19,7 +21,8 @@ pub struct Inbound {
     pub withdrawn: Vec<IpNetwork>,
     /// Prefixes with their attributes; one allocation per next hop set.
     pub announced: Vec<(IpNetwork, Arc<PathAttributes>)>,
-    /// The AS_PATH holds our own AS.
+    /// The AS_PATH holds our own AS, or the path came back to us through
+    /// route reflection.
     pub looped: bool,
     /// RFC 7606: an attribute error turned the announcements into
     /// withdrawals.
@@ -28,6 +31,23 @@ pub struct Inbound {
     pub ignored: usize,
     /// The UPDATE was an End-of-RIB marker (RFC 4724 §2) for this family.
     pub end_of_rib: Option<Family>,
+}
+
+impl Inbound {
+    /// RFC 4456 §8: a path whose ORIGINATOR_ID is our router ID, or whose
+    /// CLUSTER_LIST holds our cluster ID, came back to us: it is looped.
+    pub fn check_reflection_loop(&mut self, router_id: Ipv4Addr, cluster_id: Ipv4Addr) {
+        // Every announced prefix shares the attributes: one check does.
+        let Some((_, attrs)) = self.announced.first() else {
+            return;
+        };
+        let back = attrs.originator_id() == Some(router_id)
+            || attrs.attributes.iter().any(|a| match a {
+                PathAttribute::ClusterList(ids) => ids.contains(&cluster_id),
+                _ => false,
+            });
+        self.looped |= back;
+    }
 }
 
 /// Reads `update`, received on a session that negotiated `families`, by a
@@ -113,8 +133,6 @@ pub fn read(update: Update, families: &[Family], local_as: u32) -> Inbound {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use crate::wire::{AsPath, AsSegment, MalformedAttribute, MpReach, MpUnreach, Nlri, Origin};
 
     use super::*;
@@ -225,6 +243,50 @@ mod tests {
         assert!(inbound.looped);
         assert_eq!(inbound.announced.len(), 1);
         assert!(!read(update, &BOTH, 65009).looped);
+    }
+
+    #[test]
+    fn a_reflected_path_that_came_back_is_marked_looped() {
+        let me = Ipv4Addr::new(10, 0, 0, 1);
+        let cluster = Ipv4Addr::new(10, 0, 0, 100);
+        let read_with = |extra: Vec<PathAttribute>| {
+            let mut attributes = attrs(&[]);
+            attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 2)));
+            attributes.extend(extra);
+            let update = Update {
+                attributes,
+                nlri: vec![nlri("10.244.0.0/26")],
+                ..Update::default()
+            };
+            let mut inbound = read(update, &BOTH, 65001);
+            inbound.check_reflection_loop(me, cluster);
+            inbound.looped
+        };
+        assert!(!read_with(vec![]));
+        assert!(read_with(vec![PathAttribute::OriginatorId(me)]));
+        assert!(!read_with(vec![PathAttribute::OriginatorId(
+            Ipv4Addr::new(10, 0, 0, 9)
+        )]));
+        assert!(read_with(vec![PathAttribute::ClusterList(vec![
+            Ipv4Addr::new(10, 0, 0, 200),
+            cluster
+        ])]));
+        assert!(!read_with(vec![PathAttribute::ClusterList(vec![
+            Ipv4Addr::new(10, 0, 0, 200)
+        ])]));
+        // Without a configured cluster ID the router ID stands in (the
+        // caller passes it as the cluster ID).
+        let mut attributes = attrs(&[]);
+        attributes.push(PathAttribute::ClusterList(vec![me]));
+        attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 2)));
+        let update = Update {
+            attributes,
+            nlri: vec![nlri("10.244.0.0/26")],
+            ..Update::default()
+        };
+        let mut inbound = read(update, &BOTH, 65001);
+        inbound.check_reflection_loop(me, me);
+        assert!(inbound.looped);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Path {
 
 const ACCEPTED: u8 = 1;
 const SELECTED: u8 = 2;
+/// Kept from a session that went down while the peer restarts (RFC 4724
+/// §4.2): still used and exported until replaced or swept.
+const STALE: u8 = 4;
 
 impl Path {
     pub fn new(peer: PeerId, attrs: Arc<PathAttributes>, accepted: bool) -> Path {
@@ -50,6 +53,12 @@ impl Path {
     /// One of the prefix's best (ECMP) paths.
     pub fn selected(&self) -> bool {
         self.flags & SELECTED != 0
+    }
+
+    /// Held for a restarting peer (RFC 4724 §4.2) until it sends the
+    /// prefix again or its stale paths are swept.
+    pub fn stale(&self) -> bool {
+        self.flags & STALE != 0
     }
 
     fn same(&self, other: &Path) -> bool {
@@ -82,6 +91,8 @@ pub struct PeerCounts {
     pub accepted: usize,
     /// Among the selected paths of their prefix.
     pub selected: usize,
+    /// Kept from a lost session while the peer restarts (RFC 4724 §4.2).
+    pub stale: usize,
 }
 
 type Paths = SmallVec<[Path; 1]>;
@@ -316,6 +327,71 @@ impl LocRib {
         (changes, more)
     }
 
+    /// Marks every path of `peer` stale (its session was lost and it
+    /// restarts, RFC 4724 §4.2); selection does not change. Returns how
+    /// many paths are stale now.
+    pub fn mark_stale(&mut self, peer: PeerId) -> usize {
+        let mut marked = 0;
+        let mut mark = |paths: &mut [Path]| {
+            for p in paths.iter_mut().filter(|p| p.peer == peer && !p.stale()) {
+                p.flags |= STALE;
+                marked += 1;
+            }
+        };
+        for (_, paths) in self.v4.iter_mut() {
+            mark(paths);
+        }
+        for (_, paths) in self.v6.iter_mut() {
+            mark(paths);
+        }
+        let c = self.counts.entry(peer).or_default();
+        c.stale += marked;
+        c.stale
+    }
+
+    /// Removes `peer`'s stale paths (of IPv4 prefixes only with
+    /// `ipv4 == Some(true)`, IPv6 with `Some(false)`) from up to `limit`
+    /// prefixes; true while it may have more. In pieces, as `remove_peer`.
+    pub fn sweep_stale(
+        &mut self,
+        peer: PeerId,
+        ipv4: Option<bool>,
+        limit: usize,
+        ctx: &impl RibContext,
+    ) -> (Vec<Change>, bool) {
+        let limit = limit.max(1);
+        let has = |paths: &[Path]| paths.iter().any(|p| p.peer == peer && p.stale());
+        let mut prefixes: Vec<IpNetwork> = Vec::new();
+        if ipv4 != Some(false) {
+            prefixes.extend(
+                self.v4
+                    .iter()
+                    .filter(|(_, paths)| has(paths))
+                    .map(|(p, _)| IpNetwork::V4(*p))
+                    .take(limit),
+            );
+        }
+        if ipv4 != Some(true) && prefixes.len() < limit {
+            let room = limit - prefixes.len();
+            prefixes.extend(
+                self.v6
+                    .iter()
+                    .filter(|(_, paths)| has(paths))
+                    .map(|(p, _)| IpNetwork::V6(*p))
+                    .take(room),
+            );
+        }
+        let more = prefixes.len() == limit;
+        let changes = prefixes
+            .into_iter()
+            .filter_map(|prefix| self.update(prefix, peer, None, ctx))
+            .collect();
+        if self.counts(peer).received == 0 {
+            self.counts.remove(&peer);
+        }
+        (changes, more)
+    }
+
     /// Ranks again every prefix with a path for which `affected` holds:
     /// after a next hop's reachability or a peer's session changed.
     pub fn reselect(
@@ -400,6 +476,7 @@ fn count(counts: &mut HashMap<PeerId, PeerCounts, Hasher>, path: &Path, delta: i
     add(&mut c.received, true);
     add(&mut c.accepted, path.accepted());
     add(&mut c.selected, path.selected());
+    add(&mut c.stale, path.stale());
 }
 
 /// Orders `paths`: selected (best first), other candidates, then paths

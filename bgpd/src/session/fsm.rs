@@ -14,7 +14,9 @@ use super::notification::{DownReason, cease, fsm_error, hold_timer_expired};
 use super::timers::{IdleHoldBackoff, OPEN_HOLD_TIME, deadline_in, earliest, expired};
 use super::{Action, ConnId, Direction, Event, State};
 use crate::wire::iana::notification::{cease as cease_subcode, fsm as fsm_subcode};
-use crate::wire::{Message, Notification, Open, RouteRefresh, RouteRefreshSubtype};
+use crate::wire::{
+    GracefulRestart, Message, Notification, Open, RouteRefresh, RouteRefreshSubtype,
+};
 
 /// One peer's BGP session. See the module comment of `session` for how a
 /// driver uses it.
@@ -89,7 +91,8 @@ impl Session {
         let mut out = Vec::new();
         match event {
             Event::Start => self.start(now, &mut out),
-            Event::Stop { notification } => self.stop(notification, &mut out),
+            Event::Stop { notification } => self.stop(Some(notification), &mut out),
+            Event::StopQuietly => self.stop(None, &mut out),
             Event::TcpConnected {
                 conn,
                 direction: Direction::Outgoing,
@@ -109,6 +112,17 @@ impl Session {
                 }
             }
             Event::Send { message } => self.send_from_rib(message, now, &mut out),
+            Event::BfdDown => {
+                if let Some(index) = self
+                    .connections
+                    .iter()
+                    .position(|c| c.state == ConnState::Established)
+                {
+                    let conn = self.connections[index].id;
+                    out.push(Action::Close { conn });
+                    self.lose(index, DownReason::BfdDown, now, &mut out);
+                }
+            }
         }
         self.finish(before, now);
         out
@@ -214,6 +228,12 @@ impl Session {
         &self.config
     }
 
+    /// The Graceful Restart capability of the next OPEN (its R and F bits
+    /// change once the restart is over, RFC 4724 §3).
+    pub fn set_graceful_restart(&mut self, graceful_restart: Option<GracefulRestart>) {
+        self.config.graceful_restart = graceful_restart;
+    }
+
     pub fn counters(&self) -> &MessageCountersByDirection {
         &self.counters
     }
@@ -275,14 +295,17 @@ impl Session {
         out.push(Action::Connect { conn: id });
     }
 
-    fn stop(&mut self, notification: Option<Notification>, out: &mut Vec<Action>) {
-        // RFC 4486 §4: Administrative Shutdown.
-        let notification =
-            notification.unwrap_or_else(|| cease(cease_subcode::ADMINISTRATIVE_SHUTDOWN));
+    /// `notification`: None stops quietly; Some(None) sends Cease /
+    /// Administrative Shutdown (RFC 4486 §4), Some(Some(n)) sends `n`.
+    fn stop(&mut self, notification: Option<Option<Notification>>, out: &mut Vec<Action>) {
+        let quiet = notification.is_none();
+        let notification = notification
+            .flatten()
+            .unwrap_or_else(|| cease(cease_subcode::ADMINISTRATIVE_SHUTDOWN));
         let had_connections = !self.connections.is_empty();
         let mut notified = false;
         for conn in std::mem::take(&mut self.connections) {
-            if conn.is_open() {
+            if conn.is_open() && !quiet {
                 self.send(conn.id, Message::Notification(notification.clone()), out);
                 notified = true;
             }

@@ -118,6 +118,10 @@ pub enum Event {
     /// ManualStop (event 2). The NOTIFICATION sent on open connections;
     /// `None` means Cease / Administrative Shutdown without a message.
     Stop { notification: Option<Notification> },
+    /// ManualStop without any NOTIFICATION: the connections just close, so
+    /// a peer with graceful restart in effect keeps our routes while we
+    /// restart (RFC 4724 §4.1).
+    StopQuietly,
     /// The outgoing connect for `conn` succeeded (events 16/17), or an
     /// incoming connection from this peer was accepted as `conn`.
     TcpConnected { conn: ConnId, direction: Direction },
@@ -137,6 +141,12 @@ pub enum Event {
     /// unless Established; any other message type is dropped too (the FSM
     /// owns OPEN, KEEPALIVE and NOTIFICATION).
     Send { message: Message },
+    /// BFD declared the path to the peer down (RFC 5882 §4.3): an
+    /// Established session ends at once, like a hold timer expiry but
+    /// without a NOTIFICATION (as FRR's BGP_Stop on BFD down: the path is
+    /// presumed dead, and the peer learns from its own BFD or the TCP
+    /// FIN). Ignored in any other state.
+    BfdDown,
 }
 
 /// Outputs of the session, to be carried out in order.

@@ -14,6 +14,8 @@ use crate::wire::Notification;
 pub enum DownReason {
     /// No KEEPALIVE or UPDATE within the hold time; we sent code 4.
     HoldTimerExpired,
+    /// BFD declared the path down (RFC 5882); no NOTIFICATION sent.
+    BfdDown,
     /// The peer sent this NOTIFICATION.
     NotificationReceived(Notification),
     /// We found an error (OPEN check, FSM error, decode error) and sent this.
@@ -31,6 +33,7 @@ impl fmt::Display for DownReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::BfdDown => f.write_str("BFD down"),
             DownReason::NotificationReceived(n) => write!(f, "received {n}"),
             DownReason::NotificationSent(n) => write!(f, "sent {n}"),
             DownReason::ConnectionClosed => f.write_str("connection closed by peer"),
@@ -80,6 +83,7 @@ mod tests {
                 "received Cease / Administrative Shutdown: \"maintenance\"",
             ),
             (DownReason::HoldTimerExpired, "hold timer expired"),
+            (DownReason::BfdDown, "BFD down"),
             (
                 DownReason::NotificationSent(notification(2, 2)),
                 "sent OPEN Message Error / Bad Peer AS",

@@ -699,6 +699,29 @@ fn hold_timer_expires_without_keepalives() {
 }
 
 #[test]
+fn bfd_down_ends_an_established_session_without_a_notification() {
+    let config = config();
+    let mut steps = establish_active(&config);
+    steps.push((
+        40,
+        Input::Event(Event::BfdDown),
+        vec![close(1), down(DownReason::BfdDown)],
+    ));
+    let (session, _) = replay(config.clone(), steps);
+    assert_eq!(session.state(), State::Idle);
+    assert_eq!(
+        session.last_error().map(ToString::to_string).as_deref(),
+        Some("BFD down")
+    );
+    // Before Established it means nothing: the OPEN exchange goes on.
+    let mut steps = establish_active(&config);
+    steps.truncate(2);
+    steps.push((15, Input::Event(Event::BfdDown), vec![]));
+    let (session, _) = replay(config, steps);
+    assert_eq!(session.state(), State::OpenSent);
+}
+
+#[test]
 fn keepalives_and_updates_restart_the_hold_timer() {
     let config = config();
     let mut steps = establish_active(&config);
@@ -1170,6 +1193,25 @@ fn admin_stop_sends_the_shutdown_message_and_stays_down() {
         Some("stopped by admin, sent Cease / Administrative Shutdown: \"maintenance\"")
     );
     replay_on(&mut session, t0, vec![(s(1002), start(), vec![connect(3)])]);
+}
+
+#[test]
+fn quiet_stop_closes_without_a_notification_and_stays_down() {
+    // RFC 4724 §4.1: a restarting speaker's peers keep its routes only
+    // when the session ends without a NOTIFICATION.
+    let config = config();
+    let mut steps = establish_active(&config);
+    steps.extend([
+        (
+            s(10),
+            Input::Event(Event::StopQuietly),
+            vec![close(1), down(DownReason::AdminStop { notification: None })],
+        ),
+        (s(1000), Input::Poll, vec![]),
+    ]);
+    let (session, _) = replay(config, steps);
+    assert_eq!(session.state(), State::Idle);
+    assert_eq!(session.next_deadline(), None);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 // (untouched peers keep their sessions). The admin API reads peers here.
 
 pub mod connection;
+pub mod graceful;
 pub mod peer;
 pub mod rib;
 pub mod status;
@@ -13,10 +14,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::bfd::BfdHandle;
 use crate::config::{self, BgpConfiguration, Config, PeerConfig};
 use crate::fib::{FibEvent, FibHandle};
 use crate::rib::Route;
@@ -27,7 +28,7 @@ use crate::wire::iana::notification::cease;
 use crate::wire::{Afi, ExtendedNextHop, Family, Nlri, Notification};
 
 pub use peer::{PeerCommand, PeerHandle, RibSide};
-pub use rib::{RibHandle, RibPath, RibRoute, RouteQuery};
+pub use rib::{Origination, RibHandle, RibPath, RibRoute, RouteQuery};
 pub use status::PeerStatus;
 
 pub use crate::session::MessageCounters;
@@ -45,6 +46,12 @@ pub struct SpeakerOptions {
     /// Write routes to the kernel; `None`: install nothing, every next hop
     /// counts as reachable.
     pub fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+    /// The node's IPAM blocks and borrowed addresses (crate::origin): the
+    /// current value is originated before any session starts, each change
+    /// after. The configuration's `originate` prefixes are added as blocks.
+    pub ipam: Option<watch::Receiver<Arc<Origination>>>,
+    /// BFD for the peers that configure it; `None`: their `bfd` is ignored.
+    pub bfd: Option<BfdHandle>,
 }
 
 /// A running speaker; cheap to clone (the admin service holds one).
@@ -60,13 +67,18 @@ struct Shared {
 struct SpeakerState {
     config: Config,
     /// Every peer task watches it.
-    originate: watch::Sender<Arc<Vec<IpNetwork>>>,
+    originate: watch::Sender<Arc<Origination>>,
+    /// The IPAM part of `originate` (empty without ipamd).
+    ipam: Arc<Origination>,
     peers: BTreeMap<IpAddr, PeerHandle>,
     listener: Option<(Arc<Listener>, JoinHandle<()>)>,
     shutting_down: bool,
     rib: RibHandle,
     /// The next session's RIB identity; never reused.
     next_peer_id: PeerId,
+    /// The FIB found our routes at start (RFC 4724 §3 R and F bits).
+    forwarding_preserved: bool,
+    bfd: Option<BfdHandle>,
 }
 
 impl Speaker {
@@ -82,7 +94,14 @@ impl Speaker {
         config: Config,
         fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
     ) -> Result<Speaker, SpeakerError> {
-        Speaker::start_with(config, SpeakerOptions { fib }).await
+        Speaker::start_with(
+            config,
+            SpeakerOptions {
+                fib,
+                ..SpeakerOptions::default()
+            },
+        )
+        .await
     }
 
     /// Starts with every part `options` asks for.
@@ -90,31 +109,49 @@ impl Speaker {
         config: Config,
         options: SpeakerOptions,
     ) -> Result<Speaker, SpeakerError> {
-        let SpeakerOptions { fib } = options;
+        let SpeakerOptions { fib, ipam, bfd } = options;
+        let mut ipam = ipam;
+        let ipam_now = ipam
+            .as_mut()
+            .map(|rx| rx.borrow_and_update().clone())
+            .unwrap_or_default();
+        // RFC 4724 §4.1: routes of ours in the kernel at start are the
+        // forwarding state a graceful restart preserved.
+        let forwarding_preserved = fib.as_ref().is_some_and(|(f, _)| f.found_at_start() > 0);
+        if forwarding_preserved {
+            tracing::info!("our routes are still in the kernel: restarting gracefully");
+        }
         let rib = rib::spawn(
             config.bgp.router_id,
             config.bgp.max_paths,
             config.peers.len(),
             fib,
+            forwarding_preserved,
         );
         let _ = rib
             .input
-            .send(rib::RibInput::Originate(originated(&config)))
+            .send(rib::RibInput::Originate(originated(&config, &ipam_now)))
             .await;
         let speaker = Speaker {
             shared: Arc::new(Shared {
                 state: Mutex::new(SpeakerState {
-                    originate: watch::Sender::new(originated(&config)),
+                    originate: watch::Sender::new(originated(&config, &ipam_now)),
+                    ipam: ipam_now,
                     config: config.clone(),
                     peers: BTreeMap::new(),
                     listener: None,
                     shutting_down: false,
                     rib,
                     next_peer_id: LOCAL_PEER + 1,
+                    forwarding_preserved,
+                    bfd,
                 }),
             }),
         };
         speaker.listen(&config).await?;
+        if let Some(ipam) = ipam {
+            tokio::spawn(follow_ipam(speaker.clone(), ipam));
+        }
         let mut state = speaker.lock();
         for peer in config.peers.values() {
             state.spawn(peer.clone());
@@ -193,7 +230,7 @@ impl Speaker {
                     state.spawn(peer.clone());
                 }
             }
-            state.originate.send_replace(originated(&new));
+            state.originate.send_replace(originated(&new, &state.ipam));
             state.rib.clone()
         };
         if let Some(max_paths) = change.global.max_paths {
@@ -204,10 +241,8 @@ impl Speaker {
         }
         if !change.global.originate_added.is_empty() || !change.global.originate_removed.is_empty()
         {
-            let _ = rib
-                .input
-                .send(rib::RibInput::Originate(originated(&new)))
-                .await;
+            let origination = self.lock().originate.borrow().clone();
+            let _ = rib.input.send(rib::RibInput::Originate(origination)).await;
         }
         tracing::info!(
             added = change.peers_added.len(),
@@ -288,6 +323,16 @@ impl Speaker {
         }
     }
 
+    /// A peer's path counts in the Loc-RIB (stale ones included); None
+    /// when no such peer.
+    pub async fn peer_counts(&self, address: IpAddr) -> Option<crate::rib::loc_rib::PeerCounts> {
+        let (id, rib) = {
+            let state = self.lock();
+            (state.peers.get(&address)?.id, state.rib.clone())
+        };
+        Some(rib.counts(id).await)
+    }
+
     /// The Loc-RIB: every prefix with its paths, best first.
     pub async fn loc_rib(&self, query: RouteQuery) -> Vec<RibRoute> {
         let rib = self.lock().rib.clone();
@@ -303,9 +348,24 @@ impl Speaker {
             .map(|p| p.config.address)
     }
 
-    /// The prefixes this speaker originates.
-    pub fn originated(&self) -> Arc<Vec<IpNetwork>> {
+    /// What this speaker originates.
+    pub fn originated(&self) -> Arc<Origination> {
         self.lock().originate.borrow().clone()
+    }
+
+    /// Moves to a new IPAM origination (the configuration's prefixes stay).
+    pub async fn set_ipam(&self, ipam: Arc<Origination>) {
+        let (origination, rib) = {
+            let mut state = self.lock();
+            if state.shutting_down {
+                return;
+            }
+            let origination = originated(&state.config, &ipam);
+            state.ipam = ipam;
+            state.originate.send_replace(origination.clone());
+            (origination, state.rib.clone())
+        };
+        let _ = rib.input.send(rib::RibInput::Originate(origination)).await;
     }
 
     pub fn local_as(&self) -> u32 {
@@ -313,20 +373,44 @@ impl Speaker {
     }
 
     /// Ends every session with Cease / Administrative Shutdown (RFC 4486,
-    /// with an RFC 8203 message) and stops listening.
+    /// with an RFC 8203 message) and stops listening. With graceful
+    /// restart configured for any peer (RFC 4724 §4.1), our routes stay in
+    /// the kernel and sessions with GR in effect close without a
+    /// NOTIFICATION, so those peers keep our routes until we are back;
+    /// `podroute-bgpd --cleanup` removes the kernel's routes for good.
     pub async fn shutdown(&self, message: &str) {
-        let (peers, listener) = {
+        let (peers, listener, rib, graceful) = {
             let mut state = self.lock();
-            (std::mem::take(&mut state.peers), state.listener.take())
+            let graceful = state
+                .config
+                .peers
+                .values()
+                .any(|p| p.graceful_restart.is_some());
+            (
+                std::mem::take(&mut state.peers),
+                state.listener.take(),
+                state.rib.clone(),
+                graceful,
+            )
         };
         if let Some((_, task)) = listener {
             task.abort();
         }
         let notification = Notification::administrative_shutdown(message);
+        if graceful {
+            // First the RIB, so the sessions going down withdraw nothing
+            // from the kernel.
+            rib.detach().await;
+            let stops = peers
+                .values()
+                .map(|h| h.stop_for_restart(notification.clone()));
+            futures_util::future::join_all(stops).await;
+            tracing::info!("stopped; our routes stay in the kernel (graceful restart)");
+            return;
+        }
         let stops = peers.values().map(|h| h.stop(Some(notification.clone())));
         futures_util::future::join_all(stops).await;
         // After the peers: their routes are gone, then ours leave the kernel.
-        let rib = self.lock().rib.clone();
         rib.shutdown().await;
     }
 
@@ -371,6 +455,8 @@ impl SpeakerState {
             id,
             self.rib.clone(),
             self.originate.subscribe(),
+            self.forwarding_preserved,
+            self.bfd.clone(),
         );
         self.peers.insert(peer.address, handle);
     }
@@ -424,8 +510,22 @@ async fn accept_loop(listener: Arc<Listener>, speaker: Speaker) {
     }
 }
 
-fn originated(config: &Config) -> Arc<Vec<IpNetwork>> {
-    Arc::new(config.bgp.originate.iter().copied().collect())
+/// The configuration's `originate` prefixes (blocks) plus the IPAM ones; a
+/// prefix both a block and a host is a block.
+fn originated(config: &Config, ipam: &Origination) -> Arc<Origination> {
+    let mut blocks = ipam.blocks.clone();
+    blocks.extend(config.bgp.originate.iter().copied());
+    let hosts = ipam.hosts.difference(&blocks).copied().collect();
+    Arc::new(Origination { blocks, hosts })
+}
+
+/// Forwards each IPAM origination change to the speaker until the
+/// sender (crate::origin's task) ends.
+async fn follow_ipam(speaker: Speaker, mut ipam: watch::Receiver<Arc<Origination>>) {
+    while ipam.changed().await.is_ok() {
+        let next = ipam.borrow_and_update().clone();
+        speaker.set_ipam(next).await;
+    }
 }
 
 /// The FSM's view of a peer's configuration.
@@ -436,6 +536,10 @@ pub fn session_config(global: &BgpConfiguration, peer: &PeerConfig) -> SessionCo
     session.connect_retry = Duration::from_secs(peer.connect_retry_time.into());
     session.passive = peer.passive;
     session.families = peer.families.iter().copied().collect();
+    // A fresh start: no R bit, no forwarding state kept (the peer task
+    // sets both when the FIB found our routes, RFC 4724 §3).
+    session.graceful_restart =
+        graceful::capability(peer.graceful_restart, &session.families, false, false);
     // IPv4 routes over an IPv6 session need IPv6 next hops (RFC 8950).
     if peer.address.is_ipv6() && peer.families.contains(&Family::IPV4_UNICAST) {
         session.extended_next_hop = vec![ExtendedNextHop {

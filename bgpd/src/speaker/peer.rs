@@ -7,7 +7,7 @@
 // passes export policy into the Adj-RIB-Out. Nothing else touches this
 // state; the admin API sees a published snapshot.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::bfd::{BfdHandle, BfdState, BfdStatus};
 use crate::config::{BgpConfiguration, MaxPrefixAction, PeerConfig, RoutePolicy};
 use crate::rib::attrs::AttrInterner;
 use crate::rib::best_path::Source;
@@ -31,7 +32,8 @@ use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 
 use super::connection::{Connection, Incoming};
-use super::rib::{PeerMsg, RibHandle, RibInput};
+use super::graceful::HelperState;
+use super::rib::{Origination, PeerMsg, RibHandle, RibInput};
 use super::status::PeerStatus;
 
 /// Commands queued to a peer's task. Bounded: the admin API and the
@@ -65,6 +67,13 @@ pub enum PeerCommand {
         notification: Option<Notification>,
         done: oneshot::Sender<()>,
     },
+    /// We stop for a restart: with graceful restart in effect the session
+    /// closes without a NOTIFICATION, so the peer keeps our routes (RFC
+    /// 4724 §4.1); otherwise as Stop with `notification`.
+    Restarting {
+        notification: Notification,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The speaker's grip on a running peer task.
@@ -88,20 +97,39 @@ impl PeerHandle {
             let _ = wait.await;
         }
     }
+
+    /// Stops for a restart (see PeerCommand::Restarting) and waits.
+    pub async fn stop_for_restart(&self, notification: Notification) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .commands
+            .send(PeerCommand::Restarting { notification, done })
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
 }
 
-/// Starts the task for `peer`.
+/// Starts the task for `peer`. `forwarding_preserved`: the FIB found our
+/// routes in the kernel at start (we restarted, RFC 4724 §3).
 pub fn spawn(
     global: &BgpConfiguration,
     peer: PeerConfig,
     id: PeerId,
     rib: RibHandle,
-    originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
+    originate: watch::Receiver<Arc<Origination>>,
+    forwarding_preserved: bool,
+    bfd: Option<BfdHandle>,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let status = PeerStatus::new(global, &peer);
     let (status_tx, status_rx) = watch::channel(status);
-    let task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
+    let mut task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
+    task.forwarding_preserved = forwarding_preserved;
+    task.set_graceful_capability();
+    task.bfd = bfd.map(PeerBfd::new);
     tokio::spawn(task.run(command_rx));
     PeerHandle {
         id,
@@ -134,12 +162,50 @@ struct PeerTask {
     /// Stopped over its prefix limit and not restarted yet.
     held_over_limit: bool,
     /// What the speaker originates (the hijack guard reads it).
-    originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
+    originate: watch::Receiver<Arc<Origination>>,
     status: watch::Sender<PeerStatus>,
     /// Actions the FSM returned while others were being carried out (a
     /// write failed mid-way); run right after.
     pending: Vec<Action>,
     stopping: Option<oneshot::Sender<()>>,
+    /// The FIB found our routes at start: our OPEN says R=1 until the
+    /// first Established, and F=1 (RFC 4724 §3).
+    forwarding_preserved: bool,
+    /// Established at least once since this task started.
+    was_established: bool,
+    /// The peer's Graceful Restart capability of the current session when
+    /// we advertised ours too (GR in effect).
+    peer_graceful: Option<crate::wire::GracefulRestart>,
+    /// Families whose End-of-RIB the helper procedure waits for.
+    awaiting_eor: Vec<Family>,
+    /// BFD for this peer, when the speaker runs it (RFC 5882).
+    bfd: Option<PeerBfd>,
+    /// The session was taken down because BFD said the path failed; set
+    /// just before the FSM stops it, cleared at the next Established. The
+    /// graceful restart code keeps no stale routes then (RFC 5882 §4.3.1:
+    /// our C bit is clear).
+    bfd_failure: bool,
+}
+
+/// The peer's BFD session, kept across BGP session flaps so BFD can come
+/// Up before BGP does (as FRR does).
+struct PeerBfd {
+    handle: BfdHandle,
+    /// Started at the first Established (the local address is only known
+    /// then): the status and the local address it runs from.
+    session: Option<(watch::Receiver<BfdStatus>, IpAddr)>,
+    /// The last state seen, to spot Up -> Down.
+    last: BfdState,
+}
+
+impl PeerBfd {
+    fn new(handle: BfdHandle) -> PeerBfd {
+        PeerBfd {
+            handle,
+            session: None,
+            last: BfdState::Down,
+        }
+    }
 }
 
 impl PeerTask {
@@ -148,7 +214,7 @@ impl PeerTask {
         peer: PeerConfig,
         id: PeerId,
         rib: RibHandle,
-        originate: watch::Receiver<Arc<Vec<IpNetwork>>>,
+        originate: watch::Receiver<Arc<Origination>>,
         status: watch::Sender<PeerStatus>,
     ) -> PeerTask {
         PeerTask {
@@ -170,7 +236,35 @@ impl PeerTask {
             status,
             pending: Vec::new(),
             stopping: None,
+            bfd: None,
+            bfd_failure: false,
+            forwarding_preserved: false,
+            was_established: false,
+            peer_graceful: None,
+            awaiting_eor: Vec::new(),
         }
+    }
+
+    /// Our Graceful Restart capability for the next OPEN: R=1 only while
+    /// we restart (until the first session is up), F=1 when the kernel
+    /// kept our routes across the restart or we have been forwarding
+    /// since (RFC 4724 §3).
+    fn set_graceful_capability(&mut self) {
+        let families = self.session.config().families.clone();
+        let restarting = self.forwarding_preserved && !self.was_established;
+        let forwarding = self.forwarding_preserved || self.was_established;
+        let capability = super::graceful::capability(
+            self.peer.graceful_restart,
+            &families,
+            restarting,
+            forwarding && self.rib_has_fib(),
+        );
+        self.session.set_graceful_restart(capability);
+    }
+
+    /// Whether our routes reach a kernel (not --no-kernel).
+    fn rib_has_fib(&self) -> bool {
+        self.rib.has_fib
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<PeerCommand>) {
@@ -207,6 +301,7 @@ impl PeerTask {
                     self.on_rib_message(message).await;
                     Vec::new()
                 }
+                Some(status) = bfd_changed(&mut self.bfd) => self.on_bfd(status),
                 _ = sleep_until(deadline) => self.session.poll_timers(Instant::now()),
                 _ = sleep_until(self.restart_at) => {
                     self.restart_at = None;
@@ -223,6 +318,7 @@ impl PeerTask {
             }
             self.publish();
             if let Some(done) = self.stopping.take() {
+                self.remove_bfd();
                 for conn in self.connections.drain(..) {
                     conn.close().await;
                 }
@@ -230,6 +326,7 @@ impl PeerTask {
                 return;
             }
             if commands.is_closed() && self.session.state() == State::Idle {
+                self.remove_bfd();
                 return;
             }
         }
@@ -270,6 +367,18 @@ impl PeerTask {
                 self.stopping = Some(done);
                 self.session
                     .handle(Event::Stop { notification }, Instant::now())
+            }
+            PeerCommand::Restarting { notification, done } => {
+                self.stopping = Some(done);
+                let event = if self.peer_graceful.is_some() && self.adj_out.is_some() {
+                    tracing::info!(peer = %self.peer.address, "closing without NOTIFICATION: the peer keeps our routes while we restart");
+                    Event::StopQuietly
+                } else {
+                    Event::Stop {
+                        notification: Some(notification),
+                    }
+                };
+                self.session.handle(event, Instant::now())
             }
         }
     }
@@ -342,6 +451,8 @@ impl PeerTask {
                         continue;
                     };
                     tracing::info!(peer = %self.peer.address, remote_as = negotiated.remote_as, "session established");
+                    self.bfd_failure = false;
+                    self.start_bfd(local.ip()).await;
                     let ebgp = negotiated.remote_as != self.global.as_number;
                     self.adj_out = Some(AdjRibOut::new(OutboundSession {
                         local_as: self.global.as_number,
@@ -366,7 +477,9 @@ impl PeerTask {
                         ebgp,
                         router_id: negotiated.remote_id,
                         address: self.peer.address,
+                        rr_client: self.peer.route_reflector_client,
                     };
+                    self.graceful_up(&negotiated).await;
                     let up = RibInput::PeerUp {
                         peer: self.id,
                         source,
@@ -383,13 +496,35 @@ impl PeerTask {
                     let was_up = self.adj_out.take().is_some();
                     self.from_rib = None;
                     self.counts = PeerCounts::default();
+                    // Kept for display until the next session.
+                    let peer_graceful = self.peer_graceful.clone();
+                    self.awaiting_eor.clear();
                     if was_up {
-                        let _ = self
-                            .rib
-                            .input
-                            .send(RibInput::PeerDown { peer: self.id })
-                            .await;
+                        let graceful = super::graceful::keeps_stale(
+                            &reason,
+                            peer_graceful.as_ref(),
+                            self.bfd_failure,
+                        );
+                        let input = match peer_graceful.filter(|_| graceful) {
+                            Some(gr) => {
+                                let restart_time = Duration::from_secs(gr.restart_time.into());
+                                tracing::info!(peer = %self.peer.address, ?restart_time, "keeping the peer's routes while it restarts (RFC 4724)");
+                                self.set_helper(HelperState::Restarting {
+                                    until: (Instant::now() + restart_time).into(),
+                                });
+                                RibInput::PeerRestarting {
+                                    peer: self.id,
+                                    restart_time,
+                                }
+                            }
+                            None => {
+                                self.set_helper(HelperState::None);
+                                RibInput::PeerDown { peer: self.id }
+                            }
+                        };
+                        let _ = self.rib.input.send(input).await;
                     }
+                    self.set_graceful_capability();
                 }
             }
         }
@@ -447,12 +582,20 @@ impl PeerTask {
             .map(|n| n.families.clone())
             .unwrap_or_default();
         let local_as = self.global.as_number;
-        let inbound = inbound::read(update, &families, local_as);
-        if inbound.end_of_rib.is_some() {
+        let mut inbound = inbound::read(update, &families, local_as);
+        inbound.check_reflection_loop(self.global.router_id, self.cluster_id());
+        if let Some(family) = inbound.end_of_rib {
+            self.awaiting_eor.retain(|f| *f != family);
+            if self.awaiting_eor.is_empty() {
+                self.set_helper(HelperState::None);
+            }
             let _ = self
                 .rib
                 .input
-                .send(RibInput::EndOfRib { peer: self.id })
+                .send(RibInput::EndOfRib {
+                    peer: self.id,
+                    family,
+                })
                 .await;
             return;
         }
@@ -471,7 +614,7 @@ impl PeerTask {
             for (prefix, attrs) in inbound.announced {
                 // A looped path is held, not used (RFC 4271 §9.1.2). A
                 // peer never takes over one of our own prefixes.
-                let path = if inbound.looped || policy::hijacks(&prefix, &own) {
+                let path = if inbound.looped || own.hijacked_by(&prefix) {
                     Path::new(self.id, attrs, false)
                 } else {
                     match policy::evaluate(policy, &ctx, &prefix, &attrs, policy::Direction::Import)
@@ -500,6 +643,8 @@ impl PeerTask {
         match message {
             PeerMsg::Best(changes) => {
                 let next_hop_self = self.next_hop_self();
+                let rr_client = self.peer.route_reflector_client;
+                let cluster_id = self.cluster_id();
                 let policy = self.export_policy().cloned();
                 let local_as = self.global.as_number;
                 let id = self.id;
@@ -518,6 +663,8 @@ impl PeerTask {
                                 self_next_hops: out.self_next_hops(&change.prefix),
                                 next_hop_self,
                                 policy: policy.as_ref(),
+                                rr_client,
+                                cluster_id,
                             };
                             export(&target, &change.prefix, &best.attrs, best.learned)
                         });
@@ -550,8 +697,12 @@ impl PeerTask {
         let max_prefix_changed = new.max_prefix != self.peer.max_prefix;
         let export_changed = new.export_policy != self.peer.export_policy
             || new.next_hop_self != self.peer.next_hop_self;
+        let bfd_changed = new.bfd != self.peer.bfd;
         self.peer = new;
         self.max_prefix_warned = false;
+        if bfd_changed {
+            self.retime_bfd().await;
+        }
         // A session held down over its prefix limit comes back when the
         // limit changes (restartAfter: 0 means "until the configuration
         // changes").
@@ -594,12 +745,133 @@ impl PeerTask {
         }
     }
 
+    /// The session is up: tells the RIB how the last session's stale
+    /// paths go (RFC 4724 §4.2) and whether to wait for this peer's
+    /// End-of-RIB before sending ours (§4.1).
+    async fn graceful_up(&mut self, negotiated: &crate::session::Negotiated) {
+        let ours = self.peer.graceful_restart;
+        self.bfd_failure = false;
+        self.was_established = true;
+        self.peer_graceful = negotiated
+            .peer_graceful_restart
+            .clone()
+            .filter(|_| ours.is_some());
+        let kept =
+            super::graceful::kept_families(self.peer_graceful.as_ref(), &negotiated.families);
+        let stale_time = ours.map_or(Duration::ZERO, |g| g.stale_routes_time);
+        let helping = !matches!(
+            self.status
+                .borrow()
+                .graceful
+                .helper
+                .current(Instant::now().into()),
+            HelperState::None
+        );
+        if helping && !kept.is_empty() {
+            self.awaiting_eor = kept.clone();
+            self.set_helper(HelperState::WaitingForEndOfRib {
+                until: (Instant::now() + stale_time).into(),
+            });
+        } else {
+            self.set_helper(HelperState::None);
+        }
+        let restarted = self.peer_graceful.as_ref().is_none_or(|g| g.restarting);
+        let input = RibInput::GracefulUp {
+            peer: self.id,
+            kept,
+            stale_time,
+            restarted,
+        };
+        let _ = self.rib.input.send(input).await;
+    }
+
+    fn set_helper(&self, helper: HelperState) {
+        self.status.send_modify(|s| s.graceful.helper = helper);
+    }
+
+    /// Starts the BFD session at Established if the peer has `bfd` (again
+    /// only if the connection's local address moved).
+    async fn start_bfd(&mut self, local: IpAddr) {
+        let (Some(bfd), Some(config)) = (self.bfd.as_mut(), self.peer.bfd) else {
+            return;
+        };
+        if bfd.session.as_ref().is_some_and(|(_, l)| *l == local) {
+            return;
+        }
+        let status = bfd.handle.add(self.peer.address, local, config).await;
+        bfd.last = status.borrow().state;
+        bfd.session = Some((status, local));
+    }
+
+    /// A new `bfd` setting: retime the running session (a Poll Sequence),
+    /// start it if the session is Established, or remove it.
+    async fn retime_bfd(&mut self) {
+        let config = self.peer.bfd;
+        self.status.send_modify(|s| s.bfd_config = config);
+        let running = self.bfd.as_ref().is_some_and(|b| b.session.is_some());
+        match (config, running) {
+            (Some(config), true) => {
+                if let Some(bfd) = &self.bfd {
+                    bfd.handle.reconfigure(self.peer.address, config);
+                }
+            }
+            (Some(_), false) => {
+                let local = self
+                    .session
+                    .established_conn()
+                    .and_then(|id| self.connection(id))
+                    .map(|c| c.local.ip());
+                if let Some(local) = local {
+                    self.start_bfd(local).await;
+                }
+            }
+            (None, _) => self.remove_bfd(),
+        }
+    }
+
+    fn remove_bfd(&mut self) {
+        if let Some(bfd) = self.bfd.as_mut()
+            && bfd.session.take().is_some()
+        {
+            bfd.handle.remove(self.peer.address);
+            bfd.last = BfdState::Down;
+            self.status.send_modify(|s| s.bfd = None);
+        }
+    }
+
+    /// A BFD status change: Up -> Down, unless the peer said AdminDown
+    /// (RFC 5882 §3.2), takes an Established session down at once.
+    fn on_bfd(&mut self, status: BfdStatus) -> Vec<Action> {
+        let Some(bfd) = self.bfd.as_mut() else {
+            return Vec::new();
+        };
+        let was = std::mem::replace(&mut bfd.last, status.state);
+        let failed = was == BfdState::Up
+            && status.state == BfdState::Down
+            && status.remote_state != BfdState::AdminDown;
+        if was != status.state {
+            tracing::info!(peer = %self.peer.address, from = %was, to = %status.state, diagnostic = %status.local_diagnostic, "BFD");
+        }
+        self.status.send_modify(|s| s.bfd = Some(status));
+        if failed && self.session.state() == State::Established {
+            tracing::warn!(peer = %self.peer.address, "BFD detected a path failure; closing the session");
+            self.bfd_failure = true;
+            return self.session.handle(Event::BfdDown, Instant::now());
+        }
+        Vec::new()
+    }
+
     fn import_policy(&self) -> Option<&RoutePolicy> {
         self.peer.import_policy.as_ref()
     }
 
     fn export_policy(&self) -> Option<&RoutePolicy> {
         self.peer.export_policy.as_ref()
+    }
+
+    /// RFC 4456 §7: our CLUSTER_ID, the router ID unless configured.
+    fn cluster_id(&self) -> std::net::Ipv4Addr {
+        self.global.cluster_id.unwrap_or(self.global.router_id)
     }
 
     fn next_hop_self(&self) -> bool {
@@ -698,8 +970,12 @@ impl PeerTask {
         let session = &self.session;
         let counts = self.counts;
         let advertised = self.adj_out.as_ref().map_or(0, AdjRibOut::len);
+        let peer_graceful = self.peer_graceful.clone();
+        let local_graceful = self.session.config().graceful_restart.clone();
         self.status.send_modify(|s| {
             s.update_from(session, established);
+            s.graceful.local = local_graceful;
+            s.graceful.peer = peer_graceful;
             s.prefixes_received = counts.received as u64;
             s.prefixes_accepted = counts.accepted as u64;
             s.prefixes_advertised = advertised as u64;
@@ -733,6 +1009,18 @@ async fn recv<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The BFD status when it changed; never resolves without a session.
+async fn bfd_changed(bfd: &mut Option<PeerBfd>) -> Option<BfdStatus> {
+    let Some((rx, _)) = bfd.as_mut().and_then(|b| b.session.as_mut()) else {
+        return std::future::pending().await;
+    };
+    match rx.changed().await {
+        Ok(()) => Some(rx.borrow_and_update().clone()),
+        // The BFD task ended: nothing more will come.
+        Err(_) => std::future::pending().await,
     }
 }
 

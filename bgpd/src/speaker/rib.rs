@@ -24,7 +24,10 @@ use crate::rib::export::Learned;
 use crate::rib::loc_rib::{
     Change, LOCAL_PEER, LocRib, Path, PeerCounts, PeerId, RibContext, selected_paths,
 };
-use crate::wire::{Origin, PathAttribute};
+use crate::rib::policy;
+use crate::wire::{Family, Origin, PathAttribute};
+
+use super::graceful::{self, HelperTimers, Sweep};
 
 /// Inputs queued to the RIB task. Bounded: a peer sending faster than the
 /// RIB and FIB can take waits, and so does its TCP stream.
@@ -39,6 +42,35 @@ pub const INITIAL_SYNC_WAIT: Duration = Duration::from_secs(10);
 /// How long stopping waits for the kernel to lose our routes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
+/// What this node originates. `blocks` (its IPAM blocks and the
+/// configuration's `originate` prefixes) are announced and blackholed in
+/// the kernel, so traffic to an unused address of the block stops here;
+/// `hosts` (addresses it borrowed from other nodes' blocks, /32 or /128)
+/// are announced only: the CNI plugin owns the pod's kernel route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origination {
+    pub blocks: BTreeSet<IpNetwork>,
+    pub hosts: BTreeSet<IpNetwork>,
+}
+
+impl Origination {
+    /// Whether a peer's route for `prefix` would take over one of ours
+    /// (the hijack guard, `policy::hijacks`).
+    pub fn hijacked_by(&self, prefix: &IpNetwork) -> bool {
+        policy::hijacks(prefix, &self.blocks, &self.hosts)
+    }
+
+    /// Whether `prefix` is one of our hosts (and not also a block).
+    pub fn is_host(&self, prefix: &IpNetwork) -> bool {
+        self.hosts.contains(prefix) && !self.blocks.contains(prefix)
+    }
+
+    /// Every prefix originated, blocks and hosts.
+    pub fn prefixes(&self) -> BTreeSet<IpNetwork> {
+        self.blocks.union(&self.hosts).copied().collect()
+    }
+}
+
 pub enum RibInput {
     /// A session is Established; `out` receives best path changes, starting
     /// with the whole table.
@@ -49,25 +81,52 @@ pub enum RibInput {
     },
     /// The session went down: its paths go.
     PeerDown { peer: PeerId },
+    /// The session was lost with graceful restart in effect (RFC 4724
+    /// §4.2): its paths stay, stale, for up to `restart_time`.
+    PeerRestarting {
+        peer: PeerId,
+        restart_time: Duration,
+    },
+    /// Sent before each PeerUp: how the new session treats the stale
+    /// paths of the last one. `kept`: families whose stale paths wait
+    /// for End-of-RIB, at most `stale_time` (the others' go at once).
+    /// `restarted`: the peer's OPEN had the R bit, or GR is not in effect:
+    /// our initial exports need not wait for its End-of-RIB (§3).
+    GracefulUp {
+        peer: PeerId,
+        kept: Vec<Family>,
+        stale_time: Duration,
+        restarted: bool,
+    },
     /// A new ECMP width: every prefix is ranked again.
     SetMaxPaths(usize),
     /// Sends the peer the whole table again (its export settings changed).
     Resend { peer: PeerId },
-    /// The peer sent End-of-RIB (RFC 4724 §2): its initial table is in.
-    EndOfRib { peer: PeerId },
+    /// The peer sent End-of-RIB (RFC 4724 §2) for `family`: its initial
+    /// table is in, and its stale paths of that family go.
+    EndOfRib { peer: PeerId, family: Family },
+    /// The peer's path counts.
+    Counts {
+        peer: PeerId,
+        reply: oneshot::Sender<PeerCounts>,
+    },
     /// Paths from a peer: Some sets, None withdraws.
     Routes {
         peer: PeerId,
         routes: Vec<(IpNetwork, Option<Path>)>,
     },
-    /// The prefixes this node originates.
-    Originate(Arc<Vec<IpNetwork>>),
+    /// What this node originates (replaces the previous set).
+    Originate(Arc<Origination>),
     Query {
         query: RouteQuery,
         reply: oneshot::Sender<Vec<RibRoute>>,
     },
     /// Removes every route of ours from the kernel and ends the task.
     Shutdown { done: oneshot::Sender<()> },
+    /// Ends the task and leaves our routes in the kernel (graceful
+    /// restart, RFC 4724 §4.1): peer sessions going down after this
+    /// remove nothing.
+    Detach { done: oneshot::Sender<()> },
 }
 
 /// From the RIB task to one peer's task.
@@ -132,6 +191,8 @@ pub struct RibPath {
 #[derive(Clone)]
 pub struct RibHandle {
     pub input: mpsc::Sender<RibInput>,
+    /// Routes reach the kernel (a FIB runs).
+    pub has_fib: bool,
 }
 
 impl RibHandle {
@@ -154,54 +215,57 @@ impl RibHandle {
             let _ = wait.await;
         }
     }
+
+    /// Stops the RIB task, leaving the kernel's routes as they are.
+    pub async fn detach(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.input.send(RibInput::Detach { done }).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// A peer's path counts (stale ones included).
+    pub async fn counts(&self, peer: PeerId) -> PeerCounts {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .input
+            .send(RibInput::Counts { peer, reply })
+            .await
+            .is_err()
+        {
+            return PeerCounts::default();
+        }
+        answer.await.unwrap_or_default()
+    }
 }
 
 /// Starts the RIB task. Without a FIB, nothing reaches the kernel and every
-/// next hop counts as reachable.
+/// next hop counts as reachable. `forwarding_preserved`: the FIB found our
+/// routes in the kernel (we restarted); then the initial table and
+/// End-of-RIB go to each peer only once every peer sent its End-of-RIB
+/// (or restarted too) or INITIAL_SYNC_WAIT passed (RFC 4724 §4.1).
 pub fn spawn(
     router_id: Ipv4Addr,
     max_paths: usize,
     expected_peers: usize,
     fib: Option<(FibHandle, mpsc::Receiver<FibEvent>)>,
+    forwarding_preserved: bool,
 ) -> RibHandle {
     let (input, rx) = mpsc::channel(RIB_QUEUE);
+    let has_fib = fib.is_some();
     let (fib, fib_events) = match fib {
         Some((handle, events)) => (Some(handle), Some(events)),
         None => (None, None),
     };
-    let task = RibTask {
-        rib: LocRib::new(max_paths),
-        interner: AttrInterner::new(),
-        resolver: Resolver {
-            peers: HashMap::new(),
-            local: Source {
-                local: true,
-                ebgp: false,
-                router_id,
-                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            },
-            enabled: fib.is_some(),
-            kernel: None,
-            resolved: HashMap::new(),
-        },
-        outputs: HashMap::new(),
-        originated: BTreeSet::new(),
-        local_attrs: Arc::new(PathAttributes {
-            attributes: vec![PathAttribute::Origin(Origin::Igp)],
-            next_hops: Vec::new(),
-        }),
+    let task = RibTask::new(
+        router_id,
+        max_paths,
+        expected_peers,
         fib,
-        fib_ops: Vec::new(),
-        exports: Vec::new(),
-        initial: Some(InitialSync {
-            generation: None,
-            deadline: Instant::now() + INITIAL_SYNC_WAIT,
-            expected_peers,
-            done: BTreeSet::new(),
-        }),
-    };
+        forwarding_preserved,
+    );
     tokio::spawn(task.run(rx, fib_events));
-    RibHandle { input }
+    RibHandle { input, has_fib }
 }
 
 /// Peers and next hop reachability: what ranking needs besides the paths.
@@ -258,7 +322,7 @@ struct RibTask {
     interner: AttrInterner,
     resolver: Resolver,
     outputs: HashMap<PeerId, mpsc::UnboundedSender<PeerMsg>>,
-    originated: BTreeSet<IpNetwork>,
+    originated: Arc<Origination>,
     local_attrs: Arc<PathAttributes>,
     fib: Option<FibHandle>,
     /// Built while handling one input, written when it is done.
@@ -266,6 +330,8 @@ struct RibTask {
     exports: Vec<BestChange>,
     /// Until the first full sync with the kernel is done.
     initial: Option<InitialSync>,
+    /// Restarting peers whose stale paths we keep (RFC 4724 §4.2).
+    helper: HelperTimers,
 }
 
 struct InitialSync {
@@ -275,15 +341,72 @@ struct InitialSync {
     expected_peers: usize,
     /// Peers that sent End-of-RIB.
     done: BTreeSet<PeerId>,
+    /// We restarted with our routes in the kernel: initial exports wait.
+    defer_exports: bool,
+    /// Peers whose End-of-RIB we no longer wait for before exporting:
+    /// sent it, restarted themselves, or have no graceful restart.
+    exports_ready: BTreeSet<PeerId>,
+    /// Established peers whose initial table waits.
+    deferred: BTreeSet<PeerId>,
 }
 
 impl InitialSync {
     fn ready(&self) -> bool {
         self.done.len() >= self.expected_peers || Instant::now() >= self.deadline
     }
+
+    /// Whether initial exports still wait (RFC 4724 §4.1).
+    fn deferring(&self) -> bool {
+        self.defer_exports && self.exports_ready.len() < self.expected_peers && !self.ready()
+    }
 }
 
 impl RibTask {
+    fn new(
+        router_id: Ipv4Addr,
+        max_paths: usize,
+        expected_peers: usize,
+        fib: Option<FibHandle>,
+        forwarding_preserved: bool,
+    ) -> RibTask {
+        RibTask {
+            rib: LocRib::new(max_paths),
+            interner: AttrInterner::new(),
+            resolver: Resolver {
+                peers: HashMap::new(),
+                local: Source {
+                    local: true,
+                    ebgp: false,
+                    router_id,
+                    address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    rr_client: false,
+                },
+                enabled: fib.is_some(),
+                kernel: None,
+                resolved: HashMap::new(),
+            },
+            outputs: HashMap::new(),
+            originated: Arc::default(),
+            local_attrs: Arc::new(PathAttributes {
+                attributes: vec![PathAttribute::Origin(Origin::Igp)],
+                next_hops: Vec::new(),
+            }),
+            fib,
+            fib_ops: Vec::new(),
+            exports: Vec::new(),
+            initial: Some(InitialSync {
+                generation: None,
+                deadline: Instant::now() + INITIAL_SYNC_WAIT,
+                expected_peers,
+                done: BTreeSet::new(),
+                defer_exports: forwarding_preserved,
+                exports_ready: BTreeSet::new(),
+                deferred: BTreeSet::new(),
+            }),
+            helper: HelperTimers::default(),
+        }
+    }
+
     async fn run(
         mut self,
         mut input: mpsc::Receiver<RibInput>,
@@ -297,7 +420,15 @@ impl RibTask {
                         let _ = done.send(());
                         return;
                     }
+                    Some(RibInput::Detach { done }) => {
+                        self.detach().await;
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(RibInput::PeerDown { peer }) => self.peer_down(peer).await,
+                    Some(message @ (RibInput::PeerRestarting { .. }
+                        | RibInput::GracefulUp { .. }
+                        | RibInput::EndOfRib { .. })) => self.graceful(message).await,
                     Some(message) => self.handle(message),
                     None => {
                         self.shutdown().await;
@@ -306,7 +437,9 @@ impl RibTask {
                 },
                 Some(event) = recv(&mut fib_events) => self.fib_event(event).await,
                 () = initial_deadline(&self.initial) => {}
+                () = sleep_until(self.helper.next_deadline()) => self.helper_expired().await,
             }
+            self.release_exports();
             self.initial_sync().await;
             self.flush().await;
         }
@@ -316,8 +449,16 @@ impl RibTask {
         match message {
             RibInput::PeerUp { peer, source, out } => {
                 self.resolver.peers.insert(peer, source);
-                self.send_table(&out);
-                let _ = out.send(PeerMsg::InitialDone);
+                match &mut self.initial {
+                    Some(initial) if initial.deferring() => {
+                        tracing::debug!(peer, "initial exports wait for the peers' End-of-RIB");
+                        initial.deferred.insert(peer);
+                    }
+                    _ => {
+                        self.send_table(&out);
+                        let _ = out.send(PeerMsg::InitialDone);
+                    }
+                }
                 self.outputs.insert(peer, out);
             }
             RibInput::SetMaxPaths(max_paths) => {
@@ -331,13 +472,15 @@ impl RibTask {
                     self.send_table(out);
                 }
             }
-            RibInput::EndOfRib { peer } => {
-                if let Some(initial) = &mut self.initial {
-                    initial.done.insert(peer);
-                }
+            RibInput::Counts { peer, reply } => {
+                let _ = reply.send(self.rib.counts(peer));
             }
-            // Handled in run(): it writes as it goes.
-            RibInput::PeerDown { .. } => {}
+            // Handled in run(): they write as they go.
+            RibInput::PeerDown { .. }
+            | RibInput::PeerRestarting { .. }
+            | RibInput::GracefulUp { .. }
+            | RibInput::EndOfRib { .. }
+            | RibInput::Detach { .. } => {}
             RibInput::Routes { peer, routes } => {
                 // The prefixes of one UPDATE share one attribute set: hash
                 // and resolve it once, not once a prefix.
@@ -364,7 +507,7 @@ impl RibTask {
                     let _ = out.send(PeerMsg::Counts(self.rib.counts(peer)));
                 }
             }
-            RibInput::Originate(prefixes) => self.originate(&prefixes),
+            RibInput::Originate(origination) => self.originate(origination),
             RibInput::Query { query, reply } => {
                 let _ = reply.send(self.query(&query));
             }
@@ -376,6 +519,10 @@ impl RibTask {
     /// peers chunk by chunk.
     async fn peer_down(&mut self, peer: PeerId) {
         self.outputs.remove(&peer);
+        self.helper.remove(peer);
+        if let Some(initial) = &mut self.initial {
+            initial.deferred.remove(&peer);
+        }
         loop {
             let (changes, more) = self.rib.remove_peer(peer, EXPORT_CHUNK, &self.resolver);
             for change in changes {
@@ -389,16 +536,136 @@ impl RibTask {
         self.resolver.peers.remove(&peer);
     }
 
-    fn originate(&mut self, prefixes: &[IpNetwork]) {
-        let wanted: BTreeSet<IpNetwork> = prefixes.iter().copied().collect();
-        let removed: Vec<IpNetwork> = self.originated.difference(&wanted).copied().collect();
-        let added: Vec<IpNetwork> = wanted.difference(&self.originated).copied().collect();
-        for prefix in removed {
-            if let Some(change) = self.rib.update(prefix, LOCAL_PEER, None, &self.resolver) {
-                self.changed(change);
+    /// The helper side of graceful restart (RFC 4724 §4.2).
+    async fn graceful(&mut self, message: RibInput) {
+        let now = Instant::now();
+        match message {
+            RibInput::PeerRestarting { peer, restart_time } => {
+                self.outputs.remove(&peer);
+                if let Some(initial) = &mut self.initial {
+                    initial.deferred.remove(&peer);
+                }
+                let stale = self.rib.mark_stale(peer);
+                tracing::info!(
+                    peer,
+                    stale,
+                    ?restart_time,
+                    "peer restarting: its routes stay, stale"
+                );
+                self.helper.restarting(peer, now, restart_time);
+            }
+            RibInput::GracefulUp {
+                peer,
+                kept,
+                stale_time,
+                restarted,
+            } => {
+                if restarted && let Some(initial) = &mut self.initial {
+                    initial.exports_ready.insert(peer);
+                }
+                match self.helper.session_up(peer, now, &kept, stale_time) {
+                    Some(Sweep::All) => self.sweep(peer, None).await,
+                    Some(Sweep::Families(families)) => {
+                        for family in families {
+                            if let Some(ipv4) = graceful::family_filter(family) {
+                                self.sweep(peer, Some(ipv4)).await;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+            RibInput::EndOfRib { peer, family } => {
+                if let Some(initial) = &mut self.initial {
+                    initial.done.insert(peer);
+                    initial.exports_ready.insert(peer);
+                }
+                if self.helper.end_of_rib(peer, family)
+                    && let Some(ipv4) = graceful::family_filter(family)
+                {
+                    self.sweep(peer, Some(ipv4)).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Restart or stale routes time ran out: the stale paths go.
+    async fn helper_expired(&mut self) {
+        for (peer, away) in self.helper.expired(Instant::now()) {
+            tracing::info!(
+                peer,
+                away,
+                "graceful restart time over; removing stale routes"
+            );
+            self.sweep(peer, None).await;
+            if away && self.rib.counts(peer).received == 0 {
+                self.resolver.peers.remove(&peer);
             }
         }
-        for prefix in added {
+    }
+
+    /// Removes a peer's stale paths (of one family when `ipv4` is Some),
+    /// chunk by chunk as `peer_down`.
+    async fn sweep(&mut self, peer: PeerId, ipv4: Option<bool>) {
+        loop {
+            let (changes, more) = self
+                .rib
+                .sweep_stale(peer, ipv4, EXPORT_CHUNK, &self.resolver);
+            for change in changes {
+                self.changed(change);
+            }
+            self.flush().await;
+            if !more {
+                break;
+            }
+        }
+        if let Some(out) = self.outputs.get(&peer) {
+            let _ = out.send(PeerMsg::Counts(self.rib.counts(peer)));
+        }
+    }
+
+    /// Sends the deferred initial tables once no peer's End-of-RIB is
+    /// awaited any more.
+    fn release_exports(&mut self) {
+        let Some(initial) = &mut self.initial else {
+            return;
+        };
+        if initial.deferring() {
+            return;
+        }
+        initial.defer_exports = false;
+        let deferred = std::mem::take(&mut initial.deferred);
+        if !deferred.is_empty() {
+            tracing::info!(
+                peers = deferred.len(),
+                "peers' End-of-RIB in; sending our routes"
+            );
+        }
+        for peer in deferred {
+            if let Some(out) = self.outputs.get(&peer) {
+                self.send_table(out);
+                let _ = out.send(PeerMsg::InitialDone);
+            }
+        }
+    }
+
+    /// Moves to a new origination: added prefixes get a local path,
+    /// removed ones lose it. Blocks get (and lose) their blackhole; hosts
+    /// never touch the kernel, and a prefix that changes kind gets or loses
+    /// its blackhole.
+    fn originate(&mut self, wanted: Arc<Origination>) {
+        let old = std::mem::replace(&mut self.originated, wanted.clone());
+        let (before, after) = (old.prefixes(), wanted.prefixes());
+        for &prefix in before.difference(&after) {
+            if let Some(change) = self.rib.update(prefix, LOCAL_PEER, None, &self.resolver) {
+                // A host's /32 leaves our kernel alone, unless a peer's
+                // path takes over (a route we must install).
+                let fib = !old.is_host(&prefix) || !change.selected.is_empty();
+                self.changed_with(change, fib);
+            }
+        }
+        for &prefix in after.difference(&before) {
             let path = Path::new(LOCAL_PEER, self.local_attrs.clone(), true);
             if let Some(change) = self
                 .rib
@@ -407,13 +674,36 @@ impl RibTask {
                 self.changed(change);
             }
         }
-        self.originated = wanted;
+        for &prefix in before.intersection(&after) {
+            let (was_host, is_host) = (old.is_host(&prefix), wanted.is_host(&prefix));
+            if was_host == is_host {
+                continue;
+            }
+            let local_best = self
+                .rib
+                .get(&prefix)
+                .and_then(|paths| paths.first())
+                .is_some_and(|p| p.selected() && p.peer == LOCAL_PEER);
+            if local_best {
+                self.fib_ops.push(if is_host {
+                    FibOp::Remove(prefix)
+                } else {
+                    FibOp::Set(prefix, FibRoute::Blackhole)
+                });
+            }
+        }
     }
 
     /// Queues the FIB operation and the export for one changed prefix.
     fn changed(&mut self, change: Change) {
-        self.fib_ops
-            .push(self.fib_op(change.prefix, &change.selected));
+        self.changed_with(change, true);
+    }
+
+    /// As `changed`; `fib: false` leaves the kernel alone.
+    fn changed_with(&mut self, change: Change, fib: bool) {
+        if fib && let Some(op) = self.fib_op(change.prefix, &change.selected) {
+            self.fib_ops.push(op);
+        }
         let best = change.selected.first().map(|p| BestPath {
             attrs: p.attrs.clone(),
             from: p.peer,
@@ -429,14 +719,29 @@ impl RibTask {
         match self.resolver.source(peer) {
             Some(s) if s.local => Learned::Local,
             Some(s) if s.ebgp => Learned::Ebgp,
-            _ => Learned::Ibgp,
+            Some(s) => Learned::Ibgp {
+                from_client: s.rr_client,
+                sender: s.router_id,
+            },
+            // Not reached: every path's peer is known until PeerDown.
+            None => Learned::Ibgp {
+                from_client: false,
+                sender: Ipv4Addr::UNSPECIFIED,
+            },
         }
     }
 
-    fn fib_op(&self, prefix: IpNetwork, selected: &[Path]) -> FibOp {
-        match selected {
+    /// The kernel route for a prefix's selected paths; None for a host we
+    /// originate (the CNI plugin owns its route).
+    fn fib_op(&self, prefix: IpNetwork, selected: &[Path]) -> Option<FibOp> {
+        Some(match selected {
             [] => FibOp::Remove(prefix),
-            [first, ..] if first.peer == LOCAL_PEER => FibOp::Set(prefix, FibRoute::Blackhole),
+            [first, ..] if first.peer == LOCAL_PEER => {
+                if self.originated.is_host(&prefix) {
+                    return None;
+                }
+                FibOp::Set(prefix, FibRoute::Blackhole)
+            }
             [only] => match self.resolver.hops(only) {
                 Some(hops) => FibOp::Set(prefix, FibRoute::Unicast(hops.clone())),
                 None => FibOp::Remove(prefix),
@@ -455,7 +760,7 @@ impl RibTask {
                     FibOp::Set(prefix, FibRoute::Unicast(hops.into()))
                 }
             }
-        }
+        })
     }
 
     /// Sends the whole table to a new peer, in pieces.
@@ -528,7 +833,10 @@ impl RibTask {
             .iter()
             .filter_map(|(prefix, paths)| {
                 let selected = selected_paths(paths);
-                (!selected.is_empty()).then(|| self.fib_op(prefix, selected))
+                if selected.is_empty() {
+                    return None;
+                }
+                self.fib_op(prefix, selected)
             })
             .collect();
         let mut ops = ops.into_iter().peekable();
@@ -567,10 +875,10 @@ impl RibTask {
             .filter(|(prefix, _)| !reselected.contains(prefix))
             .filter_map(|(prefix, paths)| {
                 let selected = selected_paths(paths);
-                selected
-                    .iter()
-                    .any(uses_moved)
-                    .then(|| self.fib_op(prefix, selected))
+                if !selected.iter().any(uses_moved) {
+                    return None;
+                }
+                self.fib_op(prefix, selected)
             })
             .collect();
         self.fib_ops.extend(rewrite);
@@ -593,7 +901,12 @@ impl RibTask {
     async fn flush(&mut self) {
         if !self.exports.is_empty() {
             let exports: Arc<[BestChange]> = std::mem::take(&mut self.exports).into();
-            for out in self.outputs.values() {
+            let deferred = self.initial.as_ref().map(|i| &i.deferred);
+            for (peer, out) in &self.outputs {
+                // Its whole table goes when released.
+                if deferred.is_some_and(|d| d.contains(peer)) {
+                    continue;
+                }
                 let _ = out.send(PeerMsg::Best(exports.clone()));
             }
         }
@@ -608,8 +921,28 @@ impl RibTask {
     /// Removes our routes from the kernel (as BIRD does when it stops) and
     /// waits, boundedly, for the FIB to write that.
     async fn shutdown(&mut self) {
-        let prefixes: Vec<IpNetwork> = self.rib.iter().map(|(p, _)| p).collect();
+        // Not our hosts: their routes are the CNI plugin's.
+        let prefixes: Vec<IpNetwork> = self
+            .rib
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| !self.originated.is_host(p))
+            .collect();
         self.fib_ops.extend(prefixes.into_iter().map(FibOp::Remove));
+        self.exports.clear();
+        self.flush().await;
+        let Some(fib) = &self.fib else {
+            return;
+        };
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        while fib.status().pending > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Ends without removing our routes: writes what is queued and waits,
+    /// boundedly, for the FIB to confirm it.
+    async fn detach(&mut self) {
         self.exports.clear();
         self.flush().await;
         let Some(fib) = &self.fib else {
@@ -715,8 +1048,17 @@ impl RibTask {
 
 async fn initial_deadline(initial: &Option<InitialSync>) {
     match initial {
-        Some(i) if i.generation.is_some() => tokio::time::sleep_until(i.deadline).await,
+        Some(i) if i.generation.is_some() || !i.deferred.is_empty() => {
+            tokio::time::sleep_until(i.deadline).await
+        }
         _ => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -724,5 +1066,297 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn net(text: &str) -> IpNetwork {
+        text.parse().unwrap()
+    }
+
+    fn origination(blocks: &[&str], hosts: &[&str]) -> RibInput {
+        RibInput::Originate(Arc::new(Origination {
+            blocks: blocks.iter().map(|t| net(t)).collect(),
+            hosts: hosts.iter().map(|t| net(t)).collect(),
+        }))
+    }
+
+    fn task() -> RibTask {
+        RibTask::new(Ipv4Addr::new(192, 0, 2, 1), 1, 0, None, false)
+    }
+
+    /// The FIB ops and exported prefixes one input produced.
+    fn run(task: &mut RibTask, input: RibInput) -> (Vec<FibOp>, Vec<(IpNetwork, bool)>) {
+        task.handle(input);
+        let exports = std::mem::take(&mut task.exports)
+            .into_iter()
+            .map(|c| (c.prefix, c.best.is_some()))
+            .collect();
+        (std::mem::take(&mut task.fib_ops), exports)
+    }
+
+    #[test]
+    fn blocks_are_blackholed_hosts_only_announced() {
+        let mut t = task();
+        let (ops, exports) = run(
+            &mut t,
+            origination(&["10.244.1.0/26"], &["10.244.9.5/32", "fd00:9::5/128"]),
+        );
+        assert_eq!(ops, [FibOp::Set(net("10.244.1.0/26"), FibRoute::Blackhole)]);
+        assert_eq!(
+            exports,
+            [
+                (net("10.244.1.0/26"), true),
+                (net("10.244.9.5/32"), true),
+                (net("fd00:9::5/128"), true)
+            ]
+        );
+        // Withdrawn: the block's blackhole goes, the hosts never touch the
+        // kernel (the CNI plugin's /32 route stays).
+        let (ops, exports) = run(&mut t, origination(&[], &[]));
+        assert_eq!(ops, [FibOp::Remove(net("10.244.1.0/26"))]);
+        assert_eq!(exports.len(), 3);
+        assert!(exports.iter().all(|(_, best)| !best));
+    }
+
+    #[test]
+    fn a_prefix_changing_kind_gets_or_loses_its_blackhole() {
+        let mut t = task();
+        run(&mut t, origination(&[], &["10.244.9.5/32"]));
+        let (ops, exports) = run(&mut t, origination(&["10.244.9.5/32"], &[]));
+        assert_eq!(ops, [FibOp::Set(net("10.244.9.5/32"), FibRoute::Blackhole)]);
+        assert!(exports.is_empty(), "still announced, nothing to re-send");
+        let (ops, _) = run(&mut t, origination(&[], &["10.244.9.5/32"]));
+        assert_eq!(ops, [FibOp::Remove(net("10.244.9.5/32"))]);
+    }
+
+    #[test]
+    fn a_resync_writes_blocks_not_hosts() {
+        let mut t = task();
+        run(&mut t, origination(&["10.244.1.0/26"], &["10.244.9.5/32"]));
+        let ops: Vec<FibOp> = t
+            .rib
+            .iter()
+            .filter_map(|(prefix, paths)| t.fib_op(prefix, selected_paths(paths)))
+            .collect();
+        assert_eq!(ops, [FibOp::Set(net("10.244.1.0/26"), FibRoute::Blackhole)]);
+        assert_eq!(t.query(&RouteQuery::default()).len(), 2);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod graceful_tests {
+    use super::*;
+
+    fn source() -> Source {
+        Source {
+            local: false,
+            ebgp: true,
+            router_id: Ipv4Addr::new(10, 0, 0, 2),
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            rr_client: false,
+        }
+    }
+
+    fn path(next_hop: &str) -> Path {
+        let attrs = PathAttributes {
+            attributes: vec![PathAttribute::Origin(Origin::Igp)],
+            next_hops: vec![next_hop.parse().unwrap()],
+        };
+        Path::new(1, Arc::new(attrs), true)
+    }
+
+    /// A RIB with peer 1 up and one IPv4 and one IPv6 prefix from it.
+    async fn rib_with_routes() -> (RibHandle, mpsc::UnboundedReceiver<PeerMsg>) {
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 1, None, false);
+        let (out, rx) = mpsc::unbounded_channel();
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        let routes = vec![
+            ("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2"))),
+            (
+                "2001:db8:1::/64".parse().unwrap(),
+                Some(path("2001:db8::2")),
+            ),
+        ];
+        input
+            .send(RibInput::Routes { peer: 1, routes })
+            .await
+            .unwrap();
+        (rib, rx)
+    }
+
+    async fn prefixes(rib: &RibHandle) -> Vec<String> {
+        rib.query(RouteQuery::default())
+            .await
+            .iter()
+            .filter(|r| r.paths.iter().any(|p| p.best))
+            .map(|r| r.prefix.to_string())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_paths_wait_for_the_restart_time_then_go() {
+        let (rib, _rx) = rib_with_routes().await;
+        let restart_time = Duration::from_secs(120);
+        rib.input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rib.counts(1).await.stale, 2);
+        tokio::time::sleep(Duration::from_secs(119)).await;
+        // Still used (and exported) while the peer restarts.
+        assert_eq!(prefixes(&rib).await.len(), 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(prefixes(&rib).await, Vec::<String>::new());
+        assert_eq!(rib.counts(1).await, PeerCounts::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_family_without_the_f_bit_goes_at_once_the_other_at_its_end_of_rib() {
+        let (rib, _rx) = rib_with_routes().await;
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time: Duration::from_secs(120),
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (out, _rx2) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: vec![Family::IPV4_UNICAST],
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
+        assert_eq!(rib.counts(1).await.stale, 1);
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefixes(&rib).await, Vec::<String>::new());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_routes_time_bounds_the_wait_for_end_of_rib() {
+        let (rib, _rx) = rib_with_routes().await;
+        let input = &rib.input;
+        input
+            .send(RibInput::PeerRestarting {
+                peer: 1,
+                restart_time: Duration::from_secs(120),
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+                stale_time: Duration::from_secs(30),
+                restarted: true,
+            })
+            .await
+            .unwrap();
+        // The peer sends one prefix again, never End-of-RIB.
+        let routes = vec![("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2")))];
+        input
+            .send(RibInput::Routes { peer: 1, routes })
+            .await
+            .unwrap();
+        assert_eq!(rib.counts(1).await.stale, 1);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(prefixes(&rib).await.len(), 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
+        assert_eq!(rib.counts(1).await.stale, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn initial_exports_wait_for_the_peers_end_of_rib_when_we_restarted() {
+        // Forwarding preserved: two peers; the table goes out once both are
+        // in (one sent End-of-RIB, the other restarted too).
+        let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 2, None, true);
+        let input = &rib.input;
+        input
+            .send(RibInput::Originate(Arc::new(Origination {
+                blocks: ["10.9.0.0/26".parse().unwrap()].into(),
+                hosts: BTreeSet::new(),
+            })))
+            .await
+            .unwrap();
+        let (out, mut rx) = mpsc::unbounded_channel();
+        input
+            .send(RibInput::GracefulUp {
+                peer: 1,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: false,
+            })
+            .await
+            .unwrap();
+        input
+            .send(RibInput::PeerUp {
+                peer: 1,
+                source: source(),
+                out,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "nothing before the peers are in");
+        input
+            .send(RibInput::EndOfRib {
+                peer: 1,
+                family: Family::IPV4_UNICAST,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(rx.try_recv().is_err(), "peer 2 not in yet");
+        input
+            .send(RibInput::GracefulUp {
+                peer: 2,
+                kept: Vec::new(),
+                stale_time: Duration::from_secs(360),
+                restarted: true,
+            })
+            .await
+            .unwrap();
+        let _ = rib.counts(1).await;
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::Best(b)) if b.len() == 1));
+        assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
     }
 }

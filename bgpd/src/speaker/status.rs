@@ -35,6 +35,12 @@ pub struct PeerStatus {
     pub prefixes_received: u64,
     pub prefixes_accepted: u64,
     pub prefixes_advertised: u64,
+    /// Graceful restart (RFC 4724) with this peer.
+    pub graceful: super::graceful::GracefulStatus,
+    /// The peer's configured BFD timers; `None`: BFD off.
+    pub bfd_config: Option<crate::config::BfdConfig>,
+    /// The BFD session's last status, once one was started.
+    pub bfd: Option<crate::bfd::BfdStatus>,
 }
 
 impl PeerStatus {
@@ -69,6 +75,9 @@ impl PeerStatus {
             prefixes_received: 0,
             prefixes_accepted: 0,
             prefixes_advertised: 0,
+            graceful: super::graceful::GracefulStatus::default(),
+            bfd_config: peer.bfd,
+            bfd: None,
         }
     }
 

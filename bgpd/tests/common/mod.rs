@@ -168,6 +168,17 @@ impl Bgpd {
         Bgpd::launch(lab, node, Some(&speaker.yaml()), None, &[])
     }
 
+    /// As `start`, with more command line arguments (e.g. `--ipamd`).
+    pub fn start_with_args(lab: &Lab, node: &str, speaker: &Speaker, extra: &[&str]) -> Bgpd {
+        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, extra)
+    }
+
+    /// Starts podroute-bgpd with configuration `yaml` and more command
+    /// line arguments (e.g. `--node NAME`).
+    pub fn start_yaml(lab: &Lab, node: &str, yaml: &str, args: &[&str]) -> Bgpd {
+        Bgpd::launch(lab, node, Some(yaml), None, args)
+    }
+
     /// Starts podroute-bgpd in `node` on the configuration file `config`
     /// (shared by several nodes, as a cluster's is) with more arguments
     /// (`--node`, `--ipamd`), and waits until its admin API answers.
@@ -257,6 +268,14 @@ impl Bgpd {
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success(), "kill -TERM {pid}");
         self.child.borrow_mut().wait().unwrap()
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: it cleans nothing up) and
+    /// waits for it.
+    pub fn kill(&self) {
+        let mut child = self.child.borrow_mut();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// The exit status, if the daemon has stopped.

@@ -39,7 +39,8 @@ pub struct IpPoolSpec {
     pub block_size: Option<u8>,
     #[serde(default)]
     pub disabled: bool,
-    /// Kubernetes label selector text; "" selects every node.
+    /// Label selector text, Kubernetes' or Calico's `&&` form
+    /// (`podroute_labels::Selector::parse`); "" selects every node.
     #[serde(default)]
     pub node_selector: String,
     #[serde(default, rename = "disableBGPExport")]

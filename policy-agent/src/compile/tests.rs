@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use podroute_labels::{LabelSelector, LabelSelectorOperator as Operator, LabelSelectorRequirement};
 use proptest::prelude::*;
 
 use super::*;
@@ -14,7 +15,6 @@ use crate::model::objects::{
     NetworkPolicyObject, NetworkPolicySpec, ObjectMeta, PodIp, PodObject, PodSpec, PodStatus,
     PolicyPeer, PolicyPort, Snapshot,
 };
-use crate::model::selector::{LabelSelector, LabelSelectorRequirement, Operator};
 use crate::model::test_fixtures::xyz_with;
 
 const NODES: [&str; 2] = ["n1", "n2"];

@@ -10,11 +10,11 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnetwork::IpNetwork;
+use podroute_labels::{LabelSelector, Labels, Selector};
 
 use super::objects::{
     IntOrString, NamespaceObject, NetworkPolicyObject, PodObject, PolicyPeer, PolicyPort, Snapshot,
 };
-use super::selector::{LabelSelector, Labels, Selector};
 
 /// The label the API server puts on every namespace (Kubernetes 1.21+);
 /// policies select namespaces by name with it.

@@ -5,6 +5,5 @@
 pub mod cluster;
 pub mod evaluate;
 pub mod objects;
-pub mod selector;
 #[cfg(test)]
 pub(crate) mod test_fixtures;

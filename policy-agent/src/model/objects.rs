@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use podroute_labels::{LabelSelector, null_as_default};
 use serde::{Deserialize, Serialize};
-
-use super::selector::{LabelSelector, null_as_default};
 
 pub const KIND_NAMESPACE: &str = "Namespace";
 pub const KIND_POD: &str = "Pod";

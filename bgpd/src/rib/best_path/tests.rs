@@ -74,6 +74,7 @@ impl P {
             ebgp: self.ebgp,
             router_id: Ipv4Addr::new(10, 0, 0, self.router_id),
             address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, self.address)),
+            rr_client: false,
         };
         (attrs, source)
     }

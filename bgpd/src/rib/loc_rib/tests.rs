@@ -20,6 +20,7 @@ impl Ctx {
                 ebgp: false,
                 router_id: Ipv4Addr::new(10, 0, 0, 100),
                 address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                rr_client: false,
             },
         );
         for i in 1..=n {
@@ -30,6 +31,7 @@ impl Ctx {
                     ebgp: true,
                     router_id: Ipv4Addr::new(10, 0, 0, i as u8),
                     address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, i as u8)),
+                    rr_client: false,
                 },
             );
         }
@@ -150,7 +152,8 @@ fn rejected_paths_are_held_counted_and_never_selected() {
         PeerCounts {
             received: 1,
             accepted: 0,
-            selected: 0
+            selected: 0,
+            stale: 0
         }
     );
     assert_eq!(rib.len(), 1);
@@ -163,7 +166,8 @@ fn rejected_paths_are_held_counted_and_never_selected() {
         PeerCounts {
             received: 1,
             accepted: 1,
-            selected: 1
+            selected: 1,
+            stale: 0
         }
     );
 }
@@ -270,4 +274,76 @@ fn a_prefix_with_one_path_needs_no_heap() {
     let mut paths = Paths::new();
     paths.push(Path::new(1, attrs(&[1], 1), true));
     assert!(!paths.spilled());
+}
+
+// ---- graceful restart (RFC 4724 §4.2) ----
+
+#[test]
+fn stale_paths_stay_selected_until_replaced_or_swept() {
+    let ctx = Ctx::with_peers(2);
+    let mut rib = LocRib::new(8);
+    let a = prefix("10.8.0.0/26");
+    let b = prefix("10.8.0.64/26");
+    let v6 = prefix("2001:db8:8::/64");
+    for p in [a, b, v6] {
+        rib.update(p, 1, Some(Path::new(1, attrs(&[65001], 1), true)), &ctx);
+    }
+    // Marking changes no selection: the kernel and the peers keep them.
+    assert_eq!(rib.mark_stale(1), 3);
+    assert_eq!(rib.counts(1).stale, 3);
+    assert_eq!(rib.counts(1).selected, 3);
+    assert!(rib.get(&a).unwrap()[0].stale() && rib.get(&a).unwrap()[0].selected());
+    // Marking twice counts nothing twice.
+    assert_eq!(rib.mark_stale(1), 3);
+
+    // The peer sends `a` again: fresh, no longer stale.
+    rib.update(a, 1, Some(Path::new(1, attrs(&[65001], 1), true)), &ctx);
+    assert!(!rib.get(&a).unwrap()[0].stale());
+    assert_eq!(rib.counts(1).stale, 2);
+
+    // End-of-RIB for IPv4: the IPv4 stale path goes, IPv6 stays.
+    let (changes, _) = rib.sweep_stale(1, Some(true), 100, &ctx);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].prefix, b);
+    assert!(changes[0].selected.is_empty());
+    assert!(rib.get(&b).is_none());
+    assert!(rib.get(&a).is_some());
+    assert_eq!(rib.counts(1).stale, 1);
+    assert!(rib.get(&v6).unwrap()[0].stale());
+
+    let (changes, _) = rib.sweep_stale(1, None, 100, &ctx);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(rib.counts(1).stale, 0);
+    assert_eq!(rib.counts(1).received, 1);
+}
+
+#[test]
+fn sweeping_goes_in_chunks_and_leaves_other_peers_alone() {
+    let ctx = Ctx::with_peers(2);
+    let mut rib = LocRib::new(8);
+    for i in 0..10u8 {
+        let p = prefix(&format!("10.9.{i}.0/24"));
+        rib.update(p, 1, Some(Path::new(1, attrs(&[65001], 1), true)), &ctx);
+        rib.update(p, 2, Some(Path::new(2, attrs(&[65002, 1], 2), true)), &ctx);
+    }
+    rib.mark_stale(1);
+    let mut rounds = 0;
+    let mut changed = 0;
+    loop {
+        rounds += 1;
+        let (changes, more) = rib.sweep_stale(1, None, 3, &ctx);
+        // Peer 1's shorter path was best: peer 2's takes over.
+        for c in &changes {
+            assert_eq!(peers_of(c), vec![2]);
+        }
+        changed += changes.len();
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(changed, 10);
+    assert!(rounds >= 4, "in chunks of 3: {rounds} rounds");
+    assert_eq!(rib.counts(1), PeerCounts::default());
+    assert_eq!(rib.counts(2).received, 10);
+    assert_eq!(rib.len(), 10);
 }

@@ -10,6 +10,7 @@ mod as_path_regex;
 mod matching;
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use ipnetwork::IpNetwork;
 
@@ -90,14 +91,27 @@ pub fn session_default(ctx: &PolicyContext) -> PolicyAction {
     }
 }
 
-/// Whether `prefix` is one of `own` or inside one of them (same family):
-/// a peer must never give us a route for our own pod blocks.
-pub fn hijacks(prefix: &IpNetwork, own: &[IpNetwork]) -> bool {
-    own.iter().any(|o| {
-        o.is_ipv4() == prefix.is_ipv4()
-            && o.prefix() <= prefix.prefix()
-            && o.contains(prefix.network())
-    })
+/// Whether a peer's route for `prefix` would take over what this node
+/// originates: equal to one of our `blocks` or inside one, or equal to one
+/// of our `hosts` (addresses we borrowed from other nodes' blocks). A host
+/// route (/32, /128) strictly inside one of our blocks is not: it is an
+/// address another node borrowed from our block, and it must win over our
+/// blackhole for the block (as Calico's BIRD installs it).
+pub fn hijacks(
+    prefix: &IpNetwork,
+    blocks: &BTreeSet<IpNetwork>,
+    hosts: &BTreeSet<IpNetwork>,
+) -> bool {
+    if hosts.contains(prefix) || blocks.contains(prefix) {
+        return true;
+    }
+    let host_route = prefix.prefix() == if prefix.is_ipv4() { 32 } else { 128 };
+    !host_route
+        && blocks.iter().any(|o| {
+            o.is_ipv4() == prefix.is_ipv4()
+                && o.prefix() <= prefix.prefix()
+                && o.contains(prefix.network())
+        })
 }
 
 fn run(

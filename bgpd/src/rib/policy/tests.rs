@@ -819,19 +819,49 @@ fn unchanged_accept_is_none() {
 
 // ---- hijack guard ----
 
+fn set(items: &[&str]) -> std::collections::BTreeSet<IpNetwork> {
+    items.iter().map(|t| net(t)).collect()
+}
+
 #[test]
 fn hijacks_equal_or_more_specific() {
-    let own = [net("10.244.1.0/26"), net("fd00:10:244:1::/64")];
-    assert!(hijacks(&net("10.244.1.0/26"), &own));
-    assert!(hijacks(&net("10.244.1.32/27"), &own));
-    assert!(hijacks(&net("10.244.1.5/32"), &own));
-    assert!(hijacks(&net("fd00:10:244:1:1::/80"), &own));
+    let own = set(&["10.244.1.0/26", "fd00:10:244:1::/64"]);
+    let none = set(&[]);
+    assert!(hijacks(&net("10.244.1.0/26"), &own, &none));
+    assert!(hijacks(&net("10.244.1.32/27"), &own, &none));
+    assert!(hijacks(&net("10.244.1.4/31"), &own, &none));
+    assert!(hijacks(&net("fd00:10:244:1:1::/80"), &own, &none));
     assert!(
-        !hijacks(&net("10.244.1.0/24"), &own),
+        !hijacks(&net("10.244.1.0/24"), &own, &none),
         "a covering aggregate"
     );
-    assert!(!hijacks(&net("10.244.1.64/26"), &own));
-    assert!(!hijacks(&net("0.0.0.0/0"), &own));
-    assert!(!hijacks(&net("::/0"), &own));
-    assert!(!hijacks(&net("10.244.1.0/26"), &[]));
+    assert!(!hijacks(&net("10.244.1.64/26"), &own, &none));
+    assert!(!hijacks(&net("0.0.0.0/0"), &own, &none));
+    assert!(!hijacks(&net("::/0"), &own, &none));
+    assert!(!hijacks(&net("10.244.1.0/26"), &none, &none));
+}
+
+#[test]
+fn host_routes_inside_our_blocks_are_other_nodes_borrowed_addresses() {
+    let blocks = set(&["10.244.1.0/26", "fd00:10:244:1::/64", "10.9.9.9/32"]);
+    let none = set(&[]);
+    assert!(!hijacks(&net("10.244.1.5/32"), &blocks, &none));
+    assert!(!hijacks(&net("fd00:10:244:1::5/128"), &blocks, &none));
+    assert!(
+        hijacks(&net("10.9.9.9/32"), &blocks, &none),
+        "a block that is a /32 is still ours"
+    );
+}
+
+#[test]
+fn our_borrowed_hosts_are_not_taken_over() {
+    let none = set(&[]);
+    let hosts = set(&["10.244.7.9/32", "fd00:10:244:7::9/128"]);
+    assert!(hijacks(&net("10.244.7.9/32"), &none, &hosts));
+    assert!(hijacks(&net("fd00:10:244:7::9/128"), &none, &hosts));
+    assert!(
+        !hijacks(&net("10.244.7.0/26"), &none, &hosts),
+        "the lender's block covering our host is its own"
+    );
+    assert!(!hijacks(&net("10.244.7.10/32"), &none, &hosts));
 }

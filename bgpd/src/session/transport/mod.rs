@@ -4,7 +4,7 @@
 // and BIRD do. The session FSM gets plain tokio TcpStreams from here.
 
 mod listener;
-mod sockopt;
+pub(crate) mod sockopt;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -148,3 +148,84 @@ fn get_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Res
         Err(io::Error::last_os_error())
     }
 }
+
+/// IP_RECVTTL: each received IPv4 datagram carries its TTL (for the BFD
+/// single-hop check of RFC 5881 §5).
+pub(crate) fn set_recv_ttl_v4(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, &(1 as libc::c_int))
+}
+
+/// One datagram from a UDP socket with IP_RECVTTL or IPV6_RECVHOPLIMIT on:
+/// its length (at most `buf.len()`), its source, and the TTL or hop limit
+/// it arrived with (`None` if the kernel attached none).
+pub(crate) fn recv_with_ttl(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u8>)> {
+    // SAFETY (all blocks below): plain-old-data structs zeroed; `msg`
+    // points at `source`, `iov` and `control`, which outlive the call and
+    // have the sizes given; the cmsg walk uses the libc macros within
+    // `msg_controllen`, reading each int with read_unaligned.
+    let mut source: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast::<libc::c_void>(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut source as *mut libc::sockaddr_storage).cast::<libc::c_void>();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast::<libc::c_void>();
+    msg.msg_controllen = size_of_val(&control) as _;
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+    let Ok(len) = usize::try_from(n) else {
+        return Err(io::Error::last_os_error());
+    };
+    let mut ttl = None;
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            if (level == libc::IPPROTO_IP && kind == libc::IP_TTL)
+                || (level == libc::IPPROTO_IPV6 && kind == libc::IPV6_HOPLIMIT)
+            {
+                let value = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                ttl = u8::try_from(value).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let source = match libc::c_int::from(source.ss_family) {
+        libc::AF_INET => {
+            let sin = unsafe {
+                std::ptr::read_unaligned(
+                    (&source as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>(),
+                )
+            };
+            SocketAddr::new(
+                IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()),
+                u16::from_be(sin.sin_port),
+            )
+        }
+        libc::AF_INET6 => {
+            let sin6 = unsafe {
+                std::ptr::read_unaligned(
+                    (&source as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>(),
+                )
+            };
+            SocketAddr::new(
+                IpAddr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+            )
+        }
+        family => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("datagram from address family {family}"),
+            ));
+        }
+    };
+    Ok((len, source, ttl))
+}
