@@ -314,7 +314,18 @@ impl Daemon {
     }
 
     /// Sessions Established, and whether the daemon still runs.
+    /// Sessions Established; fails if the daemon stopped.
     pub async fn established(&mut self, kind: Kind) -> anyhow::Result<usize> {
+        self.count(kind, false).await
+    }
+
+    /// BFD sessions Up at the configured 300 ms interval (BFD starts slow,
+    /// at 1 s, and only moves to its timers once Up).
+    pub async fn bfd_up(&mut self, kind: Kind) -> anyhow::Result<usize> {
+        self.count(kind, true).await
+    }
+
+    async fn count(&mut self, kind: Kind, bfd: bool) -> anyhow::Result<usize> {
         if let Some(child) = self.child.as_mut()
             && let Some(status) = child.try_wait()?
         {
@@ -325,13 +336,23 @@ impl Daemon {
                 let out = Command::new("birdc")
                     .arg("-s")
                     .arg(&self.socket)
-                    .args(["show", "protocols"])
+                    .args(if bfd {
+                        &["show", "bfd", "sessions"][..]
+                    } else {
+                        &["show", "protocols"][..]
+                    })
                     .output()
                     .await?;
                 let text = String::from_utf8_lossy(&out.stdout);
                 Ok(text
                     .lines()
-                    .filter(|l| l.contains(" BGP ") && l.contains("Established"))
+                    .filter(|l| {
+                        if bfd {
+                            l.contains(" Up ") && l.contains(" 0.300 ")
+                        } else {
+                            l.contains(" BGP ") && l.contains("Established")
+                        }
+                    })
                     .count())
             }
             Kind::Cluster | Kind::Peers => {
@@ -346,7 +367,15 @@ impl Daemon {
                     .peers;
                 Ok(peers
                     .iter()
-                    .filter(|p| p.state == SessionState::Established as i32)
+                    .filter(|p| {
+                        if bfd {
+                            p.bfd
+                                .as_ref()
+                                .is_some_and(|b| b.state == "up" && b.tx_interval_ms == 300)
+                        } else {
+                            p.state == SessionState::Established as i32
+                        }
+                    })
                     .count())
             }
         }

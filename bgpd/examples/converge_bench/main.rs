@@ -200,16 +200,37 @@ async fn bring_up(args: &Args, kind: Kind, tag: &str, bfd: bool) -> anyhow::Resu
 }
 
 async fn wait_mesh(daemons: &mut [Daemon], kind: Kind, peers: usize) -> anyhow::Result<()> {
+    wait_sessions(daemons, kind, peers, false).await
+}
+
+/// Waits until every node has `peers` sessions Established (or, with
+/// `bfd`, BFD sessions Up at their configured timers).
+async fn wait_sessions(
+    daemons: &mut [Daemon],
+    kind: Kind,
+    peers: usize,
+    bfd: bool,
+) -> anyhow::Result<()> {
     let until = Instant::now() + MESH_UP;
+    let what = if bfd {
+        "BFD sessions Up at 300 ms"
+    } else {
+        "sessions Established"
+    };
     for d in daemons.iter_mut() {
         loop {
-            let up = d.established(kind).await.unwrap_or(0);
+            let up = if bfd {
+                d.bfd_up(kind).await
+            } else {
+                d.established(kind).await
+            }
+            .unwrap_or(0);
             if up == peers {
                 break;
             }
             anyhow::ensure!(
                 Instant::now() < until,
-                "node n{} has {up} of {peers} sessions Established after {MESH_UP:?}",
+                "node n{} has {up} of {peers} {what} after {MESH_UP:?}",
                 d.node + 1
             );
             tokio::time::sleep(STATE_POLL * 5).await;
@@ -405,6 +426,7 @@ async fn bfd_phase(
         blocks[node].push(block);
     }
     for rep in 0..args.bfd_reps {
+        wait_sessions(&mut run.daemons, kind, args.nodes - 1, true).await?;
         let victim = BFD_VICTIMS[rep % BFD_VICTIMS.len()] % args.nodes;
         let others = run.mesh.others(victim);
         let down = Instant::now();
