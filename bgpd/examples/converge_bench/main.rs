@@ -412,7 +412,8 @@ async fn bfd_phase(
     tag: &str,
 ) -> anyhow::Result<()> {
     let mut run = bring_up(args, kind, &format!("{tag}-b"), true).await?;
-    let mut blocks: Vec<Vec<Prefix>> = vec![Vec::new(); args.nodes];
+    // Each node's block, by node index.
+    let mut blocks: Vec<Vec<Prefix>> = Vec::new();
     for node in 0..args.nodes {
         let name = run.mesh.nodes[node].name.clone();
         let (block, _, at) = run
@@ -423,7 +424,7 @@ async fn bfd_phase(
             .wait_present(block, &run.mesh.others(node), at + BLOCK_DEADLINE)
             .await
             .with_context(|| format!("block {block} of {name} did not reach every kernel"))?;
-        blocks[node].push(block);
+        blocks.push(vec![block]);
     }
     for rep in 0..args.bfd_reps {
         wait_sessions(&mut run.daemons, kind, args.nodes - 1, true).await?;
