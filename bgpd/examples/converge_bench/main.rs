@@ -250,6 +250,7 @@ async fn mesh_phase(
         for i in 0..args.blocks {
             let node = i % args.nodes;
             let name = run.mesh.nodes[node].name.clone();
+            let called = Instant::now();
             let (block, _, at) = run.ipamd.allocate(&name, "bench", &format!("b{i}")).await?;
             let others = run.mesh.others(node);
             match run
@@ -257,7 +258,7 @@ async fn mesh_phase(
                 .wait_present(block, &others, at + BLOCK_DEADLINE)
                 .await
             {
-                Some(times) => result.add_block(at, &times),
+                Some(times) => result.add_block(called, at, &times),
                 None => {
                     result.block_timeouts += 1;
                     eprintln!(

@@ -12,6 +12,9 @@ pub struct DutResult {
     pub blocks: Vec<f64>,
     /// Per block: Allocate answer → in the first other kernel, ms.
     pub first: Vec<f64>,
+    /// Per block: Allocate called → in all other kernels, ms (includes
+    /// ipamd's commit).
+    pub from_call: Vec<f64>,
     pub block_timeouts: usize,
     /// Per observer and repetition: link down → the node's blocks gone, ms.
     pub bfd: Vec<f64>,
@@ -34,6 +37,7 @@ impl DutResult {
             kind,
             blocks: Vec::new(),
             first: Vec::new(),
+            from_call: Vec::new(),
             block_timeouts: 0,
             bfd: Vec::new(),
             bfd_timeouts: 0,
@@ -43,8 +47,10 @@ impl DutResult {
         }
     }
 
-    pub fn add_block(&mut self, answered: Instant, seen: &[Instant]) {
+    pub fn add_block(&mut self, called: Instant, answered: Instant, seen: &[Instant]) {
         let ms: Vec<f64> = seen.iter().map(|t| self::ms(answered, *t)).collect();
+        let last = seen.iter().max().copied().unwrap_or(answered);
+        self.from_call.push(self::ms(called, last));
         self.blocks
             .push(ms.iter().copied().fold(f64::MIN, f64::max));
         self.first.push(ms.iter().copied().fold(f64::MAX, f64::min));
@@ -221,8 +227,26 @@ pub fn markdown(results: &[DutResult], commit: &str, nodes: usize, blocks: usize
     );
     row(
         &mut s,
+        &format!("Allocate called → all {others} other kernels, p50 ms"),
+        &|r| pct(&r.from_call, 50.0),
+        1,
+    );
+    row(
+        &mut s,
+        &format!("Allocate called → all {others} other kernels, p99 ms"),
+        &|r| pct(&r.from_call, 99.0),
+        1,
+    );
+    row(
+        &mut s,
         "new block → first other kernel, p50 ms",
         &|r| pct(&r.first, 50.0),
+        1,
+    );
+    row(
+        &mut s,
+        "new block → first other kernel, min ms (negative: before the answer reached the driver)",
+        &|r| pct(&r.first, 0.0),
         1,
     );
     row(
