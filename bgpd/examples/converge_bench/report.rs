@@ -187,7 +187,8 @@ pub fn markdown(results: &[DutResult], commit: &str, nodes: usize, blocks: usize
     s.push('\n');
     let row =
         |s: &mut String, name: &str, value: &dyn Fn(&DutResult) -> Option<f64>, digits: usize| {
-            let count = digits == 0 && !name.contains(" ms");
+            // Counts and signed minima have no meaningful ratio.
+            let count = (digits == 0 && !name.contains(" ms")) || name.contains(" min ms");
             let _ = write!(s, "| {name} |");
             for r in results {
                 let _ = write!(
