@@ -67,18 +67,7 @@ fn config(bgp_extra: &str, originate: &[String], nodes: &[NodeDoc], peers: &str)
 /// `(destination, gateway)` of every route of ours in `node`'s main table,
 /// for one family ("-4" or "-6"); blackholes have gateway "blackhole".
 fn kernel(lab: &Lab, node: &str, family: &str) -> BTreeSet<(String, String)> {
-    let out = lab
-        .exec(
-            node,
-            &[
-                "ip", "-j", family, "route", "show", "table", "main", "proto", "podroute",
-            ],
-        )
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-    json.as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    common::kernel_routes(lab, node, family)
         .iter()
         .map(|r| {
             let gateway = match r["type"].as_str() {

@@ -166,13 +166,7 @@ fn speaker(asn: u32, router_id: &'static str, peer_ip: &'static str, peer_as: u3
 
 /// `node`'s kernel routes of ours, "DST TYPE [GATEWAY]" per route.
 fn ours(lab: &Lab, node: &str) -> BTreeSet<String> {
-    let out = lab
-        .exec(node, &["ip", "-j", "route", "show", "proto", "podroute"])
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-    json.as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    common::kernel_routes(lab, node, "-4")
         .iter()
         .map(|r| {
             let kind = r["type"].as_str().unwrap_or("unicast");

@@ -289,7 +289,7 @@ mod tests {
     fn a_reflected_path_that_came_back_is_marked_looped() {
         let me = Ipv4Addr::new(10, 0, 0, 1);
         let cluster = Ipv4Addr::new(10, 0, 0, 100);
-        let read_with = |extra: Vec<PathAttribute>| {
+        let looped = |cluster_id: Option<Ipv4Addr>, extra: Vec<PathAttribute>| {
             let mut attributes = attrs(&[]);
             attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 2)));
             attributes.extend(extra);
@@ -299,9 +299,10 @@ mod tests {
                 ..Update::default()
             };
             let mut inbound = read(update, &BOTH, 65001);
-            inbound.check_reflection_loop(me, Some(cluster));
+            inbound.check_reflection_loop(me, cluster_id);
             inbound.looped
         };
+        let read_with = |extra: Vec<PathAttribute>| looped(Some(cluster), extra);
         assert!(!read_with(vec![]));
         assert!(read_with(vec![PathAttribute::OriginatorId(me)]));
         assert!(!read_with(vec![PathAttribute::OriginatorId(
@@ -317,19 +318,7 @@ mod tests {
         // A speaker that does not reflect (no cluster ID) ignores
         // CLUSTER_LIST, even one holding its router ID, but still its own
         // ORIGINATOR_ID.
-        let not_reflector = |extra: Vec<PathAttribute>| {
-            let mut attributes = attrs(&[]);
-            attributes.push(PathAttribute::NextHop(Ipv4Addr::new(10, 0, 0, 2)));
-            attributes.extend(extra);
-            let update = Update {
-                attributes,
-                nlri: vec![nlri("10.244.0.0/26")],
-                ..Update::default()
-            };
-            let mut inbound = read(update, &BOTH, 65001);
-            inbound.check_reflection_loop(me, None);
-            inbound.looped
-        };
+        let not_reflector = |extra: Vec<PathAttribute>| looped(None, extra);
         assert!(!not_reflector(vec![PathAttribute::ClusterList(vec![
             me, cluster
         ])]));

@@ -88,26 +88,19 @@ pub struct PeerHandle {
 impl PeerHandle {
     /// Stops the session and waits for the task to finish sending.
     pub async fn stop(&self, notification: Option<Notification>) {
-        let (done, wait) = oneshot::channel();
-        if self
-            .commands
-            .send(PeerCommand::Stop { notification, done })
-            .await
-            .is_ok()
-        {
-            let _ = wait.await;
-        }
+        self.stop_with(|done| PeerCommand::Stop { notification, done })
+            .await;
     }
 
     /// Stops for a restart (see PeerCommand::Restarting) and waits.
     pub async fn stop_for_restart(&self, notification: Notification) {
+        self.stop_with(|done| PeerCommand::Restarting { notification, done })
+            .await;
+    }
+
+    async fn stop_with(&self, command: impl FnOnce(oneshot::Sender<()>) -> PeerCommand) {
         let (done, wait) = oneshot::channel();
-        if self
-            .commands
-            .send(PeerCommand::Restarting { notification, done })
-            .await
-            .is_ok()
-        {
+        if self.commands.send(command(done)).await.is_ok() {
             let _ = wait.await;
         }
     }

@@ -639,3 +639,20 @@ impl Drop for Pinger {
         let _ = self.child.wait();
     }
 }
+
+/// Every route of ours in `node`'s main table (`ip -j route show proto
+/// podroute`, with `family` such as "-4" or "-6"), as iproute2's JSON.
+pub fn kernel_routes(lab: &Lab, node: &str, family: &str) -> Vec<serde_json::Value> {
+    let out = lab
+        .exec(
+            node,
+            &[
+                "ip", "-j", family, "route", "show", "table", "main", "proto", "podroute",
+            ],
+        )
+        .unwrap();
+    match serde_json::from_str(out.trim()) {
+        Ok(serde_json::Value::Array(routes)) => routes,
+        _ => Vec::new(),
+    }
+}
