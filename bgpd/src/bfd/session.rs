@@ -74,6 +74,10 @@ pub struct Session {
     up_transitions: u64,
     since: Instant,
     rng: u64,
+    /// False for a session resumed after a restart until a packet from the
+    /// peer shows its side is still Up: until then it shows as Init, so
+    /// the peer's Down (it gave up meanwhile) is no Up -> Down failure.
+    confirmed: bool,
 }
 
 impl Session {
@@ -103,6 +107,7 @@ impl Session {
             up_transitions: 0,
             since: now,
             rng: seed | 1,
+            confirmed: true,
         }
     }
 
@@ -120,6 +125,7 @@ impl Session {
         session.announced_tx = config.min_tx;
         session.used_tx = config.min_tx;
         session.detect_at = Some(now + session.detection_time());
+        session.confirmed = false;
         session
     }
 
@@ -162,6 +168,7 @@ impl Session {
         if packet.your_discriminator != 0 && packet.your_discriminator != self.local_disc {
             return Err(Discard::WrongDiscriminator);
         }
+        self.confirmed = true;
         self.remote_disc = packet.my_discriminator;
         self.remote_state = packet.state;
         self.remote_diag = packet.diagnostic;
@@ -272,7 +279,11 @@ impl Session {
 
     pub fn status(&self) -> BfdStatus {
         BfdStatus {
-            state: self.state,
+            state: if self.confirmed || self.state != BfdState::Up {
+                self.state
+            } else {
+                BfdState::Init
+            },
             remote_state: self.remote_state,
             local_diagnostic: self.local_diag,
             remote_diagnostic: self.remote_diag,

@@ -53,6 +53,11 @@ pub struct BfdCounters {
     pub no_session: AtomicU64,
 }
 
+/// How long a session resumed after a restart waits for its BGP session to
+/// come back (and claim it) before it is removed: the default Restart Time,
+/// as long as the peer keeps our routes anyway.
+const RESUMED_CLAIM_WAIT: Duration = Duration::from_secs(120);
+
 /// The BFD task's handle; cheap to clone.
 #[derive(Clone)]
 pub struct BfdHandle {
@@ -127,6 +132,7 @@ impl BfdHandle {
             counters: counters.clone(),
             state,
             stored: Vec::new(),
+            unclaimed: HashMap::new(),
         };
         for (saved, config) in resume {
             task.resume(&saved, config);
@@ -201,6 +207,9 @@ struct Task {
     /// last written there.
     state: Option<PathBuf>,
     stored: Vec<Saved>,
+    /// Resumed sessions no peer task has claimed yet, and when they go:
+    /// a peer whose BGP session does not come back has no BFD either.
+    unclaimed: HashMap<IpAddr, Instant>,
 }
 
 impl Task {
@@ -215,6 +224,8 @@ impl Task {
         let session = Session::resume(config, saved, self.seed, Instant::now());
         let (status, _) = watch::channel(session.status());
         self.by_disc.insert(saved.local_discriminator, saved.peer);
+        self.unclaimed
+            .insert(saved.peer, Instant::now() + RESUMED_CLAIM_WAIT);
         tracing::info!(peer = %saved.peer, local = %saved.local, discriminator = saved.local_discriminator, "BFD session resumed in Up after a restart");
         self.sessions.insert(
             saved.peer,
@@ -257,6 +268,7 @@ impl Task {
                 .sessions
                 .values()
                 .map(|e| e.session.next_deadline())
+                .chain(self.unclaimed.values().copied())
                 .min();
             tokio::select! {
                 command = commands.recv() => match command {
@@ -284,6 +296,7 @@ impl Task {
                 config,
                 reply,
             } => {
+                self.unclaimed.remove(&peer);
                 let entry = match self.sessions.get_mut(&peer) {
                     Some(entry) => {
                         entry.session.reconfigure(config, now);
@@ -316,14 +329,7 @@ impl Task {
                     publish(entry);
                 }
             }
-            Command::Remove { peer } => {
-                if let Some(entry) = self.sessions.remove(&peer) {
-                    self.by_disc.remove(&entry.session.local_discriminator());
-                    tracing::info!(%peer, "BFD session removed");
-                    let counters = self.counters.clone();
-                    tokio::spawn(say_admin_down(peer, entry, counters));
-                }
-            }
+            Command::Remove { peer } => self.remove(peer),
             Command::AdminDownAll { done } => {
                 self.admin_down_all().await;
                 let _ = done.send(());
@@ -393,7 +399,28 @@ impl Task {
         publish(entry);
     }
 
+    /// Ends the session with `peer`, telling it AdminDown.
+    fn remove(&mut self, peer: IpAddr) {
+        self.unclaimed.remove(&peer);
+        if let Some(entry) = self.sessions.remove(&peer) {
+            self.by_disc.remove(&entry.session.local_discriminator());
+            tracing::info!(%peer, "BFD session removed");
+            let counters = self.counters.clone();
+            tokio::spawn(say_admin_down(peer, entry, counters));
+        }
+    }
+
     fn timers(&mut self, now: Instant) {
+        let unclaimed: Vec<IpAddr> = self
+            .unclaimed
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in unclaimed {
+            tracing::info!(%peer, "resumed BFD session not claimed by a BGP session; removed");
+            self.remove(peer);
+        }
         for (peer, entry) in &mut self.sessions {
             if entry.session.next_deadline() > now {
                 continue;

@@ -69,6 +69,7 @@ pub fn resolve(
     read_file: &impl Fn(&Path) -> io::Result<String>,
 ) -> Result<Config, ResolveError> {
     let facts = node_facts(cluster)?;
+    same_router_id(&facts, local)?;
     let Some(me) = facts.iter().find(|f| f.node.name == local) else {
         let problem = Problem::NoSuchNode {
             name: local.to_owned(),
@@ -249,12 +250,16 @@ impl NodeFacts<'_> {
 
 /// Two nodes of one AS with one router ID could never peer (RFC 6286 §2.2:
 /// the OPEN is refused as Bad BGP Identifier); IPv6-only nodes that all
-/// fall back to the BGPConfiguration's routerID are the usual cause.
-fn same_router_id(facts: &[NodeFacts<'_>]) -> Result<(), ResolveError> {
+/// fall back to the BGPConfiguration's routerID are the usual cause. The
+/// local node refuses when it is one of them.
+fn same_router_id(facts: &[NodeFacts<'_>], local: &str) -> Result<(), ResolveError> {
     let mut seen: BTreeMap<(u32, Ipv4Addr), &str> = BTreeMap::new();
     for f in facts {
         let Some(id) = f.router_id else { continue };
-        if let Some(first) = seen.insert((f.as_number, id), &f.node.name) {
+        // Only the two nodes concerned refuse: the others peer with both.
+        if let Some(first) = seen.insert((f.as_number, id), &f.node.name)
+            && (first == local || f.node.name == local)
+        {
             return Err(Box::new((
                 Some(f.node.doc.clone()),
                 "metadata.annotations".into(),
@@ -309,11 +314,7 @@ fn node_facts<'a>(cluster: &Cluster<'a>) -> Result<Vec<NodeFacts<'a>>, ResolveEr
                 cluster_id,
             })
         })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|facts| {
-            same_router_id(&facts)?;
-            Ok(facts)
-        })
+        .collect()
 }
 
 fn label_or_annotation<'n>(node: &'n Node, key: &str) -> Option<(String, &'n str)> {

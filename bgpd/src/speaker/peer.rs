@@ -355,6 +355,8 @@ impl PeerTask {
                     return Vec::new();
                 }
                 let now = Instant::now();
+                // R=1 only within our Restart Time: decided per OPEN.
+                self.set_graceful_capability();
                 let (conn, actions) = self.session.accept_incoming(now);
                 tracing::debug!(peer = %self.peer.address, conn = conn.0, state = %self.session.state(), "accepted");
                 match Connection::new(conn, stream) {
@@ -400,6 +402,7 @@ impl PeerTask {
 
     fn connected(&mut self, conn: ConnId, stream: TcpStream) -> Vec<Action> {
         let now = Instant::now();
+        self.set_graceful_capability();
         match Connection::new(conn, stream) {
             Ok(connection) => {
                 tracing::debug!(peer = %self.peer.address, conn = conn.0, local = %connection.local, "connected");
@@ -911,12 +914,14 @@ impl PeerTask {
     }
 
     fn remove_bfd(&mut self) {
-        if let Some(bfd) = self.bfd.as_mut()
-            && bfd.session.take().is_some()
-        {
+        if let Some(bfd) = self.bfd.as_mut() {
+            // Also a session resumed after a restart that this task never
+            // claimed (its BGP session never came up).
             bfd.handle.remove(self.peer.address);
-            bfd.last = BfdState::Down;
-            self.status.send_modify(|s| s.bfd = None);
+            if bfd.session.take().is_some() {
+                bfd.last = BfdState::Down;
+                self.status.send_modify(|s| s.bfd = None);
+            }
         }
     }
 
@@ -931,8 +936,11 @@ impl PeerTask {
         // folded Up -> Down -> Init into one change; unless the peer said
         // AdminDown (RFC 5882 §3.2), which its diagnostic still shows after
         // the detection time reset its state.
-        let peer_stopped = status.remote_state == BfdState::AdminDown
-            || status.remote_diagnostic == crate::bfd::Diagnostic::ADMIN_DOWN;
+        // A detection timeout is a failure whatever the peer said before.
+        let peer_stopped = status.local_diagnostic
+            != crate::bfd::Diagnostic::DETECTION_TIME_EXPIRED
+            && (status.remote_state == BfdState::AdminDown
+                || status.remote_diagnostic == crate::bfd::Diagnostic::ADMIN_DOWN);
         let failed = was == BfdState::Up
             && !matches!(status.state, BfdState::Up | BfdState::AdminDown)
             && !peer_stopped;

@@ -359,6 +359,8 @@ fn a_saved_up_session_resumes_up_and_meets_a_peer_that_gave_up() {
     let t1 = t0 + 200 * MS;
     let mut back = Session::resume(config(300, 300, 3), &saved, 1, t1);
     assert_eq!(back.state(), BfdState::Up);
+    // Shown as Init until the peer is heard from.
+    assert_eq!(back.status().state, BfdState::Init);
     let first = back.poll_timers(t1).unwrap();
     assert_eq!(
         (
@@ -371,12 +373,14 @@ fn a_saved_up_session_resumes_up_and_meets_a_peer_that_gave_up() {
     assert_eq!(first.desired_min_tx, 300 * MS);
     back.receive(&remote(BfdState::Up, 7), t1).unwrap();
     assert_eq!(back.state(), BfdState::Up);
+    assert_eq!(back.status().state, BfdState::Up);
 
     // A peer that gave up meanwhile says Down: the session goes Down as
     // any other would (§6.8.6) and starts over.
     let mut late = Session::resume(config(300, 300, 3), &saved, 1, t1);
     late.receive(&remote(BfdState::Down, 0), t1).unwrap();
     assert_eq!(late.state(), BfdState::Down);
+    assert_eq!(late.status().state, BfdState::Down);
     // Silence after the resume: Down after the detection time (the
     // saved multiplier 3 x our 300 ms).
     let mut silent = Session::resume(config(300, 300, 3), &saved, 1, t1);

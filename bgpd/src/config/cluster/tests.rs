@@ -506,6 +506,9 @@ fn two_nodes_of_one_as_with_one_router_id_are_refused() {
     assert_eq!(field, "metadata.annotations");
     assert!(matches!(problem, Problem::SameRouterId { .. }), "{shown}");
     assert!(shown.contains("n2") && shown.contains("n1"), "{shown}");
+    // A third node peers with both: it does not refuse.
+    let third = text.clone() + &node("n3", &["fd00::3", "10.0.0.3"], "");
+    assert_eq!(resolve(&third, "n3").peers.len(), 2);
     // An annotation sets them apart.
     let text = global("  routerID: 10.9.9.9\n")
         + &node("n1", &["fd00::1"], "")
