@@ -132,6 +132,7 @@ impl BfdHandle {
             counters: counters.clone(),
             state,
             stored: Vec::new(),
+            dirty: false,
             unclaimed: HashMap::new(),
         };
         for (saved, config) in resume {
@@ -207,6 +208,9 @@ struct Task {
     /// last written there.
     state: Option<PathBuf>,
     stored: Vec<Saved>,
+    /// A session changed state or came or went since the last `persist`
+    /// (not every packet: the saved fields change only then).
+    dirty: bool,
     /// Resumed sessions no peer task has claimed yet, and when they go:
     /// a peer whose BGP session does not come back has no BFD either.
     unclaimed: HashMap<IpAddr, Instant>,
@@ -240,6 +244,9 @@ impl Task {
 
     /// Rewrites the state file when the Up sessions changed.
     fn persist(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
         let Some(path) = &self.state else {
             return;
         };
@@ -289,6 +296,7 @@ impl Task {
 
     async fn command(&mut self, command: Command) {
         let now = Instant::now();
+        self.dirty = true;
         match command {
             Command::Add {
                 peer,
@@ -338,6 +346,7 @@ impl Task {
     }
 
     async fn admin_down_all(&mut self) {
+        self.dirty = true;
         let mut tasks = tokio::task::JoinSet::new();
         for (peer, mut entry) in self.sessions.drain() {
             entry.session.admin_down(Instant::now());
@@ -395,12 +404,14 @@ impl Task {
                 tracing::debug!(%source, ?e, "BFD packet discarded");
             }
         }
+        self.dirty |= entry.session.state() != before;
         log_change(source.ip(), before, entry);
         publish(entry);
     }
 
     /// Ends the session with `peer`, telling it AdminDown.
     fn remove(&mut self, peer: IpAddr) {
+        self.dirty = true;
         self.unclaimed.remove(&peer);
         if let Some(entry) = self.sessions.remove(&peer) {
             self.by_disc.remove(&entry.session.local_discriminator());
@@ -429,6 +440,7 @@ impl Task {
             if let Some(packet) = entry.session.poll_timers(now) {
                 send(*peer, entry, &packet, &self.counters);
             }
+            self.dirty |= entry.session.state() != before;
             log_change(*peer, before, entry);
             publish(entry);
         }

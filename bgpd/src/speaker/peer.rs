@@ -836,14 +836,7 @@ impl PeerTask {
         let kept =
             super::graceful::kept_families(self.peer_graceful.as_ref(), &negotiated.families);
         let stale_time = ours.map_or(Duration::ZERO, |g| g.stale_routes_time);
-        let helping = !matches!(
-            self.status
-                .borrow()
-                .graceful
-                .helper
-                .current(Instant::now().into()),
-            HelperState::None
-        );
+        let helping = self.helping();
         if helping && !kept.is_empty() {
             self.awaiting_eor = kept.clone();
             self.set_helper(HelperState::WaitingForEndOfRib {
@@ -860,6 +853,12 @@ impl PeerTask {
             restarted,
         };
         let _ = self.rib.input.send(input).await;
+    }
+
+    /// We keep this peer's routes for a restart it is in the middle of.
+    fn helping(&self) -> bool {
+        let helper = self.status.borrow().graceful.helper;
+        !matches!(helper.current(Instant::now().into()), HelperState::None)
     }
 
     fn set_helper(&self, helper: HelperState) {
@@ -959,14 +958,7 @@ impl PeerTask {
         // The session was already lost and its routes kept stale for a
         // restart (the peer's BGP restarts while its BFD runs on): the
         // path itself is now gone, so are the routes (RFC 5882 §4.3.1).
-        let helping = !matches!(
-            self.status
-                .borrow()
-                .graceful
-                .helper
-                .current(Instant::now().into()),
-            HelperState::None
-        );
+        let helping = self.helping();
         if helping {
             tracing::warn!(peer = %self.peer.address, "BFD detected a path failure while the peer restarts; its stale routes go now");
             self.awaiting_eor.clear();

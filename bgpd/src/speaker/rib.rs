@@ -1190,6 +1190,54 @@ mod graceful_tests {
         }
     }
 
+    async fn graceful_up(
+        rib: &RibHandle,
+        peer: PeerId,
+        kept: &[Family],
+        stale_s: u64,
+        restarted: bool,
+    ) {
+        let up = RibInput::GracefulUp {
+            peer,
+            kept: kept.to_vec(),
+            stale_time: Duration::from_secs(stale_s),
+            restarted,
+        };
+        rib.input.send(up).await.unwrap();
+    }
+
+    /// PeerUp for `peer` with `families`; the receiver of what it is sent.
+    async fn peer_up(
+        rib: &RibHandle,
+        peer: PeerId,
+        families: &[Family],
+    ) -> mpsc::UnboundedReceiver<PeerMsg> {
+        let (out, rx) = mpsc::unbounded_channel();
+        let up = RibInput::PeerUp {
+            peer,
+            source: source(),
+            out,
+            families: families.to_vec(),
+        };
+        rib.input.send(up).await.unwrap();
+        rx
+    }
+
+    async fn end_of_rib(rib: &RibHandle, peer: PeerId, family: Family) {
+        rib.input
+            .send(RibInput::EndOfRib { peer, family })
+            .await
+            .unwrap();
+    }
+
+    async fn restarting(rib: &RibHandle, restart_s: u64) {
+        let input = RibInput::PeerRestarting {
+            peer: 1,
+            restart_time: Duration::from_secs(restart_s),
+        };
+        rib.input.send(input).await.unwrap();
+    }
+
     fn path(next_hop: &str) -> Path {
         let attrs = PathAttributes {
             attributes: vec![PathAttribute::Origin(Origin::Igp)],
@@ -1201,17 +1249,8 @@ mod graceful_tests {
     /// A RIB with peer 1 up and one IPv4 and one IPv6 prefix from it.
     async fn rib_with_routes() -> (RibHandle, mpsc::UnboundedReceiver<PeerMsg>) {
         let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 1, None, false);
-        let (out, rx) = mpsc::unbounded_channel();
+        let rx = peer_up(&rib, 1, &[Family::IPV4_UNICAST]).await;
         let input = &rib.input;
-        input
-            .send(RibInput::PeerUp {
-                peer: 1,
-                source: source(),
-                out,
-                families: vec![Family::IPV4_UNICAST],
-            })
-            .await
-            .unwrap();
         let routes = vec![
             ("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2"))),
             (
@@ -1238,14 +1277,7 @@ mod graceful_tests {
     #[tokio::test(start_paused = true)]
     async fn stale_paths_wait_for_the_restart_time_then_go() {
         let (rib, _rx) = rib_with_routes().await;
-        let restart_time = Duration::from_secs(120);
-        rib.input
-            .send(RibInput::PeerRestarting {
-                peer: 1,
-                restart_time,
-            })
-            .await
-            .unwrap();
+        restarting(&rib, 120).await;
         assert_eq!(rib.counts(1).await.stale, 2);
         tokio::time::sleep(Duration::from_secs(119)).await;
         // Still used (and exported) while the peer restarts.
@@ -1258,43 +1290,13 @@ mod graceful_tests {
     #[tokio::test(start_paused = true)]
     async fn a_family_without_the_f_bit_goes_at_once_the_other_at_its_end_of_rib() {
         let (rib, _rx) = rib_with_routes().await;
-        let input = &rib.input;
-        input
-            .send(RibInput::PeerRestarting {
-                peer: 1,
-                restart_time: Duration::from_secs(120),
-            })
-            .await
-            .unwrap();
+        restarting(&rib, 120).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let (out, _rx2) = mpsc::unbounded_channel();
-        input
-            .send(RibInput::GracefulUp {
-                peer: 1,
-                kept: vec![Family::IPV4_UNICAST],
-                stale_time: Duration::from_secs(360),
-                restarted: false,
-            })
-            .await
-            .unwrap();
-        input
-            .send(RibInput::PeerUp {
-                peer: 1,
-                source: source(),
-                out,
-                families: vec![Family::IPV4_UNICAST],
-            })
-            .await
-            .unwrap();
+        graceful_up(&rib, 1, &[Family::IPV4_UNICAST], 360, false).await;
+        let _rx2 = peer_up(&rib, 1, &[Family::IPV4_UNICAST]).await;
         assert_eq!(prefixes(&rib).await, vec!["10.1.0.0/26".to_string()]);
         assert_eq!(rib.counts(1).await.stale, 1);
-        input
-            .send(RibInput::EndOfRib {
-                peer: 1,
-                family: Family::IPV4_UNICAST,
-            })
-            .await
-            .unwrap();
+        end_of_rib(&rib, 1, Family::IPV4_UNICAST).await;
         assert_eq!(prefixes(&rib).await, Vec::<String>::new());
     }
 
@@ -1302,22 +1304,15 @@ mod graceful_tests {
     async fn stale_routes_time_bounds_the_wait_for_end_of_rib() {
         let (rib, _rx) = rib_with_routes().await;
         let input = &rib.input;
-        input
-            .send(RibInput::PeerRestarting {
-                peer: 1,
-                restart_time: Duration::from_secs(120),
-            })
-            .await
-            .unwrap();
-        input
-            .send(RibInput::GracefulUp {
-                peer: 1,
-                kept: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-                stale_time: Duration::from_secs(30),
-                restarted: true,
-            })
-            .await
-            .unwrap();
+        restarting(&rib, 120).await;
+        graceful_up(
+            &rib,
+            1,
+            &[Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            30,
+            true,
+        )
+        .await;
         // The peer sends one prefix again, never End-of-RIB.
         let routes = vec![("10.1.0.0/26".parse().unwrap(), Some(path("192.0.2.2")))];
         input
@@ -1345,91 +1340,31 @@ mod graceful_tests {
             })))
             .await
             .unwrap();
-        let (out, mut rx) = mpsc::unbounded_channel();
-        input
-            .send(RibInput::GracefulUp {
-                peer: 1,
-                kept: Vec::new(),
-                stale_time: Duration::from_secs(360),
-                restarted: false,
-            })
-            .await
-            .unwrap();
-        input
-            .send(RibInput::PeerUp {
-                peer: 1,
-                source: source(),
-                out,
-                families: vec![Family::IPV4_UNICAST],
-            })
-            .await
-            .unwrap();
+        graceful_up(&rib, 1, &[], 360, false).await;
+        let mut rx = peer_up(&rib, 1, &[Family::IPV4_UNICAST]).await;
         let _ = rib.counts(1).await;
         assert!(rx.try_recv().is_err(), "nothing before the peers are in");
-        input
-            .send(RibInput::EndOfRib {
-                peer: 1,
-                family: Family::IPV4_UNICAST,
-            })
-            .await
-            .unwrap();
+        end_of_rib(&rib, 1, Family::IPV4_UNICAST).await;
         let _ = rib.counts(1).await;
         assert!(rx.try_recv().is_err(), "peer 2 not in yet");
-        input
-            .send(RibInput::GracefulUp {
-                peer: 2,
-                kept: Vec::new(),
-                stale_time: Duration::from_secs(360),
-                restarted: true,
-            })
-            .await
-            .unwrap();
+        graceful_up(&rib, 2, &[], 360, true).await;
         let _ = rib.counts(1).await;
         assert!(matches!(rx.try_recv(), Ok(PeerMsg::Best(b)) if b.len() == 1));
         assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
     }
+
     #[tokio::test(start_paused = true)]
     async fn a_dual_stack_peer_is_in_only_after_both_end_of_ribs() {
         // RFC 4724 §4.1 per family: an IPv4 End-of-RIB alone must not
         // release the exports (nor the kernel sweep) while IPv6 routes are
         // still coming.
         let rib = spawn(Ipv4Addr::new(10, 0, 0, 1), 1, 1, None, true);
-        let input = &rib.input;
-        let (out, mut rx) = mpsc::unbounded_channel();
-        input
-            .send(RibInput::GracefulUp {
-                peer: 1,
-                kept: Vec::new(),
-                stale_time: Duration::from_secs(360),
-                restarted: false,
-            })
-            .await
-            .unwrap();
-        input
-            .send(RibInput::PeerUp {
-                peer: 1,
-                source: source(),
-                out,
-                families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-            })
-            .await
-            .unwrap();
-        input
-            .send(RibInput::EndOfRib {
-                peer: 1,
-                family: Family::IPV4_UNICAST,
-            })
-            .await
-            .unwrap();
+        graceful_up(&rib, 1, &[], 360, false).await;
+        let mut rx = peer_up(&rib, 1, &[Family::IPV4_UNICAST, Family::IPV6_UNICAST]).await;
+        end_of_rib(&rib, 1, Family::IPV4_UNICAST).await;
         let _ = rib.counts(1).await;
         assert!(rx.try_recv().is_err(), "IPv6 End-of-RIB still awaited");
-        input
-            .send(RibInput::EndOfRib {
-                peer: 1,
-                family: Family::IPV6_UNICAST,
-            })
-            .await
-            .unwrap();
+        end_of_rib(&rib, 1, Family::IPV6_UNICAST).await;
         let _ = rib.counts(1).await;
         assert!(matches!(rx.try_recv(), Ok(PeerMsg::InitialDone)));
     }
