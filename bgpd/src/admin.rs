@@ -68,6 +68,14 @@ impl BgpAdmin for AdminService {
         )))
     }
 
+    async fn get_status(
+        &self,
+        _: Request<podroute_proto::common::v1::GetStatusRequest>,
+    ) -> Result<Response<podroute_proto::bgpd::v1::BgpStatus>, Status> {
+        // Filled in by issue 9's bgpd work.
+        Err(Status::unimplemented("GetStatus is not implemented yet"))
+    }
+
     async fn list_peers(
         &self,
         _: Request<ListPeersRequest>,

@@ -87,7 +87,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    daemon::init_logging(&args.daemon.log_level)?;
+    daemon::init_logging(&args.daemon.log_level, args.daemon.log_format)?;
     let node = args.node.clone();
     let config = config::load_for(&args.config, node.as_deref())?;
     if args.cleanup {

@@ -78,6 +78,13 @@ impl Ipam for FakeIpam {
         )))
     }
 
+    async fn get_status(
+        &self,
+        _: Request<podroute_proto::common::v1::GetStatusRequest>,
+    ) -> Result<Response<podroute_proto::ipam::v1::IpamStatus>, Status> {
+        Err(Status::unimplemented("the fake has no status"))
+    }
+
     async fn allocate(
         &self,
         _: Request<AllocateRequest>,

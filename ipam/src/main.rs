@@ -94,7 +94,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = daemon::init_logging(&args.daemon.log_level) {
+    if let Err(e) = daemon::init_logging(&args.daemon.log_level, args.daemon.log_format) {
         eprintln!("podroute-ipamd: {e}");
         return ExitCode::FAILURE;
     }

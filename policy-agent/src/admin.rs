@@ -67,6 +67,14 @@ impl PolicyAdmin for AdminService {
         )))
     }
 
+    async fn get_status(
+        &self,
+        _: Request<podroute_proto::common::v1::GetStatusRequest>,
+    ) -> Result<Response<podroute_proto::policy::v1::PolicyStatus>, Status> {
+        // Filled in by issue 9's policy work.
+        Err(Status::unimplemented("GetStatus is not implemented yet"))
+    }
+
     async fn list_endpoints(
         &self,
         _: Request<ListEndpointsRequest>,

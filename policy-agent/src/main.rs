@@ -67,7 +67,7 @@ fn parse_mark(text: &str) -> Result<u32, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = daemon::init_logging(&args.daemon.log_level) {
+    if let Err(e) = daemon::init_logging(&args.daemon.log_level, args.daemon.log_format) {
         eprintln!("podroute-policy-agent: {e}");
         return ExitCode::FAILURE;
     }

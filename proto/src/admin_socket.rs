@@ -365,6 +365,12 @@ mod tests {
         ) -> Result<Response<ListRoutesResponse>, Status> {
             Err(Status::unimplemented("test"))
         }
+        async fn get_status(
+            &self,
+            _: Request<crate::common::v1::GetStatusRequest>,
+        ) -> Result<Response<crate::bgpd::v1::BgpStatus>, Status> {
+            Err(Status::unimplemented("test"))
+        }
     }
 
     fn router() -> Router {

@@ -26,6 +26,52 @@ pub struct DaemonArgs {
     /// tracing-subscriber directive such as "podroute_bgpd=debug".
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Log format: human-readable text (coloured on a terminal), or one
+    /// JSON object per line for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Where to serve Prometheus /metrics, /livez and /readyz (HTTP), or
+    /// "off" [default: 127.0.0.1:9641 for bgpd, 9642 ipamd, 9643 policy
+    /// agent].
+    #[arg(long, value_parser = parse_metrics_listen)]
+    pub metrics_listen: Option<MetricsListen>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--metrics-listen`: an address, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
+    if text == "off" {
+        return Ok(MetricsListen::Off);
+    }
+    text.parse()
+        .map(MetricsListen::At)
+        .map_err(|_| format!("{text:?} is neither ADDRESS:PORT (e.g. 127.0.0.1:9641) nor \"off\""))
+}
+
+impl DaemonArgs {
+    /// The metrics address to serve on: the flag, or localhost on
+    /// `default_port`; None when turned off.
+    pub fn metrics_address(&self, default_port: u16) -> Option<std::net::SocketAddr> {
+        match self.metrics_listen {
+            Some(MetricsListen::Off) => None,
+            Some(MetricsListen::At(address)) => Some(address),
+            None => Some(std::net::SocketAddr::from((
+                std::net::Ipv4Addr::LOCALHOST,
+                default_port,
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +98,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| PathBuf::from(default_socket));
     let result = async {
-        init_logging(&args.log_level)?;
+        init_logging(&args.log_level, args.log_format)?;
         serve_admin_until_stopped(daemon, &socket, router).await
     };
     match result.await {
@@ -65,21 +111,27 @@ pub async fn run(
 }
 
 /// Logs to stderr with `filter` (a level, or a tracing-subscriber directive
-/// such as `podroute_bgpd=debug`), coloured only on a terminal.
-pub fn init_logging(filter: &str) -> Result<(), DaemonError> {
+/// such as `podroute_bgpd=debug`): text coloured only on a terminal, or
+/// JSON lines (`{"timestamp":…,"level":"INFO","fields":{"message":…},
+/// "target":…}`).
+pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), DaemonError> {
     let env_filter = EnvFilter::try_new(filter).map_err(|e| DaemonError::LogLevel {
         level: filter.to_string(),
         reason: e.to_string(),
     })?;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| DaemonError::LogLevel {
-            level: filter.to_string(),
-            reason: format!("logging is already set up: {e}"),
-        })
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
+    installed.map_err(|e| DaemonError::LogLevel {
+        level: filter.to_string(),
+        reason: format!("logging is already set up: {e}"),
+    })
 }
 
 /// Serves `router` on the admin socket `socket` until SIGTERM or SIGINT,

@@ -8,6 +8,8 @@
 pub mod admin_socket;
 pub mod daemon;
 pub mod ipamd_client;
+pub mod metrics;
+pub mod observe;
 pub mod reload;
 pub mod shutdown;
 

@@ -76,6 +76,14 @@ impl<S: Store> Ipam for IpamApi<S> {
         )))
     }
 
+    async fn get_status(
+        &self,
+        _: Request<podroute_proto::common::v1::GetStatusRequest>,
+    ) -> Result<Response<podroute_proto::ipam::v1::IpamStatus>, Status> {
+        // Filled in by issue 9's ipam work.
+        Err(Status::unimplemented("GetStatus is not implemented yet"))
+    }
+
     async fn allocate(
         &self,
         request: Request<pb::AllocateRequest>,

@@ -1,0 +1,285 @@
+// The HTTP side every daemon serves on a localhost port: Prometheus text on
+// /metrics, and /livez and /readyz for the DaemonSet's probes (200 with
+// "ok", or 503 with the reason in one line). What each path means is the
+// daemon's own (its `Observe`); this is only the serving.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::common::v1::DaemonHealth;
+
+/// Default metrics ports, one per daemon so they can share a host.
+pub const BGPD_METRICS_PORT: u16 = 9641;
+pub const IPAMD_METRICS_PORT: u16 = 9642;
+pub const POLICY_METRICS_PORT: u16 = 9643;
+
+/// The content type of the text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What a daemon answers on its HTTP port.
+pub trait Observe: Send + Sync + 'static {
+    /// The Prometheus text (see `metrics::Exposition`).
+    fn metrics(&self) -> impl Future<Output = String> + Send;
+    /// Ok when the daemon's main loops answer; Err(reason) otherwise.
+    fn live(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Ok when ready as the daemon documents it; Err(reason) otherwise.
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The part of a daemon's health that is the same everywhere: when it
+/// started and where its metrics are served. Shared by the admin API's
+/// GetStatus and by /metrics.
+#[derive(Debug)]
+pub struct Uptime {
+    started: Instant,
+    started_unix: f64,
+    metrics_address: OnceLock<SocketAddr>,
+}
+
+impl Default for Uptime {
+    fn default() -> Self {
+        Uptime {
+            started: Instant::now(),
+            started_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            metrics_address: OnceLock::new(),
+        }
+    }
+}
+
+impl Uptime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Seconds since the Unix epoch at start (podroute_process_start_time_seconds).
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
+    }
+
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Records the bound metrics address (once).
+    pub fn set_metrics_address(&self, address: SocketAddr) {
+        let _ = self.metrics_address.set(address);
+    }
+
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address.get().copied()
+    }
+
+    /// The DaemonHealth message from the daemon's own live and ready answers.
+    pub fn health(&self, live: Result<(), String>, ready: Result<(), String>) -> DaemonHealth {
+        let reason = match (&live, &ready) {
+            (Err(why), _) => why.clone(),
+            (Ok(()), Err(why)) => why.clone(),
+            (Ok(()), Ok(())) => String::new(),
+        };
+        DaemonHealth {
+            live: live.is_ok(),
+            ready: live.is_ok() && ready.is_ok(),
+            reason,
+            uptime_seconds: self.uptime_seconds(),
+            metrics_address: self
+                .metrics_address()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Why the HTTP port could not be served.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen for metrics and probes on {address}: {source} (another daemon on this port? set --metrics-listen, or \"off\")"
+)]
+pub struct ObserveError {
+    pub address: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// Binds the metrics port; the daemon fails to start if it cannot (its
+/// probes would fail anyway, with a less clear reason).
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, ObserveError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ObserveError { address, source })
+}
+
+/// Serves /metrics, /livez and /readyz on `listener` until the task is
+/// aborted. Each connection is its own task; a bad request gets 404/405.
+pub async fn serve<O: Observe>(listener: TcpListener, observer: Arc<O>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little
+                // rather than spin.
+                tracing::warn!(error = %e, "metrics port: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let observer = observer.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let observer = observer.clone();
+                async move { Ok::<_, Infallible>(answer(&*observer, request).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "metrics port: connection ended");
+            }
+        });
+    }
+}
+
+/// Binds `address` and serves it in a task; records the bound address in
+/// `uptime` (port 0 picks a free one).
+pub async fn spawn<O: Observe>(
+    address: SocketAddr,
+    observer: Arc<O>,
+    uptime: &Uptime,
+) -> Result<tokio::task::JoinHandle<()>, ObserveError> {
+    let listener = bind(address).await?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ObserveError { address, source })?;
+    uptime.set_metrics_address(bound);
+    tracing::info!(address = %bound, "serving /metrics, /livez and /readyz");
+    Ok(tokio::spawn(serve(listener, observer)))
+}
+
+async fn answer<O: Observe>(observer: &O, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let text = observer.metrics().await;
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            if let Ok(value) = hyper::header::HeaderValue::from_str(METRICS_CONTENT_TYPE) {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONTENT_TYPE, value);
+            }
+            response
+        }
+        "/livez" => probe(observer.live().await),
+        "/readyz" => probe(observer.ready().await),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /livez or /readyz\n".into(),
+        ),
+    }
+}
+
+fn probe(result: Result<(), String>) -> Response<Full<Bytes>> {
+    match result {
+        Ok(()) => plain(StatusCode::OK, "ok\n".into()),
+        Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+    }
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A minimal HTTP GET for tests and podctl: (status code, body). Plain
+/// HTTP/1.1 over TCP to a localhost port, no redirects, no TLS.
+pub async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(bad)?;
+    // hyper answers a Content-Length body here (Full), never chunked.
+    Ok((code, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed {
+        ready: bool,
+    }
+
+    impl Observe for Fixed {
+        async fn metrics(&self) -> String {
+            "# TYPE podroute_test gauge\npodroute_test 1\n".into()
+        }
+        async fn live(&self) -> Result<(), String> {
+            Ok(())
+        }
+        async fn ready(&self) -> Result<(), String> {
+            if self.ready {
+                Ok(())
+            } else {
+                Err("no session established yet".into())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn paths_answer_as_documented() {
+        let uptime = Uptime::new();
+        let localhost: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let server = spawn(localhost, Arc::new(Fixed { ready: false }), &uptime)
+            .await
+            .expect("binds");
+        let address = uptime.metrics_address().expect("recorded");
+        assert_ne!(address.port(), 0);
+        let (code, body) = http_get(address, "/metrics").await.expect("answers");
+        assert_eq!(code, 200);
+        assert!(crate::metrics::parse(&body).is_ok(), "{body}");
+        assert_eq!(
+            http_get(address, "/livez").await.expect("answers"),
+            (200, "ok\n".into())
+        );
+        assert_eq!(
+            http_get(address, "/readyz").await.expect("answers"),
+            (503, "no session established yet\n".into())
+        );
+        assert_eq!(http_get(address, "/nope").await.expect("answers").0, 404);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_a_clear_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = taken.local_addr().expect("address");
+        let error = bind(address).await.expect_err("port in use");
+        assert!(error.to_string().contains("--metrics-listen"), "{error}");
+    }
+}
