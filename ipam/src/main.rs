@@ -1,7 +1,8 @@
 // podroute-ipamd's entry point: flags, the store (embedded file or etcd),
 // the IPAM engine, pools and nodes from manifests (reloaded on change and on
-// SIGHUP), and the Ipam gRPC API on the Unix admin socket and, with
-// --listen, on TCP with optional TLS and client certificates.
+// SIGHUP), the Ipam gRPC API on the Unix admin socket and, with --listen, on
+// TCP with optional TLS and client certificates, and /metrics, /livez and
+// /readyz on --metrics-listen (ipam/METRICS.md).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,11 @@ use clap::{Parser, ValueEnum};
 use podroute_ipam::allocator::Settings;
 use podroute_ipam::service::grpc::IpamApi;
 use podroute_ipam::service::nodes::NodeDirectory;
+use podroute_ipam::service::observe::Observer;
 use podroute_ipam::service::{Ipamd, manifests};
 use podroute_ipam::store::{AnyStore, EmbeddedStore, EtcdIdentity, EtcdStore, EtcdTls, Store};
 use podroute_proto::daemon::{self, DaemonArgs};
+use podroute_proto::observe::{self, IPAMD_METRICS_PORT, Uptime};
 use podroute_proto::reload::{self, ReloadTrigger};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
@@ -108,6 +111,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let uptime = Arc::new(Uptime::new());
     let settings = Settings {
         strict_affinity: args.strict_affinity,
         cooldown_ms: args.release_cooldown.saturating_mul(1000),
@@ -129,10 +133,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     };
     let description = store.describe();
+    // Served before the store is loaded, so /readyz says "loading" while a
+    // large etcd keyspace is read.
+    let observer = Arc::new(Observer::new(uptime.clone(), description.clone()));
+    if let Some(address) = args.daemon.metrics_address(IPAMD_METRICS_PORT) {
+        observe::spawn(address, observer.clone(), &uptime).await?;
+    }
     let nodes = Arc::new(NodeDirectory::default());
-    let ipamd = Ipamd::start(store, settings, nodes.clone())
+    let ipamd = Ipamd::start_with(store, settings, nodes.clone(), uptime)
         .await
         .with_context(|| format!("cannot load {description}"))?;
+    observer.loaded(ipamd.clone());
     tracing::info!(store = %description, "IPAM store loaded");
 
     if let Some(path) = &args.manifests {
@@ -236,12 +247,19 @@ async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Res
     }
     for pool in manifests.pools {
         let name = pool.name().to_owned();
+        let cidr = pool.spec.cidr;
+        let existed = ipamd.read(|m| m.state.pool(&name).is_some()).await;
         let changed = ipamd
             .put_pool(pool, true)
             .await
             .with_context(|| format!("{}: IPPool {name:?}", path.display()))?;
         if changed {
-            tracing::info!(pool = %name, "pool applied from manifests");
+            let event = if existed {
+                "pool updated"
+            } else {
+                "pool created"
+            };
+            tracing::info!(pool = %name, %cidr, source = "manifests", "{event}");
         }
     }
     Ok(())
@@ -258,6 +276,7 @@ async fn follow_manifests<S: Store>(
         match apply_manifests(&ipamd, &path).await {
             Ok(()) => tracing::info!(path = %path.display(), ?trigger, "manifests reloaded"),
             Err(e) => tracing::error!(
+                path = %path.display(),
                 error = format!("{e:#}"),
                 "manifests refused; running pools unchanged"
             ),

@@ -246,6 +246,11 @@ impl State {
         self.handles.len()
     }
 
+    /// Nodes with at least one block affine to them.
+    pub fn node_count(&self) -> usize {
+        self.node_blocks.len()
+    }
+
     /// Apply one stored key as read from the store. An unknown key or an
     /// undecodable value is an error for the caller to report; the key is then
     /// listed by `unreadable()` (and any record it held before is dropped).

@@ -5,16 +5,18 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::time::Instant;
 
 use futures_util::Stream;
-use podroute_proto::common::v1::{AddressFamily, GetVersionRequest, VersionInfo};
+use podroute_proto::common::v1::{AddressFamily, GetStatusRequest, GetVersionRequest, VersionInfo};
 use podroute_proto::ipam::v1 as pb;
 use podroute_proto::ipam::v1::ipam_server::{Ipam, IpamServer};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::auth::Caller;
+use super::stats::Method;
 use super::{Ipamd, ServiceError};
 use crate::allocator::{self, AllocateRequest, ErrorClass};
 use crate::model::{Family, IpPool};
@@ -35,6 +37,19 @@ impl<S: Store> IpamApi<S> {
 
     pub fn into_server(self) -> IpamServer<Self> {
         IpamServer::new(self)
+    }
+
+    /// Runs one call, and counts it with its duration and status code.
+    async fn observed<T>(
+        &self,
+        method: Method,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let started = Instant::now();
+        let result = call.await;
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        self.ipamd.stats().request(method, code, started.elapsed());
+        result
     }
 }
 
@@ -63,9 +78,9 @@ impl From<ServiceError> for Status {
 
 type NodeBlocksStream = Pin<Box<dyn Stream<Item = Result<pb::NodeBlocks, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl<S: Store> Ipam for IpamApi<S> {
-    async fn get_version(
+// The calls themselves; the `Ipam` impl below times and counts each.
+impl<S: Store> IpamApi<S> {
+    async fn get_version_call(
         &self,
         _: Request<GetVersionRequest>,
     ) -> Result<Response<VersionInfo>, Status> {
@@ -76,15 +91,14 @@ impl<S: Store> Ipam for IpamApi<S> {
         )))
     }
 
-    async fn get_status(
+    async fn get_status_call(
         &self,
-        _: Request<podroute_proto::common::v1::GetStatusRequest>,
-    ) -> Result<Response<podroute_proto::ipam::v1::IpamStatus>, Status> {
-        // Filled in by issue 9's ipam work.
-        Err(Status::unimplemented("GetStatus is not implemented yet"))
+        _: Request<GetStatusRequest>,
+    ) -> Result<Response<pb::IpamStatus>, Status> {
+        Ok(Response::new(self.ipamd.status().await))
     }
 
-    async fn allocate(
+    async fn allocate_call(
         &self,
         request: Request<pb::AllocateRequest>,
     ) -> Result<Response<pb::AllocateResponse>, Status> {
@@ -98,7 +112,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         }))
     }
 
-    async fn release(
+    async fn release_call(
         &self,
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
@@ -119,7 +133,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         }))
     }
 
-    async fn garbage_collect(
+    async fn garbage_collect_call(
         &self,
         request: Request<pb::GarbageCollectRequest>,
     ) -> Result<Response<pb::GarbageCollectResponse>, Status> {
@@ -143,7 +157,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         }))
     }
 
-    async fn list_pools(
+    async fn list_pools_call(
         &self,
         _: Request<pb::ListPoolsRequest>,
     ) -> Result<Response<pb::ListPoolsResponse>, Status> {
@@ -154,7 +168,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         Ok(Response::new(pb::ListPoolsResponse { pools }))
     }
 
-    async fn create_pool(
+    async fn create_pool_call(
         &self,
         request: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::Pool>, Status> {
@@ -171,7 +185,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         Ok(Response::new(answer))
     }
 
-    async fn delete_pool(
+    async fn delete_pool_call(
         &self,
         request: Request<pb::DeletePoolRequest>,
     ) -> Result<Response<pb::DeletePoolResponse>, Status> {
@@ -184,7 +198,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         }))
     }
 
-    async fn list_blocks(
+    async fn list_blocks_call(
         &self,
         request: Request<pb::ListBlocksRequest>,
     ) -> Result<Response<pb::ListBlocksResponse>, Status> {
@@ -200,12 +214,10 @@ impl<S: Store> Ipam for IpamApi<S> {
         Ok(Response::new(pb::ListBlocksResponse { blocks }))
     }
 
-    type WatchNodeBlocksStream = NodeBlocksStream;
-
-    async fn watch_node_blocks(
+    async fn watch_node_blocks_call(
         &self,
         request: Request<pb::WatchNodeBlocksRequest>,
-    ) -> Result<Response<Self::WatchNodeBlocksStream>, Status> {
+    ) -> Result<Response<NodeBlocksStream>, Status> {
         let caller = Caller::of(&request)?;
         let node = request.into_inner().node;
         if node.is_empty() {
@@ -217,7 +229,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn usage(
+    async fn usage_call(
         &self,
         _: Request<pb::UsageRequest>,
     ) -> Result<Response<pb::UsageResponse>, Status> {
@@ -232,7 +244,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         }))
     }
 
-    async fn check(
+    async fn check_call(
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
@@ -254,7 +266,7 @@ impl<S: Store> Ipam for IpamApi<S> {
         Ok(Response::new(check_to_proto(&report)))
     }
 
-    async fn show_address(
+    async fn show_address_call(
         &self,
         request: Request<pb::ShowAddressRequest>,
     ) -> Result<Response<pb::ShowAddressResponse>, Status> {
@@ -269,6 +281,116 @@ impl<S: Store> Ipam for IpamApi<S> {
     }
 }
 
+#[tonic::async_trait]
+impl<S: Store> Ipam for IpamApi<S> {
+    type WatchNodeBlocksStream = NodeBlocksStream;
+
+    async fn get_version(
+        &self,
+        request: Request<GetVersionRequest>,
+    ) -> Result<Response<VersionInfo>, Status> {
+        self.observed(Method::GetVersion, self.get_version_call(request))
+            .await
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<pb::IpamStatus>, Status> {
+        self.observed(Method::GetStatus, self.get_status_call(request))
+            .await
+    }
+
+    async fn allocate(
+        &self,
+        request: Request<pb::AllocateRequest>,
+    ) -> Result<Response<pb::AllocateResponse>, Status> {
+        self.observed(Method::Allocate, self.allocate_call(request))
+            .await
+    }
+
+    async fn release(
+        &self,
+        request: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        self.observed(Method::Release, self.release_call(request))
+            .await
+    }
+
+    async fn garbage_collect(
+        &self,
+        request: Request<pb::GarbageCollectRequest>,
+    ) -> Result<Response<pb::GarbageCollectResponse>, Status> {
+        self.observed(Method::GarbageCollect, self.garbage_collect_call(request))
+            .await
+    }
+
+    async fn list_pools(
+        &self,
+        request: Request<pb::ListPoolsRequest>,
+    ) -> Result<Response<pb::ListPoolsResponse>, Status> {
+        self.observed(Method::ListPools, self.list_pools_call(request))
+            .await
+    }
+
+    async fn create_pool(
+        &self,
+        request: Request<pb::CreatePoolRequest>,
+    ) -> Result<Response<pb::Pool>, Status> {
+        self.observed(Method::CreatePool, self.create_pool_call(request))
+            .await
+    }
+
+    async fn delete_pool(
+        &self,
+        request: Request<pb::DeletePoolRequest>,
+    ) -> Result<Response<pb::DeletePoolResponse>, Status> {
+        self.observed(Method::DeletePool, self.delete_pool_call(request))
+            .await
+    }
+
+    async fn list_blocks(
+        &self,
+        request: Request<pb::ListBlocksRequest>,
+    ) -> Result<Response<pb::ListBlocksResponse>, Status> {
+        self.observed(Method::ListBlocks, self.list_blocks_call(request))
+            .await
+    }
+
+    async fn watch_node_blocks(
+        &self,
+        request: Request<pb::WatchNodeBlocksRequest>,
+    ) -> Result<Response<Self::WatchNodeBlocksStream>, Status> {
+        self.observed(
+            Method::WatchNodeBlocks,
+            self.watch_node_blocks_call(request),
+        )
+        .await
+    }
+
+    async fn usage(
+        &self,
+        request: Request<pb::UsageRequest>,
+    ) -> Result<Response<pb::UsageResponse>, Status> {
+        self.observed(Method::Usage, self.usage_call(request)).await
+    }
+
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        self.observed(Method::Check, self.check_call(request)).await
+    }
+
+    async fn show_address(
+        &self,
+        request: Request<pb::ShowAddressRequest>,
+    ) -> Result<Response<pb::ShowAddressResponse>, Status> {
+        self.observed(Method::ShowAddress, self.show_address_call(request))
+            .await
+    }
+}
+
 /// Sends `node`'s view now and after every change to it, until the client
 /// goes away.
 async fn send_node_views<S: Store>(
@@ -276,6 +398,7 @@ async fn send_node_views<S: Store>(
     node: String,
     tx: mpsc::Sender<Result<pb::NodeBlocks, Status>>,
 ) {
+    let _counted = ipamd.stats().watching();
     let mut changes = ipamd.changes();
     let mut last = None;
     let settings = ipamd.settings().clone();

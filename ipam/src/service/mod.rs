@@ -10,6 +10,8 @@ pub mod grpc;
 pub mod manifests;
 mod mirror;
 pub mod nodes;
+pub mod observe;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -17,13 +19,16 @@ mod writer;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use podroute_proto::observe::Uptime;
 use tokio::sync::{RwLock, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use mirror::Mirror;
 use nodes::NodeDirectory;
+use stats::Stats;
 pub use writer::{Answer, Job};
 
 use crate::allocator::{AllocError, AllocateRequest, Allocated, Settings};
@@ -34,6 +39,9 @@ use crate::store::{Revision, Store, StoreError, WatchMessage};
 const COMMAND_QUEUE: usize = 4096;
 /// How long to wait before listing an unreachable store again.
 const RELIST_BACKOFF: Duration = Duration::from_secs(1);
+/// How long the engine has to answer the liveness check: its writer takes
+/// a ping off its queue between batches, and the mirror can be read.
+const LIVE_DEADLINE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
@@ -98,12 +106,16 @@ struct Inner<S> {
     commands: mpsc::Sender<writer::Command>,
     changed: watch::Receiver<Revision>,
     fatal: watch::Receiver<Option<String>>,
-    tasks: Vec<JoinHandle<()>>,
+    stats: Arc<Stats>,
+    uptime: Arc<Uptime>,
+    /// The writer, the store watch and the sweeper, by name for the
+    /// liveness check.
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl<S> Drop for Inner<S> {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for (_, task) in &self.tasks {
             task.abort();
         }
     }
@@ -117,6 +129,17 @@ impl<S: Store> Ipamd<S> {
         store: S,
         settings: Settings,
         nodes: Arc<NodeDirectory>,
+    ) -> Result<Self, StoreError> {
+        Self::start_with(store, settings, nodes, Arc::default()).await
+    }
+
+    /// `start`, with the daemon's `uptime` (its start time and metrics
+    /// address, which GetStatus reports).
+    pub async fn start_with(
+        store: S,
+        settings: Settings,
+        nodes: Arc<NodeDirectory>,
+        uptime: Arc<Uptime>,
     ) -> Result<Self, StoreError> {
         let store = Arc::new(store);
         let snapshot = store.list("").await?;
@@ -133,6 +156,7 @@ impl<S: Store> Ipamd<S> {
         let (changed_tx, changed) = watch::channel(revision);
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
         let (fatal_tx, fatal) = watch::channel(None);
+        let stats = Arc::new(Stats::default());
         let context = writer::WriterContext {
             store: store.clone(),
             mirror: mirror.clone(),
@@ -142,16 +166,24 @@ impl<S: Store> Ipamd<S> {
             verify_reads: store.has_other_writers(),
             fatal: fatal_tx,
             clock: unix_ms,
+            stats: stats.clone(),
         };
-        let mut tasks = vec![tokio::spawn(writer::run(context, queue))];
-        tasks.push(tokio::spawn(follow_store(
-            store.clone(),
-            mirror.clone(),
-            changed_tx,
-        )));
+        let mut tasks = vec![("writer", tokio::spawn(writer::run(context, queue)))];
+        tasks.push((
+            "store watch",
+            tokio::spawn(follow_store(
+                store.clone(),
+                mirror.clone(),
+                changed_tx,
+                stats.clone(),
+            )),
+        ));
         let sweep_period =
             Duration::from_millis((settings.empty_block_grace_ms / 4).clamp(1_000, 60_000));
-        tasks.push(tokio::spawn(sweep_forever(commands.clone(), sweep_period)));
+        tasks.push((
+            "sweeper",
+            tokio::spawn(sweep_forever(commands.clone(), sweep_period)),
+        ));
         Ok(Ipamd {
             inner: Arc::new(Inner {
                 store,
@@ -161,9 +193,56 @@ impl<S: Store> Ipamd<S> {
                 commands,
                 changed,
                 fatal,
+                stats,
+                uptime,
                 tasks,
             }),
         })
+    }
+
+    /// Counters and histograms since start.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    pub fn uptime(&self) -> &Uptime {
+        &self.inner.uptime
+    }
+
+    /// Live: every task of the engine still runs, the writer takes a ping
+    /// off its queue and the mirror can be read, within LIVE_DEADLINE. An
+    /// unreachable store does not make it not live (a restart would not
+    /// bring the store back): see `ready`.
+    pub async fn live(&self) -> Result<(), String> {
+        if let Some((name, _)) = self.inner.tasks.iter().find(|(_, t)| t.is_finished()) {
+            return Err(format!("the IPAM engine's {name} task has stopped"));
+        }
+        let answered = tokio::time::timeout(LIVE_DEADLINE, async {
+            let pong = self.submit(Job::Ping).await;
+            drop(self.inner.mirror.read().await);
+            pong
+        })
+        .await;
+        match answered {
+            Ok(Ok(Answer::Alive)) => Ok(()),
+            Ok(Ok(other)) => Err(unexpected(&other).to_string()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "the IPAM engine did not answer within {}s",
+                LIVE_DEADLINE.as_secs()
+            )),
+        }
+    }
+
+    /// Ready: the store is loaded (an engine exists only then), can still
+    /// be written, and answered at the last contact. An etcd that cannot be
+    /// reached makes the replica not ready: it could only answer
+    /// UNAVAILABLE, and other replicas may still reach etcd.
+    pub fn ready(&self) -> Result<(), String> {
+        if let Some(reason) = self.inner.fatal.borrow().as_ref() {
+            return Err(format!("the IPAM store can no longer be written: {reason}"));
+        }
+        self.inner.stats.store_reachable()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -214,9 +293,18 @@ impl<S: Store> Ipamd<S> {
     }
 
     pub async fn allocate(&self, request: AllocateRequest) -> Result<Vec<Allocated>, ServiceError> {
-        match self.submit(Job::Allocate(request)).await? {
-            Answer::Allocated(addresses) => Ok(addresses),
-            other => Err(unexpected(&other)),
+        match self.submit(Job::Allocate(request)).await {
+            Ok(Answer::Allocated(addresses)) => Ok(addresses),
+            Ok(other) => Err(unexpected(&other)),
+            Err(error) => {
+                if let ServiceError::Alloc(AllocError::AddressHeld { .. }) = error {
+                    self.inner
+                        .stats
+                        .address_conflicts
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error)
+            }
         }
     }
 
@@ -267,6 +355,10 @@ impl<S: Store> Ipamd<S> {
                     released.extend(handles);
                     addresses += freed;
                     if !more {
+                        self.inner
+                            .stats
+                            .garbage_collections
+                            .fetch_add(1, Ordering::Relaxed);
                         return Ok((released, addresses));
                     }
                 }
@@ -312,10 +404,13 @@ fn unexpected(answer: &Answer) -> ServiceError {
 
 /// Keeps the mirror current from the store's watch; relists when the watch
 /// lost events or broke.
+/// The store going away and coming back is logged once each, by `stats`;
+/// every retry in between is debug.
 async fn follow_store<S: Store>(
     store: Arc<S>,
     mirror: Arc<RwLock<Mirror>>,
     changed: watch::Sender<Revision>,
+    stats: Arc<Stats>,
 ) {
     loop {
         let after = mirror.read().await.watched_revision();
@@ -324,6 +419,7 @@ async fn follow_store<S: Store>(
                 while let Some(message) = stream.recv().await {
                     match message {
                         WatchMessage::Events { revision, events } => {
+                            stats.store_answered();
                             mirror.write().await.apply_events(revision, events);
                             writer::advance(&changed, revision);
                         }
@@ -331,12 +427,14 @@ async fn follow_store<S: Store>(
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot watch the store; retrying"),
+            Err(error) => store_trouble(&stats, &error, "cannot watch the store; retrying"),
         }
         // The watch ended: list everything again.
         loop {
             match store.list("").await {
                 Ok(snapshot) => {
+                    stats.store_answered();
+                    stats.resyncs.fetch_add(1, Ordering::Relaxed);
                     let revision = snapshot.revision;
                     *mirror.write().await = Mirror::load(snapshot);
                     writer::advance(&changed, revision);
@@ -345,11 +443,22 @@ async fn follow_store<S: Store>(
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot list the store; retrying");
+                    store_trouble(&stats, &error, "cannot list the store; retrying");
                     tokio::time::sleep(RELIST_BACKOFF).await;
                 }
             }
         }
+    }
+}
+
+/// An unreachable store is logged once by `stats` (each retry is debug);
+/// any other error, which retrying may not cure, is a warning every time.
+fn store_trouble(stats: &Stats, error: &StoreError, what: &str) {
+    if matches!(error, StoreError::Unavailable(_)) {
+        stats.store_failed(error);
+        tracing::debug!(%error, "{what}");
+    } else {
+        tracing::warn!(%error, "{what}");
     }
 }
 

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -23,6 +24,7 @@ use tokio::sync::{RwLock, mpsc, oneshot, watch};
 use super::ServiceError;
 use super::mirror::{Mirror, PENDING};
 use super::nodes::NodeDirectory;
+use super::stats::{Retry, Stats, Tally};
 use crate::allocator::{self, AllocateOutcome, AllocateRequest, Allocated, Plan, Settings};
 use crate::model::{IpPool, Record, RecordKey, State};
 use crate::store::{Compare, Op, Revision, Store, StoreError, TxnOutcome};
@@ -111,6 +113,9 @@ pub enum Job {
     },
     /// Runs alone: it may need several transactions.
     DeletePool(String),
+    /// Answered as soon as the writer takes it from its channel: proof
+    /// that the writer's loop turns (the liveness probe).
+    Ping,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +133,8 @@ pub enum Answer {
     Count(usize),
     /// Whether a pool write changed anything.
     Changed(bool),
+    /// The answer to `Ping`.
+    Alive,
 }
 
 /// Everything the writer reads besides its queue.
@@ -144,6 +151,7 @@ pub struct WriterContext<S> {
     /// Set when the store can no longer be written (the daemon must stop).
     pub fatal: watch::Sender<Option<String>>,
     pub clock: fn() -> u64,
+    pub stats: Arc<Stats>,
 }
 
 /// A batch sent to the store, waiting for its outcome.
@@ -163,7 +171,7 @@ pub async fn run<S: Store>(ctx: WriterContext<S>, mut commands: mpsc::Receiver<C
     let mut open = true;
     loop {
         while let Ok(command) = commands.try_recv() {
-            queue.push_back(command);
+            take(command, &mut queue);
         }
         // Plan and send while there is room and something can go.
         while in_flight.len() < MAX_IN_FLIGHT && !queue.is_empty() {
@@ -199,9 +207,13 @@ pub async fn run<S: Store>(ctx: WriterContext<S>, mut commands: mpsc::Receiver<C
             let id = next_id;
             next_id += 1;
             let store = &ctx.store;
-            commits.push(Box::pin(
-                async move { (id, store.txn(compares, ops).await) },
-            ));
+            let stats = &ctx.stats;
+            commits.push(Box::pin(async move {
+                let started = Instant::now();
+                let outcome = store.txn(compares, ops).await;
+                stats.commit_duration.observe(started.elapsed());
+                (id, outcome)
+            }));
             in_flight.insert(id, InFlight { batch, taken });
         }
         if !open && queue.is_empty() && in_flight.is_empty() {
@@ -214,12 +226,21 @@ pub async fn run<S: Store>(ctx: WriterContext<S>, mut commands: mpsc::Receiver<C
                 }
             }
             command = commands.recv(), if open => match command {
-                Some(command) => queue.push_back(command),
+                Some(command) => take(command, &mut queue),
                 None => open = false,
             },
             // Closed and nothing in flight: what is queued was planned above.
             else => return,
         }
+    }
+}
+
+/// Queues `command`, or answers it at once when it is a ping.
+fn take(command: Command, queue: &mut VecDeque<Command>) {
+    if matches!(command.job, Job::Ping) {
+        drop(command.reply.send(Ok(Answer::Alive)));
+    } else {
+        queue.push_back(command);
     }
 }
 
@@ -293,8 +314,13 @@ async fn settle<S: Store>(
 ) {
     let InFlight { batch, taken } = flight;
     let mut mirror = ctx.mirror.write().await;
+    match &outcome {
+        Ok(_) => ctx.stats.store_answered(),
+        Err(error) => ctx.stats.store_failed(error),
+    }
     let error = match outcome {
         Ok(TxnOutcome::Committed { revision }) => {
+            ctx.stats.add(batch.tally);
             batch.commit(&mut mirror, revision);
             let held = mirror.take_held();
             mirror.replay(held);
@@ -304,6 +330,9 @@ async fn settle<S: Store>(
             return;
         }
         Ok(TxnOutcome::Conflict { current }) => {
+            ctx.stats
+                .transaction_conflicts
+                .fetch_add(1, Ordering::Relaxed);
             batch.undo(&mut mirror.state);
             mirror.apply_current(current);
             None
@@ -325,6 +354,7 @@ async fn settle<S: Store>(
         ctx.fatal.send_replace(Some(error.to_string()));
     }
     let mut attempts = 0;
+    let mut retried = 0;
     for (mut command, _) in taken.into_iter().rev() {
         command.attempts += 1;
         attempts = attempts.max(command.attempts);
@@ -348,12 +378,22 @@ async fn settle<S: Store>(
                 tracing::warn!(error = %failure, "giving up on a command");
                 drop(command.reply.send(Err(failure)));
             }
-            None => queue.push_front(command),
+            None => {
+                retried += 1;
+                queue.push_front(command);
+            }
         }
     }
+    // The store going away is logged once, by stats; each retry is debug.
     match &error {
-        Some(error) => tracing::warn!(%error, attempts, "store write failed; retrying"),
-        None => tracing::debug!(attempts, "batch conflicted; planning again"),
+        Some(error) => {
+            ctx.stats.retried(Retry::Unavailable, retried);
+            tracing::debug!(%error, attempts, "store write failed; retrying");
+        }
+        None => {
+            ctx.stats.retried(Retry::Conflict, retried);
+            tracing::debug!(attempts, "batch conflicted; planning again");
+        }
     }
     // Let the other writer finish (or the store come back). A first
     // conflict is retried at once: the mirror already holds the new values.
@@ -410,6 +450,11 @@ fn plan_job<S>(
                 if let Some(key) = unreadable_in(&plan, state) {
                     return Planned::Answer(Err(ServiceError::Unreadable(key)));
                 }
+                // The answer lists the handle's addresses held before too.
+                let held = state
+                    .handle(&request.handle)
+                    .map_or(0, |h| h.value.addresses.len());
+                batch.tally.allocated += count(allocated.len().saturating_sub(held));
                 batch.add(state, plan);
                 Planned::Answer(Ok(Answer::Allocated(allocated)))
             }
@@ -435,6 +480,7 @@ fn plan_job<S>(
                 if let Some(key) = unreadable_in(&plan, state) {
                     return Planned::Answer(Err(ServiceError::Unreadable(key)));
                 }
+                batch.tally.released += count(addresses.len());
                 batch.add(state, plan);
                 addresses
             }
@@ -515,6 +561,7 @@ fn plan_exclusive<S>(
                         break 'rounds;
                     }
                     batch.add(state, group.plan);
+                    batch.tally.collected += count(group.released.len());
                     handles.extend(group.handles);
                     addresses += group.released.len();
                 }
@@ -536,6 +583,7 @@ fn plan_exclusive<S>(
                     break;
                 }
                 batch.add(state, plan);
+                batch.tally.swept += 1;
                 swept += 1;
             }
             Ok(Answer::Count(swept))
@@ -556,12 +604,14 @@ fn plan_exclusive<S>(
         }
         // Allocate and release are planned by plan_job; pool deletion runs
         // alone (see run).
-        Job::Allocate(_) | Job::Release { .. } | Job::DeletePool(_) => Ok(Answer::Count(0)),
+        Job::Allocate(_) | Job::Release { .. } | Job::DeletePool(_) | Job::Ping => {
+            Ok(Answer::Count(0))
+        }
     }
 }
 
 async fn delete_pool<S: Store>(ctx: &WriterContext<S>, name: &str) -> Result<usize, ServiceError> {
-    let started = Instant::now();
+    let first = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -580,22 +630,34 @@ async fn delete_pool<S: Store>(ctx: &WriterContext<S>, name: &str) -> Result<usi
             let mut batch = Batch::default();
             batch.add(&mut mirror.state, plan);
             let (compares, ops) = batch.transaction();
-            match ctx.store.txn(compares, ops).await {
+            let started = Instant::now();
+            let outcome = ctx.store.txn(compares, ops).await;
+            ctx.stats.commit_duration.observe(started.elapsed());
+            match &outcome {
+                Ok(_) => ctx.stats.store_answered(),
+                Err(error) => ctx.stats.store_failed(error),
+            }
+            match outcome {
                 Ok(TxnOutcome::Committed { revision }) => {
                     batch.commit(&mut mirror, revision);
                     advance(&ctx.changed, revision);
                 }
                 Ok(TxnOutcome::Conflict { current }) => {
+                    ctx.stats
+                        .transaction_conflicts
+                        .fetch_add(1, Ordering::Relaxed);
                     batch.undo(&mut mirror.state);
                     mirror.apply_current(current);
+                    ctx.stats.retried(Retry::Conflict, 1);
                     conflicted = true;
                     break;
                 }
                 Err(error) => {
                     batch.undo(&mut mirror.state);
-                    if !retryable(&error) || started.elapsed() > RETRY_DEADLINE {
+                    if !retryable(&error) || first.elapsed() > RETRY_DEADLINE {
                         return Err(ServiceError::from_store(&error));
                     }
+                    ctx.stats.retried(Retry::Unavailable, 1);
                     conflicted = true;
                     break;
                 }
@@ -604,7 +666,7 @@ async fn delete_pool<S: Store>(ctx: &WriterContext<S>, name: &str) -> Result<usi
         if !conflicted {
             return Ok(blocks_removed);
         }
-        if started.elapsed() > RETRY_DEADLINE {
+        if first.elapsed() > RETRY_DEADLINE {
             return Err(ServiceError::Contended { attempts: attempt });
         }
         tokio::time::sleep(backoff(attempt)).await;
@@ -644,6 +706,10 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The keys a batch read and wrote, with how to undo its tentative writes.
 #[derive(Default)]
 struct Batch {
@@ -653,6 +719,8 @@ struct Batch {
     order: Vec<RecordKey>,
     /// State before each tentative write, newest last.
     undo: Vec<(RecordKey, Option<(Record, Revision)>)>,
+    /// What it does, counted once it is durable.
+    tally: Tally,
 }
 
 struct BatchKey {
