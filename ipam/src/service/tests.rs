@@ -248,6 +248,16 @@ async fn a_replica_writing_first_makes_us_plan_again() {
         ours.conflicts.load(Ordering::SeqCst) >= 1,
         "no conflict was provoked"
     );
+    // What the store saw is what the metrics say.
+    let scrape = scrape_of(&us).await;
+    let conflicts = scrape
+        .value("podroute_ipam_conflicts_total", &[("type", "transaction")])
+        .unwrap();
+    assert_eq!(conflicts, ours.conflicts.load(Ordering::SeqCst) as f64);
+    let retries = scrape
+        .value("podroute_ipam_retries_total", &[("reason", "conflict")])
+        .unwrap();
+    assert!(retries >= 1.0, "{retries}");
 
     let report = us
         .read(|m| crate::allocator::check(&m.state, None, &Settings::default(), unix_ms()))
@@ -325,4 +335,195 @@ async fn an_unreadable_handle_is_refused_and_stalls_nobody() {
     let fine = ipamd.allocate(request("n1", "fine")).await.unwrap();
     assert_eq!(fine[0].address.to_string(), "10.1.0.0");
     assert_eq!(store.conflicts.load(Ordering::SeqCst), 0);
+}
+
+/// The engine's /metrics text, parsed strictly.
+async fn scrape_of<S: Store>(ipamd: &Ipamd<S>) -> podroute_proto::metrics::Scrape {
+    let text = ipamd.metrics().await;
+    podroute_proto::metrics::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+}
+
+/// Waits (polling the clock) until a handle made now is older than
+/// `unix_ms()`, so a GarbageCollect call sees it as made before it.
+async fn next_millisecond() {
+    let now = unix_ms();
+    while unix_ms() <= now {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_follow_durable_work_and_status_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let ipamd = engine(store.clone()).await;
+    assert!(ipamd.put_pool(pool(), false).await.unwrap());
+    let mut held = Vec::new();
+    for handle in ["h1", "h2", "h3"] {
+        held.push(ipamd.allocate(request("n1", handle)).await.unwrap()[0].address);
+    }
+    // An idempotent repeat allocates nothing new.
+    ipamd.allocate(request("n1", "h1")).await.unwrap();
+    assert_eq!(ipamd.release("h2").await.unwrap().len(), 1);
+    assert!(ipamd.release("unknown").await.unwrap().is_empty());
+    next_millisecond().await;
+    let valid: HashSet<String> = ["h1".to_owned()].into();
+    let (collected, addresses) = ipamd.garbage_collect("n1", &valid, "").await.unwrap();
+    assert_eq!((collected, addresses), (vec!["h3".to_owned()], 1));
+    // Asking for h1's address for another pod is an address conflict.
+    let taken = AllocateRequest {
+        addresses: vec![held[0]],
+        ..request("n1", "other")
+    };
+    let refused = ipamd.allocate(taken).await.unwrap_err();
+    assert!(
+        matches!(refused, ServiceError::Alloc(AllocError::AddressHeld { .. })),
+        "{refused}"
+    );
+
+    let scrape = scrape_of(&ipamd).await;
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .value(name, labels)
+            .unwrap_or_else(|| panic!("no single {name} {labels:?}"))
+    };
+    assert_eq!(value("podroute_ipam_allocations_total", &[]), 3.0);
+    assert_eq!(
+        value("podroute_ipam_releases_total", &[("cause", "release")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "podroute_ipam_releases_total",
+            &[("cause", "garbage_collection")]
+        ),
+        1.0
+    );
+    assert_eq!(value("podroute_ipam_garbage_collections_total", &[]), 1.0);
+    assert_eq!(
+        value("podroute_ipam_conflicts_total", &[("type", "address")]),
+        1.0
+    );
+    assert_eq!(
+        value("podroute_ipam_conflicts_total", &[("type", "transaction")]),
+        0.0
+    );
+    assert_eq!(value("podroute_ipam_handles", &[]), 1.0);
+    assert_eq!(value("podroute_ipam_nodes", &[]), 1.0);
+    assert_eq!(value("podroute_ipam_store_reachable", &[]), 1.0);
+    assert_eq!(
+        value("podroute_ipam_store_revision", &[]),
+        *ipamd.changes().borrow() as f64
+    );
+    // Every transaction was timed.
+    assert_eq!(
+        value("podroute_ipam_store_commit_duration_seconds_count", &[]),
+        store.txns.load(Ordering::SeqCst) as f64
+    );
+    // The pool gauges are the Usage figures.
+    let usage = ipamd
+        .read(|m| crate::allocator::usage(&m.state, unix_ms(), &Settings::default()))
+        .await;
+    let p = &usage[0];
+    let pool = [("pool", "p")];
+    assert_eq!(
+        value("podroute_ipam_pool_capacity_addresses", &pool),
+        p.capacity as f64
+    );
+    assert_eq!(
+        value("podroute_ipam_pool_allocated_addresses", &pool),
+        p.allocated as f64
+    );
+    assert_eq!(p.allocated, 1);
+    assert_eq!(
+        value("podroute_ipam_pool_cooling_addresses", &pool),
+        p.cooling as f64
+    );
+    assert_eq!(
+        value("podroute_ipam_pool_blocks", &pool),
+        p.blocks_total as f64
+    );
+    assert_eq!(
+        value("podroute_ipam_pool_claimed_blocks", &pool),
+        p.blocks_claimed as f64
+    );
+
+    let status = ipamd.status().await;
+    let health = status.health.unwrap();
+    assert!(health.live && health.ready, "{health:?}");
+    assert!(health.reason.is_empty(), "{health:?}");
+    assert_eq!(status.store, store.describe());
+    assert_eq!((status.pools, status.nodes), (1, 1));
+    assert_eq!((status.allocations, status.releases), (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_makes_the_engine_not_ready_but_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let ipamd = engine(store.clone()).await;
+    assert!(ipamd.put_pool(pool(), false).await.unwrap());
+    assert_eq!(ipamd.ready(), Ok(()));
+    store.unavailable.store(usize::MAX, Ordering::SeqCst);
+    let waiting = tokio::spawn({
+        let ipamd = ipamd.clone();
+        async move { ipamd.allocate(request("n1", "h")).await }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reason = loop {
+        if let Err(reason) = ipamd.ready() {
+            break reason;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready with the store unreachable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(reason.contains("test: store unreachable"), "{reason}");
+    assert_eq!(ipamd.live().await, Ok(()));
+    let scrape = scrape_of(&ipamd).await;
+    assert_eq!(scrape.value("podroute_ipam_store_reachable", &[]), Some(0.0));
+    let status = ipamd.status().await.health.unwrap();
+    assert!(status.live && !status.ready, "{status:?}");
+    assert_eq!(status.reason, reason);
+
+    store.unavailable.store(0, Ordering::SeqCst);
+    waiting.await.unwrap().unwrap();
+    assert_eq!(ipamd.ready(), Ok(()));
+    let scrape = scrape_of(&ipamd).await;
+    assert_eq!(scrape.value("podroute_ipam_store_reachable", &[]), Some(1.0));
+    let retries = scrape
+        .value("podroute_ipam_retries_total", &[("reason", "store_unavailable")])
+        .unwrap();
+    assert!(retries >= 1.0, "{retries}");
+    assert_eq!(scrape.value("podroute_ipam_allocations_total", &[]), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_says_loading_until_the_engine_runs() {
+    use podroute_proto::observe::Observe;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Shared::new(dir.path());
+    let uptime = Arc::new(podroute_proto::observe::Uptime::new());
+    let observer = observe::Observer::new(uptime.clone(), store.describe());
+    let reason = observer.ready().await.unwrap_err();
+    assert!(reason.starts_with("loading the IPAM store"), "{reason}");
+    assert!(reason.contains(&store.describe()), "{reason}");
+    assert_eq!(observer.live().await, Ok(()));
+    let early = podroute_proto::metrics::parse(&observer.metrics().await).unwrap();
+    assert!(early.types.contains_key("podroute_build_info"));
+    assert!(!early.types.contains_key("podroute_ipam_allocations"));
+
+    let ipamd = Ipamd::start_with(store, Settings::default(), Arc::default(), uptime)
+        .await
+        .unwrap();
+    observer.loaded(ipamd);
+    assert_eq!(observer.ready().await, Ok(()));
+    assert_eq!(observer.live().await, Ok(()));
+    let loaded = podroute_proto::metrics::parse(&observer.metrics().await).unwrap();
+    assert_eq!(
+        loaded.types.get("podroute_ipam_allocations").map(String::as_str),
+        Some("counter")
+    );
 }
