@@ -55,6 +55,22 @@ fn config(run_id: &str, cycles: usize) -> LoadConfig {
     }
 }
 
+/// Allocations and releases the replicas' metrics count, summed: each
+/// address is counted once, by the replica that committed it.
+async fn counted(replicas: &[Ipamd]) -> (f64, f64) {
+    let (mut allocations, mut releases) = (0.0, 0.0);
+    for replica in replicas {
+        let scrape = replica.scrape().await;
+        allocations += scrape
+            .value("podroute_ipam_allocations_total", &[])
+            .unwrap();
+        releases += scrape
+            .value("podroute_ipam_releases_total", &[("cause", "release")])
+            .unwrap();
+    }
+    (allocations, releases)
+}
+
 /// Every acknowledged allocation still held is in ipamd under its handle,
 /// the v4 pool's usage counts exactly those, and Check finds nothing.
 async fn assert_all_held(client: &mut IpamClient<Channel>, report: &LoadReport) {
@@ -104,6 +120,11 @@ async fn embedded_32_clients_no_duplicates_no_loss() {
         &report.errors[..report.errors.len().min(5)]
     );
     assert_eq!(report.allocations, (CLIENTS * cycles(300)) as u64);
+    // One IPv4 address per allocation.
+    assert_eq!(
+        counted(std::slice::from_ref(&ipamd)).await,
+        (report.allocations as f64, report.releases as f64)
+    );
     let mut client = ipamd.client().await;
     assert_all_held(&mut client, &report).await;
     assert_eq!(
@@ -141,6 +162,11 @@ async fn three_replicas_on_one_etcd_no_duplicates_no_loss() {
         report.errors.is_empty(),
         "{:?}",
         &report.errors[..report.errors.len().min(5)]
+    );
+    // Counted once each, whichever replica won, however often it retried.
+    assert_eq!(
+        counted(&replicas).await,
+        (report.allocations as f64, report.releases as f64)
     );
     // Each replica sees what the others wrote.
     for replica in &replicas {

@@ -483,7 +483,10 @@ async fn an_unreachable_store_makes_the_engine_not_ready_but_live() {
     assert!(reason.contains("test: store unreachable"), "{reason}");
     assert_eq!(ipamd.live().await, Ok(()));
     let scrape = scrape_of(&ipamd).await;
-    assert_eq!(scrape.value("podroute_ipam_store_reachable", &[]), Some(0.0));
+    assert_eq!(
+        scrape.value("podroute_ipam_store_reachable", &[]),
+        Some(0.0)
+    );
     let status = ipamd.status().await.health.unwrap();
     assert!(status.live && !status.ready, "{status:?}");
     assert_eq!(status.reason, reason);
@@ -492,12 +495,21 @@ async fn an_unreachable_store_makes_the_engine_not_ready_but_live() {
     waiting.await.unwrap().unwrap();
     assert_eq!(ipamd.ready(), Ok(()));
     let scrape = scrape_of(&ipamd).await;
-    assert_eq!(scrape.value("podroute_ipam_store_reachable", &[]), Some(1.0));
+    assert_eq!(
+        scrape.value("podroute_ipam_store_reachable", &[]),
+        Some(1.0)
+    );
     let retries = scrape
-        .value("podroute_ipam_retries_total", &[("reason", "store_unavailable")])
+        .value(
+            "podroute_ipam_retries_total",
+            &[("reason", "store_unavailable")],
+        )
         .unwrap();
     assert!(retries >= 1.0, "{retries}");
-    assert_eq!(scrape.value("podroute_ipam_allocations_total", &[]), Some(1.0));
+    assert_eq!(
+        scrape.value("podroute_ipam_allocations_total", &[]),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,7 +535,10 @@ async fn the_observer_says_loading_until_the_engine_runs() {
     assert_eq!(observer.live().await, Ok(()));
     let loaded = podroute_proto::metrics::parse(&observer.metrics().await).unwrap();
     assert_eq!(
-        loaded.types.get("podroute_ipam_allocations").map(String::as_str),
+        loaded
+            .types
+            .get("podroute_ipam_allocations")
+            .map(String::as_str),
         Some("counter")
     );
 }

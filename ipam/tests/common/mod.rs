@@ -1,20 +1,36 @@
 // Runs the real podroute-ipamd binary for integration tests: its own folder
 // (store, socket, manifests, log), killed on drop, waited for by polling
-// the admin socket with a deadline.
+// the admin socket with a deadline. Tests run in the host's network
+// namespace, side by side: each ipamd serves its metrics on a port of its
+// own (127.0.0.1:0, found with GetStatus), never on the default 9642.
 
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use podroute_proto::admin_socket::connect_unix;
-use podroute_proto::common::v1::GetVersionRequest;
+use podroute_proto::common::v1::{GetStatusRequest, GetVersionRequest};
 use podroute_proto::ipam::v1::ipam_client::IpamClient;
+use podroute_proto::metrics::Scrape;
 use tonic::transport::Channel;
 
 pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A free port for this ipamd's metrics unless a test picks its own.
+const METRICS_ANY_PORT: [&str; 2] = ["--metrics-listen", "127.0.0.1:0"];
+
+/// `args` with a metrics address of their own, unless they name one.
+fn with_metrics_port(args: &[String]) -> Vec<String> {
+    let mut all = args.to_vec();
+    if !args.iter().any(|a| a.starts_with("--metrics-listen")) {
+        all.extend(METRICS_ANY_PORT.iter().map(|a| (*a).to_owned()));
+    }
+    all
+}
 
 pub const POOLS: &str = "\
 apiVersion: podroute.io/v1
@@ -83,7 +99,7 @@ impl Ipamd {
             .arg(&self.socket)
             .arg("--log-level")
             .arg("info")
-            .args(&self.args)
+            .args(with_metrics_port(&self.args))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -120,6 +136,42 @@ impl Ipamd {
 
     pub async fn client(&self) -> IpamClient<Channel> {
         IpamClient::new(self.channel().await)
+    }
+
+    /// Where it serves /metrics, /livez and /readyz (from GetStatus).
+    pub async fn metrics_address(&self) -> SocketAddr {
+        let status = self
+            .client()
+            .await
+            .get_status(GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let health = status.health.expect("GetStatus has a health");
+        health
+            .metrics_address
+            .parse()
+            .unwrap_or_else(|_| panic!("bad metrics address {:?}", health.metrics_address))
+    }
+
+    /// GET `path` on its metrics port: (status code, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        let address = self.metrics_address().await;
+        podroute_proto::observe::http_get(address, path)
+            .await
+            .unwrap()
+    }
+
+    /// /metrics, parsed strictly (every sample under a TYPE).
+    pub async fn scrape(&self) -> Scrape {
+        let (code, text) = self.http_get("/metrics").await;
+        assert_eq!(code, 200, "{text}");
+        podroute_proto::metrics::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, as a crash.
@@ -160,7 +212,7 @@ pub fn run_to_exit(dir: &Path, args: &[String]) -> (std::process::ExitStatus, St
     let output = Command::new(env!("CARGO_BIN_EXE_podroute-ipamd"))
         .arg("--admin-socket")
         .arg(dir.join("refused.sock"))
-        .args(args)
+        .args(with_metrics_port(args))
         .output()
         .unwrap();
     (
