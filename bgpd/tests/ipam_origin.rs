@@ -79,6 +79,8 @@ impl Ipamd {
             .arg("--manifests")
             .arg(self.dir.path().join("pools.yaml"))
             .args(["--release-cooldown", "0", "--empty-block-grace", "1"])
+            // The test's namespace is the host's: a free metrics port.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -75,6 +75,7 @@ async fn start_ipamd(
         .arg(&socket)
         .arg("--log-level")
         .arg("warn")
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .arg("--manifests")
         .arg(&manifests)
         .args(extra)

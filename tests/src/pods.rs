@@ -106,6 +106,9 @@ impl Ipamd {
             .arg("--manifests")
             .arg(&self.pools)
             .args(["--release-cooldown", "0"])
+            // It runs in the caller's namespace, often the host's, beside
+            // other tests' ipamds: a free port, never the default 9642.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -54,7 +54,7 @@ impl Ipamd {
             .arg(dir.join("ipam"))
             .arg("--manifests")
             .arg(&pools)
-            .args(["--log-level", "warn"])
+            .args(["--log-level", "warn", "--metrics-listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

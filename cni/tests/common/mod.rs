@@ -127,6 +127,9 @@ impl Node {
             .arg(self.dir.path().join("pools.yaml"))
             .arg("--release-cooldown")
             .arg("0")
+            // Started in the test's (the host's) namespace beside other
+            // tests' ipamds: a free metrics port, never the default 9642.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
