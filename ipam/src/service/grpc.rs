@@ -1,6 +1,7 @@
 // The Ipam gRPC service (proto/proto/ipam.proto) over an `Ipamd`: request
 // checks, caller rights (auth.rs), conversions to and from the proto types,
 // and the mapping of errors onto the status codes the proto documents.
+// Every call is timed and counted by RPC and status code (stats.rs).
 
 use std::collections::HashSet;
 use std::net::IpAddr;

@@ -403,9 +403,8 @@ fn unexpected(answer: &Answer) -> ServiceError {
 }
 
 /// Keeps the mirror current from the store's watch; relists when the watch
-/// lost events or broke.
-/// The store going away and coming back is logged once each, by `stats`;
-/// every retry in between is debug.
+/// lost events or broke. The store going away and coming back is logged
+/// once each, by `stats`; every retry in between is debug.
 async fn follow_store<S: Store>(
     store: Arc<S>,
     mirror: Arc<RwLock<Mirror>>,
