@@ -806,27 +806,62 @@ mod tests {
             .unwrap();
         assert_eq!(info.daemon, "test-daemon");
 
-        let problem = |e: Box<dyn std::error::Error + Send + Sync>| {
-            let e: &(dyn std::error::Error + 'static) = &*e;
-            tls_problem(e).unwrap_or_else(|| panic!("no TLS problem in {e:?}"))
+        // A refused call fails for certain; its error names the TLS
+        // problem, unless the connection died under the call first (TLS
+        // 1.3 refuses client certificates after the client's handshake):
+        // then a probing handshake names it.
+        use crate::ipamd_client::{ClientIdentity, TlsFiles, probe_tls};
+        let uri = format!("https://127.0.0.1:{port}");
+        let files = |ca: &Path, identity: Option<(&Path, &Path)>| TlsFiles {
+            ca: ca.to_path_buf(),
+            identity: identity.map(|(cert, key)| ClientIdentity {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }),
         };
-        let no_cert = version_over_tls(port, &ca, None).await.unwrap_err();
-        assert_eq!(problem(no_cert), TlsProblem::ClientCertificateRequired);
-
-        let wrong_ca = version_over_tls(port, &other_ca, Some((&admin_cert, &admin_key)))
-            .await
-            .unwrap_err();
+        let cases = [
+            (files(&ca, None), "no client certificate"),
+            (
+                files(&other_ca, Some((&admin_cert, &admin_key))),
+                "wrong CA",
+            ),
+            (
+                files(&ca, Some((&stranger_cert, &stranger_key))),
+                "foreign certificate",
+            ),
+        ];
+        let mut problems = Vec::new();
+        for (tls, case) in &cases {
+            let identity = tls
+                .identity
+                .as_ref()
+                .map(|i| (i.cert.as_path(), i.key.as_path()));
+            let error = version_over_tls(port, &tls.ca, identity)
+                .await
+                .expect_err(case);
+            let from_error = tls_problem(&*error);
+            let probed = probe_tls(&uri, Some(tls)).await;
+            if let Some(named) = &from_error {
+                assert_eq!(Some(named), probed.as_ref(), "{case}");
+            }
+            problems.push(probed.unwrap_or_else(|| panic!("{case}: no TLS problem found")));
+        }
+        assert_eq!(problems[0], TlsProblem::ClientCertificateRequired);
         assert!(
-            matches!(problem(wrong_ca), TlsProblem::ServerNotTrusted(ref why) if why.contains("UnknownIssuer")),
+            matches!(&problems[1], TlsProblem::ServerNotTrusted(why) if why.contains("UnknownIssuer")),
+            "{:?}",
+            problems[1]
         );
-
-        let foreign = version_over_tls(port, &ca, Some((&stranger_cert, &stranger_key)))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            problem(foreign),
-            TlsProblem::ClientCertificateRejected(_)
-        ));
+        assert!(
+            matches!(problems[2], TlsProblem::ClientCertificateRejected(_)),
+            "{:?}",
+            problems[2]
+        );
+        // A client the server takes has no problem to find.
+        assert_eq!(
+            probe_tls(&uri, Some(&files(&ca, Some((&admin_cert, &admin_key))))).await,
+            None
+        );
 
         // The listener survived every refused handshake.
         let info = version_over_tls(port, &ca, Some((&admin_cert, &admin_key)))

@@ -240,6 +240,69 @@ fn alert_problem(alert: &str) -> TlsProblem {
     }
 }
 
+/// How long `probe_tls` waits for the server's first bytes after the
+/// handshake: a refusal comes at once, an HTTP/2 server's SETTINGS too.
+const PROBE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A TLS handshake with `uri` as `connect_channel` would make it, then a
+/// read of the server's first bytes: the TLS problem, if there is one.
+/// For after a failed call whose error lost its cause. With TLS 1.3 the
+/// server checks our certificate after our side of the handshake is done,
+/// so its refusal arrives as an alert that a gRPC call racing it may see
+/// only as a cancelled request.
+pub async fn probe_tls(uri: &str, tls: Option<&TlsFiles>) -> Option<TlsProblem> {
+    use tokio::io::AsyncReadExt as _;
+    let authority = uri.strip_prefix("https://")?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    let address = if host.len() == authority.len() {
+        format!("{authority}:443")
+    } else {
+        authority.to_owned()
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
+    let config = probe_config(tls?).ok()?;
+    let tcp = tokio::net::TcpStream::connect(address).await.ok()?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut stream = match connector.connect(name, tcp).await {
+        Ok(stream) => stream,
+        Err(e) => return tls_problem(&e),
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(PROBE_READ_TIMEOUT, stream.read(&mut first)).await {
+        Ok(Err(e)) => tls_problem(&e),
+        _ => None,
+    }
+}
+
+/// The client TLS settings of `connect_https`, for `probe_tls`.
+fn probe_config(files: &TlsFiles) -> Result<rustls::ClientConfig, Box<dyn std::error::Error>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&std::fs::read(&files.ca)?) {
+        roots.add(cert?)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match &files.identity {
+        Some(identity) => {
+            let chain = CertificateDer::pem_slice_iter(&std::fs::read(&identity.cert)?)
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_slice(&std::fs::read(&identity.key)?)?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
 /// The kind of the first `io::Error` among `error`'s sources, if any: how
 /// a client tells a refused connection from a timeout.
 pub fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
