@@ -152,6 +152,8 @@ impl std::fmt::Display for Origin {
 pub struct Environment<'a> {
     pub var: &'a dyn Fn(&str) -> Option<String>,
     pub cwd: PathBuf,
+    /// The system-wide config file (`SYSTEM_CONFIG`).
+    pub system_config: PathBuf,
 }
 
 impl Environment<'_> {
@@ -160,6 +162,7 @@ impl Environment<'_> {
         Environment {
             var: &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            system_config: PathBuf::from(SYSTEM_CONFIG),
         }
     }
 }
@@ -310,7 +313,7 @@ fn config_path(args: &ConnectionArgs, env: &Environment) -> Option<PathBuf> {
         .or_else(|| (env.var)("HOME").map(|home| Path::new(&home).join(".config")))
         .map(|dir| dir.join("podroute/podctl.yaml"));
     user.into_iter()
-        .chain([PathBuf::from(SYSTEM_CONFIG)])
+        .chain([env.system_config.clone()])
         .find(|path| path.is_file())
 }
 
@@ -415,6 +418,7 @@ mod tests {
             &Environment {
                 var: &var,
                 cwd: PathBuf::from("/work"),
+                system_config: PathBuf::from("/nonexistent/podctl.yaml"),
             },
         )
     }
@@ -423,8 +427,7 @@ mod tests {
     fn defaults_are_the_local_sockets() {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().display().to_string();
-        // A HOME without a config file; /etc/podroute/podctl.yaml is not on
-        // test machines.
+        // A HOME without a config file, and no system one.
         let e = resolve(&ConnectionArgs::default(), &[("HOME", &home)]).unwrap();
         assert_eq!(e.bgpd.text, "/run/podroute/bgpd.sock");
         assert_eq!(e.bgpd.origin, Origin::Default);

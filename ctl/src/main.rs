@@ -56,6 +56,9 @@ struct Cli {
     command: Command,
 }
 
+/// podctl's commands. A new one is a variant here, a module that fetches
+/// and renders (taking `Context` and a `View`), and an arm in `run`;
+/// `--watch` is `WatchArgs` flattened in and `Context::watch(...).run(...)`.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show podctl's version and each daemon's (or why it cannot be asked).

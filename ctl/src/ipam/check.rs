@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use podroute_proto::ipam::v1::{CheckResponse, Problem, ProblemKind};
 use serde::Serialize;
 
-use crate::human;
+use crate::human::{self, Tone};
 use crate::output::{RenderError, View};
 
 /// One problem; `kind` is the snake_case name of ipam.proto's ProblemKind
@@ -75,16 +75,12 @@ pub fn render_check(report: &CheckReport, view: View) -> Result<String, RenderEr
         out.push('\n');
     }
     let _ = writeln!(out, "{}", summary(report));
-    let count = report.problems.len();
-    let _ = writeln!(
-        out,
-        "{}",
-        match count {
-            0 => "no problems found".to_string(),
-            1 => "1 problem found".to_string(),
-            n => format!("{n} problems found"),
-        }
-    );
+    let verdict = match report.problems.len() {
+        0 => view.style.paint("no problems found", Tone::Good),
+        1 => view.style.paint("1 problem found", Tone::Bad),
+        n => view.style.paint(&format!("{n} problems found"), Tone::Bad),
+    };
+    let _ = writeln!(out, "{verdict}");
     Ok(out)
 }
 
@@ -168,6 +164,19 @@ block_of_unknown_node  10.244.3.0/26  affine to node-gone
 checked 2 pools, 14 blocks, 120 handles, 121 allocations; nodes checked
 2 problems found
 "
+        );
+    }
+
+    #[test]
+    fn the_verdict_is_coloured_on_a_terminal() {
+        let view = View {
+            style: crate::human::Style::COLOR,
+            ..View::TABLE
+        };
+        let text = render_check(&CheckReport::from(response()), view).unwrap();
+        assert!(
+            text.ends_with("\x1b[31m2 problems found\x1b[0m\n"),
+            "{text}"
         );
     }
 
