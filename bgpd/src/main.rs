@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
 use podroute_bgpd::{config, fib, origin};
-use podroute_proto::daemon::{self, DaemonArgs};
+use podroute_proto::daemon::{self, AdminTcpArgs, DaemonArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,6 +64,8 @@ struct Args {
     cleanup: bool,
     #[command(flatten)]
     daemon: DaemonArgs,
+    #[command(flatten)]
+    admin_tcp: AdminTcpArgs,
 }
 
 fn main() -> ExitCode {
@@ -160,9 +162,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .admin_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(podroute_proto::BGPD_SOCKET));
-    let served = daemon::serve_admin_until_stopped(
+    let served = daemon::serve_admin_and_tcp_until_stopped(
         "podroute-bgpd",
         &socket,
+        &args.admin_tcp,
         podroute_bgpd::admin::router(speaker.clone()),
     )
     .await;

@@ -6,7 +6,6 @@
 // route for PREFIX all`, with why the best one won.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
 use podroute_proto::bgpd::v1::{
@@ -14,13 +13,14 @@ use podroute_proto::bgpd::v1::{
     RouteDirection, SessionState, as_path_segment,
 };
 use podroute_proto::common::v1::AddressFamily;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::daemons::{self, Daemon, Unreachable};
-use crate::{Output, format, table};
+use crate::daemons::{self, Target, Unreachable};
+use crate::human;
+use crate::output::{RenderError, View};
 
 /// One peer as podctl prints it; the JSON field names are a documented,
-/// stable schema (README, "podctl bgp").
+/// stable schema (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct PeerView {
     pub peer: String,
@@ -35,14 +35,14 @@ pub struct PeerView {
     pub prefixes_accepted: u64,
     pub prefixes_sent: u64,
     pub last_error: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
-    /// Absent when the peer has no BFD.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Null when the peer has no BFD.
     pub bfd: Option<BfdView>,
 }
 
-/// A peer's BFD session (RFC 5880); intervals in milliseconds.
+/// A peer's BFD session (RFC 5880). Intervals are kept in milliseconds, as
+/// BFD configures them, and written in JSON as seconds (`_s`, fractional),
+/// like every duration podctl prints.
 #[derive(Debug, Serialize)]
 pub struct BfdView {
     /// "up", "down", "init", "admin-down", or "" before the BGP session
@@ -53,12 +53,18 @@ pub struct BfdView {
     pub remote_diagnostic: String,
     pub local_discriminator: u32,
     pub remote_discriminator: u32,
+    #[serde(rename = "tx_interval_s", serialize_with = "ms_as_seconds")]
     pub tx_interval_ms: u32,
+    #[serde(rename = "detection_time_s", serialize_with = "ms_as_seconds")]
     pub detection_time_ms: u32,
+    #[serde(rename = "min_rx_s", serialize_with = "ms_as_seconds")]
     pub min_rx_ms: u32,
+    #[serde(rename = "min_tx_s", serialize_with = "ms_as_seconds")]
     pub min_tx_ms: u32,
     pub multiplier: u32,
+    #[serde(rename = "remote_min_rx_s", serialize_with = "ms_as_seconds")]
     pub remote_min_rx_ms: u32,
+    #[serde(rename = "remote_min_tx_s", serialize_with = "ms_as_seconds")]
     pub remote_min_tx_ms: u32,
     pub remote_multiplier: u32,
     pub up_transitions: u64,
@@ -98,6 +104,7 @@ pub struct GracefulView {
     /// "none", "restarting" (the peer's session is lost, its routes kept)
     /// or "waiting-for-eor" (back, stale routes wait for its End-of-RIB).
     pub helper: String,
+    #[serde(rename = "helper_left_s")]
     pub helper_seconds_left: u64,
     pub stale_prefixes: u64,
 }
@@ -146,7 +153,9 @@ pub struct PeerDetail {
     pub local_endpoint: String,
     pub remote_endpoint: String,
     pub state_s: u64,
+    #[serde(rename = "hold_time_s")]
     pub hold_time: u32,
+    #[serde(rename = "keepalive_time_s")]
     pub keepalive_time: u32,
     pub families: Vec<String>,
     pub peer_capabilities: Vec<String>,
@@ -168,23 +177,19 @@ pub struct Counters {
 }
 
 /// One path of one prefix; the JSON field names are a documented, stable
-/// schema (README, "podctl bgp").
+/// schema (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct RouteView {
     pub prefix: String,
     pub next_hops: Vec<String>,
     pub as_path: String,
     pub origin: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_pref: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub med: Option<u32>,
     pub communities: Vec<String>,
     pub large_communities: Vec<String>,
     pub extended_communities: Vec<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub originator_id: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cluster_list: Vec<String>,
     pub atomic_aggregate: bool,
     pub peer: String,
@@ -195,7 +200,6 @@ pub struct RouteView {
     /// "installed", "pending", "failed", or "none" (not a selected path, or
     /// kernel routes are off).
     pub kernel: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub kernel_error: String,
     pub kernel_next_hops: Vec<String>,
     pub reason: String,
@@ -233,8 +237,8 @@ pub struct RoutesQuery {
 pub const STATUS_LEGEND: &str =
     "Status codes: * valid, > best, = multipath, x not accepted, ? next hop unreachable";
 
-pub async fn peers(socket: &Path) -> Result<PeersReport, Unreachable> {
-    let response = daemons::call(Daemon::Bgpd, socket, |ch| async move {
+pub async fn peers(bgpd: &Target) -> Result<PeersReport, Unreachable> {
+    let response = daemons::call(bgpd, |ch| async move {
         BgpAdminClient::new(ch)
             .list_peers(ListPeersRequest {})
             .await
@@ -245,9 +249,9 @@ pub async fn peers(socket: &Path) -> Result<PeersReport, Unreachable> {
     })
 }
 
-pub async fn peer(socket: &Path, address: &str) -> Result<PeerDetail, Unreachable> {
+pub async fn peer(bgpd: &Target, address: &str) -> Result<PeerDetail, Unreachable> {
     let address = address.to_string();
-    let peer = daemons::call(Daemon::Bgpd, socket, |ch| async move {
+    let peer = daemons::call(bgpd, |ch| async move {
         BgpAdminClient::new(ch)
             .get_peer(GetPeerRequest { address })
             .await
@@ -256,7 +260,7 @@ pub async fn peer(socket: &Path, address: &str) -> Result<PeerDetail, Unreachabl
     Ok(PeerDetail::from(peer))
 }
 
-pub async fn routes(socket: &Path, query: RoutesQuery) -> Result<RoutesReport, Unreachable> {
+pub async fn routes(bgpd: &Target, query: RoutesQuery) -> Result<RoutesReport, Unreachable> {
     let adj_rib = query.peer.is_some();
     let request = ListRoutesRequest {
         family: query.family.unwrap_or(AddressFamily::Unspecified).into(),
@@ -269,7 +273,7 @@ pub async fn routes(socket: &Path, query: RoutesQuery) -> Result<RoutesReport, U
         }
         .into(),
     };
-    let response = daemons::call(Daemon::Bgpd, socket, |ch| async move {
+    let response = daemons::call(bgpd, |ch| async move {
         BgpAdminClient::new(ch).list_routes(request).await
     })
     .await?;
@@ -279,12 +283,12 @@ pub async fn routes(socket: &Path, query: RoutesQuery) -> Result<RoutesReport, U
     })
 }
 
-pub async fn route(socket: &Path, prefix: &str) -> Result<RouteDetail, Unreachable> {
+pub async fn route(bgpd: &Target, prefix: &str) -> Result<RouteDetail, Unreachable> {
     let query = RoutesQuery {
         prefix: Some(prefix.to_string()),
         ..RoutesQuery::default()
     };
-    let report = routes(socket, query).await?;
+    let report = routes(bgpd, query).await?;
     Ok(RouteDetail {
         query: prefix.to_string(),
         prefix: report
@@ -296,10 +300,11 @@ pub async fn route(socket: &Path, prefix: &str) -> Result<RouteDetail, Unreachab
     })
 }
 
-pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_peers(report: &PeersReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
+    let style = view.style;
     if report.peers.is_empty() {
         return Ok("no BGP peers\n".to_string());
     }
@@ -311,19 +316,21 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
                 p.peer.clone(),
                 p.asn.to_string(),
                 // GR helper: the peer's routes are kept (stale).
-                if p.graceful_restart.helping() {
+                style.state(&if p.graceful_restart.helping() {
                     format!("{} (GR)", p.state)
                 } else {
                     p.state.clone()
-                },
+                }),
                 if p.state == "Established" {
-                    format::duration(p.uptime_s)
+                    human::duration(p.uptime_s)
                 } else {
                     "-".to_string()
                 },
                 format!("{}/{}", p.prefixes_accepted, p.prefixes_received),
                 p.prefixes_sent.to_string(),
-                p.bfd.as_ref().map_or("-".into(), BfdView::short),
+                p.bfd
+                    .as_ref()
+                    .map_or("-".into(), |b| style.state(&b.short())),
                 if p.state == "Established" {
                     p.description.clone()
                 } else {
@@ -332,7 +339,7 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
             ]
         })
         .collect();
-    Ok(table::render(
+    Ok(human::table(
         &[
             "PEER",
             "AS",
@@ -347,10 +354,11 @@ pub fn render_peers(report: &PeersReport, output: Output) -> Result<String, serd
     ))
 }
 
-pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(detail).map(|s| s + "\n");
+pub fn render_peer(detail: &PeerDetail, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(detail)? {
+        return Ok(text);
     }
+    let style = view.style;
     let p = &detail.summary;
     let mut out = String::new();
     let mut line = |key: &str, value: String| {
@@ -362,9 +370,17 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
     }
     line("AS:", format!("{} (local {})", p.asn, p.local_asn));
     let since = if p.state == "Established" {
-        format!("{} for {}", p.state, format::duration(p.uptime_s))
+        format!(
+            "{} for {}",
+            style.state(&p.state),
+            human::duration(p.uptime_s)
+        )
     } else {
-        format!("{} for {}", p.state, format::duration(detail.state_s))
+        format!(
+            "{} for {}",
+            style.state(&p.state),
+            human::duration(detail.state_s)
+        )
     };
     line("State:", since);
     if !p.last_error.is_empty() {
@@ -466,8 +482,8 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
             "BFD:",
             format!(
                 "{} for {}, remote {}, up {} times",
-                or_dash(&b.state),
-                format::duration(b.state_s),
+                style.state(&or_dash(&b.state)),
+                human::duration(b.state_s),
                 or_dash(&b.remote_state),
                 b.up_transitions
             ),
@@ -512,10 +528,11 @@ pub fn render_peer(detail: &PeerDetail, output: Output) -> Result<String, serde_
     Ok(out)
 }
 
-pub fn render_routes(report: &RoutesReport, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_routes(report: &RoutesReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
+    let style = view.style;
     if report.routes.is_empty() {
         return Ok("no routes\n".to_string());
     }
@@ -535,7 +552,7 @@ pub fn render_routes(report: &RoutesReport, output: Output) -> Result<String, se
                 if r.kernel == "none" {
                     "-".into()
                 } else {
-                    r.kernel.clone()
+                    style.state(&r.kernel)
                 },
             ]
         })
@@ -545,7 +562,7 @@ pub fn render_routes(report: &RoutesReport, output: Output) -> Result<String, se
         out.push_str(STATUS_LEGEND);
         out.push_str("\n\n");
     }
-    out.push_str(&table::render(
+    out.push_str(&human::table(
         &[
             "",
             "PREFIX",
@@ -562,10 +579,11 @@ pub fn render_routes(report: &RoutesReport, output: Output) -> Result<String, se
     Ok(out)
 }
 
-pub fn render_route(detail: &RouteDetail, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(detail).map(|s| s + "\n");
+pub fn render_route(detail: &RouteDetail, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(detail)? {
+        return Ok(text);
     }
+    let style = view.style;
     if detail.paths.is_empty() {
         return Ok(format!("no route for {}\n", detail.query));
     }
@@ -632,9 +650,11 @@ pub fn render_route(detail: &RouteDetail, output: Output) -> Result<String, serd
         line(
             "Kernel:",
             match r.kernel.as_str() {
-                "failed" if !r.kernel_error.is_empty() => format!("failed: {}", r.kernel_error),
+                "failed" if !r.kernel_error.is_empty() => {
+                    style.state(&format!("failed: {}", r.kernel_error))
+                }
                 "none" => "-".into(),
-                other => other.to_string(),
+                other => style.state(other),
             },
         );
     }
@@ -851,6 +871,11 @@ fn join_or_dash(items: &[String]) -> String {
     }
 }
 
+/// Milliseconds written as seconds: 300 → 0.3.
+fn ms_as_seconds<S: Serializer>(ms: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(f64::from(*ms) / 1000.0)
+}
+
 /// RFC 4271 §8.2.2 state names as BIRD and FRR print them.
 fn state_name(state: i32) -> String {
     match SessionState::try_from(state) {
@@ -897,7 +922,7 @@ mod tests {
                 }),
             ],
         };
-        let table = render_peers(&report, Output::Table).unwrap();
+        let table = render_peers(&report, View::TABLE).unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("PEER       AS     STATE"), "{table}");
@@ -908,7 +933,7 @@ mod tests {
         assert!(lines[2].ends_with("hold timer expired"), "{table}");
 
         let json: serde_json::Value =
-            serde_json::from_str(&render_peers(&report, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_peers(&report, View::JSON).unwrap()).unwrap();
         let first = &json["peers"][0];
         assert_eq!(first["peer"], "192.0.2.1");
         assert_eq!(first["asn"], 65001);
@@ -950,7 +975,7 @@ mod tests {
                 PeerView::from(peer()),
             ],
         };
-        let table = render_peers(&report, Output::Table).unwrap();
+        let table = render_peers(&report, View::TABLE).unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].contains("SENT  BFD"), "{table}");
         assert!(lines[1].contains("  up 300ms x3"), "{table}");
@@ -958,16 +983,18 @@ mod tests {
         assert!(lines[3].contains("  down"), "{table}");
         assert!(lines[4].contains("2     -"), "{table}");
         let json: serde_json::Value =
-            serde_json::from_str(&render_peers(&report, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_peers(&report, View::JSON).unwrap()).unwrap();
         assert_eq!(json["peers"][0]["bfd"]["state"], "up");
-        assert_eq!(json["peers"][0]["bfd"]["detection_time_ms"], 900);
-        assert!(json["peers"][3].get("bfd").is_none());
+        // Durations are seconds in JSON, BFD's too.
+        assert_eq!(json["peers"][0]["bfd"]["detection_time_s"], 0.9);
+        assert_eq!(json["peers"][0]["bfd"]["min_rx_s"], 0.3);
+        assert_eq!(json["peers"][3]["bfd"], serde_json::Value::Null);
 
         let detail = PeerDetail::from(Peer {
             bfd: Some(bfd("up")),
             ..peer()
         });
-        let text = render_peer(&detail, Output::Table).unwrap();
+        let text = render_peer(&detail, View::TABLE).unwrap();
         assert!(
             text.contains("BFD:                  up for 0s, remote up"),
             "{text}"
@@ -985,7 +1012,7 @@ mod tests {
             last_error: "received Cease / Administrative Shutdown: \"maintenance\"".into(),
             ..peer()
         });
-        let text = render_peer(&detail, Output::Table).unwrap();
+        let text = render_peer(&detail, View::TABLE).unwrap();
         assert!(
             text.contains("Peer:                 192.0.2.1 (tor1)"),
             "{text}"
@@ -996,7 +1023,7 @@ mod tests {
             "{text}"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_peer(&detail, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_peer(&detail, View::JSON).unwrap()).unwrap();
         assert_eq!(json["peer"], "192.0.2.1");
         assert_eq!(json["messages_sent"]["keepalive"], 0);
     }
@@ -1077,7 +1104,7 @@ mod tests {
 
     #[test]
     fn routes_show_the_loc_rib_like_a_router() {
-        let text = render_routes(&loc_rib(), Output::Table).unwrap();
+        let text = render_routes(&loc_rib(), View::TABLE).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], STATUS_LEGEND, "{text}");
         assert_eq!(lines[1], "", "{text}");
@@ -1112,7 +1139,7 @@ mod tests {
     #[test]
     fn routes_json_schema() {
         let json: serde_json::Value =
-            serde_json::from_str(&render_routes(&loc_rib(), Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_routes(&loc_rib(), View::JSON).unwrap()).unwrap();
         let best = json["routes"][0].as_object().unwrap();
         let mut keys: Vec<&str> = best.keys().map(String::as_str).collect();
         keys.sort_unstable();
@@ -1123,15 +1150,19 @@ mod tests {
                 "as_path",
                 "atomic_aggregate",
                 "best",
+                "cluster_list",
                 "communities",
                 "extended_communities",
                 "kernel",
+                "kernel_error",
                 "kernel_next_hops",
                 "large_communities",
                 "local_pref",
+                "med",
                 "multipath",
                 "next_hops",
                 "origin",
+                "originator_id",
                 "peer",
                 "prefix",
                 "reachable",
@@ -1174,7 +1205,7 @@ mod tests {
             ],
             adj_rib: true,
         };
-        let text = render_routes(&report, Output::Table).unwrap();
+        let text = render_routes(&report, View::TABLE).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("   PREFIX"), "{text}");
         assert!(
@@ -1192,7 +1223,7 @@ mod tests {
             prefix: "10.244.1.0/26".into(),
             paths: report.routes.into_iter().take(3).collect(),
         };
-        let text = render_route(&detail, Output::Table).unwrap();
+        let text = render_route(&detail, View::TABLE).unwrap();
         let expected_start = "\
 10.244.1.0/26, the longest prefix covering 10.244.1.7: 3 paths
 
@@ -1224,7 +1255,7 @@ Path 2: *= from 10.0.2.2
         );
 
         let json: serde_json::Value =
-            serde_json::from_str(&render_route(&detail, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_route(&detail, View::JSON).unwrap()).unwrap();
         assert_eq!(json["query"], "10.244.1.7");
         assert_eq!(json["prefix"], "10.244.1.0/26");
         assert_eq!(json["paths"].as_array().unwrap().len(), 3);
@@ -1236,7 +1267,7 @@ Path 2: *= from 10.0.2.2
             paths: Vec::new(),
         };
         assert_eq!(
-            render_route(&none, Output::Table).unwrap(),
+            render_route(&none, View::TABLE).unwrap(),
             "no route for 192.0.2.0/24\n"
         );
     }

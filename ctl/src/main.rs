@@ -1,52 +1,64 @@
-// podctl, podroute's admin CLI: talks gRPC to the daemons over their Unix
-// admin sockets (see ARCHITECTURE.md, "Interfaces that others rely on").
-// Commands so far: `podctl version`, `podctl bgp peers|peer|routes|route`,
-// `podctl ipam pools|blocks|show|usage|check|release|pool`,
-// `podctl policy endpoints|explain`; `-o json` on all.
+// podctl, podroute's admin CLI: talks gRPC to the daemons on their Unix
+// admin sockets, or on TCP with TLS (see ARCHITECTURE.md, "Interfaces that
+// others rely on"). Commands: `podctl version`, `podctl bgp
+// peers|peer|routes|route`, `podctl ipam
+// pools|blocks|show|usage|check|release|pool`, `podctl policy
+// endpoints|explain`, `podctl completion`, `podctl man`. Every command
+// prints a table, or with `-o json|yaml` the documented schema of
+// ctl/OUTPUT.md. Where the daemons are: config.rs; reaching them and
+// wording failures: daemons.rs; tables, colours, durations: human.rs;
+// `--watch`: watch.rs.
 
 mod bgp;
+mod completion;
+mod config;
 mod daemons;
-mod format;
+mod human;
 mod ipam;
+mod output;
 mod policy;
-mod table;
 mod version;
+mod watch;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use podroute_proto::common::v1::AddressFamily;
 
-use crate::daemons::Daemon;
+use crate::config::{ConnectionArgs, Endpoints, Environment};
+use crate::daemons::{Daemon, Target};
+use crate::human::{ColorChoice, Style};
+use crate::output::{Output, View};
+use crate::watch::{Watch, WatchArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "podctl", version, about = "podroute's admin CLI")]
+#[command(
+    name = "podctl",
+    version,
+    about = "podroute's admin CLI",
+    long_about = "podroute's admin CLI: BGP sessions and routes (podroute-bgpd), IP pools, blocks and addresses (podroute-ipamd), NetworkPolicy on this node (podroute-policy-agent).\n\nThe daemons are reached on their Unix sockets under /run/podroute by default, or wherever --bgpd, --ipamd and --policy (their environment variables, or the config file) say: a socket path or https://HOST:PORT with --tls-ca, --tls-cert and --tls-key.\n\nTables are for people; -o json and -o yaml print a stable schema for scripts (ctl/OUTPUT.md)."
+)]
 struct Cli {
-    /// podroute-bgpd's admin socket.
-    #[arg(long, global = true, env = "PODROUTE_BGPD_SOCKET", default_value = podroute_proto::BGPD_SOCKET)]
-    bgpd: PathBuf,
-    /// podroute-ipamd's admin socket.
-    #[arg(long, global = true, env = "PODROUTE_IPAMD_SOCKET", default_value = podroute_proto::IPAMD_SOCKET)]
-    ipamd: PathBuf,
-    /// podroute-policy-agent's admin socket.
-    #[arg(long, global = true, env = "PODROUTE_POLICY_SOCKET", default_value = podroute_proto::POLICY_SOCKET)]
-    policy: PathBuf,
-    /// Output format.
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Output format: a table for people, or JSON or YAML for scripts (a
+    /// stable schema: ctl/OUTPUT.md).
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Colour states in tables: auto (on a terminal, unless NO_COLOR is
+    /// set), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-}
-
+/// podctl's commands. A new one is a variant here, a module that fetches
+/// and renders (taking `Context` and a `View`), and an arm in `run`;
+/// `--watch` is `WatchArgs` flattened in and `Context::watch(...).run(...)`.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show podctl's version and each daemon's (or why it cannot be asked).
@@ -66,6 +78,20 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Print a shell completion script, e.g. `podctl completion bash >
+    /// /etc/bash_completion.d/podctl`.
+    Completion {
+        #[arg(value_enum)]
+        shell: completion::Shell,
+    },
+    /// Print podctl's man page (roff), e.g. `podctl man >
+    /// /usr/share/man/man1/podctl.1`.
+    Man {
+        /// Write podctl.1 and one page per command (podctl-bgp-peers.1, ...)
+        /// into this directory instead.
+        #[arg(long, hide = true, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -89,29 +115,14 @@ enum PolicyCommand {
     },
 }
 
-/// What a command prints on standard output, and whether it found
-/// something wrong (`podctl ipam check` with problems): then podctl exits 1
-/// after printing.
-#[derive(Debug)]
-pub struct Outcome {
-    pub text: String,
-    pub failed: bool,
-}
-
-impl From<String> for Outcome {
-    fn from(text: String) -> Self {
-        Outcome {
-            text,
-            failed: false,
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 enum BgpCommand {
     /// List BGP peers and their session state. Exits 1 if bgpd cannot be
     /// reached.
-    Peers,
+    Peers {
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
     /// One peer in detail: capabilities, timers, counters, last error.
     Peer {
         /// The peer's address (its BGPPeer's peerIP).
@@ -148,6 +159,51 @@ enum BgpCommand {
     },
 }
 
+/// What a command prints on standard output, and whether it found
+/// something wrong (`podctl ipam check` with problems): then podctl exits 1
+/// after printing.
+#[derive(Debug)]
+pub struct Outcome {
+    pub text: String,
+    pub failed: bool,
+}
+
+impl From<String> for Outcome {
+    fn from(text: String) -> Self {
+        Outcome {
+            text,
+            failed: false,
+        }
+    }
+}
+
+/// What every command runs with: where the daemons are and how to print.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub endpoints: Endpoints,
+    pub view: View,
+    /// Standard output is a terminal (`--watch` redraws in place).
+    pub terminal: bool,
+}
+
+impl Context {
+    /// Where `daemon` is; an unusable setting is an error that names it.
+    pub fn target(&self, daemon: Daemon) -> anyhow::Result<Target> {
+        Ok(self.endpoints.target(daemon)?)
+    }
+
+    /// A `--watch` of the command `title` at `interval`.
+    pub fn watch(&self, title: &str, interval: std::time::Duration) -> Watch {
+        Watch {
+            title: title.to_owned(),
+            interval,
+            terminal: self.terminal,
+            output: self.view.output,
+            style: self.view.style,
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -168,58 +224,224 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let text = match cli.command {
-        Command::Version => {
-            let sockets = Daemon::ALL.map(|d| {
-                let path = match d {
-                    Daemon::Bgpd => cli.bgpd.clone(),
-                    Daemon::Ipamd => cli.ipamd.clone(),
-                    Daemon::Policy => cli.policy.clone(),
-                };
-                (d, path)
-            });
-            let report = version::collect(&sockets).await;
-            version::render(&report, cli.output)?
+    // These need no daemon and no settings.
+    match &cli.command {
+        Command::Completion { shell } => {
+            let script = completion::completion(*shell, Cli::command());
+            return Ok(String::from_utf8(script)?.into());
         }
-        Command::Bgp { command } => match command {
-            BgpCommand::Peers => bgp::render_peers(&bgp::peers(&cli.bgpd).await?, cli.output)?,
-            BgpCommand::Peer { address } => {
-                bgp::render_peer(&bgp::peer(&cli.bgpd, &address).await?, cli.output)?
-            }
-            BgpCommand::Route { prefix } => {
-                bgp::render_route(&bgp::route(&cli.bgpd, &prefix).await?, cli.output)?
-            }
-            BgpCommand::Routes {
-                prefix,
-                peer,
-                advertised,
-                ipv4,
-                ipv6,
-            } => {
-                let family = match (ipv4, ipv6) {
-                    (true, _) => Some(AddressFamily::Ipv4),
-                    (_, true) => Some(AddressFamily::Ipv6),
-                    _ => None,
-                };
-                let query = bgp::RoutesQuery {
+        Command::Man { out_dir: None } => {
+            return Ok(String::from_utf8(completion::man_page(Cli::command())?)?.into());
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            let written = completion::man_pages(Cli::command(), dir)?;
+            let list: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            return Ok(format!("{}\n", list.join("\n")).into());
+        }
+        _ => {}
+    }
+    let ctx = Context {
+        endpoints: Endpoints::resolve(&cli.connection, &Environment::process())?,
+        view: View {
+            output: cli.output,
+            style: Style::for_stdout(cli.color),
+        },
+        terminal: std::io::stdout().is_terminal(),
+    };
+    let view = ctx.view;
+    let text = match cli.command {
+        Command::Completion { .. } | Command::Man { .. } => String::new(),
+        Command::Version => {
+            let report = version::collect(&ctx).await;
+            version::render(&report, view)?
+        }
+        Command::Bgp { command } => {
+            let bgpd = ctx.target(Daemon::Bgpd)?;
+            match command {
+                BgpCommand::Peers {
+                    watch:
+                        WatchArgs {
+                            watch: Some(interval),
+                        },
+                } => {
+                    let bgpd = &bgpd;
+                    ctx.watch("podctl bgp peers", interval)
+                        .run(move || async move {
+                            Ok(bgp::render_peers(&bgp::peers(bgpd).await?, view)?)
+                        })
+                        .await?;
+                    String::new()
+                }
+                BgpCommand::Peers { .. } => bgp::render_peers(&bgp::peers(&bgpd).await?, view)?,
+                BgpCommand::Peer { address } => {
+                    bgp::render_peer(&bgp::peer(&bgpd, &address).await?, view)?
+                }
+                BgpCommand::Route { prefix } => {
+                    bgp::render_route(&bgp::route(&bgpd, &prefix).await?, view)?
+                }
+                BgpCommand::Routes {
                     prefix,
                     peer,
                     advertised,
-                    family,
-                };
-                bgp::render_routes(&bgp::routes(&cli.bgpd, query).await?, cli.output)?
+                    ipv4,
+                    ipv6,
+                } => {
+                    let family = match (ipv4, ipv6) {
+                        (true, _) => Some(AddressFamily::Ipv4),
+                        (_, true) => Some(AddressFamily::Ipv6),
+                        _ => None,
+                    };
+                    let query = bgp::RoutesQuery {
+                        prefix,
+                        peer,
+                        advertised,
+                        family,
+                    };
+                    bgp::render_routes(&bgp::routes(&bgpd, query).await?, view)?
+                }
             }
-        },
-        Command::Ipam { command } => return ipam::run(&cli.ipamd, command, cli.output).await,
-        Command::Policy { command } => match command {
-            PolicyCommand::Endpoints => {
-                policy::render_endpoints(&policy::endpoints(&cli.policy).await?, cli.output)?
+        }
+        Command::Ipam { command } => {
+            return ipam::run(&ctx.target(Daemon::Ipamd)?, command, view).await;
+        }
+        Command::Policy { command } => {
+            let agent = ctx.target(Daemon::Policy)?;
+            match command {
+                PolicyCommand::Endpoints => {
+                    policy::render_endpoints(&policy::endpoints(&agent).await?, view)?
+                }
+                PolicyCommand::Explain { from, to, port } => policy::render_explanation(
+                    &policy::explain(&agent, &from, &to, port).await?,
+                    view,
+                )?,
             }
-            PolicyCommand::Explain { from, to, port } => policy::render_explanation(
-                &policy::explain(&cli.policy, &from, &to, port).await?,
-                cli.output,
-            )?,
-        },
+        }
     };
     Ok(text.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn watch_takes_an_optional_interval() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.command);
+        let interval = |args: &[&str]| match parse(args) {
+            Ok(Command::Bgp {
+                command: BgpCommand::Peers { watch },
+            }) => watch.watch,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(interval(&["podctl", "bgp", "peers"]), None);
+        assert_eq!(
+            interval(&["podctl", "bgp", "peers", "--watch"]),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            interval(&["podctl", "bgp", "peers", "--watch", "5"]),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            interval(&["podctl", "bgp", "peers", "--watch", "-o", "json"]),
+            Some(std::time::Duration::from_secs(2))
+        );
+    }
+
+    /// Every command's full name: "podctl bgp peers", ...
+    fn command_names() -> Vec<String> {
+        let mut cmd = Cli::command();
+        cmd.build();
+        completion::every_command(&cmd)
+            .into_iter()
+            .map(|c| c.get_bin_name().unwrap_or(c.get_name()).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn completions_know_every_command() {
+        let names = command_names();
+        assert!(names.contains(&"podctl bgp peers".to_owned()), "{names:?}");
+        assert!(
+            names.contains(&"podctl ipam pool create".to_owned()),
+            "{names:?}"
+        );
+        for shell in [
+            completion::Shell::Bash,
+            completion::Shell::Zsh,
+            completion::Shell::Fish,
+        ] {
+            let script = String::from_utf8(completion::completion(shell, Cli::command())).unwrap();
+            for name in &names {
+                let last = name.rsplit(' ').next().unwrap();
+                assert!(script.contains(last), "{shell:?} completion lacks {name}");
+            }
+        }
+        let bash = String::from_utf8(completion::completion(
+            completion::Shell::Bash,
+            Cli::command(),
+        ))
+        .unwrap();
+        // bash names each state by the command path.
+        for name in &names {
+            let state = name.split(' ').collect::<Vec<_>>().join("__subcmd__");
+            assert!(
+                bash.contains(&state),
+                "bash completion lacks {name} ({state})"
+            );
+        }
+        assert!(bash.contains("--watch"));
+        assert!(bash.contains("--tls-ca"));
+    }
+
+    #[test]
+    fn the_man_page_has_every_command() {
+        let page = String::from_utf8(completion::man_page(Cli::command()).unwrap()).unwrap();
+        assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
+        assert_eq!(page.matches(".ds Aq").count(), 2, "one preamble");
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "OPTIONS",
+            "COMMANDS",
+            "ENVIRONMENT",
+            "FILES",
+        ] {
+            assert!(page.contains(&format!(".SH {section}")), "no {section}");
+        }
+        for name in command_names() {
+            assert!(
+                page.contains(&format!(".SS \"{name}\""))
+                    || page.contains(&format!(".SS {name}\n")),
+                "no section for {name}"
+            );
+        }
+        assert!(page.contains("PODROUTE_BGPD_SOCKET"));
+        // Global options are documented once, in OPTIONS, and --help not
+        // at all below it.
+        assert_eq!(
+            page.matches(".TP\n\\fB\\-\\-tls\\-ca\\fR").count(),
+            1,
+            "{page}"
+        );
+        let commands = &page[page.find(".SH COMMANDS").unwrap()..];
+        assert!(!commands.contains("\\-\\-help"), "{commands}");
+        assert!(commands.contains("\\fB\\-\\-watch\\fR"), "{commands}");
+    }
+
+    #[test]
+    fn man_pages_per_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = completion::man_pages(Cli::command(), dir.path()).unwrap();
+        assert!(written.contains(&dir.path().join("podctl.1")));
+        assert!(written.contains(&dir.path().join("podctl-bgp-peers.1")));
+        for file in &written {
+            assert!(file.is_file(), "{} not written", file.display());
+        }
+    }
 }

@@ -1,17 +1,18 @@
 // `podctl policy endpoints|explain`: what podroute-policy-agent enforces on
 // this node, and why a connection is allowed or denied.
 
-use std::path::Path;
-
 use podroute_proto::policy::v1::policy_admin_client::PolicyAdminClient;
 use podroute_proto::policy::v1::{
     Endpoint, ExplainRequest, ListEndpointsRequest, PolicyRef, Protocol, Verdict,
 };
 use serde::Serialize;
 
-use crate::daemons::{self, Daemon, Unreachable};
-use crate::{Output, table};
+use crate::daemons::{self, Target, Unreachable};
+use crate::human;
+use crate::output::{RenderError, View};
 
+/// One pod of this node; the JSON field names are a documented, stable
+/// schema (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct EndpointView {
     pub namespace: String,
@@ -57,8 +58,8 @@ impl From<Endpoint> for EndpointView {
     }
 }
 
-pub async fn endpoints(socket: &Path) -> Result<EndpointsReport, Unreachable> {
-    let response = daemons::call(Daemon::Policy, socket, |ch| async move {
+pub async fn endpoints(agent: &Target) -> Result<EndpointsReport, Unreachable> {
+    let response = daemons::call(agent, |ch| async move {
         PolicyAdminClient::new(ch)
             .list_endpoints(ListEndpointsRequest {})
             .await
@@ -90,7 +91,7 @@ pub fn parse_port(text: &str) -> Result<(u16, Protocol), String> {
 }
 
 pub async fn explain(
-    socket: &Path,
+    agent: &Target,
     from: &str,
     to: &str,
     (port, protocol): (u16, Protocol),
@@ -101,7 +102,7 @@ pub async fn explain(
         port: u32::from(port),
         protocol: protocol as i32,
     };
-    let response = daemons::call(Daemon::Policy, socket, |ch| async move {
+    let response = daemons::call(agent, |ch| async move {
         PolicyAdminClient::new(ch).explain(request).await
     })
     .await?;
@@ -126,12 +127,9 @@ pub async fn explain(
     })
 }
 
-pub fn render_endpoints(
-    report: &EndpointsReport,
-    output: Output,
-) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_endpoints(report: &EndpointsReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
     if report.endpoints.is_empty() {
         return Ok("no pods on this node\n".to_owned());
@@ -154,18 +152,15 @@ pub fn render_endpoints(
             ]
         })
         .collect();
-    Ok(table::render(
+    Ok(human::table(
         &["POD", "ADDRESSES", "INGRESS", "EGRESS", "POLICIES"],
         &rows,
     ))
 }
 
-pub fn render_explanation(
-    explanation: &Explanation,
-    output: Output,
-) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(explanation).map(|s| s + "\n");
+pub fn render_explanation(explanation: &Explanation, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(explanation)? {
+        return Ok(text);
     }
     // The reason is "<flow>: <egress side>; <ingress side>": one line each.
     let mut text = format!(
@@ -174,7 +169,7 @@ pub fn render_explanation(
         explanation.to,
         explanation.port,
         explanation.protocol,
-        explanation.verdict.to_uppercase()
+        view.style.state(&explanation.verdict.to_uppercase())
     );
     let sides = explanation
         .reason
@@ -212,13 +207,13 @@ mod tests {
             reason: "10.0.0.1 -> 10.0.1.2 80/TCP: egress of x/a (node n1): no policy isolates it; ingress of y/b (node n2): denied: isolated by y/deny and no rule allows it".into(),
             policies: vec!["y/deny".into()],
         };
-        let text = render_explanation(&explanation, Output::Table).unwrap();
+        let text = render_explanation(&explanation, View::TABLE).unwrap();
         assert_eq!(
             text,
             "x/a -> y/b 80/TCP: DENIED\n  egress of x/a (node n1): no policy isolates it\n  ingress of y/b (node n2): denied: isolated by y/deny and no rule allows it\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_explanation(&explanation, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_explanation(&explanation, View::JSON).unwrap()).unwrap();
         assert_eq!(json["verdict"], "denied");
         assert_eq!(json["policies"][0], "y/deny");
     }

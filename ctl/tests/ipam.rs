@@ -1,221 +1,36 @@
 // Runs the built podctl's `ipam` commands against a fake Ipam gRPC service
-// on a Unix socket in a temporary directory: canned answers in, and the
-// requests podctl made recorded, so each test checks both what podctl sent
-// and what it printed, including how ipamd's status codes are worded.
+// (common/ipam.rs) on a Unix socket in a temporary directory: canned answers
+// in, and the requests podctl made recorded, so each test checks both what
+// podctl sent and what it printed, including how ipamd's status codes are
+// worded.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use common::ipam::{Call, Fake, Script};
 use podroute_proto::admin_socket::BackgroundServer;
-use podroute_proto::common::v1::{GetVersionRequest, VersionInfo};
-use podroute_proto::ipam::v1::ipam_server::{Ipam, IpamServer};
 use podroute_proto::ipam::v1::{
-    AllocateRequest, AllocateResponse, Block, CheckRequest, CheckResponse, CreatePoolRequest,
-    DeletePoolRequest, DeletePoolResponse, GarbageCollectRequest, GarbageCollectResponse,
-    ListBlocksRequest, ListBlocksResponse, ListPoolsRequest, ListPoolsResponse, NodeBlocks, Pool,
-    PoolUsage, Problem, ProblemKind, ReleaseRequest, ReleaseResponse, ShowAddressRequest,
-    ShowAddressResponse, UsageRequest, UsageResponse, WatchNodeBlocksRequest,
+    Block, CheckRequest, CheckResponse, CreatePoolRequest, DeletePoolRequest, DeletePoolResponse,
+    ListBlocksRequest, ListBlocksResponse, ListPoolsResponse, Pool, PoolUsage, Problem,
+    ProblemKind, ReleaseRequest, ReleaseResponse, ShowAddressRequest, ShowAddressResponse,
+    UsageResponse,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-use tonic::transport::Server;
-use tonic::{Code, Request, Response, Status};
-
-/// A request podctl made.
-#[derive(Debug, Clone, PartialEq)]
-enum Call {
-    ListPools,
-    Usage,
-    ListBlocks(ListBlocksRequest),
-    Show(ShowAddressRequest),
-    Check(CheckRequest),
-    Release(ReleaseRequest),
-    CreatePool(CreatePoolRequest),
-    DeletePool(DeletePoolRequest),
-}
-
-/// What the fake answers: each call its canned response, or `error` for
-/// every call when set.
-#[derive(Debug, Default)]
-struct Script {
-    pools: ListPoolsResponse,
-    usage: UsageResponse,
-    blocks: ListBlocksResponse,
-    show: ShowAddressResponse,
-    check: CheckResponse,
-    release: ReleaseResponse,
-    delete: DeletePoolResponse,
-    error: Option<(Code, &'static str)>,
-}
-
-#[derive(Debug, Clone)]
-struct FakeIpam {
-    script: Arc<Script>,
-    calls: Arc<Mutex<Vec<Call>>>,
-}
-
-impl FakeIpam {
-    fn answer<T: Clone>(&self, call: Call, response: &T) -> Result<Response<T>, Status> {
-        self.calls.lock().expect("calls lock").push(call);
-        match self.script.error {
-            Some((code, message)) => Err(Status::new(code, message)),
-            None => Ok(Response::new(response.clone())),
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl Ipam for FakeIpam {
-    async fn get_version(
-        &self,
-        _: Request<GetVersionRequest>,
-    ) -> Result<Response<VersionInfo>, Status> {
-        Ok(Response::new(podroute_proto::version_info(
-            "podroute-ipamd",
-            "0.0.0-fake",
-            podroute_proto::IPAM_API,
-        )))
-    }
-
-    async fn get_status(
-        &self,
-        _: Request<podroute_proto::common::v1::GetStatusRequest>,
-    ) -> Result<Response<podroute_proto::ipam::v1::IpamStatus>, Status> {
-        Err(Status::unimplemented("the fake has no status"))
-    }
-
-    async fn allocate(
-        &self,
-        _: Request<AllocateRequest>,
-    ) -> Result<Response<AllocateResponse>, Status> {
-        Err(Status::unimplemented("not used by podctl"))
-    }
-
-    async fn release(
-        &self,
-        request: Request<ReleaseRequest>,
-    ) -> Result<Response<ReleaseResponse>, Status> {
-        self.answer(Call::Release(request.into_inner()), &self.script.release)
-    }
-
-    async fn garbage_collect(
-        &self,
-        _: Request<GarbageCollectRequest>,
-    ) -> Result<Response<GarbageCollectResponse>, Status> {
-        Err(Status::unimplemented("not used by podctl"))
-    }
-
-    async fn list_pools(
-        &self,
-        _: Request<ListPoolsRequest>,
-    ) -> Result<Response<ListPoolsResponse>, Status> {
-        self.answer(Call::ListPools, &self.script.pools)
-    }
-
-    /// Echoes the pool back as stored, with ipamd's default block size.
-    async fn create_pool(
-        &self,
-        request: Request<CreatePoolRequest>,
-    ) -> Result<Response<Pool>, Status> {
-        let request = request.into_inner();
-        let mut pool = request.pool.clone().unwrap_or_default();
-        if pool.block_size == 0 {
-            pool.block_size = 26;
-        }
-        self.answer(Call::CreatePool(request), &pool)
-    }
-
-    async fn delete_pool(
-        &self,
-        request: Request<DeletePoolRequest>,
-    ) -> Result<Response<DeletePoolResponse>, Status> {
-        self.answer(Call::DeletePool(request.into_inner()), &self.script.delete)
-    }
-
-    async fn list_blocks(
-        &self,
-        request: Request<ListBlocksRequest>,
-    ) -> Result<Response<ListBlocksResponse>, Status> {
-        self.answer(Call::ListBlocks(request.into_inner()), &self.script.blocks)
-    }
-
-    type WatchNodeBlocksStream = tonic::codegen::tokio_stream::Empty<Result<NodeBlocks, Status>>;
-
-    async fn watch_node_blocks(
-        &self,
-        _: Request<WatchNodeBlocksRequest>,
-    ) -> Result<Response<Self::WatchNodeBlocksStream>, Status> {
-        Err(Status::unimplemented("not used by podctl"))
-    }
-
-    async fn usage(&self, _: Request<UsageRequest>) -> Result<Response<UsageResponse>, Status> {
-        self.answer(Call::Usage, &self.script.usage)
-    }
-
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
-        self.answer(Call::Check(request.into_inner()), &self.script.check)
-    }
-
-    async fn show_address(
-        &self,
-        request: Request<ShowAddressRequest>,
-    ) -> Result<Response<ShowAddressResponse>, Status> {
-        self.answer(Call::Show(request.into_inner()), &self.script.show)
-    }
-}
-
-/// The fake serving `script` on a socket in its own temporary directory.
-struct Fake {
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    calls: Arc<Mutex<Vec<Call>>>,
-    server: BackgroundServer,
-}
+use tonic::Code;
 
 impl Fake {
-    async fn start(script: Script) -> Fake {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("ipamd.sock");
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let service = FakeIpam {
-            script: Arc::new(script),
-            calls: calls.clone(),
-        };
-        let router = Server::builder().add_service(IpamServer::new(service));
-        let server = BackgroundServer::start(&socket, router)
-            .await
-            .expect("serve the fake ipamd");
-        Fake {
-            dir,
-            socket,
-            calls,
-            server,
-        }
-    }
-
     async fn podctl(&self, args: &[&str]) -> Output {
         podctl(&self.socket, args, None).await
-    }
-
-    /// The requests podctl made since the last look.
-    fn calls(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.calls.lock().expect("calls lock"))
-    }
-
-    async fn stop(self) {
-        self.server.stop().await.expect("server result");
     }
 }
 
 /// Runs podctl with `--ipamd socket` and `args`, `stdin` on its standard
 /// input.
 async fn podctl(socket: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podctl"))
-        .env_remove("PODROUTE_IPAMD_SOCKET")
+    let mut child = common::podctl_command()
         .arg("--ipamd")
         .arg(socket)
         .args(args)

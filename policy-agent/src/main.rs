@@ -15,7 +15,7 @@ use podroute_policy::apply::Applier;
 use podroute_policy::apply::runner::Runner;
 use podroute_policy::render::RenderOptions;
 use podroute_policy::{admin, source};
-use podroute_proto::daemon::{self, DaemonArgs};
+use podroute_proto::daemon::{self, AdminTcpArgs, DaemonArgs};
 use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
@@ -27,6 +27,8 @@ use tokio::sync::watch;
 struct Args {
     #[command(flatten)]
     daemon: DaemonArgs,
+    #[command(flatten)]
+    admin_tcp: AdminTcpArgs,
     /// This node's name, as pods' spec.nodeName gives it.
     #[arg(long, env = "NODE_NAME", required_unless_present = "cleanup")]
     node: Option<String>,
@@ -132,7 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // non-zero, so that the supervisor restarts us, rather than serve a
     // view that no longer moves. The rules stay in force meanwhile.
     tokio::select! {
-        served = daemon::serve_admin_until_stopped("podroute-policy-agent", &socket, router) => {
+        served = daemon::serve_admin_and_tcp_until_stopped("podroute-policy-agent", &socket, &args.admin_tcp, router) => {
             served?;
         }
         ended = reconcile => {

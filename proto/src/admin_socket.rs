@@ -3,16 +3,28 @@
 // over a socket a live daemon still answers on, replaces a stale socket but
 // never deletes anything that is not a socket, and the socket only appears at
 // its path once it is mode 0600. The daemon removes its socket when it stops.
+// Optionally the same API on TCP (`AdminTcpListener`): TLS only, and a client
+// certificate signed by the configured CA is required, since the admin API
+// changes routing state and TCP has no file mode to guard it.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::oneshot;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnixListenerStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::transport::server::Router;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -245,6 +257,200 @@ where
     F: Future<Output = ()>,
 {
     bind_unix(path).await?.serve(router, shutdown).await
+}
+
+/// The PEM files of the admin API's TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTlsFiles {
+    /// The daemon's certificate (chain), then its key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signs the clients' certificates; every client needs one.
+    pub client_ca: PathBuf,
+}
+
+/// Why the admin API's TCP listener could not be set up or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTcpError {
+    #[error("cannot read {flag} {}: {source}", path.display())]
+    ReadFile {
+        flag: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{flag} {}: {reason}", path.display())]
+    BadFile {
+        flag: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("cannot set up TLS for the admin API: {0}")]
+    Tls(String),
+    #[error("cannot listen on {address} for the admin API: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: io::Error,
+    },
+    #[error("serving the admin API on {address} failed: {source}")]
+    Serve {
+        address: SocketAddr,
+        source: tonic::transport::Error,
+    },
+}
+
+/// How long a TCP client gets to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshaken connections waiting for the gRPC server to take them.
+const ACCEPTED_QUEUE: usize = 16;
+/// Pause after a failed accept (out of file descriptors): retrying at once
+/// would spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// The admin API's TCP listener, bound and with its TLS settings loaded.
+pub struct AdminTcpListener {
+    listener: TcpListener,
+    address: SocketAddr,
+    acceptor: TlsAcceptor,
+}
+
+impl std::fmt::Debug for AdminTcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminTcpListener")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminTcpListener {
+    /// Loads the TLS files and binds `address` (port 0: any free port, see
+    /// `local_addr`).
+    pub async fn bind(address: SocketAddr, tls: &AdminTlsFiles) -> Result<Self, AdminTcpError> {
+        let config = server_tls_config(tls)?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| AdminTcpError::Bind { address, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| AdminTcpError::Bind { address, source })?;
+        Ok(AdminTcpListener {
+            listener,
+            address,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `router` to clients that complete the TLS handshake with a
+    /// valid client certificate, until `shutdown` resolves and open
+    /// connections close. Failed handshakes are logged and do not stop
+    /// anything.
+    pub async fn serve<F>(self, router: Router, shutdown: F) -> Result<(), AdminTcpError>
+    where
+        F: Future<Output = ()>,
+    {
+        let AdminTcpListener {
+            listener,
+            address,
+            acceptor,
+        } = self;
+        let (accepted, incoming) = mpsc::channel::<TlsStream<TcpStream>>(ACCEPTED_QUEUE);
+        // Handshakes run in their own tasks so a slow or silent client does
+        // not hold up the next one.
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (stream, client) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%address, %error, "admin API: accept failed");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                        continue;
+                    }
+                };
+                let (acceptor, accepted) = (acceptor.clone(), accepted.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let _ = accepted.send(tls).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::warn!(%client, %error, "admin API: TLS handshake refused");
+                        }
+                        Err(_) => {
+                            tracing::warn!(%client, "admin API: TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        });
+        let incoming = ReceiverStream::new(incoming).map(Ok::<_, io::Error>);
+        let served = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(|source| AdminTcpError::Serve { address, source });
+        accepting.abort();
+        served
+    }
+}
+
+/// TLS 1.2/1.3 with our certificate, HTTP/2 by ALPN (gRPC clients insist),
+/// and client certificates verified against the client CA and required.
+fn server_tls_config(tls: &AdminTlsFiles) -> Result<rustls::ServerConfig, AdminTcpError> {
+    let read = |flag: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| AdminTcpError::ReadFile {
+            flag,
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let bad = |flag: &'static str, path: &Path, reason: String| AdminTcpError::BadFile {
+        flag,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certificates = |flag: &'static str, path: &Path| {
+        let pem = read(flag, path)?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(flag, path, format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad(flag, path, "holds no certificate".into()));
+        }
+        Ok(certs)
+    };
+
+    let chain = certificates("--admin-tls-cert", &tls.cert)?;
+    let key = PrivateKeyDer::from_pem_slice(&read("--admin-tls-key", &tls.key)?)
+        .map_err(|e| bad("--admin-tls-key", &tls.key, format!("no private key: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certificates("--admin-tls-client-ca", &tls.client_ca)? {
+        roots.add(ca).map_err(|e| {
+            bad(
+                "--admin-tls-client-ca",
+                &tls.client_ca,
+                format!("not a CA certificate: {e}"),
+            )
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| AdminTcpError::Tls(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AdminTcpError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| bad("--admin-tls-cert", &tls.cert, e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// Connects a gRPC channel to the admin socket at `path`. Connects eagerly, so
@@ -494,5 +700,206 @@ mod tests {
             Some(io::ErrorKind::ConnectionRefused),
             "{err:?}"
         );
+    }
+
+    /// A CA and the certificates it signs, for the TCP listener's tests.
+    struct Pki {
+        ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    }
+
+    impl Pki {
+        fn new(name: &str) -> Pki {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let key = rcgen::KeyPair::generate().unwrap();
+            Pki {
+                ca: rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
+            }
+        }
+
+        /// Writes the CA and a certificate plus key for `cn` into `dir`;
+        /// returns (ca, cert, key) paths.
+        fn issue(&self, dir: &Path, cn: &str, server: bool) -> (PathBuf, PathBuf, PathBuf) {
+            let names = if server {
+                vec!["127.0.0.1".to_owned()]
+            } else {
+                Vec::new()
+            };
+            let mut params = rcgen::CertificateParams::new(names).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            params.extended_key_usages = vec![if server {
+                rcgen::ExtendedKeyUsagePurpose::ServerAuth
+            } else {
+                rcgen::ExtendedKeyUsagePurpose::ClientAuth
+            }];
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.ca).unwrap();
+            let write = |name: String, text: String| {
+                let path = dir.join(name);
+                std::fs::write(&path, text).unwrap();
+                path
+            };
+            (
+                write(format!("{cn}-ca.pem"), self.ca.pem()),
+                write(format!("{cn}.pem"), cert.pem()),
+                write(format!("{cn}.key"), key.serialize_pem()),
+            )
+        }
+    }
+
+    /// GetVersion over TLS to `port`, or the error that stopped it (at
+    /// connect or at the call, wherever the transport reported it).
+    async fn version_over_tls(
+        port: u16,
+        ca: &Path,
+        identity: Option<(&Path, &Path)>,
+    ) -> Result<VersionInfo, Box<dyn std::error::Error + Send + Sync>> {
+        use crate::ipamd_client::{ClientIdentity, Endpoint, TlsFiles, connect_channel};
+        let tls = TlsFiles {
+            ca: ca.to_path_buf(),
+            identity: identity.map(|(cert, key)| ClientIdentity {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }),
+        };
+        let endpoint = Endpoint::Https {
+            uri: format!("https://127.0.0.1:{port}"),
+        };
+        let channel = connect_channel(&endpoint, Some(&tls)).await?;
+        Ok(BgpAdminClient::new(channel)
+            .get_version(GetVersionRequest {})
+            .await?
+            .into_inner())
+    }
+
+    #[tokio::test]
+    async fn tcp_serves_only_clients_with_a_certificate_from_the_ca() {
+        use crate::ipamd_client::{TlsProblem, tls_problem};
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new("admin CA");
+        let (ca, server_cert, server_key) = pki.issue(dir.path(), "podroute-bgpd", true);
+        let (_, admin_cert, admin_key) = pki.issue(dir.path(), "admin", false);
+        let stranger = Pki::new("another CA");
+        let (other_ca, stranger_cert, stranger_key) = stranger.issue(dir.path(), "stranger", false);
+
+        let files = AdminTlsFiles {
+            cert: server_cert,
+            key: server_key,
+            client_ca: ca.clone(),
+        };
+        let listener = AdminTcpListener::bind("127.0.0.1:0".parse().unwrap(), &files)
+            .await
+            .unwrap();
+        let port = listener.local_addr().port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(listener.serve(router(), async {
+            let _ = stopped.await;
+        }));
+
+        let info = version_over_tls(port, &ca, Some((&admin_cert, &admin_key)))
+            .await
+            .unwrap();
+        assert_eq!(info.daemon, "test-daemon");
+
+        // A refused call fails for certain; its error names the TLS
+        // problem, unless the connection died under the call first (TLS
+        // 1.3 refuses client certificates after the client's handshake):
+        // then a probing handshake names it.
+        use crate::ipamd_client::{ClientIdentity, TlsFiles, probe_tls};
+        let uri = format!("https://127.0.0.1:{port}");
+        let files = |ca: &Path, identity: Option<(&Path, &Path)>| TlsFiles {
+            ca: ca.to_path_buf(),
+            identity: identity.map(|(cert, key)| ClientIdentity {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }),
+        };
+        let cases = [
+            (files(&ca, None), "no client certificate"),
+            (
+                files(&other_ca, Some((&admin_cert, &admin_key))),
+                "wrong CA",
+            ),
+            (
+                files(&ca, Some((&stranger_cert, &stranger_key))),
+                "foreign certificate",
+            ),
+        ];
+        let mut problems = Vec::new();
+        for (tls, case) in &cases {
+            let identity = tls
+                .identity
+                .as_ref()
+                .map(|i| (i.cert.as_path(), i.key.as_path()));
+            let error = version_over_tls(port, &tls.ca, identity)
+                .await
+                .expect_err(case);
+            let from_error = tls_problem(&*error);
+            let probed = probe_tls(&uri, Some(tls)).await;
+            if let Some(named) = &from_error {
+                assert_eq!(Some(named), probed.as_ref(), "{case}");
+            }
+            problems.push(probed.unwrap_or_else(|| panic!("{case}: no TLS problem found")));
+        }
+        assert_eq!(problems[0], TlsProblem::ClientCertificateRequired);
+        assert!(
+            matches!(&problems[1], TlsProblem::ServerNotTrusted(why) if why.contains("UnknownIssuer")),
+            "{:?}",
+            problems[1]
+        );
+        assert!(
+            matches!(problems[2], TlsProblem::ClientCertificateRejected(_)),
+            "{:?}",
+            problems[2]
+        );
+        // A client the server takes has no problem to find.
+        assert_eq!(
+            probe_tls(&uri, Some(&files(&ca, Some((&admin_cert, &admin_key))))).await,
+            None
+        );
+
+        // The listener survived every refused handshake.
+        let info = version_over_tls(port, &ca, Some((&admin_cert, &admin_key)))
+            .await
+            .unwrap();
+        assert_eq!(info.version, "1.2.3");
+
+        stop.send(()).unwrap();
+        serving.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn tcp_tls_files_are_checked_before_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new("admin CA");
+        let (ca, cert, key) = pki.issue(dir.path(), "podroute-bgpd", true);
+        let address: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+
+        let missing = AdminTlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: dir.path().join("nope.pem"),
+        };
+        let err = AdminTcpListener::bind(address, &missing).await.unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot read --admin-tls-client-ca {}",
+                dir.path().join("nope.pem").display()
+            )),
+            "{err}"
+        );
+
+        let swapped = AdminTlsFiles {
+            cert: key.clone(),
+            key: cert.clone(),
+            client_ca: ca.clone(),
+        };
+        let err = AdminTcpListener::bind(address, &swapped).await.unwrap_err();
+        assert!(err.to_string().starts_with("--admin-tls-cert"), "{err}");
     }
 }

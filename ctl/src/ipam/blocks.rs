@@ -6,10 +6,11 @@
 use podroute_proto::ipam::v1::Block;
 use serde::Serialize;
 
-use crate::{Output, format, table};
+use crate::human;
+use crate::output::{RenderError, View};
 
 /// One block; the JSON field names are a documented, stable schema
-/// (README, "podctl ipam").
+/// (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct BlockView {
     pub cidr: String,
@@ -55,9 +56,9 @@ impl BlockView {
     }
 }
 
-pub fn render_blocks(report: &BlocksReport, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_blocks(report: &BlocksReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
     if report.blocks.is_empty() {
         return Ok(match &report.node {
@@ -80,11 +81,11 @@ pub fn render_blocks(report: &BlocksReport, output: Output) -> Result<String, se
                 format!("{}/{}", b.allocated, b.capacity),
                 b.cooling.to_string(),
                 b.borrowed_by_others.to_string(),
-                b.empty_for_s.map_or("-".into(), format::duration),
+                b.empty_for_s.map_or("-".into(), human::duration),
             ]
         })
         .collect();
-    Ok(table::render(
+    Ok(human::table(
         &[
             "CIDR",
             "POOL",
@@ -134,7 +135,7 @@ mod tests {
     #[test]
     fn blocks_table() {
         assert_eq!(
-            render_blocks(&report(), Output::Table).unwrap(),
+            render_blocks(&report(), View::TABLE).unwrap(),
             "\
 CIDR            POOL          NODE    ALLOCATED  COOLING  BORROWED BY OTHERS  EMPTY FOR
 10.244.3.0/26   default-ipv4  node-a  12/64      1        2                   -
@@ -146,7 +147,7 @@ CIDR            POOL          NODE    ALLOCATED  COOLING  BORROWED BY OTHERS  EM
             node: Some("node-c".into()),
         };
         assert_eq!(
-            render_blocks(&none, Output::Table).unwrap(),
+            render_blocks(&none, View::TABLE).unwrap(),
             "no blocks affine to node node-c\n"
         );
     }
@@ -154,7 +155,7 @@ CIDR            POOL          NODE    ALLOCATED  COOLING  BORROWED BY OTHERS  EM
     #[test]
     fn blocks_json_schema() {
         let json: serde_json::Value =
-            serde_json::from_str(&render_blocks(&report(), Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_blocks(&report(), View::JSON).unwrap()).unwrap();
         assert_eq!(
             json["blocks"][0],
             serde_json::json!({

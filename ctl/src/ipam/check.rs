@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use podroute_proto::ipam::v1::{CheckResponse, Problem, ProblemKind};
 use serde::Serialize;
 
-use crate::{Output, table};
+use crate::human::{self, Tone};
+use crate::output::{RenderError, View};
 
 /// One problem; `kind` is the snake_case name of ipam.proto's ProblemKind
 /// without its prefix ("allocation_without_handle").
@@ -21,7 +22,7 @@ pub struct ProblemView {
 }
 
 /// The report; the JSON field names are a documented, stable schema
-/// (README, "podctl ipam").
+/// (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
     /// True when no problem was found.
@@ -59,9 +60,9 @@ impl From<Problem> for ProblemView {
     }
 }
 
-pub fn render_check(report: &CheckReport, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_check(report: &CheckReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
     let mut out = String::new();
     if !report.problems.is_empty() {
@@ -70,20 +71,16 @@ pub fn render_check(report: &CheckReport, output: Output) -> Result<String, serd
             .iter()
             .map(|p| vec![p.kind.clone(), p.subject.clone(), p.detail.clone()])
             .collect();
-        out.push_str(&table::render(&["KIND", "SUBJECT", "DETAIL"], &rows));
+        out.push_str(&human::table(&["KIND", "SUBJECT", "DETAIL"], &rows));
         out.push('\n');
     }
     let _ = writeln!(out, "{}", summary(report));
-    let count = report.problems.len();
-    let _ = writeln!(
-        out,
-        "{}",
-        match count {
-            0 => "no problems found".to_string(),
-            1 => "1 problem found".to_string(),
-            n => format!("{n} problems found"),
-        }
-    );
+    let verdict = match report.problems.len() {
+        0 => view.style.paint("no problems found", Tone::Good),
+        1 => view.style.paint("1 problem found", Tone::Bad),
+        n => view.style.paint(&format!("{n} problems found"), Tone::Bad),
+    };
+    let _ = writeln!(out, "{verdict}");
     Ok(out)
 }
 
@@ -158,7 +155,7 @@ mod tests {
         let report = CheckReport::from(response());
         assert!(!report.ok);
         assert_eq!(
-            render_check(&report, Output::Table).unwrap(),
+            render_check(&report, View::TABLE).unwrap(),
             "\
 KIND                   SUBJECT        DETAIL
 leaked_empty_block     10.244.9.0/26  empty for 2h, grace 5m
@@ -171,6 +168,19 @@ checked 2 pools, 14 blocks, 120 handles, 121 allocations; nodes checked
     }
 
     #[test]
+    fn the_verdict_is_coloured_on_a_terminal() {
+        let view = View {
+            style: crate::human::Style::COLOR,
+            ..View::TABLE
+        };
+        let text = render_check(&CheckReport::from(response()), view).unwrap();
+        assert!(
+            text.ends_with("\x1b[31m2 problems found\x1b[0m\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_clean_report_says_what_was_not_checked() {
         let report = CheckReport::from(CheckResponse {
             problems: Vec::new(),
@@ -179,7 +189,7 @@ checked 2 pools, 14 blocks, 120 handles, 121 allocations; nodes checked
         });
         assert!(report.ok);
         assert_eq!(
-            render_check(&report, Output::Table).unwrap(),
+            render_check(&report, View::TABLE).unwrap(),
             "checked 2 pools, 14 blocks, 120 handles, 121 allocations; nodes not checked (ipamd knows no nodes: pass --node NAME for each node)\nno problems found\n"
         );
     }
@@ -188,7 +198,7 @@ checked 2 pools, 14 blocks, 120 handles, 121 allocations; nodes checked
     fn check_json_schema() {
         let report = CheckReport::from(response());
         let json: serde_json::Value =
-            serde_json::from_str(&render_check(&report, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_check(&report, View::JSON).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({

@@ -67,12 +67,7 @@ impl fmt::Display for Action {
 impl IpamError {
     /// Words `error`, a failed call made for `action`.
     pub fn new(action: Action, error: Unreachable) -> Self {
-        let Unreachable::Rpc {
-            daemon,
-            path,
-            status,
-        } = error
-        else {
+        let Unreachable::Rpc { daemon, at, status } = error else {
             return IpamError::Unreachable(error);
         };
         let message = status.message().to_string();
@@ -94,11 +89,7 @@ impl IpamError {
                 code,
                 message,
             },
-            _ => IpamError::Unreachable(Unreachable::Rpc {
-                daemon,
-                path,
-                status,
-            }),
+            _ => IpamError::Unreachable(Unreachable::Rpc { daemon, at, status }),
         }
     }
 
@@ -146,8 +137,6 @@ fn hint_suffix(hint: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use tonic::Status;
 
     use super::*;
@@ -155,7 +144,7 @@ mod tests {
     fn rpc(status: Status) -> Unreachable {
         Unreachable::Rpc {
             daemon: "podroute-ipamd",
-            path: PathBuf::from("/run/podroute/ipamd.sock"),
+            at: "/run/podroute/ipamd.sock".to_owned(),
             status,
         }
     }

@@ -1,8 +1,8 @@
 // `podctl ipam ...`: podroute-ipamd's pools, blocks and addresses over its
-// admin socket (proto/proto/ipam.proto). `pools`, `blocks`, `usage` and
+// admin socket or TCP API (proto/proto/ipam.proto). `pools`, `blocks`, `usage` and
 // `show` look; `check` reports inconsistencies (exit 1 when any); `release`
-// and `pool create|delete` change state. Every command takes `-o json`,
-// whose schema is documented in the README ("podctl ipam").
+// and `pool create|delete` change state. Every command takes `-o json` and
+// `-o yaml`, whose schema is documented in ctl/OUTPUT.md.
 
 mod blocks;
 mod check;
@@ -14,7 +14,7 @@ mod release;
 mod show;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use podroute_proto::ipam::v1::ipam_client::IpamClient;
@@ -25,8 +25,10 @@ use podroute_proto::ipam::v1::{
 use tonic::transport::Channel;
 use tonic::{Response, Status};
 
-use crate::daemons::{self, Daemon};
-use crate::{Outcome, Output, format};
+use crate::Outcome;
+use crate::daemons::{self, Target};
+use crate::human;
+use crate::output::View;
 
 use errors::{Action, IpamError};
 
@@ -122,32 +124,32 @@ pub struct CreateArgs {
     file: Option<PathBuf>,
 }
 
-/// Runs one `podctl ipam` command against the daemon at `socket`.
-pub async fn run(socket: &Path, command: IpamCommand, output: Output) -> anyhow::Result<Outcome> {
-    let now_ms = format::now_unix_ms();
+/// Runs one `podctl ipam` command against ipamd at `ipamd`.
+pub async fn run(ipamd: &Target, command: IpamCommand, view: View) -> anyhow::Result<Outcome> {
+    let now_ms = human::now_unix_ms();
     Ok(match command {
         IpamCommand::Pools => {
-            let (pools, usage) = call(socket, Action::ListPools, |mut c| async move {
+            let (pools, usage) = call(ipamd, Action::ListPools, |mut c| async move {
                 let pools = c.list_pools(ListPoolsRequest {}).await?.into_inner();
                 let usage = c.usage(UsageRequest {}).await?.into_inner();
                 Ok(Response::new((pools, usage)))
             })
             .await?;
             let report = pools::pools_report(pools.pools, &usage.pools);
-            pools::render_pools(&report, output)?.into()
+            pools::render_pools(&report, view)?.into()
         }
         IpamCommand::Usage => {
-            let usage = call(socket, Action::Usage, |mut c| async move {
+            let usage = call(ipamd, Action::Usage, |mut c| async move {
                 c.usage(UsageRequest {}).await
             })
             .await?;
-            pools::render_usage(&pools::usage_report(usage.pools), output)?.into()
+            pools::render_usage(&pools::usage_report(usage.pools), view)?.into()
         }
         IpamCommand::Blocks { node } => {
             let request = ListBlocksRequest {
                 node: node.clone().unwrap_or_default(),
             };
-            let response = call(socket, Action::ListBlocks, |mut c| async move {
+            let response = call(ipamd, Action::ListBlocks, |mut c| async move {
                 c.list_blocks(request).await
             })
             .await?;
@@ -159,30 +161,30 @@ pub async fn run(socket: &Path, command: IpamCommand, output: Output) -> anyhow:
                     .collect(),
                 node,
             };
-            blocks::render_blocks(&report, output)?.into()
+            blocks::render_blocks(&report, view)?.into()
         }
         IpamCommand::Show { ip } => {
             let request = ShowAddressRequest {
                 address: ip.to_string(),
             };
             let response = call(
-                socket,
+                ipamd,
                 Action::ShowAddress(ip.to_string()),
                 |mut c| async move { c.show_address(request).await },
             )
             .await?;
-            let view = show::AddressView::new(ip, response, now_ms);
-            show::render_address(&view, output, now_ms)?.into()
+            let address = show::AddressView::new(ip, response, now_ms);
+            show::render_address(&address, view, now_ms)?.into()
         }
         IpamCommand::Check { nodes } => {
             let request = CheckRequest { known_nodes: nodes };
-            let response = call(socket, Action::Check, |mut c| async move {
+            let response = call(ipamd, Action::Check, |mut c| async move {
                 c.check(request).await
             })
             .await?;
             let report = check::CheckReport::from(response);
             Outcome {
-                text: check::render_check(&report, output)?,
+                text: check::render_check(&report, view)?,
                 failed: !report.ok,
             }
         }
@@ -190,13 +192,11 @@ pub async fn run(socket: &Path, command: IpamCommand, output: Output) -> anyhow:
             let request = ReleaseRequest {
                 handle: handle.clone(),
             };
-            let response = call(
-                socket,
-                Action::Release(handle.clone()),
-                |mut c| async move { c.release(request).await },
-            )
+            let response = call(ipamd, Action::Release(handle.clone()), |mut c| async move {
+                c.release(request).await
+            })
             .await?;
-            release::render_release(&release::ReleaseView::new(handle, response), output)?.into()
+            release::render_release(&release::ReleaseView::new(handle, response), view)?.into()
         }
         IpamCommand::Pool {
             command: PoolCommand::Create(args),
@@ -216,42 +216,42 @@ pub async fn run(socket: &Path, command: IpamCommand, output: Output) -> anyhow:
             };
             let action = Action::CreatePool(pool.name.clone());
             let request = CreatePoolRequest { pool: Some(pool) };
-            let created = call(socket, action, |mut c| async move {
+            let created = call(ipamd, action, |mut c| async move {
                 c.create_pool(request).await
             })
             .await?;
-            let view = pool::CreatedView {
+            let created = pool::CreatedView {
                 pool: pools::PoolView::from(created),
             };
-            pool::render_created(&view, output)?.into()
+            pool::render_created(&created, view)?.into()
         }
         IpamCommand::Pool {
             command: PoolCommand::Delete { name },
         } => {
             let request = DeletePoolRequest { name: name.clone() };
             let response = call(
-                socket,
+                ipamd,
                 Action::DeletePool(name.clone()),
                 |mut c| async move { c.delete_pool(request).await },
             )
             .await?;
-            let view = pool::DeletedView {
+            let deleted = pool::DeletedView {
                 pool: name,
                 blocks_removed: response.blocks_removed,
             };
-            pool::render_deleted(&view, output)?.into()
+            pool::render_deleted(&deleted, view)?.into()
         }
     })
 }
 
-/// One call (or a few on one connection) to ipamd at `socket`, its
-/// failure worded for `action`.
-async fn call<T, F, Fut>(socket: &Path, action: Action, f: F) -> Result<T, IpamError>
+/// One call (or a few on one connection) to ipamd, its failure worded for
+/// `action`.
+async fn call<T, F, Fut>(ipamd: &Target, action: Action, f: F) -> Result<T, IpamError>
 where
     F: FnOnce(IpamClient<Channel>) -> Fut,
     Fut: Future<Output = Result<Response<T>, Status>>,
 {
-    daemons::call(Daemon::Ipamd, socket, |channel| f(IpamClient::new(channel)))
+    daemons::call(ipamd, |channel| f(IpamClient::new(channel)))
         .await
         .map_err(|error| IpamError::new(action, error))
 }

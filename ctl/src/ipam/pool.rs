@@ -6,10 +6,10 @@ use podroute_proto::ipam::v1::Pool;
 use serde::Serialize;
 
 use super::pools::{PoolView, selector};
-use crate::Output;
+use crate::output::{RenderError, View};
 
 /// The pool as ipamd stored it; the JSON field names are a documented,
-/// stable schema (README, "podctl ipam").
+/// stable schema (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct CreatedView {
     pub pool: PoolView,
@@ -49,11 +49,11 @@ impl From<PoolFlags> for Pool {
     }
 }
 
-pub fn render_created(view: &CreatedView, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(view).map(|s| s + "\n");
+pub fn render_created(created: &CreatedView, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(created)? {
+        return Ok(text);
     }
-    let p = &view.pool;
+    let p = &created.pool;
     let mut facts = vec![
         p.cidr.clone(),
         format!("/{} blocks", p.block_size),
@@ -72,14 +72,14 @@ pub fn render_created(view: &CreatedView, output: Output) -> Result<String, serd
     Ok(format!("pool {} created: {}\n", p.name, facts.join(", ")))
 }
 
-pub fn render_deleted(view: &DeletedView, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(view).map(|s| s + "\n");
+pub fn render_deleted(deleted: &DeletedView, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(deleted)? {
+        return Ok(text);
     }
-    Ok(match view.blocks_removed {
-        0 => format!("pool {} deleted\n", view.pool),
-        1 => format!("pool {} deleted, with its 1 empty block\n", view.pool),
-        n => format!("pool {} deleted, with its {n} empty blocks\n", view.pool),
+    Ok(match deleted.blocks_removed {
+        0 => format!("pool {} deleted\n", deleted.pool),
+        1 => format!("pool {} deleted, with its 1 empty block\n", deleted.pool),
+        n => format!("pool {} deleted, with its {n} empty blocks\n", deleted.pool),
     })
 }
 
@@ -112,11 +112,11 @@ mod tests {
             }),
         };
         assert_eq!(
-            render_created(&view, Output::Table).unwrap(),
+            render_created(&view, View::TABLE).unwrap(),
             "pool blue created: 10.250.0.0/16, /26 blocks, enabled, nodes all(), exported over BGP, reserved 10.250.0.0/28\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_created(&view, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_created(&view, View::JSON).unwrap()).unwrap();
         assert_eq!(json["pool"]["name"], "blue");
         assert_eq!(json["pool"]["block_size"], 26);
         assert_eq!(json["pool"]["reserved_cidrs"][0], "10.250.0.0/28");
@@ -126,11 +126,11 @@ mod tests {
             blocks_removed: 3,
         };
         assert_eq!(
-            render_deleted(&deleted, Output::Table).unwrap(),
+            render_deleted(&deleted, View::TABLE).unwrap(),
             "pool blue deleted, with its 3 empty blocks\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_deleted(&deleted, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_deleted(&deleted, View::JSON).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"pool": "blue", "blocks_removed": 3})

@@ -6,10 +6,11 @@
 use podroute_proto::ipam::v1::{Pool, PoolUsage};
 use serde::Serialize;
 
-use crate::{Output, table};
+use crate::human;
+use crate::output::{RenderError, View};
 
 /// One pool's spec; the JSON field names are a documented, stable schema
-/// (README, "podctl ipam").
+/// (ctl/OUTPUT.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PoolView {
     pub name: String,
@@ -85,9 +86,9 @@ pub fn usage_report(usage: Vec<PoolUsage>) -> UsageReport {
     }
 }
 
-pub fn render_pools(report: &PoolsReport, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_pools(report: &PoolsReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
     if report.pools.is_empty() {
         return Ok(NO_POOLS.to_string());
@@ -112,7 +113,7 @@ pub fn render_pools(report: &PoolsReport, output: Output) -> Result<String, serd
             ]
         })
         .collect();
-    Ok(table::render(
+    Ok(human::table(
         &[
             "NAME",
             "CIDR",
@@ -127,9 +128,9 @@ pub fn render_pools(report: &PoolsReport, output: Output) -> Result<String, serd
     ))
 }
 
-pub fn render_usage(report: &UsageReport, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(report).map(|s| s + "\n");
+pub fn render_usage(report: &UsageReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
     }
     if report.pools.is_empty() {
         return Ok(NO_POOLS.to_string());
@@ -151,7 +152,7 @@ pub fn render_usage(report: &UsageReport, output: Output) -> Result<String, serd
             ]
         })
         .collect();
-    Ok(table::render(
+    Ok(human::table(
         &[
             "POOL",
             "CIDR",
@@ -280,7 +281,7 @@ mod tests {
     #[test]
     fn pools_table() {
         let report = pools_report(pools(), &usage());
-        let text = render_pools(&report, Output::Table).unwrap();
+        let text = render_pools(&report, View::TABLE).unwrap();
         assert_eq!(
             text,
             "\
@@ -291,7 +292,7 @@ edge-v6       fd00:10:244::/112  /122        yes       zone in (edge)  no       
         );
         let empty = pools_report(Vec::new(), &[]);
         assert!(
-            render_pools(&empty, Output::Table)
+            render_pools(&empty, View::TABLE)
                 .unwrap()
                 .contains("podctl ipam pool create")
         );
@@ -301,7 +302,7 @@ edge-v6       fd00:10:244::/112  /122        yes       zone in (edge)  no       
     fn pools_json_schema() {
         let report = pools_report(pools(), &usage());
         let json: serde_json::Value =
-            serde_json::from_str(&render_pools(&report, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_pools(&report, View::JSON).unwrap()).unwrap();
         assert_eq!(
             json["pools"][0],
             serde_json::json!({
@@ -325,7 +326,7 @@ edge-v6       fd00:10:244::/112  /122        yes       zone in (edge)  no       
     #[test]
     fn usage_table_and_json() {
         let report = usage_report(usage());
-        let text = render_usage(&report, Output::Table).unwrap();
+        let text = render_usage(&report, View::TABLE).unwrap();
         assert_eq!(
             text,
             "\
@@ -334,7 +335,7 @@ default-ipv4  10.244.0.0/16  200/65536  0.3%  3        0         65333  4/1024  
 "
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_usage(&report, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_usage(&report, View::JSON).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"pools": [{

@@ -5,10 +5,9 @@
 use podroute_proto::ipam::v1::ReleaseResponse;
 use serde::Serialize;
 
-use crate::Output;
+use crate::output::{RenderError, View};
 
-/// The JSON field names are a documented, stable schema (README, "podctl
-/// ipam").
+/// The JSON field names are a documented, stable schema (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct ReleaseView {
     pub handle: String,
@@ -27,25 +26,25 @@ impl ReleaseView {
     }
 }
 
-pub fn render_release(view: &ReleaseView, output: Output) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(view).map(|s| s + "\n");
+pub fn render_release(release: &ReleaseView, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(release)? {
+        return Ok(text);
     }
-    Ok(match view.released {
+    Ok(match release.released {
         0 => format!(
             "handle {} holds no addresses: nothing to release\n",
-            view.handle
+            release.handle
         ),
         n => {
             let plural = if n == 1 { "" } else { "es" };
-            let list = if view.addresses.is_empty() {
+            let list = if release.addresses.is_empty() {
                 String::new()
             } else {
-                format!(": {}", view.addresses.join(", "))
+                format!(": {}", release.addresses.join(", "))
             };
             format!(
                 "released {n} address{plural} of handle {}{list}\n",
-                view.handle
+                release.handle
             )
         }
     })
@@ -65,11 +64,11 @@ mod tests {
             },
         );
         assert_eq!(
-            render_release(&view, Output::Table).unwrap(),
+            render_release(&view, View::TABLE).unwrap(),
             "released 2 addresses of handle podroute.0123abcd.eth0: 10.244.3.7, fd00:10:244::7\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_release(&view, Output::Json).unwrap()).unwrap();
+            serde_json::from_str(&render_release(&view, View::JSON).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
@@ -84,7 +83,7 @@ mod tests {
     fn an_unknown_handle_is_not_an_error() {
         let view = ReleaseView::new("gone".into(), ReleaseResponse::default());
         assert_eq!(
-            render_release(&view, Output::Table).unwrap(),
+            render_release(&view, View::TABLE).unwrap(),
             "handle gone holds no addresses: nothing to release\n"
         );
     }

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use podroute_proto::ipam::v1::ShowAddressResponse;
 use serde::Serialize;
 
-use crate::{Output, format};
+use crate::human;
+use crate::output::{RenderError, View};
 
 /// What an address is, in one word (JSON `state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,7 +31,7 @@ pub enum AddressState {
 }
 
 /// One address; the JSON field names are a documented, stable schema
-/// (README, "podctl ipam").
+/// (ctl/OUTPUT.md).
 #[derive(Debug, Serialize)]
 pub struct AddressView {
     pub address: String,
@@ -121,15 +122,16 @@ impl AddressView {
     }
 }
 
-/// Renders `view`; `now_ms` turns instants into ages.
+/// Renders `address`; `now_ms` turns instants into ages.
 pub fn render_address(
-    view: &AddressView,
-    output: Output,
+    address: &AddressView,
+    view: View,
     now_ms: u64,
-) -> Result<String, serde_json::Error> {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(view).map(|s| s + "\n");
+) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(address)? {
+        return Ok(text);
     }
+    let view = address;
     let mut out = String::new();
     let mut line = |key: &str, value: &str| {
         if !value.is_empty() {
@@ -156,11 +158,11 @@ pub fn render_address(
     if let Some(at) = view.allocated_at_unix_ms {
         line(
             "Allocated:",
-            &format!("{} ago", format::duration(now_ms.saturating_sub(at) / 1000)),
+            &format!("{} ago", human::duration(now_ms.saturating_sub(at) / 1000)),
         );
     }
     if let Some(left) = view.cooling_remaining_s {
-        line("Cooling:", &format!("{} left", format::duration(left)));
+        line("Cooling:", &format!("{} left", human::duration(left)));
     }
     Ok(out)
 }
@@ -192,7 +194,7 @@ fn reason(state: AddressState, r: &ShowAddressResponse, cooling_left_s: u64) -> 
         }
         AddressState::Cooling => format!(
             "free, cooling down: released recently, handed out again in {}",
-            format::duration(cooling_left_s)
+            human::duration(cooling_left_s)
         ),
         AddressState::Reserved => format!(
             "reserved: inside a reservedCIDRs range of pool {}, never handed out",
@@ -259,7 +261,7 @@ mod tests {
         let view = AddressView::new(ip("10.244.3.7"), held(), NOW);
         assert_eq!(view.state, AddressState::Allocated);
         assert_eq!(
-            render_address(&view, Output::Table, NOW).unwrap(),
+            render_address(&view, View::TABLE, NOW).unwrap(),
             "\
 Address:      10.244.3.7
 State:        allocated to handle podroute.0123abcd.eth0 for pod default/web-0 on node node-b (borrowed from node-a's block)
@@ -272,7 +274,7 @@ Allocated:    3h12m ago
 "
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_address(&view, Output::Json, NOW).unwrap()).unwrap();
+            serde_json::from_str(&render_address(&view, View::JSON, NOW).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
@@ -311,7 +313,7 @@ Allocated:    3h12m ago
         let view = AddressView::new(ip("10.244.3.9"), cooling.clone(), NOW);
         assert_eq!(view.state, AddressState::Cooling);
         assert_eq!(view.cooling_remaining_s, Some(25));
-        let text = render_address(&view, Output::Table, NOW).unwrap();
+        let text = render_address(&view, View::TABLE, NOW).unwrap();
         assert!(
             text.contains(
                 "State:        free, cooling down: released recently, handed out again in 25s\n"
@@ -348,13 +350,13 @@ Allocated:    3h12m ago
         let nowhere = AddressView::new(ip("192.0.2.1"), ShowAddressResponse::default(), NOW);
         assert_eq!(nowhere.state, AddressState::NotInPool);
         assert_eq!(nowhere.address, "192.0.2.1");
-        let text = render_address(&nowhere, Output::Table, NOW).unwrap();
+        let text = render_address(&nowhere, View::TABLE, NOW).unwrap();
         assert_eq!(
             text,
             "Address:      192.0.2.1\nState:        not in any IP pool: ipamd never hands it out (`podctl ipam pools` lists the pools)\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render_address(&nowhere, Output::Json, NOW).unwrap()).unwrap();
+            serde_json::from_str(&render_address(&nowhere, View::JSON, NOW).unwrap()).unwrap();
         assert_eq!(json["state"], "not_in_pool");
         assert_eq!(json["pool"], "");
     }
