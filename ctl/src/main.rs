@@ -9,6 +9,7 @@ mod daemons;
 mod format;
 mod ipam;
 mod policy;
+mod status;
 mod table;
 mod version;
 
@@ -52,6 +53,12 @@ enum Command {
     /// Show podctl's version and each daemon's (or why it cannot be asked).
     /// Always exits 0; the STATUS column tells which daemons answered.
     Version,
+    /// One screen for this node: each daemon up or not, BGP sessions,
+    /// kernel routes, IPAM usage, policy sync, and every problem found
+    /// (a session down, a pod block with no route or not in the kernel,
+    /// packets policy dropped and which policies isolate the pod).
+    /// Exits 1 when it lists problems.
+    Status,
     /// Inspect podroute-bgpd.
     Bgp {
         #[command(subcommand)]
@@ -180,6 +187,14 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             });
             let report = version::collect(&sockets).await;
             version::render(&report, cli.output)?
+        }
+        Command::Status => {
+            let gathered = status::gather(&cli.bgpd, &cli.ipamd, &cli.policy).await;
+            let report = status::report(gathered);
+            return Ok(Outcome {
+                text: status::render(&report, cli.output)?,
+                failed: !report.problems.is_empty(),
+            });
         }
         Command::Bgp { command } => match command {
             BgpCommand::Peers => bgp::render_peers(&bgp::peers(&cli.bgpd).await?, cli.output)?,

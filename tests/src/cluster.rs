@@ -252,8 +252,8 @@ impl Cluster {
 
     /// The end of a daemon's log ("bgpd" or "policy"), for failure messages.
     pub fn log(&self, node: &str, daemon: &str) -> String {
-        let text =
-            fs::read_to_string(self.node_dir(node).join(format!("{daemon}.log"))).unwrap_or_default();
+        let text = fs::read_to_string(self.node_dir(node).join(format!("{daemon}.log")))
+            .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
@@ -263,11 +263,18 @@ impl Cluster {
     }
 
     fn daemons(&mut self, node: &str) -> Result<&mut NodeDaemons, LabError> {
-        self.nodes.get_mut(node).ok_or_else(|| LabError::UnknownNode {
-            lab: self.lab.name().to_string(),
-            node: node.to_string(),
-            known: self.addresses.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.nodes
+            .get_mut(node)
+            .ok_or_else(|| LabError::UnknownNode {
+                lab: self.lab.name().to_string(),
+                node: node.to_string(),
+                known: self
+                    .addresses
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     fn wait_socket(
