@@ -84,14 +84,21 @@ pub struct Cluster {
     lab: Lab,
     binaries: Binaries,
     addresses: BTreeMap<String, String>,
+    bgp_extra: String,
     dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Brings up `nodes` nodes (n1, n2, ...; 10.77.0.N/24 on one bridge)
     /// with ipamd, and bgpd and the policy agent on every node; returns
-    /// once every daemon serves its admin socket.
-    pub fn start(binaries: Binaries, prefix: &str, nodes: usize) -> Result<Cluster, LabError> {
+    /// once every daemon serves its admin socket. `bgp_extra` is more of
+    /// the BGPConfiguration's spec, each line indented two spaces.
+    pub fn start(
+        binaries: Binaries,
+        prefix: &str,
+        nodes: usize,
+        bgp_extra: &str,
+    ) -> Result<Cluster, LabError> {
         let dir = tempfile::Builder::new()
             .prefix("podroute-cluster")
             .tempdir()
@@ -125,6 +132,7 @@ impl Cluster {
             lab,
             binaries,
             addresses,
+            bgp_extra: bgp_extra.to_string(),
             dir,
         };
         let manifests = cluster.manifests_dir();
@@ -190,7 +198,8 @@ impl Cluster {
     /// mesh from Node documents.
     fn bgp_yaml(&self) -> String {
         let mut y = format!(
-            "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n  asNumber: {ASN}\n  connectRetryTime: 1\n"
+            "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec:\n  asNumber: {ASN}\n  connectRetryTime: 1\n{}",
+            self.bgp_extra
         );
         for (node, address) in &self.addresses {
             let _ = write!(
