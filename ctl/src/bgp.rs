@@ -197,6 +197,10 @@ pub struct RouteView {
     pub kernel: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kernel_error: String,
+    /// Another program's route for the same prefix the kernel prefers to
+    /// ours (lower metric): packets do not follow BGP. Absent when none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kernel_shadowed_by: String,
     pub kernel_next_hops: Vec<String>,
     pub reason: String,
 }
@@ -633,6 +637,10 @@ pub fn render_route(detail: &RouteDetail, output: Output) -> Result<String, serd
             "Kernel:",
             match r.kernel.as_str() {
                 "failed" if !r.kernel_error.is_empty() => format!("failed: {}", r.kernel_error),
+                "installed" if !r.kernel_shadowed_by.is_empty() => format!(
+                    "installed, but shadowed by {} of another program: packets do not follow this route",
+                    r.kernel_shadowed_by
+                ),
                 "none" => "-".into(),
                 other => other.to_string(),
             },
@@ -757,6 +765,7 @@ impl From<Route> for RouteView {
             reachable: r.reachable,
             kernel: kernel.to_string(),
             kernel_error: r.kernel_error,
+            kernel_shadowed_by: r.kernel_shadowed_by,
             kernel_next_hops: r.kernel_next_hops,
             reason: r.reason,
         }

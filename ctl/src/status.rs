@@ -441,7 +441,19 @@ fn check_kernel(b: &BgpFacts, problems: &mut Vec<Problem>) {
     for route in b.routes.iter().filter(|r| r.best) {
         let view = RouteView::from(route.clone());
         let via = via(&view);
-        if view.kernel == "failed" {
+        if view.kernel == "installed" && !view.kernel_shadowed_by.is_empty() {
+            problems.push(Problem::new(
+                "routing",
+                format!(
+                    "{}{via} is in the kernel, but {} of another program for the same prefix wins: packets do not follow BGP",
+                    view.prefix, view.kernel_shadowed_by
+                ),
+                format!(
+                    "`ip route show {}` shows both; remove the other route if it is a leftover",
+                    view.prefix
+                ),
+            ));
+        } else if view.kernel == "failed" {
             problems.push(Problem::new(
                 "routing",
                 format!(
@@ -983,6 +995,21 @@ mod tests {
         assert_eq!(
             problems[0].message,
             "10.244.0.64/26 via 10.77.0.2 is not in the kernel: File exists"
+        );
+    }
+
+    #[test]
+    fn a_route_another_program_shadows() {
+        let mut g = healthy_cluster();
+        bgp(&mut g).routes[1].kernel_shadowed_by =
+            "a blackhole or unreachable route (metric 0)".into();
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].message.starts_with(
+                "10.244.0.64/26 via 10.77.0.2 is in the kernel, but a blackhole or unreachable route (metric 0) of another program"
+            ),
+            "{problems:#?}"
         );
     }
 

@@ -45,7 +45,13 @@ fn problems(report: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|p| format!("[{}] {}", p["area"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or("")))
+        .map(|p| {
+            format!(
+                "[{}] {}",
+                p["area"].as_str().unwrap_or(""),
+                p["message"].as_str().unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -126,7 +132,10 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
 
     // All well: every daemon ready, both sessions up, no problem.
     let (table, report) = wait_clean(&cluster, "n1");
-    assert!(table.contains("BGP: 2 of 2 sessions Established"), "{table}");
+    assert!(
+        table.contains("BGP: 2 of 2 sessions Established"),
+        "{table}"
+    );
     for daemon in report["daemons"].as_array().unwrap() {
         assert_eq!(daemon["state"], "ready", "{report}");
     }
@@ -152,9 +161,23 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
     // CNI, an admin's blackhole) wins over ours in n1's kernel.
     cluster
         .lab()
-        .exec("n1", &["ip", "route", "add", "blackhole", &cache_block, "proto", "static"])
+        .exec(
+            "n1",
+            &[
+                "ip",
+                "route",
+                "add",
+                "blackhole",
+                &cache_block,
+                "proto",
+                "static",
+            ],
+        )
         .unwrap();
-    let shadowed = format!("[routing] {cache_block} via {} is in the kernel", cluster.address("n3"));
+    let shadowed = format!(
+        "[routing] {cache_block} via {} is in the kernel",
+        cluster.address("n3")
+    );
     let (_, report) = wait_status(&cluster, "n1", "a static route over n3's block", |p| {
         p.iter().any(|m| m.starts_with(&shadowed))
     });
@@ -165,7 +188,18 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
     wait_connects(&cluster, &web, &cache, 6379, false);
     cluster
         .lab()
-        .exec("n1", &["ip", "route", "del", "blackhole", &cache_block, "proto", "static"])
+        .exec(
+            "n1",
+            &[
+                "ip",
+                "route",
+                "del",
+                "blackhole",
+                &cache_block,
+                "proto",
+                "static",
+            ],
+        )
         .unwrap();
     wait_clean(&cluster, "n1");
     wait_connects(&cluster, &web, &cache, 6379, true);
@@ -192,7 +226,9 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
     let explain = cluster
         .podctl(
             "n2",
-            &["policy", "explain", "--from", "shop/web", "--to", "shop/db", "--port", "5432/TCP"],
+            &[
+                "policy", "explain", "--from", "shop/web", "--to", "shop/db", "--port", "5432/TCP",
+            ],
         )
         .unwrap();
     let explained = String::from_utf8_lossy(&explain.stdout);
