@@ -209,6 +209,7 @@ impl AdminService {
                         }
                     }
                     .into();
+                    out.kernel_shadowed_by = route.shadowed_by.clone().unwrap_or_default();
                 }
                 out
             })
@@ -524,6 +525,7 @@ mod tests {
             prefix: "10.244.1.0/26".parse().unwrap(),
             paths,
             kernel: None,
+            shadowed_by: None,
         }
     }
 

@@ -16,7 +16,7 @@ use podroute_proto::common::v1::AddressFamily;
 use serde::{Serialize, Serializer};
 
 use crate::daemons::{self, Target, Unreachable};
-use crate::human;
+use crate::human::{self, Tone};
 use crate::output::{RenderError, View};
 
 /// One peer as podctl prints it; the JSON field names are a documented,
@@ -201,6 +201,10 @@ pub struct RouteView {
     /// kernel routes are off).
     pub kernel: String,
     pub kernel_error: String,
+    /// Another program's route for the same prefix the kernel prefers to
+    /// ours (lower metric): packets do not follow BGP. Absent when none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kernel_shadowed_by: String,
     pub kernel_next_hops: Vec<String>,
     pub reason: String,
 }
@@ -653,6 +657,13 @@ pub fn render_route(detail: &RouteDetail, view: View) -> Result<String, RenderEr
                 "failed" if !r.kernel_error.is_empty() => {
                     style.state(&format!("failed: {}", r.kernel_error))
                 }
+                "installed" if !r.kernel_shadowed_by.is_empty() => style.paint(
+                    &format!(
+                        "installed, but shadowed by {} of another program: packets do not follow this route",
+                        r.kernel_shadowed_by
+                    ),
+                    Tone::Bad,
+                ),
                 "none" => "-".into(),
                 other => style.state(other),
             },
@@ -777,6 +788,7 @@ impl From<Route> for RouteView {
             reachable: r.reachable,
             kernel: kernel.to_string(),
             kernel_error: r.kernel_error,
+            kernel_shadowed_by: r.kernel_shadowed_by,
             kernel_next_hops: r.kernel_next_hops,
             reason: r.reason,
         }

@@ -17,6 +17,7 @@ mod human;
 mod ipam;
 mod output;
 mod policy;
+mod status;
 mod version;
 mod watch;
 
@@ -64,6 +65,15 @@ enum Command {
     /// Show podctl's version and each daemon's (or why it cannot be asked).
     /// Always exits 0; the STATUS column tells which daemons answered.
     Version,
+    /// One screen for this node: each daemon up or not, BGP sessions,
+    /// kernel routes, IPAM usage, policy sync, and every problem found
+    /// (a session down, a pod block with no route or not in the kernel,
+    /// packets policy dropped and which policies isolate the pod).
+    /// Exits 1 when it lists problems.
+    Status {
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
     /// Inspect podroute-bgpd.
     Bgp {
         #[command(subcommand)]
@@ -254,6 +264,27 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Version => {
             let report = version::collect(&ctx).await;
             version::render(&report, view)?
+        }
+        Command::Status {
+            watch: WatchArgs {
+                watch: Some(interval),
+            },
+        } => {
+            let ctx = &ctx;
+            ctx.watch("podctl status", interval)
+                .run(move || async move {
+                    let report = status::report(status::gather(ctx).await);
+                    Ok(status::render(&report, view)?)
+                })
+                .await?;
+            String::new()
+        }
+        Command::Status { .. } => {
+            let report = status::report(status::gather(&ctx).await);
+            return Ok(Outcome {
+                text: status::render(&report, view)?,
+                failed: !report.problems.is_empty(),
+            });
         }
         Command::Bgp { command } => {
             let bgpd = ctx.target(Daemon::Bgpd)?;

@@ -4,6 +4,7 @@
 // `Lab` directly, which tears the lab down when dropped. `probe` is the
 // reachability probe (`podlab probe`) the policy tests run in pods.
 
+pub mod cluster;
 pub mod cni;
 pub mod error;
 pub mod lab;

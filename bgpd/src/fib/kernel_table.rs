@@ -11,6 +11,21 @@ use ipnetwork::IpNetwork;
 
 use super::ResolvedNextHop;
 
+impl std::fmt::Display for RouteTarget {
+    /// "a blackhole or unreachable route", "a route via 192.0.2.9", ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteTarget::Unreachable => f.write_str("a blackhole or unreachable route"),
+            RouteTarget::Local => f.write_str("a local route"),
+            RouteTarget::Nexthop(id) => write!(f, "a route over nexthop object {id}"),
+            RouteTarget::Paths(paths) => match paths.iter().find_map(|(gw, _)| *gw) {
+                Some(gateway) => write!(f, "a route via {gateway}"),
+                None => f.write_str("a route to a device"),
+            },
+        }
+    }
+}
+
 /// Where a kernel route sends packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTarget {
@@ -122,6 +137,21 @@ impl KernelTable {
         } else {
             self.down.insert(ifindex);
         }
+    }
+
+    /// Another program's route for exactly `prefix` in the FIB's table, with
+    /// its metric (the lowest of several).
+    pub fn exact(&self, prefix: IpNetwork) -> Option<(u32, &RouteTarget)> {
+        let (key, len) = key(prefix);
+        let table = match prefix {
+            IpNetwork::V4(_) => &self.v4,
+            IpNetwork::V6(_) => &self.v6,
+        };
+        table
+            .by_len
+            .get(&std::cmp::Reverse(len))?
+            .get(&key)
+            .map(|(metric, target)| (*metric, target))
     }
 
     /// Routes known (FIB table and local table).

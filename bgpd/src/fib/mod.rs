@@ -181,6 +181,8 @@ pub struct FibHandle {
     _alive: Arc<state::Alive>,
     /// Routes of ours the kernel held when the FIB started.
     found_at_start: u64,
+    /// The metric our routes carry.
+    metric: u32,
 }
 
 impl FibHandle {
@@ -210,6 +212,12 @@ impl FibHandle {
     pub fn route_state(&self, prefix: &IpNetwork) -> RouteState {
         self.shared.route_state(prefix)
     }
+
+    /// The metric our routes carry: another program's route for the same
+    /// prefix with a lower one is the kernel's choice.
+    pub fn metric(&self) -> u32 {
+        self.metric
+    }
 }
 
 /// Opens the netlink sockets (in `config.netns` if given), reads the kernel's
@@ -225,6 +233,7 @@ pub async fn start(config: FibConfig) -> Result<(FibHandle, mpsc::Receiver<FibEv
     let table = monitor.snapshot().await?;
     monitor.publish(table).await;
 
+    let metric = config.metric;
     let mut writer = writer::Writer::open(config, events_tx, shared.clone())?;
     writer.resync().await.map_err(|source| FibError::Dump {
         what: "routes and nexthop objects",
@@ -239,6 +248,7 @@ pub async fn start(config: FibConfig) -> Result<(FibHandle, mpsc::Receiver<FibEv
             shared,
             _alive: alive,
             found_at_start,
+            metric,
         },
         events_rx,
     ))

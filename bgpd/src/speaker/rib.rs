@@ -171,6 +171,9 @@ pub struct RibRoute {
     pub paths: Vec<RibPath>,
     /// What the FIB did with the prefix; None without a FIB or a route.
     pub kernel: Option<RouteState>,
+    /// Another program's route for the same prefix that the kernel prefers
+    /// to ours (a lower metric), described; then packets do not follow BGP.
+    pub shadowed_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -1064,10 +1067,18 @@ impl RibTask {
             (Some(fib), Some(_)) => Some(fib.route_state(&prefix)),
             _ => None,
         };
+        let shadowed_by = match (&self.fib, &self.resolver.kernel, &kernel) {
+            (Some(fib), Some(table), Some(_)) => table
+                .exact(prefix)
+                .filter(|(metric, _)| *metric < fib.metric())
+                .map(|(metric, target)| format!("{target} (metric {metric})")),
+            _ => None,
+        };
         RibRoute {
             prefix,
             paths,
             kernel,
+            shadowed_by,
         }
     }
 }

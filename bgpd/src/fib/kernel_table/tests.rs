@@ -214,3 +214,22 @@ fn mask_edges() {
     assert_eq!(mask(u128::MAX, 0, 128), 0);
     assert_eq!(mask(u128::MAX, 128, 128), u128::MAX);
 }
+
+#[test]
+fn exact_finds_another_programs_route_for_a_prefix() {
+    let mut table = KernelTable::new(false);
+    let block = net("10.244.0.64/26");
+    table.insert_route(net("10.244.0.0/16"), 0, RouteTarget::Unreachable);
+    assert_eq!(
+        table.exact(block),
+        None,
+        "a covering route is not the same prefix"
+    );
+    let via = RouteTarget::Paths(vec![(Some(ip("192.0.2.9")), 2)]);
+    table.insert_route(block, 20, via.clone());
+    table.insert_route(block, 0, RouteTarget::Unreachable);
+    let (metric, target) = table.exact(block).expect("found");
+    assert_eq!(metric, 0, "the lowest metric counts");
+    assert_eq!(target.to_string(), "a blackhole or unreachable route");
+    assert_eq!(via.to_string(), "a route via 192.0.2.9");
+}

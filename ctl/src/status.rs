@@ -1,0 +1,1134 @@
+// `podctl status`: one screen for a node, like `calicoctl node status` and
+// `cilium status`, that also says what is wrong and where to look. It asks
+// the three daemons everything at once (versions, health, sessions, the
+// Loc-RIB with its kernel state, IPAM blocks and usage, policy sync and
+// drops), then cross-checks them: every pod block IPAM gave another node
+// must have a route here that the kernel holds; every session should be up;
+// packets policy dropped are named with the policies that isolate the pod.
+// The checks are a pure function of what was gathered (`report`).
+
+use ipnetwork::IpNetwork;
+use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
+use podroute_proto::bgpd::v1::{BgpStatus, ListPeersRequest, ListRoutesRequest, Peer, Route};
+use podroute_proto::common::v1::{DaemonHealth, GetStatusRequest, GetVersionRequest, VersionInfo};
+use podroute_proto::ipam::v1::ipam_client::IpamClient;
+use podroute_proto::ipam::v1::{Block, IpamStatus, ListBlocksRequest, PoolUsage, UsageRequest};
+use podroute_proto::policy::v1::policy_admin_client::PolicyAdminClient;
+use podroute_proto::policy::v1::{Direction, PolicyStatus};
+use serde::Serialize;
+
+use crate::Context;
+use crate::bgp::{PeerView, RouteView};
+use crate::daemons::{self, Daemon, Target, Unreachable};
+use crate::human::{self, Tone};
+use crate::output::{RenderError, View};
+
+/// Problems listed in full; beyond that, a count.
+const MAX_PROBLEMS: usize = 20;
+
+/// What bgpd told us.
+#[derive(Debug, Clone)]
+pub struct BgpFacts {
+    pub version: VersionInfo,
+    pub status: BgpStatus,
+    pub peers: Vec<Peer>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IpamFacts {
+    pub version: VersionInfo,
+    pub status: IpamStatus,
+    pub usage: Vec<PoolUsage>,
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyFacts {
+    pub version: VersionInfo,
+    pub status: PolicyStatus,
+}
+
+/// Everything gathered; a daemon that could not be asked is its error,
+/// worded for the reader.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub bgpd: Result<BgpFacts, String>,
+    pub ipamd: Result<IpamFacts, String>,
+    pub policy: Result<PolicyFacts, String>,
+}
+
+/// Asks the three daemons, concurrently. A daemon whose setting is
+/// unusable is reported like one that cannot be reached.
+pub async fn gather(ctx: &Context) -> Gathered {
+    let target = |d: Daemon| ctx.endpoints.target(d).map_err(|e| e.to_string());
+    let (bgpd, ipamd, policy) = (
+        target(Daemon::Bgpd),
+        target(Daemon::Ipamd),
+        target(Daemon::Policy),
+    );
+    let (b, i, p) = tokio::join!(
+        async {
+            let t = bgpd?;
+            gather_bgpd(&t).await.map_err(|e| e.to_string())
+        },
+        async {
+            let t = ipamd?;
+            gather_ipamd(&t).await.map_err(|e| e.to_string())
+        },
+        async {
+            let t = policy?;
+            gather_policy(&t).await.map_err(|e| e.to_string())
+        },
+    );
+    Gathered {
+        bgpd: b,
+        ipamd: i,
+        policy: p,
+    }
+}
+
+async fn gather_bgpd(target: &Target) -> Result<BgpFacts, Unreachable> {
+    let version = daemons::call(target, |ch| async move {
+        BgpAdminClient::new(ch)
+            .get_version(GetVersionRequest {})
+            .await
+    })
+    .await?;
+    let status = daemons::call(target, |ch| async move {
+        BgpAdminClient::new(ch)
+            .get_status(GetStatusRequest {})
+            .await
+    })
+    .await?;
+    let peers = daemons::call(target, |ch| async move {
+        BgpAdminClient::new(ch)
+            .list_peers(ListPeersRequest {})
+            .await
+    })
+    .await?
+    .peers;
+    let routes = daemons::call(target, |ch| async move {
+        BgpAdminClient::new(ch)
+            .list_routes(ListRoutesRequest::default())
+            .await
+    })
+    .await?
+    .routes;
+    Ok(BgpFacts {
+        version,
+        status,
+        peers,
+        routes,
+    })
+}
+
+async fn gather_ipamd(target: &Target) -> Result<IpamFacts, Unreachable> {
+    let version = daemons::call(target, |ch| async move {
+        IpamClient::new(ch).get_version(GetVersionRequest {}).await
+    })
+    .await?;
+    let status = daemons::call(target, |ch| async move {
+        IpamClient::new(ch).get_status(GetStatusRequest {}).await
+    })
+    .await?;
+    let usage = daemons::call(target, |ch| async move {
+        IpamClient::new(ch).usage(UsageRequest {}).await
+    })
+    .await?
+    .pools;
+    let blocks = daemons::call(target, |ch| async move {
+        IpamClient::new(ch)
+            .list_blocks(ListBlocksRequest::default())
+            .await
+    })
+    .await?
+    .blocks;
+    Ok(IpamFacts {
+        version,
+        status,
+        usage,
+        blocks,
+    })
+}
+
+async fn gather_policy(target: &Target) -> Result<PolicyFacts, Unreachable> {
+    let version = daemons::call(target, |ch| async move {
+        PolicyAdminClient::new(ch)
+            .get_version(GetVersionRequest {})
+            .await
+    })
+    .await?;
+    let status = daemons::call(target, |ch| async move {
+        PolicyAdminClient::new(ch)
+            .get_status(GetStatusRequest {})
+            .await
+    })
+    .await?;
+    Ok(PolicyFacts { version, status })
+}
+
+/// `podctl status -o json`: a documented, stable schema (ctl/OUTPUT.md).
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// This node's name as bgpd (or the policy agent) knows it; empty if
+    /// neither answered.
+    pub node: String,
+    pub daemons: Vec<DaemonView>,
+    /// Absent when bgpd did not answer.
+    pub bgp: Option<BgpView>,
+    pub ipam: Option<IpamView>,
+    pub policy: Option<PolicyView>,
+    /// What is wrong, most fundamental first; empty when all is well.
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DaemonView {
+    pub daemon: String,
+    /// "ready", "not-ready", "not-live" or "unreachable".
+    pub state: String,
+    pub version: String,
+    pub uptime_s: u64,
+    /// Why not ready, or why it could not be reached.
+    pub reason: String,
+    pub metrics_address: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BgpView {
+    pub local_asn: u32,
+    pub router_id: String,
+    pub sessions_established: u32,
+    pub sessions_configured: u32,
+    pub peers: Vec<PeerView>,
+    /// False with `--no-kernel`.
+    pub kernel_enabled: bool,
+    pub kernel_table: u32,
+    /// Routes of ours in the kernel, waiting, refused.
+    pub kernel_installed: u64,
+    pub kernel_pending: u64,
+    pub kernel_failed: u64,
+    pub netlink_errors: u64,
+    /// Prefixes this node announces.
+    pub originated: Vec<String>,
+    /// The ipamd the blocks come from ("" without one) and whether its
+    /// stream is up.
+    pub ipamd: String,
+    pub ipamd_connected: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IpamView {
+    pub store: String,
+    pub pools: Vec<PoolView>,
+    /// Blocks affine to this node.
+    pub node_blocks: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PoolView {
+    pub pool: String,
+    pub cidr: String,
+    pub capacity: u64,
+    pub allocated: u64,
+    pub blocks_total: u64,
+    pub blocks_claimed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyView {
+    pub source: String,
+    /// Null before the first sync.
+    pub last_sync_s_ago: Option<u64>,
+    pub last_sync_duration_ms: u64,
+    pub last_error: String,
+    pub policies: u32,
+    pub endpoints: u32,
+    pub isolated_endpoints: u32,
+    pub rules: u64,
+    pub ipset_members: u64,
+    pub denials: Vec<DenialView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DenialView {
+    /// "namespace/pod".
+    pub pod: String,
+    /// "ingress" or "egress".
+    pub direction: String,
+    pub packets: u64,
+    /// "namespace/name" of each policy isolating the pod that way.
+    pub policies: Vec<String>,
+}
+
+/// One thing wrong, and what to look at next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// "bgpd", "ipamd", "policy", "bgp", "routing" or "ipam".
+    pub area: String,
+    pub message: String,
+    /// A command or a check that tells more; may be empty.
+    pub hint: String,
+}
+
+impl Problem {
+    fn new(area: &str, message: String, hint: String) -> Problem {
+        Problem {
+            area: area.to_string(),
+            message,
+            hint,
+        }
+    }
+}
+
+/// The report, and its checks, from what was gathered.
+pub fn report(g: Gathered) -> StatusReport {
+    let mut problems = Vec::new();
+    let daemons = vec![
+        daemon_view(
+            Daemon::Bgpd,
+            g.bgpd.as_ref().map(|f| (&f.version, &f.status.health)),
+        ),
+        daemon_view(
+            Daemon::Ipamd,
+            g.ipamd.as_ref().map(|f| (&f.version, &f.status.health)),
+        ),
+        daemon_view(
+            Daemon::Policy,
+            g.policy.as_ref().map(|f| (&f.version, &f.status.health)),
+        ),
+    ];
+    for d in &daemons {
+        if d.state != "ready" {
+            let hint = match d.state.as_str() {
+                "unreachable" => String::new(),
+                _ => format!(
+                    "its log says more (journalctl or kubectl logs for {})",
+                    d.daemon
+                ),
+            };
+            problems.push(Problem::new(
+                &d.daemon,
+                format!("{} is {}: {}", d.daemon, d.state, d.reason),
+                hint,
+            ));
+        }
+    }
+    let node = match (&g.bgpd, &g.policy) {
+        (Ok(b), _) if !b.status.node.is_empty() => b.status.node.clone(),
+        (_, Ok(p)) => p.status.node.clone(),
+        _ => String::new(),
+    };
+    let bgp = g.bgpd.as_ref().ok().map(|b| {
+        check_sessions(b, &mut problems);
+        check_kernel(b, &mut problems);
+        bgp_view(b)
+    });
+    if let (Ok(b), Ok(i)) = (&g.bgpd, &g.ipamd) {
+        check_blocks(b, i, &node, &mut problems);
+    }
+    let ipam = g.ipamd.as_ref().ok().map(|i| {
+        check_pools(i, &mut problems);
+        ipam_view(i, &node)
+    });
+    let policy = g.policy.as_ref().ok().map(|p| {
+        check_policy(p, &mut problems);
+        policy_view(p)
+    });
+    StatusReport {
+        node,
+        daemons,
+        bgp,
+        ipam,
+        policy,
+        problems,
+    }
+}
+
+fn daemon_view(
+    daemon: Daemon,
+    facts: Result<(&VersionInfo, &Option<DaemonHealth>), &String>,
+) -> DaemonView {
+    match facts {
+        Err(reason) => DaemonView {
+            daemon: daemon.name().to_string(),
+            state: "unreachable".into(),
+            version: String::new(),
+            uptime_s: 0,
+            reason: reason.clone(),
+            metrics_address: String::new(),
+        },
+        Ok((version, health)) => {
+            let health = health.clone().unwrap_or_default();
+            let state = match (health.live, health.ready) {
+                (false, _) => "not-live",
+                (true, false) => "not-ready",
+                (true, true) => "ready",
+            };
+            DaemonView {
+                daemon: daemon.name().to_string(),
+                state: state.into(),
+                version: version.version.clone(),
+                uptime_s: health.uptime_seconds,
+                reason: health.reason,
+                metrics_address: health.metrics_address,
+            }
+        }
+    }
+}
+
+fn bgp_view(b: &BgpFacts) -> BgpView {
+    let fib = b.status.fib.clone().unwrap_or_default();
+    BgpView {
+        local_asn: b.status.local_as,
+        router_id: b.status.router_id.clone(),
+        sessions_established: b.status.peers_established,
+        sessions_configured: b.status.peers_configured,
+        peers: b.peers.iter().cloned().map(PeerView::from).collect(),
+        kernel_enabled: fib.enabled,
+        kernel_table: fib.table,
+        kernel_installed: fib.installed,
+        kernel_pending: fib.pending,
+        kernel_failed: fib.failed,
+        netlink_errors: fib.netlink_errors,
+        originated: b.status.originated.clone(),
+        ipamd: b.status.ipamd.clone(),
+        ipamd_connected: b.status.ipamd_connected,
+    }
+}
+
+fn check_sessions(b: &BgpFacts, problems: &mut Vec<Problem>) {
+    for peer in b.peers.iter().cloned().map(PeerView::from) {
+        if peer.state == "Established" {
+            continue;
+        }
+        let who = if peer.name.is_empty() {
+            peer.peer.clone()
+        } else {
+            format!("{} ({})", peer.peer, peer.name)
+        };
+        let why = if peer.last_error.is_empty() {
+            "no error recorded yet".to_string()
+        } else {
+            peer.last_error.clone()
+        };
+        let gr = if peer.graceful_restart.helping() {
+            format!(
+                "; its {} routes are kept for {}s (graceful restart)",
+                peer.graceful_restart.stale_prefixes, peer.graceful_restart.helper_seconds_left
+            )
+        } else {
+            String::new()
+        };
+        problems.push(Problem::new(
+            "bgp",
+            format!("session with {who} is {}: {why}{gr}", peer.state),
+            format!(
+                "is podroute-bgpd (or the router) at {} running and reachable on TCP 179? `podctl bgp peer {}`",
+                peer.peer, peer.peer
+            ),
+        ));
+    }
+    if !b.status.ipamd.is_empty() && !b.status.ipamd_connected {
+        problems.push(Problem::new(
+            "bgp",
+            format!(
+                "bgpd has lost its stream from ipamd {}: new blocks of this node are not announced",
+                b.status.ipamd
+            ),
+            "is podroute-ipamd running and reachable from this node?".into(),
+        ));
+    }
+    if !b.status.config_error.is_empty() {
+        problems.push(Problem::new(
+            "bgpd",
+            format!(
+                "the last change to {} was refused (the previous configuration runs): {}",
+                b.status.config_file, b.status.config_error
+            ),
+            String::new(),
+        ));
+    }
+}
+
+/// Selected paths the kernel refused, or whose next hop does not resolve.
+fn check_kernel(b: &BgpFacts, problems: &mut Vec<Problem>) {
+    for route in b.routes.iter().filter(|r| r.best) {
+        let view = RouteView::from(route.clone());
+        let via = via(&view);
+        if view.kernel == "installed" && !view.kernel_shadowed_by.is_empty() {
+            problems.push(Problem::new(
+                "routing",
+                format!(
+                    "{}{via} is in the kernel, but {} of another program for the same prefix wins: packets do not follow BGP",
+                    view.prefix, view.kernel_shadowed_by
+                ),
+                format!(
+                    "`ip route show {}` shows both; remove the other route if it is a leftover",
+                    view.prefix
+                ),
+            ));
+        } else if view.kernel == "failed" {
+            problems.push(Problem::new(
+                "routing",
+                format!(
+                    "{}{via} is not in the kernel: {}",
+                    view.prefix, view.kernel_error
+                ),
+                format!(
+                    "`ip route show {}` shows what holds the prefix",
+                    view.prefix
+                ),
+            ));
+        } else if !view.reachable {
+            problems.push(Problem::new(
+                "routing",
+                format!("{}{via}: the next hop is unreachable", view.prefix),
+                "the next hop must be on a connected network or routed to".into(),
+            ));
+        }
+    }
+}
+
+fn via(route: &RouteView) -> String {
+    match route.next_hops.first() {
+        Some(hop) if !route.peer.is_empty() => format!(" via {hop}"),
+        _ => String::new(),
+    }
+}
+
+/// Every block IPAM gave another node must be routed here: by a best path
+/// for it or for a prefix covering it (a ToR's aggregate), held by the
+/// kernel. Our own blocks must be announced.
+fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Problem>) {
+    let best: Vec<(IpNetwork, &Route)> = b
+        .routes
+        .iter()
+        .filter(|r| r.best)
+        .filter_map(|r| Some((r.prefix.parse::<IpNetwork>().ok()?, r)))
+        .collect();
+    for block in &i.blocks {
+        if block.node.is_empty() || block.disable_bgp_export {
+            continue;
+        }
+        let Ok(cidr) = block.cidr.parse::<IpNetwork>() else {
+            continue;
+        };
+        if block.node == node {
+            if b.status.node == node
+                && !b.status.ipamd.is_empty()
+                && !b.status.originated.contains(&block.cidr)
+            {
+                problems.push(Problem::new(
+                    "routing",
+                    format!(
+                        "this node's block {} is not announced: other nodes cannot reach its pods",
+                        block.cidr
+                    ),
+                    "`podctl bgp routes --prefix` on this node; is bgpd following ipamd?".into(),
+                ));
+            }
+            continue;
+        }
+        let covering = best
+            .iter()
+            .filter(|(prefix, _)| covers(*prefix, cidr))
+            .max_by_key(|(prefix, _)| prefix.prefix());
+        match covering {
+            None => problems.push(Problem::new(
+                "routing",
+                format!(
+                    "no route to {} (pods of node {}): no peer announces it",
+                    block.cidr, block.node
+                ),
+                format!(
+                    "is the session with {} (or the router in between) Established? run `podctl status` on {}",
+                    block.node, block.node
+                ),
+            )),
+            // The kernel's refusal is reported by check_kernel.
+            Some(_) => {}
+        }
+    }
+}
+
+fn covers(outer: IpNetwork, inner: IpNetwork) -> bool {
+    match (outer, inner) {
+        (IpNetwork::V4(o), IpNetwork::V4(i)) => o.prefix() <= i.prefix() && o.contains(i.ip()),
+        (IpNetwork::V6(o), IpNetwork::V6(i)) => o.prefix() <= i.prefix() && o.contains(i.ip()),
+        _ => false,
+    }
+}
+
+fn ipam_view(i: &IpamFacts, node: &str) -> IpamView {
+    IpamView {
+        store: i.status.store.clone(),
+        pools: i
+            .usage
+            .iter()
+            .map(|u| PoolView {
+                pool: u.pool.clone(),
+                cidr: u.cidr.clone(),
+                capacity: u.capacity,
+                allocated: u.allocated,
+                blocks_total: u.blocks_total,
+                blocks_claimed: u.blocks_claimed,
+            })
+            .collect(),
+        node_blocks: i
+            .blocks
+            .iter()
+            .filter(|b| !node.is_empty() && b.node == node)
+            .map(|b| b.cidr.clone())
+            .collect(),
+    }
+}
+
+/// A pool 90% used will soon refuse new pods.
+fn check_pools(i: &IpamFacts, problems: &mut Vec<Problem>) {
+    for u in &i.usage {
+        let used = u.allocated + u.cooling;
+        if !u.disabled && u.capacity > 0 && used * 10 >= u.capacity * 9 {
+            problems.push(Problem::new(
+                "ipam",
+                format!(
+                    "pool {} ({}) is {}% used: {used} of {} addresses",
+                    u.pool,
+                    u.cidr,
+                    used * 100 / u.capacity,
+                    u.capacity
+                ),
+                "add a pool (`podctl ipam pool create`) or release leaks (`podctl ipam check`)"
+                    .into(),
+            ));
+        }
+    }
+}
+
+fn policy_view(p: &PolicyFacts) -> PolicyView {
+    let s = &p.status;
+    PolicyView {
+        source: s.source.clone(),
+        last_sync_s_ago: s.last_sync_seconds_ago,
+        last_sync_duration_ms: s.last_sync_duration_ms,
+        last_error: s.last_error.clone(),
+        policies: s.policies,
+        endpoints: s.endpoints,
+        isolated_endpoints: s.isolated_endpoints,
+        rules: s.rules,
+        ipset_members: s.ipset_members,
+        denials: s
+            .denials
+            .iter()
+            .map(|d| DenialView {
+                pod: format!("{}/{}", d.namespace, d.pod),
+                direction: direction_name(d.direction).into(),
+                packets: d.packets,
+                policies: d
+                    .policies
+                    .iter()
+                    .map(|p| format!("{}/{}", p.namespace, p.name))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn direction_name(direction: i32) -> &'static str {
+    match Direction::try_from(direction) {
+        Ok(Direction::Egress) => "egress",
+        _ => "ingress",
+    }
+}
+
+fn check_policy(p: &PolicyFacts, problems: &mut Vec<Problem>) {
+    let s = &p.status;
+    if !s.last_error.is_empty() {
+        problems.push(Problem::new(
+            "policy",
+            format!(
+                "the last policy sync failed (the rules in force stay): {}",
+                s.last_error
+            ),
+            String::new(),
+        ));
+    }
+    for d in policy_view(p).denials {
+        let (verb, explain) = match d.direction.as_str() {
+            "egress" => (
+                "from",
+                format!(
+                    "podctl policy explain --from {} --to DESTINATION --port PORT/TCP",
+                    d.pod
+                ),
+            ),
+            _ => (
+                "to",
+                format!(
+                    "podctl policy explain --from SOURCE --to {} --port PORT/TCP",
+                    d.pod
+                ),
+            ),
+        };
+        problems.push(Problem::new(
+            "policy",
+            format!(
+                "{} packets {verb} {} dropped ({}): it is isolated by {} and no rule of theirs allows them",
+                d.packets,
+                d.pod,
+                d.direction,
+                d.policies.join(", ")
+            ),
+            explain,
+        ));
+    }
+}
+
+/// Renders the report.
+pub fn render(report: &StatusReport, view: View) -> Result<String, RenderError> {
+    if let Some(text) = view.structured(report)? {
+        return Ok(text);
+    }
+    let style = view.style;
+    let mut out = String::new();
+    let title = if report.node.is_empty() {
+        "podroute".to_string()
+    } else {
+        format!("podroute on node {}", report.node)
+    };
+    out.push_str(&title);
+    if let Some(b) = &report.bgp {
+        out.push_str(&format!(", AS {}, router ID {}", b.local_asn, b.router_id));
+    }
+    out.push_str("\n\n");
+    let rows: Vec<Vec<String>> = report
+        .daemons
+        .iter()
+        .map(|d| {
+            vec![
+                d.daemon.clone(),
+                style.paint(
+                    &d.state,
+                    if d.state == "ready" {
+                        Tone::Good
+                    } else {
+                        Tone::Bad
+                    },
+                ),
+                if d.version.is_empty() {
+                    "-".into()
+                } else {
+                    d.version.clone()
+                },
+                if d.state == "unreachable" {
+                    "-".into()
+                } else {
+                    human::duration(d.uptime_s)
+                },
+                if d.metrics_address.is_empty() {
+                    "-".into()
+                } else {
+                    d.metrics_address.clone()
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&human::table(
+        &["DAEMON", "STATE", "VERSION", "UPTIME", "METRICS"],
+        &rows,
+    ));
+    if let Some(b) = &report.bgp {
+        out.push('\n');
+        let kernel = if b.kernel_enabled {
+            format!(
+                "{} routes of ours in kernel table {} ({} pending, {} refused)",
+                b.kernel_installed, b.kernel_table, b.kernel_pending, b.kernel_failed
+            )
+        } else {
+            "kernel routes off (--no-kernel)".to_string()
+        };
+        out.push_str(&format!(
+            "BGP: {} of {} sessions Established; {kernel}\n",
+            b.sessions_established, b.sessions_configured
+        ));
+        if !b.peers.is_empty() {
+            let rows: Vec<Vec<String>> = b
+                .peers
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.peer.clone(),
+                        p.name.clone(),
+                        p.asn.to_string(),
+                        style.state(&p.state),
+                        format!("{}/{}", p.prefixes_accepted, p.prefixes_sent),
+                        if p.state == "Established" {
+                            String::new()
+                        } else {
+                            p.last_error.clone()
+                        },
+                    ]
+                })
+                .collect();
+            out.push_str(&indent(&human::table(
+                &["PEER", "NAME", "AS", "STATE", "IN/OUT", "LAST ERROR"],
+                &rows,
+            )));
+        }
+        if !b.originated.is_empty() {
+            out.push_str(&format!("  announcing: {}\n", b.originated.join(", ")));
+        }
+    }
+    if let Some(i) = &report.ipam {
+        out.push('\n');
+        out.push_str(&format!("IPAM: {}\n", i.store));
+        for p in &i.pools {
+            out.push_str(&format!(
+                "  pool {} {}: {} of {} addresses, {} of {} blocks claimed\n",
+                p.pool, p.cidr, p.allocated, p.capacity, p.blocks_claimed, p.blocks_total
+            ));
+        }
+        if !i.node_blocks.is_empty() {
+            out.push_str(&format!(
+                "  this node's blocks: {}\n",
+                i.node_blocks.join(", ")
+            ));
+        }
+    }
+    if let Some(p) = &report.policy {
+        out.push('\n');
+        let synced = match p.last_sync_s_ago {
+            Some(ago) => format!(
+                "synced {} ago in {} ms",
+                human::duration(ago),
+                p.last_sync_duration_ms
+            ),
+            None => "not synced yet".to_string(),
+        };
+        out.push_str(&format!(
+            "Policy: {synced}; {} policies, {} endpoints here ({} isolated), {} rules, {} ipset members\n",
+            p.policies, p.endpoints, p.isolated_endpoints, p.rules, p.ipset_members
+        ));
+    }
+    out.push('\n');
+    if report.problems.is_empty() {
+        out.push_str(&style.paint("No problems found.", Tone::Good));
+        out.push('\n');
+    } else {
+        let header = format!("Problems ({}):", report.problems.len());
+        out.push_str(&style.paint(&header, Tone::Bad));
+        out.push('\n');
+        for p in report.problems.iter().take(MAX_PROBLEMS) {
+            out.push_str(&format!("  [{}] {}\n", p.area, p.message));
+            if !p.hint.is_empty() {
+                out.push_str(&format!("      -> {}\n", p.hint));
+            }
+        }
+        if report.problems.len() > MAX_PROBLEMS {
+            out.push_str(&format!(
+                "  ... and {} more (-o json lists all)\n",
+                report.problems.len() - MAX_PROBLEMS
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use podroute_proto::bgpd::v1::{FibStatus, KernelState, SessionState};
+    use podroute_proto::policy::v1::{Denial, PolicyRef};
+
+    use super::*;
+
+    fn version(daemon: &str) -> VersionInfo {
+        podroute_proto::version_info(daemon, "0.1.0", "v1")
+    }
+
+    fn healthy() -> Option<DaemonHealth> {
+        Some(DaemonHealth {
+            live: true,
+            ready: true,
+            reason: String::new(),
+            uptime_seconds: 60,
+            metrics_address: "127.0.0.1:9641".into(),
+        })
+    }
+
+    fn peer(address: &str, state: SessionState, last_error: &str) -> Peer {
+        Peer {
+            address: address.into(),
+            remote_as: 64512,
+            state: state.into(),
+            last_error: last_error.into(),
+            ..Peer::default()
+        }
+    }
+
+    fn route(prefix: &str, peer: &str, kernel: KernelState) -> Route {
+        Route {
+            prefix: prefix.into(),
+            next_hops: vec![peer.into()],
+            peer: peer.into(),
+            best: true,
+            accepted: true,
+            reachable: true,
+            kernel: kernel.into(),
+            ..Route::default()
+        }
+    }
+
+    fn block(cidr: &str, node: &str) -> Block {
+        Block {
+            cidr: cidr.into(),
+            pool: "default-ipv4".into(),
+            node: node.into(),
+            capacity: 64,
+            allocated: 1,
+            ..Block::default()
+        }
+    }
+
+    /// n1 with a healthy session to n2, n2's block routed and installed,
+    /// its own block announced.
+    fn healthy_cluster() -> Gathered {
+        Gathered {
+            bgpd: Ok(BgpFacts {
+                version: version("podroute-bgpd"),
+                status: BgpStatus {
+                    health: healthy(),
+                    node: "n1".into(),
+                    local_as: 64512,
+                    router_id: "10.77.0.1".into(),
+                    peers_configured: 1,
+                    peers_established: 1,
+                    fib: Some(FibStatus {
+                        enabled: true,
+                        table: 254,
+                        installed: 2,
+                        ..FibStatus::default()
+                    }),
+                    ipamd: "/run/podroute/ipamd.sock".into(),
+                    ipamd_connected: true,
+                    originated: vec!["10.244.0.0/26".into()],
+                    ..BgpStatus::default()
+                },
+                peers: vec![peer("10.77.0.2", SessionState::Established, "")],
+                routes: vec![
+                    route("10.244.0.0/26", "", KernelState::Installed),
+                    route("10.244.0.64/26", "10.77.0.2", KernelState::Installed),
+                ],
+            }),
+            ipamd: Ok(IpamFacts {
+                version: version("podroute-ipamd"),
+                status: IpamStatus {
+                    health: healthy(),
+                    store: "embedded".into(),
+                    ..IpamStatus::default()
+                },
+                usage: vec![PoolUsage {
+                    pool: "default-ipv4".into(),
+                    cidr: "10.244.0.0/16".into(),
+                    capacity: 65536,
+                    allocated: 2,
+                    blocks_total: 1024,
+                    blocks_claimed: 2,
+                    ..PoolUsage::default()
+                }],
+                blocks: vec![block("10.244.0.0/26", "n1"), block("10.244.0.64/26", "n2")],
+            }),
+            policy: Ok(PolicyFacts {
+                version: version("podroute-policy-agent"),
+                status: PolicyStatus {
+                    health: healthy(),
+                    node: "n1".into(),
+                    syncs: 3,
+                    last_sync_seconds_ago: Some(2),
+                    ..PolicyStatus::default()
+                },
+            }),
+        }
+    }
+
+    fn bgp(g: &mut Gathered) -> &mut BgpFacts {
+        g.bgpd.as_mut().expect("bgpd facts")
+    }
+
+    #[test]
+    fn a_healthy_node_has_no_problems() {
+        let report = report(healthy_cluster());
+        assert_eq!(report.problems, []);
+        assert_eq!(report.node, "n1");
+        assert!(report.daemons.iter().all(|d| d.state == "ready"));
+        let text = render(&report, View::TABLE).expect("renders");
+        assert!(text.contains("No problems found."), "{text}");
+        assert!(text.contains("BGP: 1 of 1 sessions Established"), "{text}");
+    }
+
+    #[test]
+    fn a_session_down_and_the_block_it_carried() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.peers = vec![peer(
+            "10.77.0.2",
+            SessionState::Active,
+            "connection refused",
+        )];
+        b.routes.retain(|r| r.peer.is_empty());
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert_eq!(problems[0].area, "bgp");
+        assert!(
+            problems[0]
+                .message
+                .contains("10.77.0.2 is Active: connection refused"),
+            "{problems:#?}"
+        );
+        assert_eq!(problems[1].area, "routing");
+        assert!(
+            problems[1]
+                .message
+                .contains("no route to 10.244.0.64/26 (pods of node n2)"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn an_aggregate_covers_a_block() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.routes.retain(|r| r.peer.is_empty());
+        b.routes.push(route(
+            "10.244.0.0/16",
+            "10.77.0.254",
+            KernelState::Installed,
+        ));
+        assert_eq!(report(g).problems, []);
+    }
+
+    #[test]
+    fn a_route_the_kernel_refused() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.routes[1].kernel = KernelState::Failed.into();
+        b.routes[1].kernel_error = "File exists".into();
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].message,
+            "10.244.0.64/26 via 10.77.0.2 is not in the kernel: File exists"
+        );
+    }
+
+    #[test]
+    fn a_route_another_program_shadows() {
+        let mut g = healthy_cluster();
+        bgp(&mut g).routes[1].kernel_shadowed_by =
+            "a blackhole or unreachable route (metric 0)".into();
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].message.starts_with(
+                "10.244.0.64/26 via 10.77.0.2 is in the kernel, but a blackhole or unreachable route (metric 0) of another program"
+            ),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn an_unannounced_own_block() {
+        let mut g = healthy_cluster();
+        bgp(&mut g).status.originated.clear();
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("this node's block 10.244.0.0/26 is not announced")
+        );
+    }
+
+    #[test]
+    fn packets_policy_dropped_name_the_policies() {
+        let mut g = healthy_cluster();
+        let p = g.policy.as_mut().expect("policy facts");
+        p.status.denials = vec![Denial {
+            namespace: "shop".into(),
+            pod: "db".into(),
+            direction: Direction::Ingress.into(),
+            packets: 7,
+            policies: vec![PolicyRef {
+                namespace: "shop".into(),
+                name: "db-only-from-api".into(),
+            }],
+        }];
+        let report = report(g);
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        let problem = &report.problems[0];
+        assert_eq!(problem.area, "policy");
+        assert!(
+            problem.message.contains(
+                "7 packets to shop/db dropped (ingress): it is isolated by shop/db-only-from-api"
+            ),
+            "{problem:#?}"
+        );
+        assert!(problem.hint.contains("--to shop/db"), "{problem:#?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&report, View::JSON).expect("json")).expect("parses");
+        assert_eq!(
+            json["policy"]["denials"][0]["policies"][0],
+            "shop/db-only-from-api"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_daemon_leaves_the_others() {
+        let mut g = healthy_cluster();
+        g.bgpd = Err("is podroute-bgpd running? socket /run/podroute/bgpd.sock not found".into());
+        let report = report(g);
+        assert!(report.bgp.is_none());
+        assert!(report.ipam.is_some() && report.policy.is_some());
+        assert_eq!(report.daemons[0].state, "unreachable");
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        assert!(
+            report.problems[0]
+                .message
+                .contains("socket /run/podroute/bgpd.sock not found")
+        );
+    }
+
+    #[test]
+    fn a_nearly_full_pool() {
+        let mut g = healthy_cluster();
+        let i = g.ipamd.as_mut().expect("ipam facts");
+        i.usage[0].allocated = 60_000;
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].message.contains("is 91% used"), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_daemon_not_ready_says_why() {
+        let mut g = healthy_cluster();
+        let p = g.policy.as_mut().expect("policy facts");
+        p.status.health = Some(DaemonHealth {
+            live: true,
+            ready: false,
+            reason: "waiting for the first view of the cluster".into(),
+            ..DaemonHealth::default()
+        });
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("podroute-policy-agent is not-ready: waiting for the first view"),
+            "{problems:#?}"
+        );
+    }
+}

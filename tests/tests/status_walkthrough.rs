@@ -1,0 +1,237 @@
+// `podctl status` alone tells why a pod on one node cannot reach a pod on
+// another: a three-node cluster (bgpd in a Node mesh, the policy agent,
+// ipamd, pods by the real CNI plugin) is broken three ways, and each time the
+// status of the right node names the cause: the BGP session down and the
+// pod block it carried missing; another program's route shadowing ours in
+// the kernel; a NetworkPolicy dropping the packets, with its name. Between
+// breaks the status is clean again and the pods connect. Run with
+// `--nocapture` to see every screen. Needs root.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use podroute_lab::cluster::{Binaries, Cluster, ClusterPod};
+use serde_json::Value;
+
+/// Sessions up and routes exchanged on two busy cores.
+const CONVERGE: Duration = Duration::from_secs(60);
+/// One TCP connection attempt.
+const CONNECT: Duration = Duration::from_millis(1500);
+/// Polling interval.
+const POLL: Duration = Duration::from_millis(200);
+
+/// `podctl status` on `node`: (exit code, the table, the JSON report).
+fn status(cluster: &Cluster, node: &str) -> (i32, String, Value) {
+    let table = cluster.podctl(node, &["status"]).unwrap();
+    let json = cluster.podctl(node, &["status", "-o", "json"]).unwrap();
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+        panic!(
+            "podctl status -o json on {node}: {e}: {}{}",
+            String::from_utf8_lossy(&json.stdout),
+            String::from_utf8_lossy(&json.stderr)
+        )
+    });
+    (
+        table.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&table.stdout).into_owned(),
+        report,
+    )
+}
+
+fn problems(report: &Value) -> Vec<String> {
+    report["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "[{}] {}",
+                p["area"].as_str().unwrap_or(""),
+                p["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Polls `node`'s status until `done` holds for its problem list; prints
+/// and returns the table then. Fails with the last screen.
+fn wait_status(
+    cluster: &Cluster,
+    node: &str,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> (String, Value) {
+    let until = Instant::now() + CONVERGE;
+    loop {
+        let (code, table, report) = status(cluster, node);
+        let found = problems(&report);
+        if done(&found) {
+            // The exit status says whether problems were listed.
+            assert_eq!(code, i32::from(!found.is_empty()), "{table}");
+            println!("$ podctl status   # on {node}: {what}\n{table}");
+            return (table, report);
+        }
+        assert!(
+            Instant::now() < until,
+            "{node}: {what}: not seen in {CONVERGE:?}; last status:\n{table}\nbgpd log:\n{}",
+            cluster.log(node, "bgpd")
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn wait_clean(cluster: &Cluster, node: &str) -> (String, Value) {
+    wait_status(cluster, node, "healthy", <[String]>::is_empty)
+}
+
+fn wait_connects(cluster: &Cluster, from: &ClusterPod, to: &ClusterPod, port: u16, expected: bool) {
+    let until = Instant::now() + CONVERGE;
+    while cluster.connects(from, to, port, CONNECT).unwrap() != expected {
+        assert!(
+            Instant::now() < until,
+            "{} -> {}:{port} never {}",
+            from.id(),
+            to.id(),
+            if expected { "connected" } else { "failed" }
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn block_of(cluster: &Cluster, node: &str) -> String {
+    let (_, report) = wait_clean(cluster, node);
+    report["ipam"]["node_blocks"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{node} has no block: {report}"))
+        .to_string()
+}
+
+#[test]
+fn status_alone_explains_why_a_pod_cannot_reach_another() {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_podlab")).parent().unwrap();
+    // Without graceful restart a stopped bgpd's routes go at once, as
+    // after a crash that outlasts the restart time.
+    let mut cluster = Cluster::start(
+        Binaries::new(bin_dir),
+        "stw",
+        3,
+        "  gracefulRestart: {enabled: false}\n",
+    )
+    .unwrap();
+    let web = cluster
+        .add_pod("n1", "shop", "web", &[("app", "web")], &[])
+        .unwrap();
+    let db = cluster
+        .add_pod("n2", "shop", "db", &[("app", "db")], &[5432])
+        .unwrap();
+    let cache = cluster
+        .add_pod("n3", "shop", "cache", &[("app", "cache")], &[6379])
+        .unwrap();
+
+    // All well: every daemon ready, both sessions up, no problem.
+    let (table, report) = wait_clean(&cluster, "n1");
+    assert!(
+        table.contains("BGP: 2 of 2 sessions Established"),
+        "{table}"
+    );
+    for daemon in report["daemons"].as_array().unwrap() {
+        assert_eq!(daemon["state"], "ready", "{report}");
+    }
+    wait_connects(&cluster, &web, &db, 5432, true);
+    wait_connects(&cluster, &web, &cache, 6379, true);
+    let db_block = block_of(&cluster, "n2");
+    let cache_block = block_of(&cluster, "n3");
+
+    // 1. n2's bgpd stops: web cannot reach db. n1's status names the
+    // session and the block that went with it.
+    cluster.stop_bgpd("n2");
+    let session = format!("[bgp] session with {} (", cluster.address("n2"));
+    let missing = format!("[routing] no route to {db_block} (pods of node n2)");
+    wait_status(&cluster, "n1", "n2's bgpd stopped", |p| {
+        p.iter().any(|m| m.starts_with(&session)) && p.iter().any(|m| m.starts_with(&missing))
+    });
+    wait_connects(&cluster, &web, &db, 5432, false);
+    cluster.start_bgpd("n2").unwrap();
+    wait_clean(&cluster, "n1");
+    wait_connects(&cluster, &web, &db, 5432, true);
+
+    // 2. Someone else's route for n3's block (a leftover of a previous
+    // CNI, an admin's blackhole) wins over ours in n1's kernel.
+    cluster
+        .lab()
+        .exec(
+            "n1",
+            &[
+                "ip",
+                "route",
+                "add",
+                "blackhole",
+                &cache_block,
+                "proto",
+                "static",
+            ],
+        )
+        .unwrap();
+    let shadowed = format!(
+        "[routing] {cache_block} via {} is in the kernel",
+        cluster.address("n3")
+    );
+    let (_, report) = wait_status(&cluster, "n1", "a static route over n3's block", |p| {
+        p.iter().any(|m| m.starts_with(&shadowed))
+    });
+    assert!(
+        problems(&report).iter().any(|m| m.contains("blackhole")),
+        "{report}"
+    );
+    wait_connects(&cluster, &web, &cache, 6379, false);
+    cluster
+        .lab()
+        .exec(
+            "n1",
+            &[
+                "ip",
+                "route",
+                "del",
+                "blackhole",
+                &cache_block,
+                "proto",
+                "static",
+            ],
+        )
+        .unwrap();
+    wait_clean(&cluster, "n1");
+    wait_connects(&cluster, &web, &cache, 6379, true);
+
+    // 3. A NetworkPolicy lets only the api pods reach db: web is refused,
+    // n1 is clean, and n2's status names the policy.
+    cluster
+        .apply(
+            "policy-db",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-api, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  policyTypes: [Ingress]\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: api}}}]\n    ports: [{port: 5432, protocol: TCP}]\n",
+        )
+        .unwrap();
+    wait_connects(&cluster, &web, &db, 5432, false);
+    wait_clean(&cluster, "n1");
+    let dropped = "dropped (ingress): it is isolated by shop/db-from-api";
+    let (_, report) = wait_status(&cluster, "n2", "a policy isolates db", |p| {
+        p.iter()
+            .any(|m| m.starts_with("[policy]") && m.contains("to shop/db") && m.contains(dropped))
+    });
+    let denial = &report["policy"]["denials"][0];
+    assert_eq!(denial["pod"], "shop/db", "{report}");
+    assert!(denial["packets"].as_u64().unwrap_or(0) > 0, "{report}");
+    // The hint's command gives the verdict for this very connection.
+    let explain = cluster
+        .podctl(
+            "n2",
+            &[
+                "policy", "explain", "--from", "shop/web", "--to", "shop/db", "--port", "5432/TCP",
+            ],
+        )
+        .unwrap();
+    let explained = String::from_utf8_lossy(&explain.stdout);
+    println!("$ podctl policy explain --from shop/web --to shop/db --port 5432/TCP\n{explained}");
+    assert!(explained.contains("db-from-api"), "{explained}");
+}
