@@ -35,7 +35,7 @@ use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefresh
 use super::connection::{Connection, Incoming};
 use super::graceful::HelperState;
 use super::rib::{Origination, PeerMsg, RibHandle, RibInput};
-use super::status::PeerStatus;
+use super::status::{Carried, PeerStatus};
 
 /// Commands queued to a peer's task. Bounded: the admin API and the
 /// speaker wait rather than grow memory.
@@ -116,9 +116,11 @@ pub fn spawn(
     originate: watch::Receiver<Arc<Origination>>,
     forwarding_preserved: bool,
     bfd: Option<BfdHandle>,
+    carried: Carried,
 ) -> PeerHandle {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let status = PeerStatus::new(global, &peer);
+    let mut status = PeerStatus::new(global, &peer);
+    status.carry_on(carried);
     let (status_tx, status_rx) = watch::channel(status);
     let mut task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
     task.forwarding_preserved = forwarding_preserved;
@@ -919,7 +921,7 @@ impl PeerTask {
             bfd.handle.remove(self.peer.address);
             if bfd.session.take().is_some() {
                 bfd.last = BfdState::Down;
-                self.status.send_modify(|s| s.bfd = None);
+                self.status.send_modify(PeerStatus::drop_bfd);
             }
         }
     }

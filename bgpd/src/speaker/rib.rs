@@ -112,6 +112,8 @@ pub enum RibInput {
         peer: PeerId,
         reply: oneshot::Sender<PeerCounts>,
     },
+    /// Sizes for metrics and status, without copying any route.
+    Summary { reply: oneshot::Sender<RibSizes> },
     /// Paths from a peer: Some sets, None withdraws.
     Routes {
         peer: PeerId,
@@ -189,6 +191,16 @@ pub struct RibPath {
     pub resolved: Vec<ResolvedNextHop>,
 }
 
+/// The Loc-RIB's sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RibSizes {
+    /// Prefixes with at least one path (accepted or not).
+    pub ipv4_prefixes: usize,
+    pub ipv6_prefixes: usize,
+    /// Each peer's path counts (stale ones included).
+    pub peers: HashMap<PeerId, PeerCounts>,
+}
+
 /// The RIB task's grip: cheap to clone.
 #[derive(Clone)]
 pub struct RibHandle {
@@ -224,6 +236,13 @@ impl RibHandle {
         if self.input.send(RibInput::Detach { done }).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// The Loc-RIB's sizes; None when the RIB task has stopped.
+    pub async fn summary(&self) -> Option<RibSizes> {
+        let (reply, answer) = oneshot::channel();
+        self.input.send(RibInput::Summary { reply }).await.ok()?;
+        answer.await.ok()
     }
 
     /// A peer's path counts (stale ones included).
@@ -492,6 +511,14 @@ impl RibTask {
             }
             RibInput::Counts { peer, reply } => {
                 let _ = reply.send(self.rib.counts(peer));
+            }
+            RibInput::Summary { reply } => {
+                let (ipv4_prefixes, ipv6_prefixes) = self.rib.len_by_family();
+                let _ = reply.send(RibSizes {
+                    ipv4_prefixes,
+                    ipv6_prefixes,
+                    peers: self.rib.all_counts().collect(),
+                });
             }
             // Handled in run(): they write as they go.
             RibInput::PeerDown { .. }
