@@ -478,6 +478,7 @@ impl RibTask {
                 out,
                 families,
             } => {
+                let address = source.address;
                 self.resolver.peers.insert(peer, source);
                 if let Some(initial) = &mut self.initial
                     && !initial.done.contains(&peer)
@@ -488,7 +489,7 @@ impl RibTask {
                 }
                 match &mut self.initial {
                     Some(initial) if initial.deferring() => {
-                        tracing::debug!(peer, "initial exports wait for the peers' End-of-RIB");
+                        tracing::debug!(peer = %address, "initial exports wait for the peers' End-of-RIB");
                         initial.deferred.insert(peer);
                     }
                     _ => {
@@ -560,6 +561,14 @@ impl RibTask {
         }
     }
 
+    /// How logs name a peer: its address, as every other event does.
+    fn peer_label(&self, peer: PeerId) -> String {
+        match self.resolver.peers.get(&peer) {
+            Some(source) => source.address.to_string(),
+            None => format!("#{peer}"),
+        }
+    }
+
     /// Withdraws a peer's paths, writing the kernel and telling the other
     /// peers chunk by chunk.
     async fn peer_down(&mut self, peer: PeerId) {
@@ -593,7 +602,7 @@ impl RibTask {
                 }
                 let stale = self.rib.mark_stale(peer);
                 tracing::info!(
-                    peer,
+                    peer = %self.peer_label(peer),
                     stale,
                     ?restart_time,
                     "peer restarting: its routes stay, stale"
@@ -647,7 +656,7 @@ impl RibTask {
     async fn helper_expired(&mut self) {
         for (peer, away) in self.helper.expired(Instant::now()) {
             tracing::info!(
-                peer,
+                peer = %self.peer_label(peer),
                 away,
                 "graceful restart time over; removing stale routes"
             );
