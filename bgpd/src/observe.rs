@@ -176,7 +176,9 @@ impl Observer {
         let rib = match tokio::time::timeout(LIVE_WAIT, self.speaker.rib_summary()).await {
             Ok(summary) => summary,
             Err(_) => {
-                tracing::debug!("metrics: the RIB did not answer in time; Loc-RIB figures left out");
+                tracing::debug!(
+                    "metrics: the RIB did not answer in time; Loc-RIB figures left out"
+                );
                 None
             }
         };
@@ -285,7 +287,13 @@ struct Gathered {
 }
 
 /// Message types as the `type` label names them (RFC 4271 §4.1, RFC 2918).
-const MESSAGE_TYPES: [&str; 5] = ["open", "update", "notification", "keepalive", "route_refresh"];
+const MESSAGE_TYPES: [&str; 5] = [
+    "open",
+    "update",
+    "notification",
+    "keepalive",
+    "route_refresh",
+];
 
 fn by_type(c: &MessageCounters) -> [u64; 5] {
     [
@@ -632,9 +640,11 @@ mod tests {
             "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {{name: d}}\n\
              spec: {{asNumber: 65001, routerID: 10.0.0.1}}\n{peers}"
         );
-        config::parse(&text, "t.yaml", |_| {
-            Err(std::io::ErrorKind::NotFound.into())
-        })
+        config::parse(
+            &text,
+            "t.yaml",
+            |_| Err(std::io::ErrorKind::NotFound.into()),
+        )
         .unwrap()
     }
 
@@ -740,7 +750,10 @@ mod tests {
             Some(6.0)
         );
         assert_eq!(scrape.value("podroute_bgp_session_state", &b), Some(1.0));
-        assert_eq!(scrape.value("podroute_bgp_session_established", &b), Some(0.0));
+        assert_eq!(
+            scrape.value("podroute_bgp_session_established", &b),
+            Some(0.0)
+        );
         assert_eq!(
             scrape.value("podroute_bgp_session_established_transitions_total", &a),
             Some(3.0)
@@ -753,18 +766,31 @@ mod tests {
             Some(7.0)
         );
         assert_eq!(
-            scrape
-                .find("podroute_bgp_messages_sent_total", &b)
-                .count(),
+            scrape.find("podroute_bgp_messages_sent_total", &b).count(),
             MESSAGE_TYPES.len()
         );
-        assert_eq!(scrape.value("podroute_bgp_prefixes_accepted", &a), Some(5.0));
+        assert_eq!(
+            scrape.value("podroute_bgp_prefixes_accepted", &a),
+            Some(5.0)
+        );
         assert_eq!(scrape.value("podroute_bgp_prefixes_stale", &b), Some(4.0));
-        assert_eq!(scrape.value("podroute_bgp_peers_configured", &[]), Some(2.0));
-        assert_eq!(scrape.value("podroute_bgp_peers_established", &[]), Some(1.0));
+        assert_eq!(
+            scrape.value("podroute_bgp_peers_configured", &[]),
+            Some(2.0)
+        );
+        assert_eq!(
+            scrape.value("podroute_bgp_peers_established", &[]),
+            Some(1.0)
+        );
         // BFD: configured for a only, and no session started yet.
-        assert_eq!(scrape.value("podroute_bfd_up_transitions_total", &a), Some(0.0));
-        assert_eq!(scrape.find("podroute_bfd_up_transitions_total", &b).count(), 0);
+        assert_eq!(
+            scrape.value("podroute_bfd_up_transitions_total", &a),
+            Some(0.0)
+        );
+        assert_eq!(
+            scrape.find("podroute_bfd_up_transitions_total", &b).count(),
+            0
+        );
         assert_eq!(scrape.find("podroute_bfd_session_state", &[]).count(), 0);
         assert_eq!(
             scrape.value("podroute_bgp_loc_rib_prefixes", &[("family", "ipv4")]),
@@ -774,14 +800,20 @@ mod tests {
             scrape.value("podroute_fib_routes", &[("state", "installed")]),
             Some(9.0)
         );
-        assert_eq!(scrape.value("podroute_fib_netlink_errors_total", &[]), Some(2.0));
+        assert_eq!(
+            scrape.value("podroute_fib_netlink_errors_total", &[]),
+            Some(2.0)
+        );
         assert_eq!(
             scrape.value("podroute_bgp_originated_prefixes", &[("kind", "block")]),
             Some(1.0)
         );
         assert_eq!(scrape.value("podroute_bgp_ipamd_connected", &[]), Some(1.0));
         assert_eq!(
-            scrape.value("podroute_bgp_config_reloads_total", &[("result", "refused")]),
+            scrape.value(
+                "podroute_bgp_config_reloads_total",
+                &[("result", "refused")]
+            ),
             Some(2.0)
         );
         assert_eq!(

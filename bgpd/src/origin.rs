@@ -208,7 +208,15 @@ async fn run(
     let mut link = Link::Starting;
     let mut backoff = BACKOFF_START;
     loop {
-        let failure = follow(&config, &tx, &mut first, &mut link, &mut backoff, &connected).await;
+        let failure = follow(
+            &config,
+            &tx,
+            &mut first,
+            &mut link,
+            &mut backoff,
+            &connected,
+        )
+        .await;
         connected.send_replace(false);
         if link != Link::Down {
             tracing::warn!(

@@ -333,7 +333,12 @@ impl Writer {
                 inner.in_flight = Some(work.clone());
             }
             let since = inner.pending_since.take();
-            (work, since, inner.sync_done.take(), !inner.failed.is_empty())
+            (
+                work,
+                since,
+                inner.sync_done.take(),
+                !inner.failed.is_empty(),
+            )
         };
         self.shared.room.notify_waiters();
         self.nh.refused.clear();

@@ -514,20 +514,23 @@ impl SpeakerState {
     fn spawn(&mut self, peer: PeerConfig) {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
+        let start = peer::PeerStart {
+            // A peer added by a reload long after the restart meets a
+            // speaker that is no longer restarting.
+            forwarding_preserved: self.forwarding_preserved
+                && peer.graceful_restart.is_some_and(|gr| {
+                    self.started.elapsed() < Duration::from_secs(gr.restart_time.into())
+                }),
+            bfd: self.bfd.clone(),
+            carried: self.carried.remove(&peer.address).unwrap_or_default(),
+        };
         let handle = peer::spawn(
             &self.config.bgp,
             peer.clone(),
             id,
             self.rib.clone(),
             self.originate.subscribe(),
-            // A peer added by a reload long after the restart meets a
-            // speaker that is no longer restarting.
-            self.forwarding_preserved
-                && peer.graceful_restart.is_some_and(|gr| {
-                    self.started.elapsed() < Duration::from_secs(gr.restart_time.into())
-                }),
-            self.bfd.clone(),
-            self.carried.remove(&peer.address).unwrap_or_default(),
+            start,
         );
         self.peers.insert(peer.address, handle);
     }

@@ -106,18 +106,31 @@ impl PeerHandle {
     }
 }
 
-/// Starts the task for `peer`. `forwarding_preserved`: the FIB found our
-/// routes in the kernel at start (we restarted, RFC 4724 §3).
+/// How a peer's task starts besides its configuration.
+#[derive(Default)]
+pub struct PeerStart {
+    /// The FIB found our routes in the kernel at start (we restarted,
+    /// RFC 4724 §3).
+    pub forwarding_preserved: bool,
+    pub bfd: Option<BfdHandle>,
+    /// The counters of the task this one replaces.
+    pub carried: Carried,
+}
+
+/// Starts the task for `peer`.
 pub fn spawn(
     global: &BgpConfiguration,
     peer: PeerConfig,
     id: PeerId,
     rib: RibHandle,
     originate: watch::Receiver<Arc<Origination>>,
-    forwarding_preserved: bool,
-    bfd: Option<BfdHandle>,
-    carried: Carried,
+    start: PeerStart,
 ) -> PeerHandle {
+    let PeerStart {
+        forwarding_preserved,
+        bfd,
+        carried,
+    } = start;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let mut status = PeerStatus::new(global, &peer);
     status.carry_on(carried);
