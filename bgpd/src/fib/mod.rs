@@ -28,6 +28,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
 
 pub use kernel_table::{KernelNexthop, KernelTable, RouteTarget};
+pub use sys::in_netns;
 
 use state::Shared;
 
