@@ -91,13 +91,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let uptime = Uptime::new();
     daemon::init_logging(&args.daemon.log_level, args.daemon.log_format)?;
     let node = args.node.clone();
     let config = config::load_for(&args.config, node.as_deref())?;
     if args.cleanup {
         return cleanup(config.bgp.kernel_table).await;
     }
-    let uptime = Uptime::new();
     // Bound before any session starts: a port in use stops the daemon
     // before it has told peers anything.
     let metrics_listener = match args.daemon.metrics_address(BGPD_METRICS_PORT) {

@@ -62,6 +62,12 @@ struct ConfigRecord {
 
 impl Observer {
     pub fn new(speaker: Speaker, options: ObserverOptions) -> Observer {
+        // The first configuration was loaded as the daemon started.
+        let up_for = Duration::from_secs(options.uptime.uptime_seconds());
+        let loaded_at = Instant::now()
+            .checked_sub(up_for)
+            .unwrap_or_else(Instant::now);
+        let loaded_unix = options.uptime.started_unix();
         Observer {
             speaker,
             uptime: options.uptime,
@@ -70,8 +76,8 @@ impl Observer {
             ipamd: options.ipamd,
             config_file: options.config_file,
             config: Mutex::new(ConfigRecord {
-                loaded_at: Instant::now(),
-                loaded_unix: unix_now(),
+                loaded_at,
+                loaded_unix,
                 refused: None,
             }),
             reloads_ok: AtomicU64::new(0),

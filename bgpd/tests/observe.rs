@@ -140,6 +140,8 @@ fn metrics_probes_status_and_logs_follow_a_session_that_flaps() {
     assert_eq!(status.originated, [A_BLOCK]);
     assert_eq!(status.config_file, a.config_path().display().to_string());
     assert_eq!(status.config_error, "");
+    // Loaded as the daemon started.
+    assert!(status.config_loaded_seconds_ago <= health.uptime_seconds);
     let scrape = a.scrape();
     check_families("a", &scrape);
     assert_eq!(of_b(&scrape, "podroute_bgp_session_established"), Some(0.0));
