@@ -1,11 +1,13 @@
 // The BgpAdmin gRPC service (proto/proto/bgpd.proto) that podctl talks to over
 // the daemon's Unix admin socket: version, peers, the Loc-RIB (every path
 // of every prefix, with why the best one won and what the kernel holds),
-// and the routes received from and advertised to each peer. It reads the
+// and the routes received from and advertised to each peer, and one
+// screen of health (GetStatus, from crate::observe). It reads the
 // speaker's published peer snapshots and asks the RIB and peer tasks.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ipnetwork::IpNetwork;
@@ -21,6 +23,7 @@ use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
 use crate::fib::RouteState;
+use crate::observe::{Observer, ObserverOptions};
 use crate::rib::best_path::Step;
 use crate::rib::loc_rib::LOCAL_PEER;
 use crate::rib::{PathAttributes, Route};
@@ -33,12 +36,22 @@ use crate::wire::{AsSegment, Origin, PathAttribute};
 
 pub struct AdminService {
     speaker: Speaker,
+    observer: Arc<Observer>,
 }
 
 /// A tonic router serving the admin API of `speaker`, ready for
-/// `podroute_proto::admin_socket::serve_unix`.
+/// `podroute_proto::admin_socket::serve_unix`. GetStatus knows only what
+/// the speaker knows (no FIB, ipamd or configuration file): the daemon
+/// uses `router_with`.
 pub fn router(speaker: Speaker) -> Router {
-    Server::builder().add_service(BgpAdminServer::new(AdminService { speaker }))
+    router_with(Arc::new(Observer::new(speaker, ObserverOptions::default())))
+}
+
+/// The admin API of the observer's speaker, GetStatus from `observer`
+/// (the one that serves /metrics too).
+pub fn router_with(observer: Arc<Observer>) -> Router {
+    let speaker = observer.speaker().clone();
+    Server::builder().add_service(BgpAdminServer::new(AdminService { speaker, observer }))
 }
 
 impl AdminService {
@@ -72,8 +85,7 @@ impl BgpAdmin for AdminService {
         &self,
         _: Request<podroute_proto::common::v1::GetStatusRequest>,
     ) -> Result<Response<podroute_proto::bgpd::v1::BgpStatus>, Status> {
-        // Filled in by issue 9's bgpd work.
-        Err(Status::unimplemented("GetStatus is not implemented yet"))
+        Ok(Response::new(self.observer.status().await))
     }
 
     async fn list_peers(
@@ -397,7 +409,7 @@ fn bfd_message(p: &PeerStatus, now: Instant) -> Option<pb::Bfd> {
         out.remote_min_rx_ms = ms(s.remote_min_rx);
         out.remote_min_tx_ms = ms(s.remote_min_tx);
         out.remote_multiplier = s.remote_multiplier.into();
-        out.up_transitions = s.up_transitions;
+        out.up_transitions = p.bfd_up_transitions();
         out.state_seconds = now.saturating_duration_since(s.since).as_secs();
         out.remote_control_plane_independent = s.remote_control_plane_independent;
     }

@@ -5,13 +5,15 @@
 // Adj-RIB-Out: pure), speaker/ (one task per peer driving the FSM, the RIB
 // task, the listener, reloads), fib/ (kernel routes over rtnetlink),
 // origin (the node's IPAM blocks from podroute-ipamd), malloc (allocator
-// settings) and admin (the gRPC admin API).
+// settings), admin (the gRPC admin API) and observe (/metrics, /livez,
+// /readyz and the admin API's GetStatus).
 
 pub mod admin;
 pub mod bfd;
 pub mod config;
 pub mod fib;
 pub mod malloc;
+pub mod observe;
 pub mod origin;
 pub mod rib;
 pub mod session;

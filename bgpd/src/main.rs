@@ -1,17 +1,21 @@
 // podroute-bgpd's entry point: read the configuration, start the kernel
-// FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP or file change, and serve
-// the admin API on its Unix socket until SIGTERM or SIGINT; then end every
+// FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP
+// or file change, serve /metrics, /livez and /readyz on the metrics port
+// and the admin API on its Unix socket until SIGTERM or SIGINT; then end every
 // session with Cease / Administrative Shutdown (with graceful restart: close
 // quietly and keep our kernel routes; `--cleanup` removes them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use podroute_bgpd::observe::{Observer, ObserverOptions};
 use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
 use podroute_bgpd::{config, fib, origin};
 use podroute_proto::daemon::{self, AdminTcpArgs, DaemonArgs};
+use podroute_proto::observe::{self, BGPD_METRICS_PORT, Uptime};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -89,12 +93,19 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let uptime = Uptime::new();
     daemon::init_logging(&args.daemon.log_level, args.daemon.log_format)?;
     let node = args.node.clone();
     let config = config::load_for(&args.config, node.as_deref())?;
     if args.cleanup {
         return cleanup(config.bgp.kernel_table).await;
     }
+    // Bound before any session starts: a port in use stops the daemon
+    // before it has told peers anything.
+    let metrics_listener = match args.daemon.metrics_address(BGPD_METRICS_PORT) {
+        Some(address) => Some(observe::bind(address).await?),
+        None => None,
+    };
     let ipam = match &args.ipamd {
         Some(endpoint) => Some(origin::OriginConfig::new(
             endpoint,
@@ -141,21 +152,50 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
-    let ipam = match ipam {
+    let (ipam, ipamd) = match ipam {
         Some(ipam) => {
             let restarting = fib.as_ref().is_some_and(|(f, _)| f.found_at_start() > 0);
             let wait = origin::first_view_wait(&config, restarting);
-            Some(first_ipam_view(ipam, wait).await)
+            let endpoint = ipam.endpoint.to_string();
+            let (origination, connected) = first_ipam_view(ipam, wait).await;
+            (Some(origination), Some((endpoint, connected)))
         }
-        None => None,
+        None => (None, None),
     };
+    let observed_fib = fib
+        .as_ref()
+        .map(|(handle, _)| (handle.clone(), config.bgp.kernel_table));
     let options = SpeakerOptions {
         fib,
         ipam,
         bfd: bfd.clone(),
     };
     let speaker = Speaker::start_with(config, options).await?;
-    let reloads = tokio::spawn(reload_loop(args.config.clone(), node, speaker.clone()));
+    let observer = Arc::new(Observer::new(
+        speaker.clone(),
+        ObserverOptions {
+            node: node.clone(),
+            fib: observed_fib,
+            ipamd,
+            config_file: Some(args.config.clone()),
+            uptime,
+        },
+    ));
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let bound = listener.local_addr()?;
+            observer.uptime().set_metrics_address(bound);
+            tracing::info!(address = %bound, "serving /metrics, /livez and /readyz");
+            Some(tokio::spawn(observe::serve(listener, observer.clone())))
+        }
+        None => None,
+    };
+    let reloads = tokio::spawn(reload_loop(
+        args.config.clone(),
+        node,
+        speaker.clone(),
+        observer.clone(),
+    ));
 
     let socket = args
         .daemon
@@ -166,10 +206,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "podroute-bgpd",
         &socket,
         &args.admin_tcp,
-        podroute_bgpd::admin::router(speaker.clone()),
+        podroute_bgpd::admin::router_with(observer),
     )
     .await;
     reloads.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     // BFD AdminDown first, so peers do not take our stop for a path
     // failure (RFC 5882 §3.2).
     if let Some(bfd) = &bfd {
@@ -183,10 +226,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// Starts following ipamd and waits, at most `wait`,
 /// for its first view of our blocks: the sessions start after it, so a
 /// restarted node never sends End-of-RIB before its blocks are known.
+/// Returns the origination to follow and whether ipamd's stream is up.
 async fn first_ipam_view(
     ipam: origin::OriginConfig,
     wait: std::time::Duration,
-) -> tokio::sync::watch::Receiver<std::sync::Arc<podroute_bgpd::speaker::Origination>> {
+) -> (
+    tokio::sync::watch::Receiver<Arc<podroute_bgpd::speaker::Origination>>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let (endpoint, node) = (ipam.endpoint.to_string(), ipam.node.clone());
     let task = origin::spawn(ipam);
     match tokio::time::timeout(wait, task.first_view).await {
@@ -200,7 +247,7 @@ async fn first_ipam_view(
             "no view of this node's blocks from ipamd yet; starting sessions anyway (blocks are announced when it answers)"
         ),
     }
-    task.origination
+    (task.origination, task.connected)
 }
 
 /// How long --cleanup waits for the kernel to confirm the removals.
@@ -246,8 +293,14 @@ async fn cleanup(table: u32) -> anyhow::Result<()> {
 }
 
 /// Applies each configuration change; a file that does not load is
-/// refused with its reason and the running configuration stays.
-async fn reload_loop(path: PathBuf, node: Option<String>, speaker: Speaker) {
+/// refused with its reason and the running configuration stays. Each
+/// outcome is recorded for GetStatus and /metrics.
+async fn reload_loop(
+    path: PathBuf,
+    node: Option<String>,
+    speaker: Speaker,
+    observer: Arc<Observer>,
+) {
     let mut changes = match config::watch(path.clone()) {
         Ok(changes) => changes,
         Err(e) => {
@@ -257,12 +310,17 @@ async fn reload_loop(path: PathBuf, node: Option<String>, speaker: Speaker) {
     };
     while changes.recv().await.is_some() {
         match config::load_for(&path, node.as_deref()) {
-            Ok(new) => {
-                if let Err(e) = speaker.reload(new).await {
+            Ok(new) => match speaker.reload(new).await {
+                Ok(()) => observer.config_reloaded(),
+                Err(e) => {
                     tracing::error!(error = %e, "reload failed");
+                    observer.config_refused(format!("reload failed: {e}"));
                 }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "configuration refused; keeping the running one");
+                observer.config_refused(e.to_string());
             }
-            Err(e) => tracing::error!(error = %e, "configuration refused; keeping the running one"),
         }
     }
 }

@@ -92,6 +92,8 @@ pub struct OriginTask {
     pub origination: watch::Receiver<Arc<Origination>>,
     /// Fires when the first view arrived.
     pub first_view: oneshot::Receiver<()>,
+    /// Whether the WatchNodeBlocks stream is up now.
+    pub connected: watch::Receiver<bool>,
 }
 
 impl OriginConfig {
@@ -179,10 +181,12 @@ pub fn origination(node: &str, view: &NodeBlocks) -> (Origination, Vec<Skipped>)
 pub fn spawn(config: OriginConfig) -> OriginTask {
     let (tx, origination) = watch::channel(Arc::new(Origination::default()));
     let (first_tx, first_view) = oneshot::channel();
-    tokio::spawn(run(config, tx, first_tx));
+    let (connected_tx, connected) = watch::channel(false);
+    tokio::spawn(run(config, tx, first_tx, connected_tx));
     OriginTask {
         origination,
         first_view,
+        connected,
     }
 }
 
@@ -198,12 +202,22 @@ async fn run(
     config: OriginConfig,
     tx: watch::Sender<Arc<Origination>>,
     first: oneshot::Sender<()>,
+    connected: watch::Sender<bool>,
 ) {
     let mut first = Some(first);
     let mut link = Link::Starting;
     let mut backoff = BACKOFF_START;
     loop {
-        let failure = follow(&config, &tx, &mut first, &mut link, &mut backoff).await;
+        let failure = follow(
+            &config,
+            &tx,
+            &mut first,
+            &mut link,
+            &mut backoff,
+            &connected,
+        )
+        .await;
+        connected.send_replace(false);
         if link != Link::Down {
             tracing::warn!(
                 ipamd = %config.endpoint,
@@ -230,6 +244,7 @@ async fn follow(
     first: &mut Option<oneshot::Sender<()>>,
     link: &mut Link,
     backoff: &mut Duration,
+    connected: &watch::Sender<bool>,
 ) -> String {
     let connecting = ipamd_client::connect(&config.endpoint, config.tls.as_ref());
     let channel = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -251,6 +266,8 @@ async fn follow(
             Err(status) => return format!("the stream broke: {status}"),
         };
         if *link != Link::Up {
+            // Before the event: whoever reads it finds the stream up.
+            connected.send_replace(true);
             tracing::info!(
                 ipamd = %config.endpoint,
                 node = %config.node,

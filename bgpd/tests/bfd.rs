@@ -155,6 +155,17 @@ fn bfd_between_two_speakers_ends_both_sessions_when_the_link_is_cut() {
         assert_eq!(up.remote_multiplier, 3);
         assert_ne!(up.remote_discriminator, 0);
         assert_eq!(up.up_transitions, 1);
+        // /metrics says the same.
+        let scrape = bgpd.scrape();
+        let labels = [("peer", peer)];
+        assert_eq!(
+            scrape.value("podroute_bfd_session_state", &labels),
+            Some(3.0)
+        );
+        assert_eq!(
+            scrape.value("podroute_bfd_up_transitions_total", &labels),
+            Some(1.0)
+        );
     }
     wait_kernel_route(&lab, "b", "10.244.1.0/26");
     wait_kernel_route(&lab, "a", "10.244.2.0/26");
@@ -186,6 +197,11 @@ fn bfd_between_two_speakers_ends_both_sessions_when_the_link_is_cut() {
         let bfd = p.bfd.unwrap();
         assert_eq!(bfd.state, "down");
         assert_eq!(bfd.local_diagnostic, "control detection time expired");
+        // Down (1) on /metrics too, while the wire is still cut.
+        let state = bgpd
+            .scrape()
+            .value("podroute_bfd_session_state", &[("peer", peer)]);
+        assert_eq!(state, Some(1.0));
     }
 
     // The wire back: the BFD sessions outlived the BGP flap, come Up again
@@ -194,6 +210,11 @@ fn bfd_between_two_speakers_ends_both_sessions_when_the_link_is_cut() {
     b.wait_established(&lab, "10.0.1.1");
     let again = wait_bfd_up(&lab, &b, "10.0.1.1", |b| b.up_transitions == 2);
     assert_eq!(again.tx_interval_ms, 100);
+    assert_eq!(
+        b.scrape()
+            .value("podroute_bfd_up_transitions_total", &[("peer", "10.0.1.1")]),
+        Some(2.0)
+    );
 
     // A graceful stop tells the peer AdminDown first (RFC 5882 §3.2): b's
     // session ends as a's graceful restart (a closes without a

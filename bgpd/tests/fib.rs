@@ -295,6 +295,11 @@ async fn ten_thousand_routes_share_one_nexthop_object() {
     .await;
     let status = handle.status();
     assert_eq!(status.errors_total, 0);
+    // Every write pass is timed, from the ops being queued to the kernel's
+    // answer.
+    let latency = handle.programming_latency().snapshot();
+    assert!(latency.count >= 1, "{latency:?}");
+    assert!(latency.sum_seconds > 0.0, "{latency:?}");
     assert!(status.uses_nexthop_objects);
     assert!(status.netlink_batches < 100, "{status:?}");
     let objects = ns.ip(&["nexthop", "show", "proto", "210"]);

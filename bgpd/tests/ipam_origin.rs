@@ -264,6 +264,22 @@ fn bgpd_announces_exactly_its_ipam_blocks() {
     let changes = |b: &Bgpd| count(b.log_path(), "IPAM origination changed");
     let before = (changes(&n1), changes(&n2));
 
+    // GetStatus and /metrics say the same: who is followed, that the
+    // stream is up, and what each node originates.
+    for (b, node, originated, kind) in [(&n1, "n1", BLOCK, "block"), (&n2, "n2", &*host, "host")] {
+        let status = b.status().unwrap();
+        assert_eq!(status.node, node);
+        assert_eq!(status.ipamd, endpoint);
+        assert!(status.ipamd_connected, "{status:#?}");
+        assert_eq!(status.originated, [originated], "{status:#?}");
+        let scrape = b.scrape();
+        assert_eq!(scrape.value("podroute_bgp_ipamd_connected", &[]), Some(1.0));
+        assert_eq!(
+            scrape.value("podroute_bgp_originated_prefixes", &[("kind", kind)]),
+            Some(1.0)
+        );
+    }
+
     // ipamd gone: everything stays announced.
     ipamd.kill();
     for b in [&n1, &n2] {
@@ -271,6 +287,11 @@ fn bgpd_announces_exactly_its_ipam_blocks() {
             count(b.log_path(), "ipamd unreachable") >= 1
         })
         .unwrap();
+        assert!(!b.status().unwrap().ipamd_connected);
+        assert_eq!(
+            b.scrape().value("podroute_bgp_ipamd_connected", &[]),
+            Some(0.0)
+        );
     }
     assert_eq!(
         ours(&lab, "n1"),
@@ -289,6 +310,7 @@ fn bgpd_announces_exactly_its_ipam_blocks() {
             count(b.log_path(), "following ipamd's blocks") >= 2
         })
         .unwrap();
+        assert!(b.status().unwrap().ipamd_connected);
     }
     println!(
         "ipamd restarted -> streams resumed: {:?}",

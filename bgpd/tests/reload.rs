@@ -136,6 +136,17 @@ fn reloads_touch_only_what_changed() {
         let p = b.peer(ip(A));
         established(&p) && p.established_transitions == 2
     });
+    // A restarted its side with a new task: its counters carry on from
+    // the old one's, counting every Established since the daemon started
+    // (one event each in its log; a collision may add one to the two).
+    wait_until("A counting every session since its start", || {
+        let p = a.peer(ip(B));
+        let logged = a
+            .log()
+            .matches(&format!("BGP session Established peer={B}"))
+            .count();
+        established(&p) && logged >= 2 && p.established_transitions == logged as u64
+    });
     wait_until("the withdrawn prefix gone at B", || {
         b.received(ip(A)) == ["10.1.0.0/24"]
     });

@@ -28,6 +28,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::mpsc;
 
 pub use kernel_table::{KernelNexthop, KernelTable, RouteTarget};
+pub use sys::in_netns;
 
 use state::Shared;
 
@@ -125,8 +126,12 @@ pub struct FibStatus {
     pub pending: u64,
     /// Prefixes whose last write failed (being retried with backoff).
     pub failed: u64,
-    /// Kernel errors since start.
+    /// Route writes the kernel refused (or that could not be written:
+    /// a nexthop object refused, no next hop) since start.
     pub errors_total: u64,
+    /// Times the netlink socket itself failed and was reopened (followed
+    /// by a resync) since start.
+    pub socket_failures: u64,
     /// Route messages written since start.
     pub writes_total: u64,
     /// sendmsg calls carrying route messages since start.
@@ -217,6 +222,13 @@ impl FibHandle {
     /// prefix with a lower one is the kernel's choice.
     pub fn metric(&self) -> u32 {
         self.metric
+    }
+
+    /// Route programming latency: per write pass, from its oldest change
+    /// being handed to `apply` (or requeued after a failure) to the
+    /// kernel's answer for the pass's last message.
+    pub fn programming_latency(&self) -> &podroute_proto::metrics::Histogram {
+        &self.shared.programming
     }
 }
 

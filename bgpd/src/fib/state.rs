@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use ipnetwork::IpNetwork;
 use netlink_sys::Socket;
+use podroute_proto::metrics::Histogram;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) failed: HashMap<IpNetwork, Failure>,
     /// The generation the RIB finished, not yet acted on.
     pub(crate) sync_done: Option<u64>,
+    /// When the oldest op in `pending` was queued (for the programming
+    /// latency: from here to the kernel's answer).
+    pub(crate) pending_since: Option<Instant>,
     /// Counters; pending, failed and failures are filled in by status().
     pub(crate) status: FibStatus,
 }
@@ -62,6 +66,9 @@ pub(crate) struct Shared {
     /// A link changed: the kernel may have flushed our nexthop objects (and
     /// the routes over them) without telling; the writer resyncs soon.
     pub(crate) links_changed: std::sync::atomic::AtomicBool,
+    /// From a change being queued to the kernel's answer for it, one
+    /// observation per write pass (its oldest change): see FibHandle.
+    pub(crate) programming: Histogram,
 }
 
 impl Shared {
@@ -74,6 +81,7 @@ impl Shared {
             route_listener: Mutex::new(None),
             rescan: Notify::new(),
             links_changed: std::sync::atomic::AtomicBool::new(false),
+            programming: Histogram::latency(),
         }
     }
 
@@ -131,6 +139,7 @@ impl Shared {
                 let free = HIGH_WATER.saturating_sub(inner.pending.len());
                 if free > 0 || self.stop.is_cancelled() {
                     // Without a writer (stopped) the ops have nowhere to go.
+                    inner.pending_since.get_or_insert_with(Instant::now);
                     coalesce(&mut inner.pending, ops.by_ref().take(free.max(1)));
                     drop(inner);
                     self.work.notify_one();

@@ -12,8 +12,9 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 /// Runs `f` in network namespace `netns` (a path such as /run/netns/NAME),
-/// or right here for None.
-pub(crate) fn in_netns<T: Send>(
+/// or right here for None. Sockets `f` opens stay in that namespace (the
+/// tests reach a daemon's localhost metrics port in a lab node this way).
+pub fn in_netns<T: Send>(
     netns: Option<&Path>,
     f: impl FnOnce() -> io::Result<T> + Send,
 ) -> io::Result<T> {

@@ -114,6 +114,7 @@ impl Writer {
             }
             if let Err(e) = self.step().await {
                 tracing::warn!(error = %e, "FIB netlink socket failed; reopening and resyncing");
+                self.shared.lock().status.socket_failures += 1;
                 self.recover().await;
             }
         }
@@ -311,6 +312,7 @@ impl Writer {
         let mut next: Option<Instant> = None;
         for (prefix, failure) in &inner.failed {
             if failure.retry_at <= now {
+                inner.pending_since.get_or_insert(now);
                 inner
                     .pending
                     .entry(*prefix)
@@ -324,13 +326,19 @@ impl Writer {
 
     /// Writes everything pending, then acts on a sync_done taken with it.
     async fn flush(&mut self) -> Result<(), NlError> {
-        let (work, sync_done, track_done) = {
+        let (work, since, sync_done, track_done) = {
             let mut inner = self.shared.lock();
             let work = Arc::new(std::mem::take(&mut inner.pending));
             if !work.is_empty() {
                 inner.in_flight = Some(work.clone());
             }
-            (work, inner.sync_done.take(), !inner.failed.is_empty())
+            let since = inner.pending_since.take();
+            (
+                work,
+                since,
+                inner.sync_done.take(),
+                !inner.failed.is_empty(),
+            )
         };
         self.shared.room.notify_waiters();
         self.nh.refused.clear();
@@ -343,6 +351,15 @@ impl Writer {
         if self.muted && (result.is_err() || self.shared.lock().pending.is_empty()) {
             self.shared.unmute_routes();
             self.muted = false;
+        }
+        // Every op of the pass has its answer now: the oldest waited
+        // longest. Observed before the ops stop counting as pending, so a
+        // caller that saw them settle sees the observation.
+        if result.is_ok()
+            && !work.is_empty()
+            && let Some(since) = since
+        {
+            self.shared.programming.observe(since.elapsed());
         }
         self.shared.lock().in_flight = None;
         result?;

@@ -445,6 +445,16 @@ impl LocRib {
     pub fn counts(&self, peer: PeerId) -> PeerCounts {
         self.counts.get(&peer).copied().unwrap_or_default()
     }
+
+    /// Prefixes with at least one path: (IPv4, IPv6).
+    pub fn len_by_family(&self) -> (usize, usize) {
+        (self.v4.len(), self.v6.len())
+    }
+
+    /// Every peer's path counts (peers with no path left may be absent).
+    pub fn all_counts(&self) -> impl Iterator<Item = (PeerId, PeerCounts)> + '_ {
+        self.counts.iter().map(|(peer, counts)| (*peer, *counts))
+    }
 }
 
 /// The selected (ECMP) paths of a prefix's paths: they lead, best first.

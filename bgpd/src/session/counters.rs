@@ -26,6 +26,17 @@ impl MessageCounters {
         *counter = counter.saturating_add(1);
     }
 
+    /// Both counts added, type by type.
+    pub fn plus(&self, other: &MessageCounters) -> MessageCounters {
+        MessageCounters {
+            open: self.open.saturating_add(other.open),
+            update: self.update.saturating_add(other.update),
+            notification: self.notification.saturating_add(other.notification),
+            keepalive: self.keepalive.saturating_add(other.keepalive),
+            route_refresh: self.route_refresh.saturating_add(other.route_refresh),
+        }
+    }
+
     pub fn total(&self) -> u64 {
         [
             self.open,

@@ -78,6 +78,21 @@ pub enum State {
     Established,
 }
 
+impl State {
+    /// The state's number in BGP4-MIB's bgpPeerState (RFC 4273): idle(1)
+    /// to established(6), as metrics and SNMP show it.
+    pub fn mib_value(self) -> u8 {
+        match self {
+            State::Idle => 1,
+            State::Connect => 2,
+            State::Active => 3,
+            State::OpenSent => 4,
+            State::OpenConfirm => 5,
+            State::Established => 6,
+        }
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -29,7 +29,17 @@ use crate::wire::{Afi, ExtendedNextHop, Family, Nlri, Notification};
 
 pub use peer::{PeerCommand, PeerHandle, RibSide};
 pub use rib::{Origination, RibHandle, RibPath, RibRoute, RouteQuery};
-pub use status::PeerStatus;
+pub use status::{Carried, PeerStatus};
+
+/// The Loc-RIB's sizes (`Speaker::rib_summary`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RibSummary {
+    /// Prefixes with at least one path (accepted or not), per family.
+    pub ipv4_prefixes: usize,
+    pub ipv6_prefixes: usize,
+    /// Each configured peer's paths in the Loc-RIB (stale ones included).
+    pub peers: BTreeMap<IpAddr, crate::rib::loc_rib::PeerCounts>,
+}
 
 pub use crate::session::MessageCounters;
 
@@ -82,6 +92,9 @@ struct SpeakerState {
     /// peers keep our routes (our Restart Time).
     started: std::time::Instant,
     bfd: Option<BfdHandle>,
+    /// Counters of peers whose task a reload is replacing, for the new
+    /// task to count on from.
+    carried: BTreeMap<IpAddr, status::Carried>,
 }
 
 impl Speaker {
@@ -149,6 +162,7 @@ impl Speaker {
                     forwarding_preserved,
                     started: std::time::Instant::now(),
                     bfd,
+                    carried: BTreeMap::new(),
                 }),
             }),
         };
@@ -221,14 +235,19 @@ impl Speaker {
         }
         // New and changed peers start only after the old tasks stopped, so
         // one address never has two sessions.
+        let mut carried = BTreeMap::new();
         for (handle, notification) in stopping {
             handle.stop(Some(notification)).await;
+            if new.peers.contains_key(&handle.config.address) {
+                carried.insert(handle.config.address, handle.status.borrow().totals());
+            }
         }
         let rib = {
             let mut state = self.lock();
             if state.shutting_down {
                 return Ok(());
             }
+            state.carried = carried;
             for (ip, peer) in &new.peers {
                 if !state.peers.contains_key(ip) {
                     state.spawn(peer.clone());
@@ -376,6 +395,48 @@ impl Speaker {
         self.lock().config.bgp.as_number
     }
 
+    /// Configured peers whose task has ended although nobody stopped it
+    /// (it panicked): their sessions are dead until a restart.
+    pub fn ended_peers(&self) -> Vec<IpAddr> {
+        self.lock()
+            .peers
+            .iter()
+            .filter(|(_, handle)| handle.commands.is_closed())
+            .map(|(address, _)| *address)
+            .collect()
+    }
+
+    pub fn router_id(&self) -> std::net::Ipv4Addr {
+        self.lock().config.bgp.router_id
+    }
+
+    /// The Loc-RIB's sizes, with each configured peer's path counts by
+    /// address; None when the RIB task has stopped (or is shutting down).
+    pub async fn rib_summary(&self) -> Option<RibSummary> {
+        let (rib, ids) = {
+            let state = self.lock();
+            let ids: Vec<(PeerId, IpAddr)> = state
+                .peers
+                .iter()
+                .map(|(address, handle)| (handle.id, *address))
+                .collect();
+            (state.rib.clone(), ids)
+        };
+        let summary = rib.summary().await?;
+        let peers = ids
+            .into_iter()
+            .map(|(id, address)| {
+                let counts = summary.peers.get(&id).copied().unwrap_or_default();
+                (address, counts)
+            })
+            .collect();
+        Some(RibSummary {
+            ipv4_prefixes: summary.ipv4_prefixes,
+            ipv6_prefixes: summary.ipv6_prefixes,
+            peers,
+        })
+    }
+
     /// Ends every session with Cease / Administrative Shutdown (RFC 4486,
     /// with an RFC 8203 message) and stops listening. With graceful
     /// restart configured for any peer (RFC 4724 §4.1), our routes stay in
@@ -453,19 +514,23 @@ impl SpeakerState {
     fn spawn(&mut self, peer: PeerConfig) {
         let id = self.next_peer_id;
         self.next_peer_id += 1;
+        let start = peer::PeerStart {
+            // A peer added by a reload long after the restart meets a
+            // speaker that is no longer restarting.
+            forwarding_preserved: self.forwarding_preserved
+                && peer.graceful_restart.is_some_and(|gr| {
+                    self.started.elapsed() < Duration::from_secs(gr.restart_time.into())
+                }),
+            bfd: self.bfd.clone(),
+            carried: self.carried.remove(&peer.address).unwrap_or_default(),
+        };
         let handle = peer::spawn(
             &self.config.bgp,
             peer.clone(),
             id,
             self.rib.clone(),
             self.originate.subscribe(),
-            // A peer added by a reload long after the restart meets a
-            // speaker that is no longer restarting.
-            self.forwarding_preserved
-                && peer.graceful_restart.is_some_and(|gr| {
-                    self.started.elapsed() < Duration::from_secs(gr.restart_time.into())
-                }),
-            self.bfd.clone(),
+            start,
         );
         self.peers.insert(peer.address, handle);
     }

@@ -28,14 +28,14 @@ use crate::rib::loc_rib::{Path, PeerCounts, PeerId};
 use crate::rib::policy::{self, PolicyContext, Verdict};
 use crate::rib::{AdjRibOut, OutboundSession, Route};
 use crate::session::transport::{self, ConnectOptions};
-use crate::session::{Action, ConnId, Direction, Event, Session, State};
+use crate::session::{Action, ConnId, Direction, DownReason, Event, Session, State};
 use crate::wire::iana::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN};
 use crate::wire::{Afi, Family, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
 
 use super::connection::{Connection, Incoming};
 use super::graceful::HelperState;
 use super::rib::{Origination, PeerMsg, RibHandle, RibInput};
-use super::status::PeerStatus;
+use super::status::{Carried, PeerStatus};
 
 /// Commands queued to a peer's task. Bounded: the admin API and the
 /// speaker wait rather than grow memory.
@@ -106,19 +106,34 @@ impl PeerHandle {
     }
 }
 
-/// Starts the task for `peer`. `forwarding_preserved`: the FIB found our
-/// routes in the kernel at start (we restarted, RFC 4724 §3).
+/// How a peer's task starts besides its configuration.
+#[derive(Default)]
+pub struct PeerStart {
+    /// The FIB found our routes in the kernel at start (we restarted,
+    /// RFC 4724 §3).
+    pub forwarding_preserved: bool,
+    pub bfd: Option<BfdHandle>,
+    /// The counters of the task this one replaces.
+    pub carried: Carried,
+}
+
+/// Starts the task for `peer`.
 pub fn spawn(
     global: &BgpConfiguration,
     peer: PeerConfig,
     id: PeerId,
     rib: RibHandle,
     originate: watch::Receiver<Arc<Origination>>,
-    forwarding_preserved: bool,
-    bfd: Option<BfdHandle>,
+    start: PeerStart,
 ) -> PeerHandle {
+    let PeerStart {
+        forwarding_preserved,
+        bfd,
+        carried,
+    } = start;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let status = PeerStatus::new(global, &peer);
+    let mut status = PeerStatus::new(global, &peer);
+    status.carry_on(carried);
     let (status_tx, status_rx) = watch::channel(status);
     let mut task = PeerTask::new(global, peer.clone(), id, rib, originate, status_tx);
     task.forwarding_preserved = forwarding_preserved;
@@ -190,6 +205,13 @@ struct PeerTask {
     /// graceful restart code keeps no stale routes then (RFC 5882 §4.3.1:
     /// our C bit is clear).
     bfd_failure: bool,
+    /// The state the last state change event named (`log_state`).
+    logged_state: State,
+    /// Why the session or attempt ended, since the last event.
+    down_reason: Option<DownReason>,
+    /// The last failed attempt's reason logged at info: a peer that keeps
+    /// refusing us the same way is logged once, not once per retry.
+    last_failure: Option<String>,
 }
 
 /// The peer's BFD session, kept across BGP session flaps so BFD can come
@@ -249,6 +271,9 @@ impl PeerTask {
             was_established: false,
             peer_graceful: None,
             awaiting_eor: Vec::new(),
+            logged_state: State::Idle,
+            down_reason: None,
+            last_failure: None,
         }
     }
 
@@ -284,6 +309,7 @@ impl PeerTask {
         };
         self.execute(start).await;
         self.publish();
+        self.log_state();
         loop {
             let deadline = self.session.next_deadline();
             // Biased, in this order: admin commands, the RIB's exports (so
@@ -330,6 +356,7 @@ impl PeerTask {
                 self.execute(more).await;
             }
             self.publish();
+            self.log_state();
             if let Some(done) = self.stopping.take() {
                 self.remove_bfd();
                 for conn in self.connections.drain(..) {
@@ -468,7 +495,6 @@ impl PeerTask {
                     let Some(local) = self.connection(conn).map(|c| c.local) else {
                         continue;
                     };
-                    tracing::info!(peer = %self.peer.address, remote_as = negotiated.remote_as, "session established");
                     self.bfd_failure = false;
                     self.start_bfd(local.ip()).await;
                     let ebgp = negotiated.remote_as != self.global.as_number;
@@ -510,9 +536,9 @@ impl PeerTask {
                 Action::Down { reason } => {
                     // The next session sends its routes again.
                     self.guarded.clear();
-                    tracing::warn!(peer = %self.peer.address, %reason, "session down");
                     self.status
                         .send_modify(|s| s.last_error = reason.to_string());
+                    self.down_reason = Some(reason.clone());
                     // Only an Established session gave the RIB paths.
                     let was_up = self.adj_out.take().is_some();
                     self.from_rib = None;
@@ -919,7 +945,7 @@ impl PeerTask {
             bfd.handle.remove(self.peer.address);
             if bfd.session.take().is_some() {
                 bfd.last = BfdState::Down;
-                self.status.send_modify(|s| s.bfd = None);
+                self.status.send_modify(PeerStatus::drop_bfd);
             }
         }
     }
@@ -943,8 +969,9 @@ impl PeerTask {
         let failed = was == BfdState::Up
             && !matches!(status.state, BfdState::Up | BfdState::AdminDown)
             && !peer_stopped;
+        // The BFD task logs each change at info.
         if was != status.state {
-            tracing::info!(peer = %self.peer.address, from = %was, to = %status.state, diagnostic = %status.local_diagnostic, "BFD");
+            tracing::debug!(peer = %self.peer.address, from = %was, to = %status.state, "BFD state seen by the BGP session");
         }
         self.status.send_modify(|s| s.bfd = Some(status));
         if !failed {
@@ -1070,6 +1097,38 @@ impl PeerTask {
 
     fn connection(&self, conn: ConnId) -> Option<&Connection> {
         self.connections.iter().find(|c| c.id == conn)
+    }
+
+    /// One event per session state change, with the peer: info when the
+    /// session reaches Established, warn when it loses it (info when we
+    /// stopped it), info for an attempt that failed for a new reason;
+    /// the steps in between (Connect, Active, OpenSent...) at debug.
+    fn log_state(&mut self) {
+        let to = self.session.state();
+        let from = self.logged_state;
+        let reason = self.down_reason.take();
+        if to == from && reason.is_none() {
+            return;
+        }
+        self.logged_state = to;
+        let peer = self.peer.address;
+        let peer_as = self.peer.as_number;
+        let why = reason.as_ref().map(ToString::to_string).unwrap_or_default();
+        if to == State::Established {
+            self.last_failure = None;
+            tracing::info!(%peer, peer_as, %from, %to, "BGP session Established");
+        } else if from == State::Established {
+            if matches!(reason, Some(DownReason::AdminStop { .. })) {
+                tracing::info!(%peer, peer_as, %from, %to, reason = %why, "BGP session stopped");
+            } else {
+                tracing::warn!(%peer, peer_as, %from, %to, reason = %why, "BGP session lost");
+            }
+        } else if reason.is_some() && self.last_failure.as_deref() != Some(why.as_str()) {
+            tracing::info!(%peer, peer_as, %from, %to, reason = %why, "BGP session attempt failed");
+            self.last_failure = Some(why);
+        } else {
+            tracing::debug!(%peer, %from, %to, reason = %why, "BGP session state changed");
+        }
     }
 
     fn publish(&self) {

@@ -112,6 +112,8 @@ pub enum RibInput {
         peer: PeerId,
         reply: oneshot::Sender<PeerCounts>,
     },
+    /// Sizes for metrics and status, without copying any route.
+    Summary { reply: oneshot::Sender<RibSizes> },
     /// Paths from a peer: Some sets, None withdraws.
     Routes {
         peer: PeerId,
@@ -192,6 +194,16 @@ pub struct RibPath {
     pub resolved: Vec<ResolvedNextHop>,
 }
 
+/// The Loc-RIB's sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RibSizes {
+    /// Prefixes with at least one path (accepted or not).
+    pub ipv4_prefixes: usize,
+    pub ipv6_prefixes: usize,
+    /// Each peer's path counts (stale ones included).
+    pub peers: HashMap<PeerId, PeerCounts>,
+}
+
 /// The RIB task's grip: cheap to clone.
 #[derive(Clone)]
 pub struct RibHandle {
@@ -227,6 +239,13 @@ impl RibHandle {
         if self.input.send(RibInput::Detach { done }).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// The Loc-RIB's sizes; None when the RIB task has stopped.
+    pub async fn summary(&self) -> Option<RibSizes> {
+        let (reply, answer) = oneshot::channel();
+        self.input.send(RibInput::Summary { reply }).await.ok()?;
+        answer.await.ok()
     }
 
     /// A peer's path counts (stale ones included).
@@ -462,6 +481,7 @@ impl RibTask {
                 out,
                 families,
             } => {
+                let address = source.address;
                 self.resolver.peers.insert(peer, source);
                 if let Some(initial) = &mut self.initial
                     && !initial.done.contains(&peer)
@@ -472,7 +492,7 @@ impl RibTask {
                 }
                 match &mut self.initial {
                     Some(initial) if initial.deferring() => {
-                        tracing::debug!(peer, "initial exports wait for the peers' End-of-RIB");
+                        tracing::debug!(peer = %address, "initial exports wait for the peers' End-of-RIB");
                         initial.deferred.insert(peer);
                     }
                     _ => {
@@ -495,6 +515,14 @@ impl RibTask {
             }
             RibInput::Counts { peer, reply } => {
                 let _ = reply.send(self.rib.counts(peer));
+            }
+            RibInput::Summary { reply } => {
+                let (ipv4_prefixes, ipv6_prefixes) = self.rib.len_by_family();
+                let _ = reply.send(RibSizes {
+                    ipv4_prefixes,
+                    ipv6_prefixes,
+                    peers: self.rib.all_counts().collect(),
+                });
             }
             // Handled in run(): they write as they go.
             RibInput::PeerDown { .. }
@@ -536,6 +564,14 @@ impl RibTask {
         }
     }
 
+    /// How logs name a peer: its address, as every other event does.
+    fn peer_label(&self, peer: PeerId) -> String {
+        match self.resolver.peers.get(&peer) {
+            Some(source) => source.address.to_string(),
+            None => format!("#{peer}"),
+        }
+    }
+
     /// Withdraws a peer's paths, writing the kernel and telling the other
     /// peers chunk by chunk.
     async fn peer_down(&mut self, peer: PeerId) {
@@ -569,7 +605,7 @@ impl RibTask {
                 }
                 let stale = self.rib.mark_stale(peer);
                 tracing::info!(
-                    peer,
+                    peer = %self.peer_label(peer),
                     stale,
                     ?restart_time,
                     "peer restarting: its routes stay, stale"
@@ -623,7 +659,7 @@ impl RibTask {
     async fn helper_expired(&mut self) {
         for (peer, away) in self.helper.expired(Instant::now()) {
             tracing::info!(
-                peer,
+                peer = %self.peer_label(peer),
                 away,
                 "graceful restart time over; removing stale routes"
             );

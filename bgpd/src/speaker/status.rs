@@ -41,6 +41,20 @@ pub struct PeerStatus {
     pub bfd_config: Option<crate::config::BfdConfig>,
     /// The BFD session's last status, once one was started.
     pub bfd: Option<crate::bfd::BfdStatus>,
+    /// What earlier sessions with this peer counted (see `Carried`).
+    pub carried: Carried,
+}
+
+/// Counters of a peer's earlier tasks: a reload that restarts the session
+/// starts a new task (and a new BFD session), and these are added to its
+/// own so the counters the admin API and /metrics show count from the
+/// daemon's start, as Prometheus counters must.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Carried {
+    pub established_transitions: u64,
+    pub received: MessageCounters,
+    pub sent: MessageCounters,
+    pub bfd_up_transitions: u64,
 }
 
 impl PeerStatus {
@@ -78,7 +92,38 @@ impl PeerStatus {
             graceful: super::graceful::GracefulStatus::default(),
             bfd_config: peer.bfd,
             bfd: None,
+            carried: Carried::default(),
         }
+    }
+
+    /// Starts from an earlier task's totals.
+    pub fn carry_on(&mut self, carried: Carried) {
+        self.carried = carried;
+        self.established_transitions = carried.established_transitions;
+        self.received = carried.received;
+        self.sent = carried.sent;
+    }
+
+    /// Everything counted so far, for the peer's next task.
+    pub fn totals(&self) -> Carried {
+        Carried {
+            established_transitions: self.established_transitions,
+            received: self.received,
+            sent: self.sent,
+            bfd_up_transitions: self.bfd_up_transitions(),
+        }
+    }
+
+    /// Times BFD with this peer reached Up since the daemon started.
+    pub fn bfd_up_transitions(&self) -> u64 {
+        let current = self.bfd.as_ref().map_or(0, |b| b.up_transitions);
+        self.carried.bfd_up_transitions.saturating_add(current)
+    }
+
+    /// The BFD session goes (its count stays).
+    pub fn drop_bfd(&mut self) {
+        self.carried.bfd_up_transitions = self.bfd_up_transitions();
+        self.bfd = None;
     }
 
     /// Refreshes the session part; `endpoints` are the Established
@@ -90,9 +135,12 @@ impl PeerStatus {
             self.state_since = session.state_since().unwrap_or_else(Instant::now);
         }
         self.established_since = session.established_since();
-        self.established_transitions = session.established_transitions();
-        self.received = session.counters().received;
-        self.sent = session.counters().sent;
+        let carried = &self.carried;
+        self.established_transitions = carried
+            .established_transitions
+            .saturating_add(session.established_transitions());
+        self.received = carried.received.plus(&session.counters().received);
+        self.sent = carried.sent.plus(&session.counters().sent);
         (self.local_endpoint, self.remote_endpoint) = match endpoints {
             Some((l, r)) => (Some(l), Some(r)),
             None => (None, None),

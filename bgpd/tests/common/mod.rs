@@ -22,9 +22,11 @@ use podroute_lab::{Lab, netns};
 use podroute_proto::admin_socket::connect_unix;
 use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
 use podroute_proto::bgpd::v1::{
-    GetPeerRequest, ListPeersRequest, ListRoutesRequest, Peer, Route, RouteDirection, SessionState,
+    BgpStatus, GetPeerRequest, ListPeersRequest, ListRoutesRequest, Peer, Route, RouteDirection,
+    SessionState,
 };
-use podroute_proto::common::v1::AddressFamily;
+use podroute_proto::common::v1::{AddressFamily, GetStatusRequest};
+use podroute_proto::metrics::Scrape;
 use tonic::transport::Channel;
 
 /// The daemon under test, built by cargo for these tests.
@@ -156,6 +158,8 @@ impl Speaker {
 pub struct Bgpd {
     pub node: String,
     lab: String,
+    /// The node's network namespace.
+    netns: String,
     child: RefCell<Child>,
     dir: tempfile::TempDir,
     config: PathBuf,
@@ -233,6 +237,7 @@ impl Bgpd {
         let bgpd = Bgpd {
             node: node.to_string(),
             lab: lab.name().to_string(),
+            netns: lab.netns(node).unwrap(),
             child: RefCell::new(child),
             dir,
             config,
@@ -258,7 +263,12 @@ impl Bgpd {
 
     /// Writes a new configuration and tells the daemon (SIGHUP).
     pub fn reload(&self, speaker: &Speaker) {
-        fs::write(&self.config, speaker.yaml()).unwrap();
+        self.reload_text(&speaker.yaml());
+    }
+
+    /// Writes `text` (valid or not) as the configuration and sends SIGHUP.
+    pub fn reload_text(&self, text: &str) {
+        fs::write(&self.config, text).unwrap();
         let pid = self.child.borrow().id().to_string();
         let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
         assert!(sent.success(), "kill -HUP {pid}");
@@ -295,6 +305,56 @@ impl Bgpd {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The admin API's GetStatus.
+    pub fn status(&self) -> Result<BgpStatus, String> {
+        self.call(async |mut c: BgpAdminClient<Channel>| {
+            c.get_status(GetStatusRequest {})
+                .await
+                .map(|r| r.into_inner())
+        })
+    }
+
+    /// GET `path` on the daemon's metrics port (as GetStatus reports it),
+    /// from inside the daemon's network namespace: (status code, body).
+    pub fn http(&self, path: &str) -> Result<(u16, String), String> {
+        let status = self.status()?;
+        let health = status.health.ok_or("GetStatus without health")?;
+        let address: std::net::SocketAddr = health
+            .metrics_address
+            .parse()
+            .map_err(|e| format!("metrics address {:?}: {e}", health.metrics_address))?;
+        let netns = Path::new("/run/netns").join(&self.netns);
+        podroute_bgpd::fib::in_netns(Some(&netns), || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                tokio::time::timeout(CALL, podroute_proto::observe::http_get(address, path))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::Error::other("no answer in time")))
+            })
+        })
+        .map_err(|e| format!("GET {path} on {address} in {}: {e}", self.netns))
+    }
+
+    /// /metrics, parsed strictly (every sample under a TYPE, valid names
+    /// and values); a scrape that does not parse fails the test.
+    pub fn scrape(&self) -> Scrape {
+        let (code, body) = self.http("/metrics").unwrap();
+        assert_eq!(code, 200, "/metrics answered {code}: {body}");
+        podroute_proto::metrics::parse(&body).unwrap_or_else(|e| {
+            panic!(
+                "{}: /metrics does not parse: {e}
+{body}",
+                self.node
+            )
+        })
     }
 
     pub fn peers(&self) -> Result<Vec<Peer>, String> {

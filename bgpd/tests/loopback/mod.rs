@@ -54,6 +54,8 @@ impl Bgpd {
             .arg(&socket)
             // The host's routing table is not ours to change.
             .arg("--no-kernel")
+            // Nor the host's metrics port: tests run side by side.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--log-level", "podroute_bgpd=debug,info"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
