@@ -181,6 +181,9 @@ impl LoopStats {
     }
 }
 
+/// Kernel packet counters by (family, rule hash).
+type RulePackets = HashMap<(Family, String), u64>;
+
 /// Packets our DROP rules dropped since the agent started, per direction
 /// and reason, from successive reads of the kernel counters. A counter
 /// restarts at zero when its chain is rewritten (its endpoint's isolating
@@ -195,7 +198,7 @@ struct DropTotals {
 }
 
 impl DropTotals {
-    fn fold(&mut self, read: &HashMap<(Family, String), u64>, index: &DropIndex) {
+    fn fold(&mut self, read: &RulePackets, index: &DropIndex) {
         let mut last = HashMap::with_capacity(index.len());
         for (key, drop) in index {
             let Some(&now) = read.get(key) else {
@@ -289,29 +292,30 @@ impl Observer {
         ))
     }
 
-    /// The kernel counters of `view`'s DROP rules, folded into the totals.
-    async fn read_drops(&self, view: &View) -> Result<HashMap<(Family, String), u64>, String> {
-        if view.drops.is_empty() {
-            return Ok(HashMap::new());
-        }
+    /// The last programmed view, and the kernel counters of its DROP rules
+    /// read now and folded into the totals; None before the first sync.
+    /// The view is taken under the lock, so that reads fold in the order
+    /// they were taken and each against the rules in force then.
+    async fn read_drops(&self) -> Option<(Arc<View>, Result<RulePackets, String>)> {
         let mut totals = self.drops.lock().await;
+        let view = self.view()?;
+        if view.drops.is_empty() {
+            return Some((view, Ok(HashMap::new())));
+        }
         let runner = self.runner.clone();
         let read = tokio::task::spawn_blocking(move || read_rule_packets(&runner))
             .await
             .map_err(|e| format!("the counter read failed: {e}"))
             .and_then(|read| read.map_err(|e| e.to_string()));
-        match read {
-            Ok(read) => {
-                totals.fold(&read, &view.drops);
-                Ok(read)
-            }
+        match &read {
+            Ok(packets) => totals.fold(packets, &view.drops),
             Err(e) => {
                 self.read_errors.fetch_add(1, Ordering::Relaxed);
                 // A scrape every few seconds would repeat it at warn.
                 tracing::debug!("cannot read the drop counters: {e}");
-                Err(e)
             }
         }
+        Some((view, read))
     }
 
     /// The GetStatus answer, reading the drop counters now.
@@ -326,7 +330,7 @@ impl Observer {
             last_error: self.stats.last_error().unwrap_or_default(),
             ..PolicyStatus::default()
         };
-        let Some(view) = self.view() else {
+        let Some((view, read)) = self.read_drops().await else {
             return status;
         };
         let figures = Figures::of(&view);
@@ -345,7 +349,7 @@ impl Observer {
         status.ipsets = count32(view.ipsets);
         status.ipset_members = view.report.set_members as u64;
         status.refused = view.problems.iter().map(ToString::to_string).collect();
-        match self.read_drops(&view).await {
+        match read {
             Ok(read) => {
                 status.denials = denials(&view, &read);
                 status.unknown_pod_dropped_packets = view
@@ -362,11 +366,11 @@ impl Observer {
 
     /// The Prometheus text (METRICS.md lists every family).
     pub async fn metrics_text(&self) -> String {
-        let view = self.view();
-        if let Some(view) = &view {
-            // Moves the dropped-packets totals; failures are counted below.
-            let _ = self.read_drops(view).await;
-        }
+        // Moves the dropped-packets totals; failures are counted below.
+        let view = match self.read_drops().await {
+            Some((view, _)) => Some(view),
+            None => self.view(),
+        };
         let mut out = Exposition::new();
         let name = "podroute_policy_sync_duration_seconds";
         out.family(
@@ -541,7 +545,7 @@ fn write_view_figures(out: &mut Exposition, view: &View) {
 /// Packets the kernel counted on each endpoint's last DROP (no policy
 /// allowed them), both families summed, with the policies isolating it;
 /// only endpoints with drops, in key and direction order.
-fn denials(view: &View, read: &HashMap<(Family, String), u64>) -> Vec<Denial> {
+fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
     let mut packets: BTreeMap<(&ObjectKey, Direction), u64> = BTreeMap::new();
     for (key, drop) in view.drops.iter() {
         let (DropReason::Policy, Some(endpoint)) = (drop.reason, &drop.endpoint) else {

@@ -84,13 +84,6 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
-        DropReason::Policy,
-        DropReason::UnknownPod,
-        DropReason::Spoofed,
-        DropReason::NoAddress,
-    ];
-
     /// The `reason` label value of the dropped-packets metric.
     pub fn label(self) -> &'static str {
         match self {
