@@ -115,7 +115,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     // Before anything else starts: a port taken is a clear error at once.
     if let Some(address) = args.daemon.metrics_address(POLICY_METRICS_PORT) {
-        podroute_proto::observe::spawn(address, observer.clone(), &uptime).await?;
+        // Its message already names the cause: `{:#}` would repeat it.
+        podroute_proto::observe::spawn(address, observer.clone(), &uptime)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
 
     let (snapshots_tx, snapshots_rx) = watch::channel(None);

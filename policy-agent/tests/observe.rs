@@ -4,7 +4,8 @@
 // type, and its sync counter moves on a manifest change; a connection a
 // policy denies shows up in GetStatus as a denial of that pod and direction
 // naming the isolating policies, and in the dropped-packets counter, while
-// an allowed one counts nothing; every line of `--log-format json` is JSON.
+// an allowed one counts nothing; a second agent on the taken port stops
+// with a clear message; every line of `--log-format json` is JSON.
 //
 // One lab: pods x/a on n1, x/b and y/a on n2; one agent, on n1, in n1's
 // namespace (so its metrics port is the default one on that namespace's
@@ -331,6 +332,28 @@ fn probes_metrics_status_and_denials_tell_what_happens() {
     assert!(packets > 0);
     assert_eq!(policies, vec!["x/deny"]);
     assert!(agent.value(DROPPED_IN) > total);
+
+    // A second agent on the same port stops at once, saying why.
+    let out = podroute_lab::netns::command_in(lab.node_ns("n1"), &[common::AGENT])
+        .args(["--node", "n1", "--manifests"])
+        .arg(&later)
+        .arg("--admin-socket")
+        .arg(lab.dir().join("second.sock"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen for metrics and probes on 127.0.0.1:{POLICY_METRICS_PORT}: Address already in use"
+        )) && stderr.contains("--metrics-listen"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
 
     // Every log line is JSON; the sync events carry their figures.
     let log = lab.log("agent-n1.log");
