@@ -1,7 +1,8 @@
 // The PolicyAdmin gRPC service (proto/proto/policy.proto) served by
-// podroute-policy-agent on its Unix admin socket: version, the local
-// endpoints with the policies that isolate them, and the explanation of a
-// verdict by the reference evaluator on the agent's current view.
+// podroute-policy-agent on its Unix admin socket: version, status (health,
+// syncs, what is programmed, and who lost packets to which policy), the
+// local endpoints with the policies that isolate them, and the explanation
+// of a verdict by the reference evaluator on the agent's current view.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use podroute_proto::policy::v1::{
     Endpoint as EndpointMessage, ExplainRequest, ExplainResponse, ListEndpointsRequest,
     ListEndpointsResponse, PolicyRef, Protocol as ProtocolMessage, Verdict as VerdictMessage,
 };
-use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
@@ -20,20 +20,22 @@ use tonic::{Request, Response, Status};
 use crate::agent::View;
 use crate::model::cluster::{ObjectKey, Protocol};
 use crate::model::evaluate::{Flow, Verdict, evaluate};
+use crate::observe::Observer;
 
-/// The admin service, reading the agent's last programmed view.
+/// The admin service, reading the agent's last programmed view through
+/// its observer.
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    view: watch::Receiver<Option<Arc<View>>>,
+    observer: Arc<Observer>,
 }
 
 impl AdminService {
-    pub fn new(view: watch::Receiver<Option<Arc<View>>>) -> Self {
-        AdminService { view }
+    pub fn new(observer: Arc<Observer>) -> Self {
+        AdminService { observer }
     }
 
     fn current(&self) -> Result<Arc<View>, Status> {
-        self.view.borrow().clone().ok_or_else(|| {
+        self.observer.view().ok_or_else(|| {
             Status::unavailable(
                 "the agent has not programmed any policy yet (no complete view of the cluster)",
             )
@@ -71,8 +73,8 @@ impl PolicyAdmin for AdminService {
         &self,
         _: Request<podroute_proto::common::v1::GetStatusRequest>,
     ) -> Result<Response<podroute_proto::policy::v1::PolicyStatus>, Status> {
-        // Filled in by issue 9's policy work.
-        Err(Status::unimplemented("GetStatus is not implemented yet"))
+        // Answers before the first sync too: then it says why not ready.
+        Ok(Response::new(self.observer.status().await))
     }
 
     async fn list_endpoints(
@@ -208,12 +210,16 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use podroute_proto::admin_socket::{BackgroundServer, connect_unix};
+    use podroute_proto::observe::Uptime;
     use podroute_proto::policy::v1::policy_admin_client::PolicyAdminClient;
+    use tokio::sync::watch;
 
     use super::*;
     use crate::apply::ApplyReport;
+    use crate::apply::runner::Runner;
     use crate::compile::compile;
     use crate::model::test_fixtures::xyz_with;
+    use crate::observe::LoopStats;
 
     fn view(policies: &str) -> View {
         let cluster = xyz_with(policies);
@@ -224,6 +230,8 @@ mod tests {
             synced_at: SystemTime::now(),
             sync_duration: Duration::from_millis(3),
             report: ApplyReport::default(),
+            ipsets: 0,
+            drops: Arc::default(),
         }
     }
 
@@ -232,7 +240,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.sock");
         let (tx, rx) = watch::channel(None);
-        let server = BackgroundServer::start(&path, router(AdminService::new(rx)))
+        // No drop rules in these views: the runner is never used.
+        let observer = Observer::new(
+            "n1".into(),
+            "manifests /nowhere".into(),
+            rx,
+            Arc::new(LoopStats::new()),
+            Arc::new(Uptime::new()),
+            Runner::host(),
+        );
+        let server = BackgroundServer::start(&path, router(AdminService::new(Arc::new(observer))))
             .await
             .unwrap();
         let mut client = PolicyAdminClient::new(connect_unix(&path).await.unwrap());
@@ -249,6 +266,19 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(early.code(), tonic::Code::Unavailable);
+        let status = client
+            .get_status(podroute_proto::common::v1::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let health = status.health.unwrap();
+        assert!(health.live && !health.ready, "{health:?}");
+        assert_eq!(
+            health.reason,
+            "waiting for the first view of the cluster from manifests /nowhere"
+        );
+        assert_eq!((status.node.as_str(), status.syncs), ("n1", 0));
+        assert_eq!(status.last_sync_seconds_ago, None);
 
         tx.send_replace(Some(Arc::new(view(
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: y}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - podSelector: {}\n",
@@ -272,6 +302,18 @@ mod tests {
             })
             .collect();
         assert_eq!(names, vec!["x/a false 0", "y/a true 1", "z/a false 0"]);
+        let status = client
+            .get_status(podroute_proto::common::v1::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(status.health.unwrap().ready);
+        assert_eq!(
+            (status.endpoints, status.isolated_endpoints, status.policies),
+            (3, 1, 1)
+        );
+        assert!(status.last_sync_seconds_ago.is_some());
+        assert_eq!(status.last_sync_duration_ms, 3);
         assert_eq!(endpoints[1].addresses, vec!["10.0.1.1", "fd00::11"]);
 
         let explain = |from: &str, to: &str, protocol: ProtocolMessage| ExplainRequest {

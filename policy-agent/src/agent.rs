@@ -22,7 +22,8 @@ use crate::compile::{Compiled, Endpoint, compile};
 use crate::model::cluster::{Cluster, Direction, Problem, Protocol};
 use crate::model::evaluate::Flow;
 use crate::model::objects::Snapshot;
-use crate::render::{Family, RenderOptions, render};
+use crate::observe::{LoopStats, SyncKind};
+use crate::render::{DropIndex, Family, RenderOptions, render_with_drops};
 
 /// How long after a failed apply the agent tries again: doubling from the
 /// first to the last while failures go on.
@@ -50,16 +51,24 @@ pub struct View {
     /// How long the last successful pass took, from snapshot to kernel.
     pub sync_duration: Duration,
     pub report: ApplyReport,
+    /// Our ipsets in force.
+    pub ipsets: usize,
+    /// Our DROP rules in force, to read their counters by.
+    pub drops: Arc<DropIndex>,
 }
 
 pub type ViewSender = watch::Sender<Option<Arc<View>>>;
 
-/// Runs until the source's sender is dropped.
+/// Runs until the source's sender is dropped, reporting each pass to
+/// `stats`.
 pub async fn run(
     config: AgentConfig,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     view: ViewSender,
+    stats: Arc<LoopStats>,
 ) {
+    // However the loop ends (a return, a panic), /livez must say so.
+    let _ended = stats.end_guard();
     let mut applier = Some(Applier::new(config.runner.clone()));
     let (sweep, sweeps) = watch::channel(None);
     tokio::spawn(cut_flows_on_change(config.runner.clone(), sweeps));
@@ -93,6 +102,7 @@ pub async fn run(
             continue;
         };
         let started = Instant::now();
+        stats.pass_started();
         // What the last successful pass programmed.
         let previous = view.borrow().clone();
         let (cluster, problems) = Cluster::build(&snapshot);
@@ -105,11 +115,17 @@ pub async fn run(
             }
         }
         let compiled = Arc::new(compile(&cluster, &config.node));
-        let dataplane = render(&compiled, &config.render);
+        let (dataplane, drops) = render_with_drops(&compiled, &config.render);
+        let ipsets = dataplane.sets.len();
         let Some(mut owned) = applier.take() else {
             return;
         };
         let kernel = read_kernel;
+        let kind = if kernel {
+            SyncKind::Full
+        } else {
+            SyncKind::Incremental
+        };
         let joined = tokio::task::spawn_blocking(move || {
             let result = owned.apply(&dataplane, kernel);
             (owned, result)
@@ -119,6 +135,11 @@ pub async fn run(
             Ok(done) => done,
             Err(e) => {
                 tracing::error!("the apply task failed: {e}");
+                stats.pass_failed(
+                    kind,
+                    started.elapsed(),
+                    format!("the apply task failed: {e}"),
+                );
                 return;
             }
         };
@@ -127,6 +148,7 @@ pub async fn run(
             Ok(report) => report,
             Err(e) => {
                 tracing::error!(retry_in = ?retry_after, "programming the kernel failed: {e}");
+                stats.pass_failed(kind, started.elapsed(), e.to_string());
                 read_kernel = true;
                 retry_at = Some(tokio::time::Instant::now() + retry_after);
                 retry_after = (retry_after * 2).min(RETRY_LAST);
@@ -135,6 +157,7 @@ pub async fn run(
         };
         read_kernel = false;
         retry_after = RETRY_FIRST;
+        let first = previous.is_none();
         let changed = previous.is_none_or(|v| v.compiled != compiled);
         if changed {
             // After the apply: a cut flow's next packet must meet the new
@@ -142,6 +165,10 @@ pub async fn run(
             sweep.send_replace(Some(compiled.clone()));
         }
         let sync_duration = started.elapsed();
+        let failures = stats.pass_succeeded(kind, sync_duration);
+        if failures > 0 {
+            tracing::info!(failures, "programming the kernel works again");
+        }
         if changed || report.wrote_anything() {
             tracing::info!(
                 endpoints = compiled.endpoints.len(),
@@ -156,6 +183,7 @@ pub async fn run(
                 rules = report.rules,
                 set_members = report.set_members,
                 ms = sync_duration.as_millis() as u64,
+                first,
                 "policy programmed"
             );
         }
@@ -166,6 +194,8 @@ pub async fn run(
             synced_at: SystemTime::now(),
             sync_duration,
             report,
+            ipsets,
+            drops: Arc::new(drops),
         })));
     }
 }

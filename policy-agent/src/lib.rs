@@ -6,12 +6,14 @@
 //   render  → iptables chains and ipsets (Dataplane)
 //   apply   → the kernel, diffed and written atomically
 //   agent   → the reconcile loop; admin → the gRPC admin API
+//   observe → /metrics, /livez, /readyz and GetStatus
 
 pub mod admin;
 pub mod agent;
 pub mod apply;
 pub mod compile;
 pub mod model;
+pub mod observe;
 pub mod render;
 pub mod source;
 

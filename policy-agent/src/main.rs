@@ -1,11 +1,12 @@
 // podroute-policy-agent's entry point: flags, the source of the cluster view
 // (a manifests folder, or the Kubernetes API), the reconcile loop that
-// programs iptables and ipsets, and the admin API on its Unix socket until
-// SIGTERM or SIGINT. Stopping leaves the rules in force (a restart must
+// programs iptables and ipsets, /metrics /livez /readyz on a localhost port,
+// and the admin API on its Unix socket until SIGTERM or SIGINT. Stopping leaves the rules in force (a restart must
 // not open a window); `--cleanup` removes everything of ours and exits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,9 +14,11 @@ use clap::Parser;
 use podroute_policy::agent::{self, AgentConfig};
 use podroute_policy::apply::Applier;
 use podroute_policy::apply::runner::Runner;
+use podroute_policy::observe::{LoopStats, Observer};
 use podroute_policy::render::RenderOptions;
 use podroute_policy::{admin, source};
 use podroute_proto::daemon::{self, AdminTcpArgs, DaemonArgs};
+use podroute_proto::observe::{POLICY_METRICS_PORT, Uptime};
 use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
@@ -83,6 +86,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let uptime = Arc::new(Uptime::new());
     if args.cleanup {
         let report = tokio::task::spawn_blocking(|| Applier::new(Runner::host()).remove_all())
             .await
@@ -96,6 +100,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let node = args.node.clone().context("--node is required")?;
+    let source = match (&args.manifests, &args.kubeconfig) {
+        (Some(path), _) => format!("manifests {}", path.display()),
+        (None, Some(kubeconfig)) => format!("kubernetes (kubeconfig {})", kubeconfig.display()),
+        (None, None) => "kubernetes".to_string(),
+    };
+    let (view_tx, view_rx) = watch::channel(None);
+    let stats = Arc::new(LoopStats::new());
+    let observer = Arc::new(Observer::new(
+        node.clone(),
+        source,
+        view_rx,
+        stats.clone(),
+        uptime.clone(),
+        Runner::host(),
+    ));
+    // Before anything else starts: a port taken is a clear error at once.
+    if let Some(address) = args.daemon.metrics_address(POLICY_METRICS_PORT) {
+        // Its message already names the cause: `{:#}` would repeat it.
+        podroute_proto::observe::spawn(address, observer.clone(), &uptime)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+
     let (snapshots_tx, snapshots_rx) = watch::channel(None);
     match &args.manifests {
         Some(path) => {
@@ -113,7 +140,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tokio::spawn(source::kube::run(client, snapshots_tx));
         }
     }
-    let (view_tx, view_rx) = watch::channel(None);
     let config = AgentConfig {
         node,
         resync_interval: Duration::from_secs(args.resync_interval),
@@ -122,14 +148,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         runner: Runner::host(),
     };
-    let reconcile = tokio::spawn(agent::run(config, snapshots_rx, view_tx));
+    let reconcile = tokio::spawn(agent::run(config, snapshots_rx, view_tx, stats));
 
     let socket = args
         .daemon
         .admin_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(podroute_proto::POLICY_SOCKET));
-    let router = admin::router(admin::AdminService::new(view_rx));
+    let router = admin::router(admin::AdminService::new(observer));
     // The loop ends only if its source or its apply task did: then exit
     // non-zero, so that the supervisor restarts us, rather than serve a
     // view that no longer moves. The rules stay in force meanwhile.

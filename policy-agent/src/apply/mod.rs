@@ -10,7 +10,7 @@ pub mod ipset;
 pub mod iptables;
 pub mod runner;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use conntrack::{ConntrackError, ConntrackFlow};
 pub use runner::{CommandOutput, RunError, Runner};
@@ -222,6 +222,32 @@ impl Applier {
             sets: sets?,
         })
     }
+}
+
+/// The packet counters of our rules in both families' filter tables, by
+/// family and rule hash (`iptables-save -c`, both families at once). Read
+/// only: safe beside an apply, which may reset the counters of the chains
+/// it rewrites.
+pub fn read_rule_packets(runner: &Runner) -> Result<HashMap<(Family, String), u64>, ApplyError> {
+    let table = |family| -> Result<Vec<(String, u64)>, ApplyError> {
+        let program = save_program(family);
+        let args = ["-c", "-t", "filter"];
+        let out = runner.run(program, &args, None)?;
+        iptables::parse_counters(&out.stdout)
+            .map_err(|e| parse_error(runner.show(program, &args), e))
+    };
+    let (v4, v6) = std::thread::scope(|scope| {
+        let v6 = scope.spawn(|| table(Family::V6));
+        let v4 = table(Family::V4);
+        (v4, v6.join().unwrap_or_else(|_| Err(panicked())))
+    });
+    let mut packets = HashMap::new();
+    for (family, counters) in [(Family::V4, v4?), (Family::V6, v6?)] {
+        for (hash, count) in counters {
+            packets.insert((family, hash), count);
+        }
+    }
+    Ok(packets)
 }
 
 fn panicked() -> ApplyError {

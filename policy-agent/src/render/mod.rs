@@ -31,6 +31,7 @@
 pub mod dataplane;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -67,11 +68,69 @@ impl Default for RenderOptions {
     }
 }
 
+/// Why one of our DROP rules drops what it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    /// An isolated endpoint's last rule: none of its isolating policies
+    /// allowed the packet.
+    Policy,
+    /// A pod interface with no endpoint: the pod is not in the agent's
+    /// view yet (or not on this node as far as the view knows).
+    UnknownPod,
+    /// From a pod but not from its own address (anti-spoofing).
+    Spoofed,
+    /// The pod has no address of the packet's family.
+    NoAddress,
+}
+
+impl DropReason {
+    /// The `reason` label value of the dropped-packets metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Policy => "policy",
+            DropReason::UnknownPod => "unknown_pod",
+            DropReason::Spoofed => "spoofed",
+            DropReason::NoAddress => "no_address",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One of our DROP rules and whose packets it drops, so that its kernel
+/// counter (`iptables-save -c`) can be told apart from the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropRule {
+    pub family: Family,
+    pub chain: String,
+    /// The rule's hash (`Rule::hash`): unique in its family's table.
+    pub hash: String,
+    /// Ingress: packets to the pod; egress: packets from it.
+    pub direction: Direction,
+    pub reason: DropReason,
+    /// None for `UnknownPod`.
+    pub endpoint: Option<ObjectKey>,
+}
+
+/// Every DROP rule of a render, by family and rule hash.
+pub type DropIndex = HashMap<(Family, String), DropRule>;
+
 /// The kernel objects that enforce `compiled`.
 pub fn render(compiled: &Compiled, options: &RenderOptions) -> Dataplane {
+    render_with_drops(compiled, options).0
+}
+
+/// `render`, and which of its rules drop what: the agent reads their
+/// counters to tell who lost packets, and why.
+pub fn render_with_drops(compiled: &Compiled, options: &RenderOptions) -> (Dataplane, DropIndex) {
     let names = ChainNames::new(compiled);
-    let v4 = table(compiled, &names, Family::V4, options);
-    let v6 = table(compiled, &names, Family::V6, options);
+    let mut drops = Vec::new();
+    let v4 = table(compiled, &names, Family::V4, options, &mut drops);
+    let v6 = table(compiled, &names, Family::V6, options, &mut drops);
     // Only the sets a table matches on: an IPv4-only cluster gets no empty
     // inet6 sets.
     let referenced: BTreeSet<&str> = [&v4, &v6]
@@ -90,7 +149,11 @@ pub fn render(compiled: &Compiled, options: &RenderOptions) -> Dataplane {
             }
         }
     }
-    Dataplane { v4, v6, sets }
+    let drops = drops
+        .into_iter()
+        .map(|d| ((d.family, d.hash.clone()), d))
+        .collect();
+    (Dataplane { v4, v6, sets }, drops)
 }
 
 /// The sets a rule line matches on (`--match-set NAME ...`).
@@ -333,9 +396,38 @@ impl ChainBuilder {
         self.rules.push(Rule { hash, line });
     }
 
+    /// `push`es a DROP rule and records it in `drops`.
+    fn push_drop(
+        &mut self,
+        matches: &str,
+        description: &str,
+        drop: Dropping<'_>,
+        drops: &mut Vec<DropRule>,
+    ) {
+        self.push(matches, description, "-j DROP");
+        if let Some(rule) = self.rules.last() {
+            drops.push(DropRule {
+                family: drop.family,
+                chain: self.name.clone(),
+                hash: rule.hash.clone(),
+                direction: drop.direction,
+                reason: drop.reason,
+                endpoint: drop.endpoint.cloned(),
+            });
+        }
+    }
+
     fn finish(self, chains: &mut BTreeMap<String, Vec<Rule>>) {
         chains.insert(self.name, self.rules);
     }
+}
+
+/// What a DROP rule being pushed drops (see `DropRule`).
+struct Dropping<'a> {
+    family: Family,
+    direction: Direction,
+    reason: DropReason,
+    endpoint: Option<&'a ObjectKey>,
 }
 
 /// iptables takes comments of at most 255 bytes; names from a manifests
@@ -375,6 +467,7 @@ fn table(
     names: &ChainNames,
     family: Family,
     options: &RenderOptions,
+    drops: &mut Vec<DropRule>,
 ) -> Table {
     let mut chains = BTreeMap::new();
     let pods = format!("{HOST_VETH_PREFIX}+");
@@ -411,8 +504,24 @@ fn table(
             // Nothing of this family is the pod's: drop it all, without
             // chains of its own.
             let why = format!("{who} has no {family} address");
-            from_pod.push(&format!("-i {}", endpoint.interface), &why, "-j DROP");
-            to_pod.push(&format!("-o {}", endpoint.interface), &why, "-j DROP");
+            let dropping = |direction| Dropping {
+                family,
+                direction,
+                reason: DropReason::NoAddress,
+                endpoint: Some(&endpoint.key),
+            };
+            from_pod.push_drop(
+                &format!("-i {}", endpoint.interface),
+                &why,
+                dropping(Direction::Egress),
+                drops,
+            );
+            to_pod.push_drop(
+                &format!("-o {}", endpoint.interface),
+                &why,
+                dropping(Direction::Ingress),
+                drops,
+            );
             continue;
         }
         for direction in [Direction::Ingress, Direction::Egress] {
@@ -430,17 +539,25 @@ fn table(
             &who,
             &format!("-g {}", names.endpoint(endpoint, Direction::Ingress)),
         );
-        endpoint_chains(endpoint, names, family, options, &mut chains);
+        endpoint_chains(endpoint, names, family, options, &mut chains, drops);
     }
-    from_pod.push(
+    let unknown = |direction| Dropping {
+        family,
+        direction,
+        reason: DropReason::UnknownPod,
+        endpoint: None,
+    };
+    from_pod.push_drop(
         "",
         "unknown pod interface: no policy programmed yet",
-        "-j DROP",
+        unknown(Direction::Egress),
+        drops,
     );
-    to_pod.push(
+    to_pod.push_drop(
         "",
         "unknown pod interface: no policy programmed yet",
-        "-j DROP",
+        unknown(Direction::Ingress),
+        drops,
     );
     from_pod.finish(&mut chains);
     to_pod.finish(&mut chains);
@@ -463,6 +580,7 @@ fn endpoint_chains(
     family: Family,
     options: &RenderOptions,
     chains: &mut BTreeMap<String, Vec<Rule>>,
+    drops: &mut Vec<DropRule>,
 ) {
     let mark = format!("{:#x}/{:#x}", options.allow_mark, options.allow_mark);
     let clear = format!("-j MARK --set-xmark 0x0/{:#x}", options.allow_mark);
@@ -470,6 +588,12 @@ fn endpoint_chains(
     for direction in [Direction::Egress, Direction::Ingress] {
         let mut chain = ChainBuilder::new(names.endpoint(endpoint, direction));
         let who = &endpoint.key;
+        let dropping = |reason| Dropping {
+            family,
+            direction,
+            reason,
+            endpoint: Some(who),
+        };
         if direction == Direction::Egress {
             if family == Family::V6 {
                 // Router and neighbour discovery from the pod's link-local
@@ -492,10 +616,11 @@ fn endpoint_chains(
                 }
             }
             if let Some(address) = own {
-                chain.push(
+                chain.push_drop(
                     &format!("! -s {address}"),
                     &format!("anti-spoofing: {who} sends only from {address}"),
-                    "-j DROP",
+                    dropping(DropReason::Spoofed),
+                    drops,
                 );
             }
         }
@@ -550,10 +675,11 @@ fn endpoint_chains(
                         "-j RETURN",
                     );
                 }
-                chain.push(
+                chain.push_drop(
                     "",
                     &format!("{direction} of {who}: no policy allows it"),
-                    "-j DROP",
+                    dropping(DropReason::Policy),
+                    drops,
                 );
             }
         }

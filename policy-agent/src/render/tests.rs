@@ -330,3 +330,71 @@ fn a_whole_half_of_the_address_space_can_be_excepted() {
         vec!["0.0.0.0/1", "10.0.0.0/8 nomatch"]
     );
 }
+
+#[test]
+fn every_drop_rule_is_indexed_with_whose_packets_it_drops() {
+    // x/a (n1) isolated for ingress by x/deny; y/a and z/a not isolated;
+    // plus an IPv4-only pod w/a on n1.
+    let yaml = format!(
+        "{}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: a, namespace: w}}\nspec: {{nodeName: n1}}\nstatus: {{podIP: 10.0.9.1}}\n\
+---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: deny, namespace: x}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress]}}\n",
+        xyz_yaml()
+    );
+    let compiled = compile(&crate::model::test_fixtures::cluster(&yaml), "n1");
+    let (plane, drops) = render_with_drops(&compiled, &RenderOptions::default());
+    assert_eq!(plane, render(&compiled, &RenderOptions::default()));
+
+    // Every DROP in either table is indexed under its own chain and hash.
+    let mut seen = 0;
+    for table in [&plane.v4, &plane.v6] {
+        for (chain, rules) in &table.chains {
+            for rule in rules.iter().filter(|r| r.line.ends_with("-j DROP")) {
+                let drop = &drops[&(table.family, rule.hash.clone())];
+                assert_eq!(&drop.chain, chain);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, drops.len());
+
+    let mut described: Vec<String> = drops
+        .values()
+        .map(|d| {
+            let who = d
+                .endpoint
+                .as_ref()
+                .map_or("-".to_string(), ToString::to_string);
+            format!("{:?} {} {} {who}", d.family, d.direction, d.reason)
+        })
+        .collect();
+    described.sort();
+    let expected = [
+        // Each family: the unknown-pod drops, and the spoofing drop of
+        // each endpoint with an address of the family.
+        "V4 egress spoofed w/a",
+        "V4 egress spoofed x/a",
+        "V4 egress spoofed y/a",
+        "V4 egress spoofed z/a",
+        "V4 egress unknown_pod -",
+        // Only x/a is isolated: one policy drop per family.
+        "V4 ingress policy x/a",
+        "V4 ingress unknown_pod -",
+        "V6 egress no_address w/a",
+        "V6 egress spoofed x/a",
+        "V6 egress spoofed y/a",
+        "V6 egress spoofed z/a",
+        "V6 egress unknown_pod -",
+        "V6 ingress no_address w/a",
+        "V6 ingress policy x/a",
+        "V6 ingress unknown_pod -",
+    ];
+    assert_eq!(described, expected);
+
+    // The policy drop is the last rule of x/a's ingress chain.
+    let xa = compiled.endpoint(&ObjectKey::new("x", "a")).unwrap();
+    let chain = endpoint_chain(xa, Direction::Ingress);
+    let last = plane.v4.chains[&chain].last().unwrap();
+    let drop = &drops[&(Family::V4, last.hash.clone())];
+    assert_eq!(drop.reason, DropReason::Policy);
+    assert_eq!(drop.chain, chain);
+}

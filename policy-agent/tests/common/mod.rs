@@ -543,37 +543,52 @@ impl Lab {
     /// manifests folder, with `extra_args`, and waits until each serves its
     /// admin socket. Stopped on drop.
     pub fn start_agents(&mut self, extra_args: &[&str]) {
+        let manifests = self.manifests_dir();
         for node in NODES {
-            let socket = self.dir.path().join(format!("{node}.sock"));
-            let log_name = format!("agent-{node}.log");
-            let log = fs::File::create(self.dir.path().join(&log_name)).unwrap();
-            let manifests = self.manifests_dir();
-            let child = netns::command_in(self.node_ns(node), &[AGENT])
-                .args(["--node", node, "--manifests"])
-                .arg(&manifests)
-                .arg("--admin-socket")
-                .arg(&socket)
-                .args(extra_args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            self.agents.push(child);
-            let until = Instant::now() + SETUP_DEADLINE;
-            while !socket.exists() {
-                let child = self.agents.last_mut().unwrap();
-                if let Some(exit) = child.try_wait().unwrap() {
-                    panic!("agent on {node} exited ({exit}):\n{}", self.log(&log_name));
-                }
-                assert!(
-                    Instant::now() < until,
-                    "agent on {node} has no admin socket after {SETUP_DEADLINE:?}:\n{}",
-                    self.log(&log_name)
-                );
-                std::thread::sleep(netns::POLL_INTERVAL);
-            }
+            self.start_agent(node, &manifests, extra_args);
         }
+    }
+
+    /// Starts `podroute-policy-agent` in node `node`'s namespace on
+    /// `manifests` (which need not exist yet), with `extra_args`, and waits
+    /// until it serves its admin socket, `<lab>/<node>.sock`; it logs to
+    /// `agent-<node>.log`. In the node's namespace, its metrics port is the
+    /// default one on that namespace's loopback, which no other lab shares.
+    /// Stopped on drop.
+    pub fn start_agent(&mut self, node: &str, manifests: &Path, extra_args: &[&str]) {
+        let socket = self.agent_socket(node);
+        let log_name = format!("agent-{node}.log");
+        let log = fs::File::create(self.dir.path().join(&log_name)).unwrap();
+        let child = netns::command_in(self.node_ns(node), &[AGENT])
+            .args(["--node", node, "--manifests"])
+            .arg(manifests)
+            .arg("--admin-socket")
+            .arg(&socket)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agents.push(child);
+        let until = Instant::now() + SETUP_DEADLINE;
+        while !socket.exists() {
+            let child = self.agents.last_mut().unwrap();
+            if let Some(exit) = child.try_wait().unwrap() {
+                panic!("agent on {node} exited ({exit}):\n{}", self.log(&log_name));
+            }
+            assert!(
+                Instant::now() < until,
+                "agent on {node} has no admin socket after {SETUP_DEADLINE:?}:\n{}",
+                self.log(&log_name)
+            );
+            std::thread::sleep(netns::POLL_INTERVAL);
+        }
+    }
+
+    /// The admin socket of node `node`'s agent.
+    pub fn agent_socket(&self, node: &str) -> PathBuf {
+        self.dir.path().join(format!("{node}.sock"))
     }
 
     /// Kills every agent at once (SIGKILL, as a crash would) and waits for

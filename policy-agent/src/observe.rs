@@ -1,0 +1,783 @@
+// What the agent tells about itself: Prometheus figures on /metrics, /livez
+// and /readyz (podroute_proto::observe serves them), and the admin API's
+// GetStatus. Three inputs: what the reconcile loop reports of its passes
+// (`LoopStats`), what it last programmed (the `View`), and the kernel's
+// packet counters of our DROP rules, read with iptables-save -c when asked
+// (a scrape, a GetStatus), never on a timer. See METRICS.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use podroute_proto::metrics::{Exposition, Histogram, MetricType, write_process_metrics};
+use podroute_proto::observe::{Observe, Uptime};
+use podroute_proto::policy::v1::{Denial, Direction as DirectionMessage, PolicyRef, PolicyStatus};
+use tokio::sync::watch;
+
+use crate::agent::View;
+use crate::apply::read_rule_packets;
+use crate::apply::runner::{COMMAND_TIMEOUT, Runner};
+use crate::model::cluster::{Direction, ObjectKey};
+use crate::render::{DropIndex, DropReason, Family};
+
+/// A pass that has run this long is stuck: it runs at most five kernel
+/// tools one after another (the reads run together), each killed after
+/// COMMAND_TIMEOUT, and one more for compiling and rendering a large
+/// cluster.
+pub const STUCK_AFTER: Duration = COMMAND_TIMEOUT.saturating_mul(6);
+
+/// The (direction, reason) pairs our DROP rules count: the series of
+/// podroute_policy_dropped_packets_total, present from the start.
+const DROP_SERIES: [(Direction, DropReason); 7] = [
+    (Direction::Ingress, DropReason::Policy),
+    (Direction::Egress, DropReason::Policy),
+    (Direction::Ingress, DropReason::UnknownPod),
+    (Direction::Egress, DropReason::UnknownPod),
+    (Direction::Egress, DropReason::Spoofed),
+    (Direction::Ingress, DropReason::NoAddress),
+    (Direction::Egress, DropReason::NoAddress),
+];
+
+/// Whether a pass read the kernel back first (a resync, the first pass,
+/// a retry) or trusted what the agent last wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Full,
+    Incremental,
+}
+
+impl SyncKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncKind::Full => "full",
+            SyncKind::Incremental => "incremental",
+        }
+    }
+}
+
+/// What the reconcile loop reports of its passes. Shared between the loop
+/// and the observers; every update is a few atomics or a short lock.
+#[derive(Debug)]
+pub struct LoopStats {
+    full: Histogram,
+    incremental: Histogram,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    state: Mutex<LoopState>,
+}
+
+#[derive(Debug, Default)]
+struct LoopState {
+    /// When the pass under way started; None between passes.
+    busy_since: Option<Instant>,
+    /// Why the last pass failed; None once one succeeds.
+    last_error: Option<String>,
+    /// Passes failed since the last success.
+    failures_in_a_row: u64,
+    ended: bool,
+}
+
+impl Default for LoopStats {
+    fn default() -> Self {
+        LoopStats {
+            full: Histogram::latency(),
+            incremental: Histogram::latency(),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            state: Mutex::new(LoopState::default()),
+        }
+    }
+}
+
+/// Marks the loop ended when dropped (a return or a panic).
+#[derive(Debug)]
+pub struct EndGuard<'a>(&'a LoopStats);
+
+impl Drop for EndGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state().ended = true;
+    }
+}
+
+impl LoopStats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, LoopState> {
+        // The state stays consistent whatever panicked while holding it:
+        // each update is one assignment.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hold for as long as the loop runs.
+    pub fn end_guard(&self) -> EndGuard<'_> {
+        EndGuard(self)
+    }
+
+    pub fn pass_started(&self) {
+        self.state().busy_since = Some(Instant::now());
+    }
+
+    pub fn pass_failed(&self, kind: SyncKind, took: Duration, error: String) {
+        self.histogram(kind).observe(took);
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state();
+        state.busy_since = None;
+        state.last_error = Some(error);
+        state.failures_in_a_row += 1;
+    }
+
+    /// Records a successful pass; returns how many had failed in a row
+    /// before it.
+    pub fn pass_succeeded(&self, kind: SyncKind, took: Duration) -> u64 {
+        self.histogram(kind).observe(took);
+        self.ok.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state();
+        state.busy_since = None;
+        state.last_error = None;
+        std::mem::take(&mut state.failures_in_a_row)
+    }
+
+    fn histogram(&self, kind: SyncKind) -> &Histogram {
+        match kind {
+            SyncKind::Full => &self.full,
+            SyncKind::Incremental => &self.incremental,
+        }
+    }
+
+    /// Successful and failed passes since start.
+    pub fn syncs(&self) -> (u64, u64) {
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.state().last_error.clone()
+    }
+
+    /// Live: the loop has not ended, and no pass has run for longer than
+    /// `STUCK_AFTER`. Waiting for a change is no sign of trouble.
+    pub fn live(&self) -> Result<(), String> {
+        let state = self.state();
+        if state.ended {
+            return Err("the reconcile loop has ended".to_string());
+        }
+        match state.busy_since {
+            Some(since) if since.elapsed() > STUCK_AFTER => Err(format!(
+                "a sync has been running for {}s (more than {}s: stuck)",
+                since.elapsed().as_secs(),
+                STUCK_AFTER.as_secs()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.state().busy_since.is_some()
+    }
+}
+
+/// Kernel packet counters by (family, rule hash).
+type RulePackets = HashMap<(Family, String), u64>;
+
+/// Packets our DROP rules dropped since the agent started, per direction
+/// and reason, from successive reads of the kernel counters. A counter
+/// restarts at zero when its chain is rewritten (its endpoint's isolating
+/// policies or address changed) and then carries another rule hash, or
+/// reads lower than before; what it counted between the last read and the
+/// rewrite is not seen.
+#[derive(Debug, Default)]
+struct DropTotals {
+    /// The last read, per (family, rule hash) of a rule in the index.
+    last: HashMap<(Family, String), u64>,
+    totals: BTreeMap<(Direction, DropReason), u64>,
+}
+
+impl DropTotals {
+    fn fold(&mut self, read: &RulePackets, index: &DropIndex) {
+        let mut last = HashMap::with_capacity(index.len());
+        for (key, drop) in index {
+            let Some(&now) = read.get(key) else {
+                continue;
+            };
+            let delta = match self.last.get(key) {
+                Some(&before) if now >= before => now - before,
+                // First seen, or reset by a rewrite: all it counted is new.
+                _ => now,
+            };
+            *self
+                .totals
+                .entry((drop.direction, drop.reason))
+                .or_default() += delta;
+            last.insert(key.clone(), now);
+        }
+        self.last = last;
+    }
+
+    fn total(&self, direction: Direction, reason: DropReason) -> u64 {
+        self.totals
+            .get(&(direction, reason))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// The agent as /metrics, the probes and GetStatus see it.
+#[derive(Debug)]
+pub struct Observer {
+    node: String,
+    source: String,
+    view: watch::Receiver<Option<Arc<View>>>,
+    stats: Arc<LoopStats>,
+    uptime: Arc<Uptime>,
+    /// Runs iptables-save where the agent programs.
+    runner: Runner,
+    /// Held across a whole read, so that reads fold in the order they
+    /// were taken and totals only grow.
+    drops: tokio::sync::Mutex<DropTotals>,
+    read_errors: AtomicU64,
+}
+
+impl Observer {
+    /// `source` describes where the view comes from ("manifests PATH",
+    /// "kubernetes").
+    pub fn new(
+        node: String,
+        source: String,
+        view: watch::Receiver<Option<Arc<View>>>,
+        stats: Arc<LoopStats>,
+        uptime: Arc<Uptime>,
+        runner: Runner,
+    ) -> Self {
+        Observer {
+            node,
+            source,
+            view,
+            stats,
+            uptime,
+            runner,
+            drops: tokio::sync::Mutex::new(DropTotals::default()),
+            read_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// What the agent last programmed; None before the first sync.
+    pub fn view(&self) -> Option<Arc<View>> {
+        self.view.borrow().clone()
+    }
+
+    /// Ready once the first sync is done: the rules of a complete view of
+    /// the cluster are in force. It stays ready when a later sync fails
+    /// (those rules stay; GetStatus and the metrics tell).
+    pub fn ready_now(&self) -> Result<(), String> {
+        if self.view.borrow().is_some() {
+            return Ok(());
+        }
+        if let Some(error) = self.stats.last_error() {
+            return Err(format!("first sync failed: {error}"));
+        }
+        if self.stats.busy() {
+            return Err(format!(
+                "first sync in progress (a view of the cluster came from {})",
+                self.source
+            ));
+        }
+        Err(format!(
+            "waiting for the first view of the cluster from {}",
+            self.source
+        ))
+    }
+
+    /// The last programmed view, and the kernel counters of its DROP rules
+    /// read now and folded into the totals; None before the first sync.
+    /// The view is taken under the lock, so that reads fold in the order
+    /// they were taken and each against the rules in force then.
+    async fn read_drops(&self) -> Option<(Arc<View>, Result<RulePackets, String>)> {
+        let mut totals = self.drops.lock().await;
+        let view = self.view()?;
+        if view.drops.is_empty() {
+            return Some((view, Ok(HashMap::new())));
+        }
+        let runner = self.runner.clone();
+        let read = tokio::task::spawn_blocking(move || read_rule_packets(&runner))
+            .await
+            .map_err(|e| format!("the counter read failed: {e}"))
+            .and_then(|read| read.map_err(|e| e.to_string()));
+        match &read {
+            Ok(packets) => totals.fold(packets, &view.drops),
+            Err(e) => {
+                self.read_errors.fetch_add(1, Ordering::Relaxed);
+                // A scrape every few seconds would repeat it at warn.
+                tracing::debug!("cannot read the drop counters: {e}");
+            }
+        }
+        Some((view, read))
+    }
+
+    /// The GetStatus answer, reading the drop counters now.
+    pub async fn status(&self) -> PolicyStatus {
+        let (ok, failed) = self.stats.syncs();
+        let mut status = PolicyStatus {
+            health: Some(self.uptime.health(self.stats.live(), self.ready_now())),
+            node: self.node.clone(),
+            source: self.source.clone(),
+            syncs: ok,
+            failed_syncs: failed,
+            last_error: self.stats.last_error().unwrap_or_default(),
+            ..PolicyStatus::default()
+        };
+        let Some((view, read)) = self.read_drops().await else {
+            return status;
+        };
+        let figures = Figures::of(&view);
+        status.last_sync_seconds_ago = Some(
+            SystemTime::now()
+                .duration_since(view.synced_at)
+                .unwrap_or_default()
+                .as_secs(),
+        );
+        status.last_sync_duration_ms =
+            u64::try_from(view.sync_duration.as_millis()).unwrap_or(u64::MAX);
+        status.policies = count32(figures.policies);
+        status.endpoints = count32(figures.endpoints);
+        status.isolated_endpoints = count32(figures.isolated);
+        status.rules = view.report.rules as u64;
+        status.ipsets = count32(view.ipsets);
+        status.ipset_members = view.report.set_members as u64;
+        status.refused = view.problems.iter().map(ToString::to_string).collect();
+        match read {
+            Ok(read) => {
+                status.denials = denials(&view, &read);
+                status.unknown_pod_dropped_packets = view
+                    .drops
+                    .iter()
+                    .filter(|(_, d)| d.reason == DropReason::UnknownPod)
+                    .filter_map(|(key, _)| read.get(key))
+                    .sum();
+            }
+            Err(e) => status.denials_error = e,
+        }
+        status
+    }
+
+    /// The Prometheus text (METRICS.md lists every family).
+    pub async fn metrics_text(&self) -> String {
+        // Moves the dropped-packets totals; failures are counted below.
+        let view = match self.read_drops().await {
+            Some((view, _)) => Some(view),
+            None => self.view(),
+        };
+        let mut out = Exposition::new();
+        let name = "podroute_policy_sync_duration_seconds";
+        out.family(
+            name,
+            "How long a sync took, from a view of the cluster to the kernel programmed, failed ones included. kind: full (read the kernel back first) or incremental.",
+            MetricType::Histogram,
+        );
+        for kind in [SyncKind::Full, SyncKind::Incremental] {
+            out.histogram(name, &[("kind", kind.label())], self.stats.histogram(kind));
+        }
+        let (ok, failed) = self.stats.syncs();
+        out.family(
+            "podroute_policy_syncs",
+            "Syncs (passes of the reconcile loop) since start, by result.",
+            MetricType::Counter,
+        );
+        out.sample(
+            "podroute_policy_syncs_total",
+            &[("result", "ok")],
+            ok as f64,
+        );
+        out.sample(
+            "podroute_policy_syncs_total",
+            &[("result", "error")],
+            failed as f64,
+        );
+        let last = view.as_ref().map_or(0.0, |v| {
+            v.synced_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        out.single(
+            "podroute_policy_last_sync_timestamp_seconds",
+            "When the last successful sync ended, seconds since the Unix epoch; 0 before the first.",
+            MetricType::Gauge,
+            last,
+        );
+        if let Some(view) = &view {
+            write_view_figures(&mut out, view);
+        }
+        {
+            let totals = self.drops.lock().await;
+            out.family(
+                "podroute_policy_dropped_packets",
+                "Packets our DROP rules dropped, from their kernel counters. reason: policy (no policy isolating the pod allowed it), unknown_pod (a pod interface the agent has no policy for yet), spoofed (not from the pod's address), no_address (the pod has no address of that family).",
+                MetricType::Counter,
+            );
+            for (direction, reason) in DROP_SERIES {
+                out.sample(
+                    "podroute_policy_dropped_packets_total",
+                    &[
+                        ("direction", &direction.to_string()),
+                        ("reason", reason.label()),
+                    ],
+                    totals.total(direction, reason) as f64,
+                );
+            }
+        }
+        out.single(
+            "podroute_policy_counter_read_errors",
+            "Reads of the drop rules' kernel counters (iptables-save -c) that failed.",
+            MetricType::Counter,
+            self.read_errors.load(Ordering::Relaxed) as f64,
+        );
+        write_process_metrics(
+            &mut out,
+            crate::DAEMON_NAME,
+            env!("CARGO_PKG_VERSION"),
+            self.uptime.started_unix(),
+        );
+        out.finish()
+    }
+}
+
+impl Observe for Observer {
+    async fn metrics(&self) -> String {
+        self.metrics_text().await
+    }
+
+    async fn live(&self) -> Result<(), String> {
+        self.stats.live()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.ready_now()
+    }
+}
+
+/// Counts from a view, shared by GetStatus and /metrics.
+struct Figures {
+    policies: usize,
+    endpoints: usize,
+    /// Isolated in either direction.
+    isolated: usize,
+    ingress_isolated: usize,
+    egress_isolated: usize,
+}
+
+impl Figures {
+    fn of(view: &View) -> Figures {
+        let endpoints = &view.compiled.endpoints;
+        let mut policies: Vec<&ObjectKey> = view.compiled.policies.keys().map(|(k, _)| k).collect();
+        policies.dedup();
+        Figures {
+            policies: policies.len(),
+            endpoints: endpoints.len(),
+            isolated: endpoints
+                .iter()
+                .filter(|e| e.ingress.is_some() || e.egress.is_some())
+                .count(),
+            ingress_isolated: endpoints.iter().filter(|e| e.ingress.is_some()).count(),
+            egress_isolated: endpoints.iter().filter(|e| e.egress.is_some()).count(),
+        }
+    }
+}
+
+fn write_view_figures(out: &mut Exposition, view: &View) {
+    let figures = Figures::of(view);
+    let gauges = [
+        (
+            "podroute_policy_rules",
+            "iptables rules of ours in force, both families, hooks included.",
+            view.report.rules,
+        ),
+        (
+            "podroute_policy_ipsets",
+            "ipsets of ours in force.",
+            view.ipsets,
+        ),
+        (
+            "podroute_policy_ipset_members",
+            "Members of our ipsets.",
+            view.report.set_members,
+        ),
+        (
+            "podroute_policy_endpoints",
+            "Pods on this node the agent programs.",
+            figures.endpoints,
+        ),
+        (
+            "podroute_policy_policies",
+            "NetworkPolicies that isolate at least one pod on this node.",
+            figures.policies,
+        ),
+        (
+            "podroute_policy_refused_objects",
+            "Namespaces, Pods and NetworkPolicies refused by validation (not in force).",
+            view.problems.len(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        out.single(name, help, MetricType::Gauge, value as f64);
+    }
+    let name = "podroute_policy_isolated_endpoints";
+    out.family(
+        name,
+        "Pods on this node selected by a policy for that direction.",
+        MetricType::Gauge,
+    );
+    out.sample(
+        name,
+        &[("direction", "ingress")],
+        figures.ingress_isolated as f64,
+    );
+    out.sample(
+        name,
+        &[("direction", "egress")],
+        figures.egress_isolated as f64,
+    );
+}
+
+/// Packets the kernel counted on each endpoint's last DROP (no policy
+/// allowed them), both families summed, with the policies isolating it;
+/// only endpoints with drops, in key and direction order.
+fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
+    let mut packets: BTreeMap<(&ObjectKey, Direction), u64> = BTreeMap::new();
+    for (key, drop) in view.drops.iter() {
+        let (DropReason::Policy, Some(endpoint)) = (drop.reason, &drop.endpoint) else {
+            continue;
+        };
+        if let Some(&count) = read.get(key) {
+            *packets.entry((endpoint, drop.direction)).or_default() += count;
+        }
+    }
+    packets
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|((key, direction), count)| {
+            let policies = view
+                .compiled
+                .endpoint(key)
+                .and_then(|e| e.policies(direction))
+                .unwrap_or_default()
+                .iter()
+                .map(|p| PolicyRef {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                })
+                .collect();
+            Denial {
+                namespace: key.namespace.clone(),
+                pod: key.name.clone(),
+                direction: match direction {
+                    Direction::Ingress => DirectionMessage::Ingress,
+                    Direction::Egress => DirectionMessage::Egress,
+                } as i32,
+                packets: count,
+                policies,
+            }
+        })
+        .collect()
+}
+
+fn count32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ApplyReport;
+    use crate::compile::compile;
+    use crate::model::test_fixtures::xyz_with;
+    use crate::render::{RenderOptions, render_with_drops};
+
+    const DENY_X: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: 80}]\n";
+
+    fn view(policies: &str) -> View {
+        let cluster = xyz_with(policies);
+        let compiled = Arc::new(compile(&cluster, "n1"));
+        let (dataplane, drops) = render_with_drops(&compiled, &RenderOptions::default());
+        View {
+            cluster,
+            compiled,
+            problems: Vec::new(),
+            synced_at: SystemTime::now(),
+            sync_duration: Duration::from_millis(3),
+            report: ApplyReport::default(),
+            ipsets: dataplane.sets.len(),
+            drops: Arc::new(drops),
+        }
+    }
+
+    /// The read the kernel would give: `packets` on the drop rules matching.
+    fn read(
+        view: &View,
+        mut packets: impl FnMut(&crate::render::DropRule) -> u64,
+    ) -> HashMap<(Family, String), u64> {
+        view.drops
+            .iter()
+            .map(|(key, drop)| (key.clone(), packets(drop)))
+            .collect()
+    }
+
+    #[test]
+    fn denials_name_the_endpoint_direction_and_isolating_policies() {
+        let view = view(DENY_X);
+        let xa = ObjectKey::new("x", "a");
+        // 5 IPv4 and 2 IPv6 packets into x/a; nothing out of it; a
+        // spoofed packet, which is no denial.
+        let read = read(&view, |d| match (d.reason, d.direction, d.family) {
+            (DropReason::Policy, Direction::Ingress, Family::V4) => 5,
+            (DropReason::Policy, Direction::Ingress, Family::V6) => 2,
+            (DropReason::Spoofed, _, _) => 1,
+            _ => 0,
+        });
+        let denials = denials(&view, &read);
+        assert_eq!(denials.len(), 1, "{denials:?}");
+        let denial = &denials[0];
+        assert_eq!(
+            (denial.namespace.as_str(), denial.pod.as_str()),
+            (xa.namespace.as_str(), xa.name.as_str())
+        );
+        assert_eq!(denial.direction, DirectionMessage::Ingress as i32);
+        assert_eq!(denial.packets, 7);
+        let names: Vec<&str> = denial.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["deny", "web"]);
+
+        // Egress isolated only by x/deny.
+        let read = read_egress(&view);
+        let denials = super::denials(&view, &read);
+        assert_eq!(denials.len(), 1);
+        assert_eq!(denials[0].direction, DirectionMessage::Egress as i32);
+        let names: Vec<&str> = denials[0]
+            .policies
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["deny"]);
+    }
+
+    fn read_egress(view: &View) -> HashMap<(Family, String), u64> {
+        read(view, |d| {
+            u64::from(d.reason == DropReason::Policy && d.direction == Direction::Egress)
+        })
+    }
+
+    #[test]
+    fn totals_grow_across_reads_rewrites_and_resets() {
+        let view = view(DENY_X);
+        let policy_in = |n: u64| {
+            read(&view, move |d| {
+                if d.reason == DropReason::Policy
+                    && d.direction == Direction::Ingress
+                    && d.family == Family::V4
+                {
+                    n
+                } else {
+                    0
+                }
+            })
+        };
+        let mut totals = DropTotals::default();
+        totals.fold(&policy_in(4), &view.drops);
+        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 4);
+        totals.fold(&policy_in(10), &view.drops);
+        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 10);
+        // Counters zeroed (iptables -Z, or the chain rewritten as it was):
+        // what it shows now is new.
+        totals.fold(&policy_in(3), &view.drops);
+        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 13);
+        // The rule gone from the kernel, then back from zero.
+        totals.fold(&HashMap::new(), &view.drops);
+        totals.fold(&policy_in(2), &view.drops);
+        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 15);
+        assert_eq!(totals.total(Direction::Egress, DropReason::Policy), 0);
+
+        // The policies of x/a change: its chain, and so its drop rule's
+        // hash, are new; the new rule's count adds to the total.
+        let other = super::tests::view(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n",
+        );
+        let mut moved = HashMap::new();
+        for (key, drop) in other.drops.iter() {
+            if drop.reason == DropReason::Policy && drop.family == Family::V4 {
+                assert!(!view.drops.contains_key(key), "a new hash");
+                moved.insert(key.clone(), 6);
+            }
+        }
+        totals.fold(&moved, &other.drops);
+        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 21);
+    }
+
+    #[test]
+    fn a_loop_that_ended_or_hangs_is_not_live() {
+        let stats = LoopStats::new();
+        assert_eq!(stats.live(), Ok(()));
+        stats.pass_started();
+        assert_eq!(stats.live(), Ok(()), "a pass under way");
+        stats.state().busy_since = Instant::now().checked_sub(STUCK_AFTER * 2);
+        let error = stats.live().unwrap_err();
+        assert!(error.contains("stuck"), "{error}");
+        stats.pass_failed(SyncKind::Full, Duration::from_millis(5), "boom".into());
+        assert_eq!(stats.live(), Ok(()));
+        assert_eq!(stats.last_error().as_deref(), Some("boom"));
+        assert_eq!(stats.pass_succeeded(SyncKind::Full, Duration::ZERO), 1);
+        assert_eq!(stats.last_error(), None);
+        assert_eq!(stats.syncs(), (1, 1));
+        drop(stats.end_guard());
+        assert_eq!(stats.live(), Err("the reconcile loop has ended".into()));
+    }
+
+    #[tokio::test]
+    async fn ready_after_the_first_sync_and_why_not_before() {
+        let (tx, rx) = watch::channel(None);
+        let stats = Arc::new(LoopStats::new());
+        let observer = Observer::new(
+            "n1".into(),
+            "manifests /nowhere".into(),
+            rx,
+            stats.clone(),
+            Arc::new(Uptime::new()),
+            Runner::host(),
+        );
+        assert_eq!(
+            observer.ready_now(),
+            Err("waiting for the first view of the cluster from manifests /nowhere".into())
+        );
+        stats.pass_started();
+        assert!(
+            observer
+                .ready_now()
+                .unwrap_err()
+                .starts_with("first sync in progress")
+        );
+        stats.pass_failed(
+            SyncKind::Full,
+            Duration::ZERO,
+            "iptables-restore: no".into(),
+        );
+        assert_eq!(
+            observer.ready_now(),
+            Err("first sync failed: iptables-restore: no".into())
+        );
+        tx.send_replace(Some(Arc::new(view(DENY_X))));
+        assert_eq!(observer.ready_now(), Ok(()));
+        // A later failure leaves it ready: the rules stay in force.
+        stats.pass_failed(SyncKind::Incremental, Duration::ZERO, "again".into());
+        assert_eq!(observer.ready_now(), Ok(()));
+    }
+
+    #[test]
+    fn figures_count_policies_once_whatever_their_directions() {
+        let figures = Figures::of(&view(DENY_X));
+        assert_eq!(figures.policies, 2);
+        assert_eq!(figures.endpoints, 3);
+        assert_eq!(figures.isolated, 1);
+        assert_eq!((figures.ingress_isolated, figures.egress_isolated), (1, 1));
+    }
+}
