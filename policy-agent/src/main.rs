@@ -117,10 +117,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     // Before anything else starts: a port taken is a clear error at once.
     if let Some(address) = args.daemon.metrics_address(POLICY_METRICS_PORT) {
-        // Its message already names the cause: `{:#}` would repeat it.
-        podroute_proto::observe::spawn(address, observer.clone(), &uptime)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        podroute_proto::observe::spawn(address, observer.clone(), &uptime).await?;
     }
 
     let (snapshots_tx, snapshots_rx) = watch::channel(None);

@@ -104,11 +104,13 @@ impl Uptime {
 /// Why the HTTP port could not be served.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot listen for metrics and probes on {address}: {source} (another daemon on this port? set --metrics-listen, or \"off\")"
+    "cannot listen for metrics and probes on {address}: {error} (another daemon on this port? set --metrics-listen, or \"off\")"
 )]
 pub struct ObserveError {
     pub address: SocketAddr,
-    pub source: std::io::Error,
+    // Named `error`, not `source`: the message already says it, and as a
+    // source anyhow's `{:#}` would print it twice.
+    pub error: std::io::Error,
 }
 
 /// Binds the metrics port; the daemon fails to start if it cannot (its
@@ -116,7 +118,7 @@ pub struct ObserveError {
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, ObserveError> {
     TcpListener::bind(address)
         .await
-        .map_err(|source| ObserveError { address, source })
+        .map_err(|error| ObserveError { address, error })
 }
 
 /// Serves /metrics, /livez and /readyz on `listener` until the task is
@@ -159,7 +161,7 @@ pub async fn spawn<O: Observe>(
     let listener = bind(address).await?;
     let bound = listener
         .local_addr()
-        .map_err(|source| ObserveError { address, source })?;
+        .map_err(|error| ObserveError { address, error })?;
     uptime.set_metrics_address(bound);
     tracing::info!(address = %bound, "serving /metrics, /livez and /readyz");
     Ok(tokio::spawn(serve(listener, observer)))

@@ -277,6 +277,8 @@ impl Lab {
             .arg("--manifests")
             .arg(&pools)
             .args(["--release-cooldown", "0"])
+            // The test's namespace is the host's: a free metrics port.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
