@@ -202,8 +202,7 @@ pub struct RouteView {
     pub kernel: String,
     pub kernel_error: String,
     /// Another program's route for the same prefix the kernel prefers to
-    /// ours (lower metric): packets do not follow BGP. Absent when none.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    /// ours (lower metric): packets do not follow BGP. "" when none.
     pub kernel_shadowed_by: String,
     pub kernel_next_hops: Vec<String>,
     pub reason: String,
@@ -1168,6 +1167,7 @@ mod tests {
                 "kernel",
                 "kernel_error",
                 "kernel_next_hops",
+                "kernel_shadowed_by",
                 "large_communities",
                 "local_pref",
                 "med",

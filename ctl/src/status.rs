@@ -249,6 +249,13 @@ pub struct PolicyView {
     pub rules: u64,
     pub ipset_members: u64,
     pub denials: Vec<DenialView>,
+    /// Objects refused by validation, so not in force ("NetworkPolicy
+    /// ns/name: why").
+    pub refused: Vec<String>,
+    /// Packets dropped at pods the agent has no policy view of yet.
+    pub unknown_pod_dropped_packets: u64,
+    /// Why the drop counters could not be read; empty when they were.
+    pub denials_error: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -632,6 +639,9 @@ fn policy_view(p: &PolicyFacts) -> PolicyView {
                     .collect(),
             })
             .collect(),
+        refused: s.refused.clone(),
+        unknown_pod_dropped_packets: s.unknown_pod_dropped_packets,
+        denials_error: s.denials_error.clone(),
     }
 }
 
@@ -652,6 +662,33 @@ fn check_policy(p: &PolicyFacts, problems: &mut Vec<Problem>) {
                 s.last_error
             ),
             String::new(),
+        ));
+    }
+    for refused in &s.refused {
+        problems.push(Problem::new(
+            "policy",
+            format!("not in force, refused: {refused}"),
+            "fix the object; the pods it would allow stay denied meanwhile".into(),
+        ));
+    }
+    if !s.denials_error.is_empty() {
+        problems.push(Problem::new(
+            "policy",
+            format!(
+                "cannot tell which pods policy drops packets of: {}",
+                s.denials_error
+            ),
+            String::new(),
+        ));
+    }
+    if s.unknown_pod_dropped_packets > 0 {
+        problems.push(Problem::new(
+            "policy",
+            format!(
+                "{} packets dropped at pod interfaces the agent has no view of yet",
+                s.unknown_pod_dropped_packets
+            ),
+            "a pod the manifests or the API server do not show yet (or any more)".into(),
         ));
     }
     for d in policy_view(p).denials {
@@ -1083,6 +1120,19 @@ mod tests {
         assert_eq!(
             json["policy"]["denials"][0]["policies"][0],
             "shop/db-only-from-api"
+        );
+    }
+
+    #[test]
+    fn refused_policies_are_problems() {
+        let mut g = healthy_cluster();
+        let p = g.policy.as_mut().expect("policy facts");
+        p.status.refused = vec!["NetworkPolicy shop/bad: spec.podSelector: invalid".into()];
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].message,
+            "not in force, refused: NetworkPolicy shop/bad: spec.podSelector: invalid"
         );
     }
 

@@ -79,7 +79,20 @@ impl Ipam for FakeIpam {
         &self,
         _: Request<podroute_proto::common::v1::GetStatusRequest>,
     ) -> Result<Response<podroute_proto::ipam::v1::IpamStatus>, Status> {
-        Err(Status::unimplemented("the fake has no status"))
+        Ok(Response::new(podroute_proto::ipam::v1::IpamStatus {
+            health: Some(podroute_proto::common::v1::DaemonHealth {
+                live: true,
+                ready: true,
+                reason: String::new(),
+                uptime_seconds: 3600,
+                metrics_address: "127.0.0.1:9641".into(),
+            }),
+            store: "embedded /var/lib/podroute/ipam/ipam.redb".into(),
+            pools: u32::try_from(self.script.pools.pools.len()).unwrap_or(u32::MAX),
+            nodes: 2,
+            allocations: 10,
+            releases: 4,
+        }))
     }
 
     async fn allocate(

@@ -318,7 +318,34 @@ impl BgpAdmin for FakeBgpd {
         &self,
         _: Request<GetStatusRequest>,
     ) -> Result<Response<BgpStatus>, Status> {
-        Err(Status::unimplemented("the fake has no status"))
+        Ok(Response::new(BgpStatus {
+            health: Some(podroute_proto::common::v1::DaemonHealth {
+                live: true,
+                ready: true,
+                reason: String::new(),
+                uptime_seconds: 3600,
+                metrics_address: "127.0.0.1:9641".into(),
+            }),
+            node: "node-a".into(),
+            local_as: 64512,
+            router_id: "192.0.2.254".into(),
+            peers_configured: u32::try_from(self.peers.len()).unwrap_or(u32::MAX),
+            peers_established: 1,
+            fib: Some(podroute_proto::bgpd::v1::FibStatus {
+                enabled: true,
+                table: 254,
+                installed: 3,
+                pending: 0,
+                failed: 1,
+                netlink_errors: 1,
+            }),
+            ipamd: "/run/podroute/ipamd.sock".into(),
+            ipamd_connected: true,
+            originated: vec!["10.244.0.0/26".into()],
+            config_file: "/etc/podroute/bgpd.yaml".into(),
+            config_loaded_seconds_ago: 60,
+            config_error: String::new(),
+        }))
     }
 }
 
@@ -472,7 +499,41 @@ impl PolicyAdmin for FakePolicy {
         &self,
         _: Request<GetStatusRequest>,
     ) -> Result<Response<PolicyStatus>, Status> {
-        Err(Status::unimplemented("the fake has no status"))
+        Ok(Response::new(PolicyStatus {
+            health: Some(podroute_proto::common::v1::DaemonHealth {
+                live: true,
+                ready: true,
+                reason: String::new(),
+                uptime_seconds: 3600,
+                metrics_address: "127.0.0.1:9641".into(),
+            }),
+            node: "node-a".into(),
+            source: "manifests /etc/podroute/manifests".into(),
+            syncs: 12,
+            last_sync_seconds_ago: Some(4),
+            last_sync_duration_ms: 15,
+            last_error: String::new(),
+            policies: 2,
+            endpoints: 3,
+            isolated_endpoints: 1,
+            rules: 40,
+            ipset_members: 6,
+            denials: vec![podroute_proto::policy::v1::Denial {
+                namespace: "shop".into(),
+                pod: "db-0".into(),
+                direction: podroute_proto::policy::v1::Direction::Ingress.into(),
+                packets: 7,
+                policies: vec![PolicyRef {
+                    namespace: "shop".into(),
+                    name: "db-from-api".into(),
+                }],
+            }],
+            ipsets: 2,
+            failed_syncs: 0,
+            refused: vec!["NetworkPolicy shop/bad: spec.podSelector: invalid".into()],
+            unknown_pod_dropped_packets: 0,
+            denials_error: String::new(),
+        }))
     }
 }
 
