@@ -898,3 +898,75 @@ async fn completion_scripts_and_the_man_page() {
         assert!(dir.path().join(page).is_file(), "no {page}: {out:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_what_is_wrong_and_exits_1() {
+    let s = sockets();
+    let bgpd = serve(&s.bgpd, FakeBgpd::default().router()).await;
+    let policy = serve(&s.policy, FakePolicy.router()).await;
+    // No ipamd: status still shows the other two, and says why not ipamd.
+    let out = podctl(&s, &["status"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text.starts_with("podroute on node node-a, AS 64512, router ID 192.0.2.254\n"),
+        "{text}"
+    );
+    let daemons = &text[text.find("DAEMON").unwrap()..];
+    let daemons = &daemons[..daemons.find("\n\n").unwrap() + 1];
+    for column in ["STATE", "VERSION", "UPTIME", "METRICS"] {
+        assert_aligned(daemons, column);
+    }
+    assert!(
+        text.contains(&format!(
+            "[podroute-ipamd] podroute-ipamd is unreachable: is podroute-ipamd running? socket {} not found",
+            s.ipamd.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "[policy] 7 packets to shop/db-0 dropped (ingress): it is isolated by shop/db-from-api"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "      -> podctl policy explain --from SOURCE --to shop/db-0 --port PORT/TCP\n"
+        ),
+        "{text}"
+    );
+    // JSON and YAML: printed in full, then exit 1 for the problems.
+    let out = podctl(&s, &["status", "-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["daemons"][1]["state"], "unreachable");
+    assert!(report["ipam"].is_null());
+    assert_eq!(report["policy"]["denials"][0]["packets"], 7);
+    let out = podctl(&s, &["status", "-o", "yaml"]).await;
+    let yaml_report: serde_json::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    assert_eq!(yaml_report, report);
+
+    // --watch, piped: snapshots one after another.
+    let mut child = podctl_command()
+        .arg("--bgpd")
+        .arg(&s.bgpd)
+        .arg("--ipamd")
+        .arg(&s.ipamd)
+        .arg("--policy")
+        .arg(&s.policy)
+        .args(["status", "--watch", "0.2", "-o", "json"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    read_until(&mut out, &mut text, |t| documents(t).len() >= 2).await;
+    child.kill().await.unwrap();
+    let docs = documents(&text);
+    assert_eq!(docs[0]["node"], "node-a", "{text}");
+    assert_eq!(docs[0]["problems"], docs[1]["problems"], "{text}");
+    bgpd.stop().await.unwrap();
+    policy.stop().await.unwrap();
+}
