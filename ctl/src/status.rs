@@ -386,7 +386,7 @@ fn daemon_view(
 }
 
 fn bgp_view(b: &BgpFacts) -> BgpView {
-    let fib = b.status.fib.clone().unwrap_or_default();
+    let fib = b.status.fib.unwrap_or_default();
     BgpView {
         local_asn: b.status.local_as,
         router_id: b.status.router_id.clone(),
@@ -509,11 +509,11 @@ fn via(route: &RouteView) -> String {
 /// for it or for a prefix covering it (a ToR's aggregate), held by the
 /// kernel. Our own blocks must be announced.
 fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Problem>) {
-    let best: Vec<(IpNetwork, &Route)> = b
+    let best: Vec<IpNetwork> = b
         .routes
         .iter()
         .filter(|r| r.best)
-        .filter_map(|r| Some((r.prefix.parse::<IpNetwork>().ok()?, r)))
+        .filter_map(|r| r.prefix.parse().ok())
         .collect();
     for block in &i.blocks {
         if block.node.is_empty() || block.disable_bgp_export {
@@ -538,12 +538,9 @@ fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Prob
             }
             continue;
         }
-        let covering = best
-            .iter()
-            .filter(|(prefix, _)| covers(*prefix, cidr))
-            .max_by_key(|(prefix, _)| prefix.prefix());
-        match covering {
-            None => problems.push(Problem::new(
+        // A covering route the kernel refused is check_kernel's to report.
+        if !best.iter().any(|prefix| covers(*prefix, cidr)) {
+            problems.push(Problem::new(
                 "routing",
                 format!(
                     "no route to {} (pods of node {}): no peer announces it",
@@ -553,9 +550,7 @@ fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Prob
                     "is the session with {} (or the router in between) Established? run `podctl status` on {}",
                     block.node, block.node
                 ),
-            )),
-            // The kernel's refusal is reported by check_kernel.
-            Some(_) => {}
+            ));
         }
     }
 }
