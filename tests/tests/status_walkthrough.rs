@@ -22,9 +22,8 @@ const CONNECT: Duration = Duration::from_millis(1500);
 /// Polling interval.
 const POLL: Duration = Duration::from_millis(200);
 
-/// `podctl status` on `node`: (exit code, the table, the JSON report).
-fn status(cluster: &Cluster, node: &str) -> (i32, String, Value) {
-    let table = cluster.podctl(node, &["status"]).unwrap();
+/// `podctl status -o json` on `node`: (exit code, the report).
+fn status_json(cluster: &Cluster, node: &str) -> (i32, Value) {
     let json = cluster.podctl(node, &["status", "-o", "json"]).unwrap();
     let report: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
         panic!(
@@ -33,10 +32,15 @@ fn status(cluster: &Cluster, node: &str) -> (i32, String, Value) {
             String::from_utf8_lossy(&json.stderr)
         )
     });
+    (json.status.code().unwrap_or(-1), report)
+}
+
+/// `podctl status` on `node` as a table: (exit code, text).
+fn status_table(cluster: &Cluster, node: &str) -> (i32, String) {
+    let table = cluster.podctl(node, &["status"]).unwrap();
     (
         table.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&table.stdout).into_owned(),
-        report,
     )
 }
 
@@ -65,17 +69,29 @@ fn wait_status(
 ) -> (String, Value) {
     let until = Instant::now() + CONVERGE;
     loop {
-        let (code, table, report) = status(cluster, node);
+        let (code, report) = status_json(cluster, node);
         let found = problems(&report);
         if done(&found) {
             // The exit status says whether problems were listed.
-            assert_eq!(code, i32::from(!found.is_empty()), "{table}");
-            println!("$ podctl status   # on {node}: {what}\n{table}");
-            return (table, report);
+            assert_eq!(code, i32::from(!found.is_empty()), "{report}");
+            // The table, taken just after, says the same (unless things
+            // moved in between: then look again).
+            let (table_code, table) = status_table(cluster, node);
+            let same = table_code == code
+                && report["problems"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|p| table.contains(p["message"].as_str().unwrap_or("?")))
+                && table.contains("No problems found.") == found.is_empty();
+            if same {
+                println!("$ podctl status   # on {node}: {what}\n{table}");
+                return (table, report);
+            }
         }
         assert!(
             Instant::now() < until,
-            "{node}: {what}: not seen in {CONVERGE:?}; last status:\n{table}\nbgpd log:\n{}",
+            "{node}: {what}: not seen in {CONVERGE:?}; last status:\n{report:#}\nbgpd log:\n{}",
             cluster.log(node, "bgpd")
         );
         std::thread::sleep(POLL);
@@ -234,4 +250,132 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
     let explained = String::from_utf8_lossy(&explain.stdout);
     println!("$ podctl policy explain --from shop/web --to shop/db --port 5432/TCP\n{explained}");
     assert!(explained.contains("db-from-api"), "{explained}");
+}
+
+/// Runs `podctl ARGS` on `node` in table and JSON form; both must succeed
+/// (exit `code`), the table be non-empty and the JSON parse. Returns it.
+fn both_forms(cluster: &Cluster, node: &str, args: &[&str], code: i32) -> Value {
+    let table = cluster.podctl(node, args).unwrap();
+    assert_eq!(
+        table.status.code(),
+        Some(code),
+        "podctl {args:?}: {}{}",
+        String::from_utf8_lossy(&table.stdout),
+        String::from_utf8_lossy(&table.stderr)
+    );
+    assert!(!table.stdout.is_empty(), "podctl {args:?} printed nothing");
+    let json = cluster
+        .podctl(node, &[args, &["-o", "json"]].concat())
+        .unwrap();
+    assert_eq!(
+        json.status.code(),
+        Some(code),
+        "podctl {args:?} -o json: {json:?}"
+    );
+    serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+        panic!(
+            "podctl {args:?} -o json: {e}: {}",
+            String::from_utf8_lossy(&json.stdout)
+        )
+    })
+}
+
+#[test]
+fn every_podctl_command_against_a_running_cluster() {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_podlab")).parent().unwrap();
+    let mut cluster = Cluster::start(Binaries::new(bin_dir), "stc", 2, "").unwrap();
+    let web = cluster
+        .add_pod("n1", "shop", "web", &[("app", "web")], &[])
+        .unwrap();
+    let db = cluster
+        .add_pod("n2", "shop", "db", &[("app", "db")], &[5432])
+        .unwrap();
+    cluster
+        .apply(
+            "policy-db",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-web, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: web}}}]\n",
+        )
+        .unwrap();
+    wait_clean(&cluster, "n2");
+    wait_connects(&cluster, &web, &db, 5432, true);
+    let n2 = cluster.address("n2").to_string();
+    let db_ip = db.ip().to_string();
+    let db_block = block_of(&cluster, "n2");
+
+    let version = both_forms(&cluster, "n1", &["version"], 0);
+    for daemon in version["daemons"].as_array().unwrap() {
+        assert_eq!(daemon["compatible"], true, "{version}");
+    }
+    let status = both_forms(&cluster, "n1", &["status"], 0);
+    assert_eq!(status["bgp"]["sessions_established"], 1, "{status}");
+
+    let peers = both_forms(&cluster, "n1", &["bgp", "peers"], 0);
+    assert_eq!(peers["peers"][0]["peer"], n2.as_str(), "{peers}");
+    assert_eq!(peers["peers"][0]["state"], "Established", "{peers}");
+    let peer = both_forms(&cluster, "n1", &["bgp", "peer", &n2], 0);
+    assert!(
+        peer["messages_received"]["update"].as_u64().unwrap_or(0) > 0,
+        "{peer}"
+    );
+    let routes = both_forms(&cluster, "n1", &["bgp", "routes"], 0);
+    let learned = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["prefix"] == db_block.as_str())
+        .unwrap_or_else(|| panic!("{db_block} not in {routes}"));
+    assert_eq!(learned["kernel"], "installed", "{routes}");
+    let route = both_forms(&cluster, "n1", &["bgp", "route", &db_ip], 0);
+    assert_eq!(route["prefix"], db_block.as_str(), "{route}");
+
+    let pools = both_forms(&cluster, "n1", &["ipam", "pools"], 0);
+    assert_eq!(pools["pools"][0]["name"], "default-ipv4", "{pools}");
+    let blocks = both_forms(&cluster, "n1", &["ipam", "blocks"], 0);
+    assert_eq!(blocks["blocks"].as_array().unwrap().len(), 2, "{blocks}");
+    let usage = both_forms(&cluster, "n1", &["ipam", "usage"], 0);
+    assert_eq!(usage["pools"][0]["allocated"], 2, "{usage}");
+    let show = both_forms(&cluster, "n1", &["ipam", "show", "--ip", &db_ip], 0);
+    assert_eq!(show["block"], db_block.as_str(), "{show}");
+    both_forms(&cluster, "n1", &["ipam", "check"], 0);
+    // Pools change: each form creates and deletes its own.
+    for form in [&[][..], &["-o", "json"][..]] {
+        for args in [
+            &["ipam", "pool", "create", "spare", "--cidr", "10.245.0.0/16"][..],
+            &["ipam", "pool", "delete", "spare"][..],
+        ] {
+            let out = cluster.podctl("n1", &[args, form].concat()).unwrap();
+            assert!(out.status.success(), "podctl {args:?} {form:?}: {out:?}");
+            if !form.is_empty() {
+                let _: Value = serde_json::from_slice(&out.stdout).unwrap();
+            }
+        }
+    }
+    let gone = cluster
+        .podctl("n1", &["ipam", "pool", "delete", "spare"])
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    let release = both_forms(
+        &cluster,
+        "n1",
+        &["ipam", "release", "--handle", "no-such-pod"],
+        0,
+    );
+    assert_eq!(release["released"], 0, "{release}");
+
+    let endpoints = both_forms(&cluster, "n2", &["policy", "endpoints"], 0);
+    assert_eq!(endpoints["endpoints"][0]["pod"], "db", "{endpoints}");
+    assert_eq!(
+        endpoints["endpoints"][0]["ingress_isolated"], true,
+        "{endpoints}"
+    );
+    let explain = both_forms(
+        &cluster,
+        "n2",
+        &[
+            "policy", "explain", "--from", "shop/web", "--to", "shop/db", "--port", "5432/TCP",
+        ],
+        0,
+    );
+    assert_eq!(explain["verdict"], "allowed", "{explain}");
+    assert_eq!(explain["policies"][0], "shop/db-from-web", "{explain}");
 }
