@@ -826,12 +826,13 @@ mod tests {
             scrape.value("podroute_bgp_config_last_reload_successful", &[]),
             Some(0.0)
         );
-        // Every family has its HELP, and counters their _total samples.
+        // Every family has its HELP, and counters are named `_total`
+        // (text format 0.0.4: the TYPE line names the sample).
         for (name, kind) in &scrape.types {
             assert!(scrape.help.contains_key(name), "{name} has no HELP");
             assert!(name.starts_with("podroute_"), "{name}");
             if kind == "counter" {
-                assert!(!name.ends_with("_total"), "{name}");
+                assert!(name.ends_with("_total"), "{name}");
             }
         }
     }

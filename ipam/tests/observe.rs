@@ -57,14 +57,7 @@ fn exposed(scrape: &Scrape) -> Vec<(String, String)> {
     scrape
         .types
         .iter()
-        .map(|(family, kind)| {
-            let name = if kind == "counter" {
-                format!("{family}_total")
-            } else {
-                family.clone()
-            };
-            (name, kind.clone())
-        })
+        .map(|(family, kind)| (family.clone(), kind.clone()))
         .collect()
 }
 
@@ -107,11 +100,11 @@ async fn metrics_follow_real_calls_and_match_the_docs() {
         );
     }
     for (family, kind) in [
-        ("podroute_ipam_allocations", "counter"),
-        ("podroute_ipam_releases", "counter"),
-        ("podroute_ipam_conflicts", "counter"),
-        ("podroute_ipam_retries", "counter"),
-        ("podroute_ipam_requests", "counter"),
+        ("podroute_ipam_allocations_total", "counter"),
+        ("podroute_ipam_releases_total", "counter"),
+        ("podroute_ipam_conflicts_total", "counter"),
+        ("podroute_ipam_retries_total", "counter"),
+        ("podroute_ipam_requests_total", "counter"),
         ("podroute_ipam_request_duration_seconds", "histogram"),
         ("podroute_ipam_store_commit_duration_seconds", "histogram"),
         ("podroute_ipam_pool_allocated_addresses", "gauge"),

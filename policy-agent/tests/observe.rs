@@ -36,7 +36,7 @@ const CONVERGE: Duration = Duration::from_secs(30);
 /// Every family the agent exports, with its TYPE (METRICS.md).
 const FAMILIES: &[(&str, &str)] = &[
     ("podroute_policy_sync_duration_seconds", "histogram"),
-    ("podroute_policy_syncs", "counter"),
+    ("podroute_policy_syncs_total", "counter"),
     ("podroute_policy_last_sync_timestamp_seconds", "gauge"),
     ("podroute_policy_rules", "gauge"),
     ("podroute_policy_ipsets", "gauge"),
@@ -45,8 +45,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("podroute_policy_isolated_endpoints", "gauge"),
     ("podroute_policy_policies", "gauge"),
     ("podroute_policy_refused_objects", "gauge"),
-    ("podroute_policy_dropped_packets", "counter"),
-    ("podroute_policy_counter_read_errors", "counter"),
+    ("podroute_policy_dropped_packets_total", "counter"),
+    ("podroute_policy_counter_read_errors_total", "counter"),
     ("podroute_build_info", "gauge"),
     ("podroute_process_start_time_seconds", "gauge"),
 ];

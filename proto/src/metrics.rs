@@ -46,9 +46,16 @@ impl Exposition {
         Self::default()
     }
 
-    /// Starts a family: its HELP and TYPE lines. `name` is the family's name
-    /// (a counter's without `_total`: its sample is `NAME_total`).
+    /// Starts a family: its HELP and TYPE lines. `name` is the family's name;
+    /// a counter's is given without `_total` and written with it, since in
+    /// the text format (0.0.4) the TYPE line names the sample itself
+    /// (`NAME_total`), or parsers such as Prometheus' own take the samples
+    /// for another, untyped family.
     pub fn family(&mut self, name: &str, help: &str, kind: MetricType) {
+        let name = match kind {
+            MetricType::Counter if !name.ends_with("_total") => format!("{name}_total"),
+            _ => name.to_string(),
+        };
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {}", kind.as_str());
@@ -364,14 +371,14 @@ pub fn parse(text: &str) -> Result<Scrape, ParseError> {
     Ok(scrape)
 }
 
-/// The declared family a sample name belongs to (`x_total` → counter `x`,
-/// `x_bucket`/`x_sum`/`x_count` → histogram `x`).
+/// The declared family a sample name belongs to: itself (a counter's TYPE
+/// names its `_total` sample), or for `x_bucket`/`x_sum`/`x_count` the
+/// histogram `x`.
 fn family_of<'a>(name: &'a str, types: &BTreeMap<String, String>) -> Option<&'a str> {
     if types.contains_key(name) {
         return Some(name);
     }
     for (suffix, kinds) in [
-        ("_total", &["counter"][..]),
         ("_bucket", &["histogram"][..]),
         ("_sum", &["histogram", "summary"][..]),
         ("_count", &["histogram", "summary"][..]),
@@ -487,6 +494,8 @@ mod tests {
         );
         assert_eq!(scrape.value("podroute_y", &[]), Some(0.5));
         assert_eq!(scrape.types["podroute_h_seconds"], "histogram");
+        assert_eq!(scrape.types["podroute_x_total"], "counter");
+        assert_eq!(scrape.help["podroute_x_total"], "An x.\\nTwo lines.");
         let buckets: Vec<f64> = scrape
             .find("podroute_h_seconds_bucket", &[("op", "add")])
             .map(|s| s.value)
@@ -526,6 +535,10 @@ mod tests {
             (
                 "# TYPE podroute_a counter\npodroute_a_bucket 1\n",
                 "wrong suffix",
+            ),
+            (
+                "# TYPE podroute_a counter\npodroute_a_total 1\n",
+                "a counter's TYPE must name its _total sample",
             ),
         ] {
             assert!(parse(text).is_err(), "{why}: {text:?} was accepted");

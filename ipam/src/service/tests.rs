@@ -525,7 +525,7 @@ async fn the_observer_says_loading_until_the_engine_runs() {
     assert_eq!(observer.live().await, Ok(()));
     let early = podroute_proto::metrics::parse(&observer.metrics().await).unwrap();
     assert!(early.types.contains_key("podroute_build_info"));
-    assert!(!early.types.contains_key("podroute_ipam_allocations"));
+    assert!(!early.types.contains_key("podroute_ipam_allocations_total"));
 
     let ipamd = Ipamd::start_with(store, Settings::default(), Arc::default(), uptime)
         .await
@@ -537,7 +537,7 @@ async fn the_observer_says_loading_until_the_engine_runs() {
     assert_eq!(
         loaded
             .types
-            .get("podroute_ipam_allocations")
+            .get("podroute_ipam_allocations_total")
             .map(String::as_str),
         Some("counter")
     );
