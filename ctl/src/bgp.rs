@@ -36,6 +36,8 @@ pub struct PeerView {
     pub prefixes_sent: u64,
     pub last_error: String,
     pub description: String,
+    /// Shut down by configuration: down on purpose.
+    pub shutdown: bool,
     /// Null when the peer has no BFD.
     pub bfd: Option<BfdView>,
 }
@@ -686,6 +688,7 @@ impl From<Peer> for PeerView {
             prefixes_sent: peer.prefixes_advertised,
             last_error: peer.last_error,
             description: peer.description,
+            shutdown: peer.shutdown,
             bfd: peer.bfd.map(|b| BfdView {
                 state: b.state,
                 remote_state: b.remote_state,

@@ -272,7 +272,8 @@ pub struct DenialView {
 /// One thing wrong, and what to look at next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// "bgpd", "ipamd", "policy", "bgp", "routing" or "ipam".
+    /// "podroute-bgpd", "podroute-ipamd", "podroute-policy-agent" (the
+    /// daemon itself), "bgp", "routing", "ipam" or "policy".
     pub area: String,
     pub message: String,
     /// A command or a check that tells more; may be empty.
@@ -332,6 +333,7 @@ pub fn report(g: Gathered) -> StatusReport {
         check_kernel(b, &mut problems);
         bgp_view(b)
     });
+    check_node_names(&g, &mut problems);
     if let (Ok(b), Ok(i)) = (&g.bgpd, &g.ipamd) {
         check_blocks(b, i, &node, &mut problems);
     }
@@ -407,7 +409,8 @@ fn bgp_view(b: &BgpFacts) -> BgpView {
 
 fn check_sessions(b: &BgpFacts, problems: &mut Vec<Problem>) {
     for peer in b.peers.iter().cloned().map(PeerView::from) {
-        if peer.state == "Established" {
+        // Shut down by configuration (maintenance): down on purpose.
+        if peer.state == "Established" || peer.shutdown {
             continue;
         }
         let who = if peer.name.is_empty() {
@@ -449,7 +452,7 @@ fn check_sessions(b: &BgpFacts, problems: &mut Vec<Problem>) {
     }
     if !b.status.config_error.is_empty() {
         problems.push(Problem::new(
-            "bgpd",
+            "podroute-bgpd",
             format!(
                 "the last change to {} was refused (the previous configuration runs): {}",
                 b.status.config_file, b.status.config_error
@@ -488,13 +491,9 @@ fn check_kernel(b: &BgpFacts, problems: &mut Vec<Problem>) {
                     view.prefix
                 ),
             ));
-        } else if !view.reachable {
-            problems.push(Problem::new(
-                "routing",
-                format!("{}{via}: the next hop is unreachable", view.prefix),
-                "the next hop must be on a connected network or routed to".into(),
-            ));
         }
+        // A best path always has a reachable next hop: an unreachable one
+        // is why a block has no best path (check_blocks).
     }
 }
 
@@ -515,6 +514,12 @@ fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Prob
         .filter(|r| r.best)
         .filter_map(|r| r.prefix.parse().ok())
         .collect();
+    let originated: Vec<IpNetwork> = b
+        .status
+        .originated
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
     for block in &i.blocks {
         if block.node.is_empty() || block.disable_bgp_export {
             continue;
@@ -523,10 +528,7 @@ fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Prob
             continue;
         };
         if block.node == node {
-            if b.status.node == node
-                && !b.status.ipamd.is_empty()
-                && !b.status.originated.contains(&block.cidr)
-            {
+            if b.status.node == node && !b.status.ipamd.is_empty() && !originated.contains(&cidr) {
                 problems.push(Problem::new(
                     "routing",
                     format!(
@@ -539,19 +541,97 @@ fn check_blocks(b: &BgpFacts, i: &IpamFacts, node: &str, problems: &mut Vec<Prob
             continue;
         }
         // A covering route the kernel refused is check_kernel's to report.
+        // Any covering route counts, a default route too: a ToR that sends
+        // only a default is a design, not a fault.
         if !best.iter().any(|prefix| covers(*prefix, cidr)) {
-            problems.push(Problem::new(
-                "routing",
-                format!(
-                    "no route to {} (pods of node {}): no peer announces it",
-                    block.cidr, block.node
-                ),
-                format!(
-                    "is the session with {} (or the router in between) Established? run `podctl status` on {}",
-                    block.node, block.node
-                ),
-            ));
+            problems.push(unrouted_block(b, block, cidr));
         }
+    }
+}
+
+/// Why another node's block has no best path here: paths that came but
+/// were not accepted or whose next hop does not resolve, or none came.
+fn unrouted_block(b: &BgpFacts, block: &Block, cidr: IpNetwork) -> Problem {
+    let whose = format!("{} (pods of node {})", block.cidr, block.node);
+    let paths: Vec<RouteView> = b
+        .routes
+        .iter()
+        .filter(|r| {
+            r.prefix
+                .parse::<IpNetwork>()
+                .is_ok_and(|prefix| covers(prefix, cidr))
+        })
+        .cloned()
+        .map(RouteView::from)
+        .collect();
+    if let Some(path) = paths.iter().find(|p| !p.accepted) {
+        return Problem::new(
+            "routing",
+            format!(
+                "no usable route to {whose}: {} announces {} but it is not accepted ({})",
+                path.peer, path.prefix, path.reason
+            ),
+            format!(
+                "`podctl bgp route {}` shows why; an AS loop, the import policy or the own-prefix guard refused it",
+                path.prefix
+            ),
+        );
+    }
+    if let Some(path) = paths.iter().find(|p| !p.reachable) {
+        return Problem::new(
+            "routing",
+            format!(
+                "no usable route to {whose}: {} announces {} with next hop {}, which is unreachable from here",
+                path.peer,
+                path.prefix,
+                path.next_hops.join(", ")
+            ),
+            "the next hop must be on a connected network or routed to (`ip route get NEXT-HOP`)"
+                .into(),
+        );
+    }
+    Problem::new(
+        "routing",
+        format!("no route to {whose}: no peer announces it"),
+        format!(
+            "is the session with {} (or the router in between) Established? run `podctl status` on {}",
+            block.node, block.node
+        ),
+    )
+}
+
+/// bgpd, the policy agent and ipamd must agree on this node's name: a
+/// mismatch (the CNI configuration's nodeName, a --node flag) leaves the
+/// node's blocks unannounced.
+fn check_node_names(g: &Gathered, problems: &mut Vec<Problem>) {
+    let (Ok(b), Ok(p)) = (&g.bgpd, &g.policy) else {
+        return;
+    };
+    let (bgp_node, policy_node) = (&b.status.node, &p.status.node);
+    if !bgp_node.is_empty() && !policy_node.is_empty() && bgp_node != policy_node {
+        problems.push(Problem::new(
+            "routing",
+            format!(
+                "podroute-bgpd calls this node {bgp_node:?} and podroute-policy-agent {policy_node:?}"
+            ),
+            "both take the node's name from --node or NODE_NAME: give them the same".into(),
+        ));
+        return;
+    }
+    if let Ok(i) = &g.ipamd
+        && !bgp_node.is_empty()
+        && !b.status.ipamd.is_empty()
+        && p.status.endpoints > 0
+        && !i.blocks.iter().any(|block| &block.node == bgp_node)
+    {
+        problems.push(Problem::new(
+            "routing",
+            format!(
+                "ipamd has no block for node {bgp_node:?}, yet {} pods run here: their addresses belong to another node's name",
+                p.status.endpoints
+            ),
+            "the CNI configuration's nodeName must be the node's name as bgpd's --node gives it (`podctl ipam blocks` lists the names in use)".into(),
+        ));
     }
 }
 
@@ -590,15 +670,17 @@ fn ipam_view(i: &IpamFacts, node: &str) -> IpamView {
 /// A pool 90% used will soon refuse new pods.
 fn check_pools(i: &IpamFacts, problems: &mut Vec<Problem>) {
     for u in &i.usage {
-        let used = u.allocated + u.cooling;
-        if !u.disabled && u.capacity > 0 && used * 10 >= u.capacity * 9 {
+        // u128: an IPv6 pool's capacity is u64::MAX (saturated).
+        let used = u128::from(u.allocated) + u128::from(u.cooling);
+        let capacity = u128::from(u.capacity);
+        if !u.disabled && capacity > 0 && used * 10 >= capacity * 9 {
             problems.push(Problem::new(
                 "ipam",
                 format!(
                     "pool {} ({}) is {}% used: {used} of {} addresses",
                     u.pool,
                     u.cidr,
-                    used * 100 / u.capacity,
+                    used * 100 / capacity,
                     u.capacity
                 ),
                 "add a pool (`podctl ipam pool create`) or release leaks (`podctl ipam check`)"
@@ -1041,6 +1123,96 @@ mod tests {
             KernelState::Installed,
         ));
         assert_eq!(report(g).problems, []);
+    }
+
+    #[test]
+    fn a_peer_shut_down_by_configuration_is_no_problem() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        let mut down = peer("10.77.0.9", SessionState::Idle, "");
+        down.shutdown = true;
+        b.peers.push(down);
+        assert_eq!(report(g).problems, []);
+    }
+
+    #[test]
+    fn a_block_announced_but_refused_says_why() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.routes[1].best = false;
+        b.routes[1].accepted = false;
+        b.routes[1].reason = "not accepted (import policy, AS loop or own prefix)".into();
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].message.starts_with(
+                "no usable route to 10.244.0.64/26 (pods of node n2): 10.77.0.2 announces 10.244.0.64/26 but it is not accepted"
+            ),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_block_whose_next_hop_is_unreachable() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.routes[1].best = false;
+        b.routes[1].reachable = false;
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0]
+                .message
+                .ends_with("with next hop 10.77.0.2, which is unreachable from here"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_pool_does_not_overflow() {
+        let mut g = healthy_cluster();
+        let i = g.ipamd.as_mut().expect("ipam facts");
+        i.usage.push(PoolUsage {
+            pool: "default-ipv6".into(),
+            cidr: "fd00:10:244::/48".into(),
+            // Saturated, as ipamd reports pools of 2^64 addresses or more.
+            capacity: u64::MAX,
+            allocated: u64::MAX - 1,
+            cooling: 1,
+            ..PoolUsage::default()
+        });
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].message.contains("is 100% used"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn daemons_that_disagree_on_the_node_name() {
+        let mut g = healthy_cluster();
+        g.policy.as_mut().expect("policy facts").status.node = "n1.example.com".into();
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].message,
+            "podroute-bgpd calls this node \"n1\" and podroute-policy-agent \"n1.example.com\""
+        );
+    }
+
+    #[test]
+    fn pods_whose_blocks_are_under_another_node_name() {
+        let mut g = healthy_cluster();
+        g.policy.as_mut().expect("policy facts").status.endpoints = 2;
+        let i = g.ipamd.as_mut().expect("ipam facts");
+        i.blocks[0].node = "n1.example.com".into();
+        let problems = report(g).problems;
+        assert!(
+            problems.iter().any(|p| p.message
+                == "ipamd has no block for node \"n1\", yet 2 pods run here: their addresses belong to another node's name"),
+            "{problems:#?}"
+        );
     }
 
     #[test]
