@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -299,7 +299,12 @@ pub enum AdminTcpError {
 }
 
 /// How long a TCP client gets to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TLS handshakes in progress at once; a connection beyond is closed at
+/// once. Anyone who can reach the port can open connections: without a
+/// bound, silent ones would use up the daemon's file descriptors, which
+/// its BGP sessions and netlink sockets need too.
+const MAX_HANDSHAKES: usize = 64;
 /// Handshaken connections waiting for the gRPC server to take them.
 const ACCEPTED_QUEUE: usize = 16;
 /// Pause after a failed accept (out of file descriptors): retrying at once
@@ -358,6 +363,7 @@ impl AdminTcpListener {
             acceptor,
         } = self;
         let (accepted, incoming) = mpsc::channel::<TlsStream<TcpStream>>(ACCEPTED_QUEUE);
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         // Handshakes run in their own tasks so a slow or silent client does
         // not hold up the next one.
         let accepting = tokio::spawn(async move {
@@ -370,18 +376,26 @@ impl AdminTcpListener {
                         continue;
                     }
                 };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!(%client, "admin API: too many TLS handshakes at once; closed");
+                    continue;
+                };
                 let (acceptor, accepted) = (acceptor.clone(), accepted.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    drop(permit);
+                    // Refusals are debug: whoever reaches the port can make
+                    // as many as they like.
+                    match handshake {
                         Ok(Ok(tls)) => {
                             let _ = accepted.send(tls).await;
                         }
                         Ok(Err(error)) => {
-                            tracing::warn!(%client, %error, "admin API: TLS handshake refused");
+                            tracing::debug!(%client, %error, "admin API: TLS handshake refused");
                         }
                         Err(_) => {
-                            tracing::warn!(%client, "admin API: TLS handshake timed out");
+                            tracing::debug!(%client, "admin API: TLS handshake timed out");
                         }
                     }
                 });

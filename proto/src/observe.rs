@@ -22,6 +22,13 @@ pub const BGPD_METRICS_PORT: u16 = 9641;
 pub const IPAMD_METRICS_PORT: u16 = 9642;
 pub const POLICY_METRICS_PORT: u16 = 9643;
 
+/// Connections served at once; one beyond is closed at once. A scraper and
+/// the kubelet's probes need a few.
+const MAX_CONNECTIONS: usize = 32;
+/// The longest a connection may stay open: a scrape takes milliseconds, and
+/// a client that sends nothing must not hold a slot forever.
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The content type of the text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -124,6 +131,7 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ObserveError> {
 /// Serves /metrics, /livez and /readyz on `listener` until the task is
 /// aborted. Each connection is its own task; a bad request gets 404/405.
 pub async fn serve<O: Observe>(listener: TcpListener, observer: Arc<O>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -135,18 +143,24 @@ pub async fn serve<O: Observe>(listener: TcpListener, observer: Arc<O>) {
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("metrics port: too many connections; one closed");
+            continue;
+        };
         let observer = observer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let observer = observer.clone();
                 async move { Ok::<_, Infallible>(answer(&*observer, request).await) }
             });
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "metrics port: connection ended");
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "metrics port: connection ended"),
+                Err(_) => tracing::debug!("metrics port: connection timed out"),
             }
+            drop(slot);
         });
     }
 }
@@ -274,6 +288,42 @@ mod tests {
             (503, "no session established yet\n".into())
         );
         assert_eq!(http_get(address, "/nope").await.expect("answers").0, 404);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn silent_clients_cannot_take_every_slot_for_good() {
+        let uptime = Uptime::new();
+        let localhost: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let server = spawn(localhost, Arc::new(Fixed { ready: true }), &uptime)
+            .await
+            .expect("binds");
+        let address = uptime.metrics_address().expect("recorded");
+        let mut silent = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            silent.push(
+                tokio::net::TcpStream::connect(address)
+                    .await
+                    .expect("connects"),
+            );
+        }
+        // Every slot is held: the next client is closed without an answer
+        // (once the server has accepted the silent ones).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while http_get(address, "/livez").await.is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "never refused");
+            tokio::task::yield_now().await;
+        }
+        // One leaves: its slot serves the next client.
+        silent.pop();
+        loop {
+            if let Ok(answer) = http_get(address, "/livez").await {
+                assert_eq!(answer, (200, "ok\n".into()));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         server.abort();
     }
 
