@@ -78,8 +78,8 @@ struct Args {
     #[arg(long, default_value_t = 300)]
     empty_block_grace: u64,
     /// Also serve the Ipam API on this TCP address (the CNI plugins of other
-    /// nodes reach ipamd here).
-    #[arg(long)]
+    /// nodes reach ipamd here). TLS only: every client refuses plain http.
+    #[arg(long, requires = "tls_cert")]
     listen: Option<SocketAddr>,
     /// TLS certificate (PEM) for --listen.
     #[arg(long, requires = "tls_key")]
@@ -175,8 +175,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
                 builder =
                     builder.tls_config(tls_config(cert, key, args.tls_client_ca.as_ref())?)?;
-            } else {
-                tracing::warn!(%address, "serving the Ipam API on TCP without TLS: anyone who reaches it may allocate");
+            }
+            if args.tls_client_ca.is_none() {
+                tracing::warn!(%address, "serving the Ipam API on TCP without --tls-client-ca: anyone who reaches it may allocate, release and delete pools");
             }
             let tcp = builder.add_service(IpamApi::new(ipamd.clone()).into_server());
             let listener = tokio::net::TcpListener::bind(address)
