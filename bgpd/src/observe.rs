@@ -5,6 +5,7 @@
 // published snapshots, the RIB task, the FIB's counters), so the two never
 // disagree. Families and probe meanings are documented in bgpd/METRICS.md.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -17,11 +18,18 @@ use tokio::sync::watch;
 
 use crate::fib::FibHandle;
 use crate::session::{MessageCounters, State};
-use crate::speaker::{Origination, PeerStatus, RibSummary, Speaker};
+use crate::speaker::{Origination, PeerStatus, RibActivity, RibSummary, Speaker};
 
-/// How long the RIB task may take to answer before /livez says the
-/// speaker is stuck (and a scrape leaves the Loc-RIB families out).
-pub const LIVE_WAIT: Duration = Duration::from_secs(2);
+/// How long a scrape waits for the RIB task's sizes before it leaves the
+/// Loc-RIB families out (the task may be busy with a big change).
+pub const RIB_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the RIB task may be busy, with inputs waiting, without a step
+/// forward before /livez says it is stuck. A step is taking an input,
+/// handing the FIB a chunk of routes or finishing a turn: on a loaded node
+/// each takes well under a second, so a minute without one is no slow
+/// convergence but a task that will not come back.
+pub const RIB_STALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// What main knows besides the speaker; every part optional, so a bare
 /// speaker (tests, `admin::router`) still answers GetStatus.
@@ -179,7 +187,7 @@ impl Observer {
 
     /// Everything a scrape writes, gathered first.
     async fn gather(&self) -> Gathered {
-        let rib = match tokio::time::timeout(LIVE_WAIT, self.speaker.rib_summary()).await {
+        let rib = match tokio::time::timeout(RIB_ANSWER_WAIT, self.speaker.rib_summary()).await {
             Ok(summary) => summary,
             Err(_) => {
                 tracing::debug!(
@@ -232,24 +240,9 @@ impl Observe for Observer {
         out.finish()
     }
 
-    /// The RIB task (which every route and every session passes through)
-    /// answers within LIVE_WAIT, and no peer task has died.
+    /// Answered at once, from what the tasks publish: see `liveness`.
     async fn live(&self) -> Result<(), String> {
-        let ended = self.speaker.ended_peers();
-        if let Some(peer) = ended.first() {
-            return Err(format!(
-                "the task of BGP peer {peer} has ended ({} in all); restart podroute-bgpd",
-                ended.len()
-            ));
-        }
-        match tokio::time::timeout(LIVE_WAIT, self.speaker.rib_summary()).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err("the RIB task has stopped".to_string()),
-            Err(_) => Err(format!(
-                "the RIB task did not answer within {}s",
-                LIVE_WAIT.as_secs()
-            )),
-        }
+        liveness(&self.speaker.rib_activity(), &self.speaker.ended_peers())
     }
 
     /// The configuration loaded (podroute-bgpd does not start otherwise)
@@ -257,6 +250,31 @@ impl Observe for Observer {
     async fn ready(&self) -> Result<(), String> {
         readiness(&self.speaker.peers())
     }
+}
+
+/// Live unless a peer's task has died, or the RIB task (which every route
+/// and every session passes through) has stopped or has inputs waiting
+/// while it made no step forward for RIB_STALL_LIMIT. Busy is not stuck:
+/// a big convergence held up by the kernel still steps, chunk by chunk.
+pub fn liveness(rib: &RibActivity, ended_peers: &[IpAddr]) -> Result<(), String> {
+    if let Some(peer) = ended_peers.first() {
+        return Err(format!(
+            "the task of BGP peer {peer} has ended ({} in all); restart podroute-bgpd",
+            ended_peers.len()
+        ));
+    }
+    if rib.stopped {
+        return Err("the RIB task has stopped".to_string());
+    }
+    if rib.queued > 0 && rib.stalled_for > RIB_STALL_LIMIT {
+        return Err(format!(
+            "the RIB task has made no progress for {}s with {} inputs waiting (limit {}s)",
+            rib.stalled_for.as_secs(),
+            rib.queued,
+            RIB_STALL_LIMIT.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// Ready with a session Established or with no peer to wait for (none
@@ -697,6 +715,56 @@ mod tests {
         );
         peers.remove(0);
         assert_eq!(readiness(&peers), Ok(()));
+    }
+
+    #[test]
+    fn live_unless_stuck_with_inputs_waiting_or_a_peer_task_ended() {
+        let secs = Duration::from_secs;
+        // Waiting for input.
+        assert_eq!(liveness(&RibActivity::default(), &[]), Ok(()));
+        // Busy with a big change for long, but nothing held up behind it.
+        let alone = RibActivity {
+            stalled_for: secs(3600),
+            ..RibActivity::default()
+        };
+        assert_eq!(liveness(&alone, &[]), Ok(()));
+        // A full queue behind a slow step (a kernel under load): live up
+        // to the limit.
+        let slow = RibActivity {
+            queued: crate::speaker::rib::RIB_QUEUE,
+            stalled_for: RIB_STALL_LIMIT,
+            ..RibActivity::default()
+        };
+        assert_eq!(liveness(&slow, &[]), Ok(()));
+        let stuck = RibActivity {
+            queued: 3,
+            stalled_for: RIB_STALL_LIMIT + secs(1),
+            ..RibActivity::default()
+        };
+        assert_eq!(
+            liveness(&stuck, &[]),
+            Err(
+                "the RIB task has made no progress for 61s with 3 inputs waiting (limit 60s)"
+                    .to_string()
+            )
+        );
+        let stopped = RibActivity {
+            stopped: true,
+            ..RibActivity::default()
+        };
+        assert_eq!(
+            liveness(&stopped, &[]),
+            Err("the RIB task has stopped".to_string())
+        );
+        // A dead peer task is named first, whatever the RIB does.
+        let ended: [IpAddr; 2] = ["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        assert_eq!(
+            liveness(&RibActivity::default(), &ended),
+            Err(
+                "the task of BGP peer 10.0.0.2 has ended (2 in all); restart podroute-bgpd"
+                    .to_string()
+            )
+        );
     }
 
     #[test]
