@@ -1,9 +1,11 @@
 // podroute-bgpd's entry point: read the configuration, start the kernel
 // FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP
 // or file change, serve /metrics, /livez and /readyz on the metrics port
-// and the admin API on its Unix socket until SIGTERM or SIGINT; then end every
-// session with Cease / Administrative Shutdown (with graceful restart: close
-// quietly and keep our kernel routes; `--cleanup` removes them).
+// (from the moment it is bound, so probes are answered while the start
+// waits for the kernel or ipamd) and the admin API on its Unix socket
+// until SIGTERM or SIGINT; then end every session with Cease /
+// Administrative Shutdown (with graceful restart: close quietly and keep
+// our kernel routes; `--cleanup` removes them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podroute_bgpd::observe::{Observer, ObserverOptions};
+use podroute_bgpd::observe::{Observer, ObserverOptions, PortObserver, StartPhase};
 use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
 use podroute_bgpd::{config, fib, origin};
 use podroute_proto::daemon::{self, AdminTcpArgs, DaemonArgs};
@@ -101,9 +103,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return cleanup(config.bgp.kernel_table).await;
     }
     // Bound before any session starts: a port in use stops the daemon
-    // before it has told peers anything.
-    let metrics_listener = match args.daemon.metrics_address(BGPD_METRICS_PORT) {
-        Some(address) => Some(observe::bind(address).await?),
+    // before it has told peers anything. Served at once: the start can
+    // wait long for ipamd, and unanswered probes would have the kubelet
+    // kill a healthy daemon.
+    let first_phase = if args.no_kernel {
+        StartPhase::Speaker
+    } else {
+        StartPhase::Kernel
+    };
+    let port = Arc::new(PortObserver::new(uptime.started_unix(), first_phase));
+    let metrics = match args.daemon.metrics_address(BGPD_METRICS_PORT) {
+        Some(address) => {
+            let listener = observe::bind(address).await?;
+            let bound = listener.local_addr()?;
+            uptime.set_metrics_address(bound);
+            tracing::info!(address = %bound, "serving /metrics, /livez and /readyz");
+            Some(tokio::spawn(observe::serve(listener, port.clone())))
+        }
         None => None,
     };
     let ipam = match &args.ipamd {
@@ -129,6 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .context("cannot program the kernel's routes")?,
         )
     };
+    port.starting(StartPhase::Speaker);
     // BFD runs always, so a reload can turn it on for a peer. Without
     // UDP 3784 (another BFD daemon on the host) we go on without it,
     // unless a peer asks for it now.
@@ -157,7 +174,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let restarting = fib.as_ref().is_some_and(|(f, _)| f.found_at_start() > 0);
             let wait = origin::first_view_wait(&config, restarting);
             let endpoint = ipam.endpoint.to_string();
+            port.starting(StartPhase::Ipamd);
             let (origination, connected) = first_ipam_view(ipam, wait).await;
+            port.starting(StartPhase::Speaker);
             (Some(origination), Some((endpoint, connected)))
         }
         None => (None, None),
@@ -181,15 +200,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             uptime,
         },
     ));
-    let metrics = match metrics_listener {
-        Some(listener) => {
-            let bound = listener.local_addr()?;
-            observer.uptime().set_metrics_address(bound);
-            tracing::info!(address = %bound, "serving /metrics, /livez and /readyz");
-            Some(tokio::spawn(observe::serve(listener, observer.clone())))
-        }
-        None => None,
-    };
+    port.running(observer.clone());
     let reloads = tokio::spawn(reload_loop(
         args.config.clone(),
         node,

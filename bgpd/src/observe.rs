@@ -3,11 +3,15 @@
 // podroute_proto::observe) and the admin API's GetStatus. Everything is
 // read at scrape time from the state the admin API shows (the peers'
 // published snapshots, the RIB task, the FIB's counters), so the two never
-// disagree. Families and probe meanings are documented in bgpd/METRICS.md.
+// disagree. The port answers from the moment it is bound (`PortObserver`),
+// before the speaker runs. Families and probe meanings are documented in
+// bgpd/METRICS.md.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use podroute_proto::bgpd::v1 as pb;
@@ -17,11 +21,105 @@ use tokio::sync::watch;
 
 use crate::fib::FibHandle;
 use crate::session::{MessageCounters, State};
-use crate::speaker::{Origination, PeerStatus, RibSummary, Speaker};
+use crate::speaker::{Origination, PeerStatus, RibActivity, RibSummary, Speaker};
 
-/// How long the RIB task may take to answer before /livez says the
-/// speaker is stuck (and a scrape leaves the Loc-RIB families out).
-pub const LIVE_WAIT: Duration = Duration::from_secs(2);
+/// How long a scrape waits for the RIB task's sizes before it leaves the
+/// Loc-RIB families out (the task may be busy with a big change).
+pub const RIB_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the RIB task may be busy, with inputs waiting, without a step
+/// forward before /livez says it is stuck. A step is taking an input,
+/// handing the FIB a chunk of routes or finishing a turn: on a loaded node
+/// each takes well under a second, so a minute without one is no slow
+/// convergence but a task that will not come back.
+pub const RIB_STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// What podroute-bgpd is doing before its speaker runs, as /readyz says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPhase {
+    /// Reading our routes from the kernel (`fib::start`).
+    Kernel,
+    /// Waiting, boundedly, for ipamd's first view of our blocks
+    /// (`origin::first_view_wait`).
+    Ipamd,
+    /// Opening the BFD socket, binding the BGP port, starting the tasks.
+    Speaker,
+}
+
+impl fmt::Display for StartPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StartPhase::Kernel => "reading the kernel's routes",
+            StartPhase::Ipamd => "waiting for ipamd's first view of this node's blocks",
+            StartPhase::Speaker => "starting the BGP speaker",
+        })
+    }
+}
+
+/// What the metrics port answers. Until the speaker runs: live (each start
+/// step is bounded, and a restart by the kubelet would only begin it
+/// again), not ready with the step under way, and the process metrics;
+/// then the `Observer`'s answers.
+pub struct PortObserver {
+    started_unix: f64,
+    phase: Mutex<StartPhase>,
+    running: OnceLock<Arc<Observer>>,
+}
+
+impl PortObserver {
+    /// `started_unix`: the process's start (`Uptime::started_unix`).
+    pub fn new(started_unix: f64, phase: StartPhase) -> PortObserver {
+        PortObserver {
+            started_unix,
+            phase: Mutex::new(phase),
+            running: OnceLock::new(),
+        }
+    }
+
+    /// The start has moved on to `phase`.
+    pub fn starting(&self, phase: StartPhase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    }
+
+    /// The speaker runs: answer from `observer` from now on.
+    pub fn running(&self, observer: Arc<Observer>) {
+        let _ = self.running.set(observer);
+    }
+
+    fn phase(&self) -> StartPhase {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Observe for PortObserver {
+    async fn metrics(&self) -> String {
+        if let Some(observer) = self.running.get() {
+            return observer.metrics().await;
+        }
+        let mut out = Exposition::new();
+        write_process_metrics(
+            &mut out,
+            crate::DAEMON_NAME,
+            env!("CARGO_PKG_VERSION"),
+            self.started_unix,
+        );
+        out.finish()
+    }
+
+    async fn live(&self) -> Result<(), String> {
+        match self.running.get() {
+            Some(observer) => observer.live().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        match self.running.get() {
+            Some(observer) => observer.ready().await,
+            None => Err(format!("starting: {}", self.phase())),
+        }
+    }
+}
 
 /// What main knows besides the speaker; every part optional, so a bare
 /// speaker (tests, `admin::router`) still answers GetStatus.
@@ -179,7 +277,7 @@ impl Observer {
 
     /// Everything a scrape writes, gathered first.
     async fn gather(&self) -> Gathered {
-        let rib = match tokio::time::timeout(LIVE_WAIT, self.speaker.rib_summary()).await {
+        let rib = match tokio::time::timeout(RIB_ANSWER_WAIT, self.speaker.rib_summary()).await {
             Ok(summary) => summary,
             Err(_) => {
                 tracing::debug!(
@@ -232,24 +330,9 @@ impl Observe for Observer {
         out.finish()
     }
 
-    /// The RIB task (which every route and every session passes through)
-    /// answers within LIVE_WAIT, and no peer task has died.
+    /// Answered at once, from what the tasks publish: see `liveness`.
     async fn live(&self) -> Result<(), String> {
-        let ended = self.speaker.ended_peers();
-        if let Some(peer) = ended.first() {
-            return Err(format!(
-                "the task of BGP peer {peer} has ended ({} in all); restart podroute-bgpd",
-                ended.len()
-            ));
-        }
-        match tokio::time::timeout(LIVE_WAIT, self.speaker.rib_summary()).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err("the RIB task has stopped".to_string()),
-            Err(_) => Err(format!(
-                "the RIB task did not answer within {}s",
-                LIVE_WAIT.as_secs()
-            )),
-        }
+        liveness(&self.speaker.rib_activity(), &self.speaker.ended_peers())
     }
 
     /// The configuration loaded (podroute-bgpd does not start otherwise)
@@ -257,6 +340,31 @@ impl Observe for Observer {
     async fn ready(&self) -> Result<(), String> {
         readiness(&self.speaker.peers())
     }
+}
+
+/// Live unless a peer's task has died, or the RIB task (which every route
+/// and every session passes through) has stopped or has inputs waiting
+/// while it made no step forward for RIB_STALL_LIMIT. Busy is not stuck:
+/// a big convergence held up by the kernel still steps, chunk by chunk.
+pub fn liveness(rib: &RibActivity, ended_peers: &[IpAddr]) -> Result<(), String> {
+    if let Some(peer) = ended_peers.first() {
+        return Err(format!(
+            "the task of BGP peer {peer} has ended ({} in all); restart podroute-bgpd",
+            ended_peers.len()
+        ));
+    }
+    if rib.stopped {
+        return Err("the RIB task has stopped".to_string());
+    }
+    if rib.queued > 0 && rib.stalled_for > RIB_STALL_LIMIT {
+        return Err(format!(
+            "the RIB task has made no progress for {}s with {} inputs waiting (limit {}s)",
+            rib.stalled_for.as_secs(),
+            rib.queued,
+            RIB_STALL_LIMIT.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// Ready with a session Established or with no peer to wait for (none
@@ -697,6 +805,113 @@ mod tests {
         );
         peers.remove(0);
         assert_eq!(readiness(&peers), Ok(()));
+    }
+
+    #[test]
+    fn live_unless_stuck_with_inputs_waiting_or_a_peer_task_ended() {
+        let secs = Duration::from_secs;
+        // Waiting for input.
+        assert_eq!(liveness(&RibActivity::default(), &[]), Ok(()));
+        // Busy with a big change for long, but nothing held up behind it.
+        let alone = RibActivity {
+            stalled_for: secs(3600),
+            ..RibActivity::default()
+        };
+        assert_eq!(liveness(&alone, &[]), Ok(()));
+        // A full queue behind a slow step (a kernel under load): live up
+        // to the limit.
+        let slow = RibActivity {
+            queued: crate::speaker::rib::RIB_QUEUE,
+            stalled_for: RIB_STALL_LIMIT,
+            ..RibActivity::default()
+        };
+        assert_eq!(liveness(&slow, &[]), Ok(()));
+        let stuck = RibActivity {
+            queued: 3,
+            stalled_for: RIB_STALL_LIMIT + secs(1),
+            ..RibActivity::default()
+        };
+        assert_eq!(
+            liveness(&stuck, &[]),
+            Err(
+                "the RIB task has made no progress for 61s with 3 inputs waiting (limit 60s)"
+                    .to_string()
+            )
+        );
+        let stopped = RibActivity {
+            stopped: true,
+            ..RibActivity::default()
+        };
+        assert_eq!(
+            liveness(&stopped, &[]),
+            Err("the RIB task has stopped".to_string())
+        );
+        // A dead peer task is named first, whatever the RIB does.
+        let ended: [IpAddr; 2] = ["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        assert_eq!(
+            liveness(&RibActivity::default(), &ended),
+            Err(
+                "the task of BGP peer 10.0.0.2 has ended (2 in all); restart podroute-bgpd"
+                    .to_string()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn the_port_answers_while_starting_then_as_the_speaker() {
+        let port = PortObserver::new(1.7e9, StartPhase::Kernel);
+        assert_eq!(port.live().await, Ok(()));
+        assert_eq!(
+            port.ready().await,
+            Err("starting: reading the kernel's routes".to_string())
+        );
+        port.starting(StartPhase::Ipamd);
+        assert_eq!(port.live().await, Ok(()));
+        assert_eq!(
+            port.ready().await,
+            Err("starting: waiting for ipamd's first view of this node's blocks".to_string())
+        );
+        port.starting(StartPhase::Speaker);
+        assert_eq!(
+            port.ready().await,
+            Err("starting: starting the BGP speaker".to_string())
+        );
+        // The process metrics only: no BGP figure before there is a speaker.
+        let scrape = podroute_proto::metrics::parse(&port.metrics().await).unwrap();
+        let build = [
+            ("daemon", crate::DAEMON_NAME),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ];
+        assert_eq!(scrape.value("podroute_build_info", &build), Some(1.0));
+        assert_eq!(
+            scrape.value("podroute_process_start_time_seconds", &[]),
+            Some(1.7e9)
+        );
+        assert!(
+            scrape
+                .types
+                .keys()
+                .all(|name| !name.starts_with("podroute_bgp_")),
+            "{:?}",
+            scrape.types
+        );
+
+        // The speaker runs (no peers, no listener): its answers from now on.
+        let text = "apiVersion: podroute.io/v1\nkind: BGPConfiguration\nmetadata: {name: d}\n\
+                    spec: {asNumber: 65001, routerID: 10.0.0.1, listenPort: 0}\n";
+        let config =
+            config::parse(text, "t.yaml", |_| Err(std::io::ErrorKind::NotFound.into())).unwrap();
+        let speaker = Speaker::start(config).await.unwrap();
+        let observer = Arc::new(Observer::new(speaker.clone(), ObserverOptions::default()));
+        port.running(observer);
+        assert_eq!(port.live().await, Ok(()));
+        assert_eq!(port.ready().await, Ok(()));
+        let scrape = podroute_proto::metrics::parse(&port.metrics().await).unwrap();
+        assert_eq!(
+            scrape.value("podroute_bgp_peers_configured", &[]),
+            Some(0.0)
+        );
+        speaker.shutdown("test over").await;
     }
 
     #[test]

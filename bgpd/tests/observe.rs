@@ -5,13 +5,17 @@
 // /readyz answering as documented (503 with the reason before a session
 // is up, 200 after, 200 with no peers), GetStatus against what the
 // daemon really runs, and --log-format json logs whose every line is JSON
-// and whose session events name the peer. Needs root, as the labs do.
+// and whose session events name the peer. Also the probes while the start
+// waits for an ipamd that is not there: answered at once, live, not ready
+// with the step under way, then the speaker's answers. Needs root, as the
+// labs do.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::fs;
+use std::net::SocketAddr;
 
 use common::{Bgpd, CONVERGE, PeerConf, Speaker, wait_seen};
 use podroute_lab::{Lab, LabOptions};
@@ -24,6 +28,12 @@ const A: &str = "10.0.5.1";
 const B: &str = "10.0.5.2";
 const A_BLOCK: &str = "10.244.1.0/26";
 const B_BLOCK: &str = "10.244.2.0/26";
+/// The metrics port in a node's namespace: the default.
+const METRICS: &str = "127.0.0.1:9641";
+/// An ipamd that never answers.
+const NO_IPAMD: &str = "unix:///nonexistent.sock";
+/// podroute_bgpd::fib::RTPROT_PODROUTE, as `ip route` takes it.
+const PROTO_PODROUTE: &str = "210";
 
 /// Every family bgpd/METRICS.md documents for a daemon with a kernel FIB
 /// and without --ipamd, with its TYPE.
@@ -372,4 +382,127 @@ fn check_json_log(a: &Bgpd, transitions: usize) {
             );
         }
     }
+}
+
+/// Polls `a`'s /readyz until it answers `until`; every answer before it
+/// must be one of the start's (the port may not be bound yet at first).
+fn wait_ready_answer(lab: &Lab, a: &Bgpd, until: &str) -> (u16, String) {
+    let metrics: SocketAddr = METRICS.parse().unwrap();
+    let starting = [
+        "starting: reading the kernel's routes\n",
+        "starting: waiting for ipamd's first view of this node's blocks\n",
+        "starting: starting the BGP speaker\n",
+    ];
+    let what = format!("a: /readyz answering {until:?}");
+    let answer = wait_seen(
+        lab,
+        CONVERGE,
+        &what,
+        |_| {
+            if let Some(status) = a.exited() {
+                panic!("podroute-bgpd exited ({status}) while starting");
+            }
+            let answer = a.http_at(metrics, "/readyz");
+            if let Ok((code, body)) = &answer {
+                assert!(
+                    body == until || (*code == 503 && starting.contains(&body.as_str())),
+                    "unexpected /readyz answer {code} {body:?} while waiting for {until:?}"
+                );
+            }
+            answer
+        },
+        |answer| answer.as_ref().is_ok_and(|(_, body)| body == until),
+    );
+    answer.unwrap()
+}
+
+#[test]
+fn probes_answer_while_the_start_waits_for_ipamd() {
+    let lab = Lab::up_with(TOPOLOGY, LabOptions::unique("obsst")).unwrap();
+    let metrics: SocketAddr = METRICS.parse().unwrap();
+    // A route of ours in a's kernel, as a crashed podroute-bgpd leaves
+    // it: the start is a restart, and it waits for ipamd's first view up
+    // to 3/4 of the shortest Restart Time (origin::first_view_wait). With
+    // the longest one, 4095 s, that window is 51 minutes: it cannot close
+    // while the test looks.
+    lab.exec(
+        "a",
+        &[
+            "ip",
+            "route",
+            "add",
+            "blackhole",
+            A_BLOCK,
+            "proto",
+            PROTO_PODROUTE,
+        ],
+    )
+    .unwrap();
+    let config = a_speaker(PeerConf::new("b", B, AS).spec("gracefulRestart: {restartTime: 4095}"));
+    let args = ["--node", "a", "--ipamd", NO_IPAMD];
+    let a = Bgpd::spawn_with_args(&lab, "a", &config, &args);
+    let waiting = "starting: waiting for ipamd's first view of this node's blocks\n";
+    assert_eq!(wait_ready_answer(&lab, &a, waiting).0, 503);
+    assert_eq!(
+        a.http_at(metrics, "/livez").unwrap(),
+        (200, "ok\n".to_string())
+    );
+    let (code, body) = a.http_at(metrics, "/metrics").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let scrape = podroute_proto::metrics::parse(&body).unwrap();
+    assert_eq!(
+        scrape.value(
+            "podroute_build_info",
+            &[
+                ("daemon", "podroute-bgpd"),
+                ("version", env!("CARGO_PKG_VERSION"))
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        scrape
+            .types
+            .contains_key("podroute_process_start_time_seconds")
+    );
+    // No speaker yet, so no BGP figure.
+    for name in scrape.types.keys() {
+        assert!(!name.starts_with("podroute_bgp_"), "{name} while starting");
+    }
+    // Still the start's answer after the other requests: the window is open.
+    assert_eq!(
+        a.http_at(metrics, "/readyz").unwrap(),
+        (503, waiting.to_string())
+    );
+    a.kill();
+    drop(a);
+
+    // A fresh start (nothing of ours in the kernel) waits 5 s for ipamd,
+    // then the speaker answers: not ready for want of a session.
+    lab.exec("a", &["ip", "route", "del", "blackhole", A_BLOCK])
+        .unwrap();
+    let a = Bgpd::spawn_with_args(&lab, "a", &config, &args);
+    let not_ready = "no BGP session Established (0 of 1 peers)\n";
+    assert_eq!(wait_ready_answer(&lab, &a, not_ready).0, 503);
+    assert_eq!(
+        a.http_at(metrics, "/livez").unwrap(),
+        (200, "ok\n".to_string())
+    );
+    let log = fs::read_to_string(a.log_path()).unwrap();
+    assert!(
+        log.contains("no view of this node's blocks from ipamd yet; starting sessions anyway"),
+        "{log}"
+    );
+    // The admin API (served just after) agrees.
+    let status = wait_seen(
+        &lab,
+        CONVERGE,
+        "a: GetStatus answers",
+        |_| a.status(),
+        Result::is_ok,
+    );
+    let health = status.unwrap().health.unwrap();
+    assert_eq!(health.reason, not_ready.trim_end());
+    assert_eq!(health.metrics_address, METRICS);
+    check_families("a", &a.scrape());
 }

@@ -28,7 +28,7 @@ use crate::wire::iana::notification::cease;
 use crate::wire::{Afi, ExtendedNextHop, Family, Nlri, Notification};
 
 pub use peer::{PeerCommand, PeerHandle, RibSide};
-pub use rib::{Origination, RibHandle, RibPath, RibRoute, RouteQuery};
+pub use rib::{Origination, RibHandle, RibPath, RibProgress, RibRoute, RouteQuery};
 pub use status::{Carried, PeerStatus};
 
 /// The Loc-RIB's sizes (`Speaker::rib_summary`).
@@ -42,6 +42,20 @@ pub struct RibSummary {
 }
 
 pub use crate::session::MessageCounters;
+
+/// The RIB task as /livez judges it (`observe::liveness`), read without
+/// asking the task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RibActivity {
+    /// The task has ended (it panicked, or the daemon is stopping).
+    pub stopped: bool,
+    /// Inputs queued and not yet taken.
+    pub queued: usize,
+    /// How long it has been busy without a step forward (taking an input,
+    /// handing routes to the FIB, finishing a turn); zero while it waits
+    /// for input.
+    pub stalled_for: Duration,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
@@ -408,6 +422,17 @@ impl Speaker {
 
     pub fn router_id(&self) -> std::net::Ipv4Addr {
         self.lock().config.bgp.router_id
+    }
+
+    /// Whether the RIB task is moving, at once (no message to it).
+    pub fn rib_activity(&self) -> RibActivity {
+        let state = self.lock();
+        let rib = &state.rib;
+        RibActivity {
+            stopped: rib.input.is_closed(),
+            queued: rib.queued(),
+            stalled_for: rib.progress.stalled_for(tokio::time::Instant::now()),
+        }
     }
 
     /// The Loc-RIB's sizes, with each configured peer's path counts by

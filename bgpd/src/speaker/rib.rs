@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
@@ -204,15 +205,74 @@ pub struct RibSizes {
     pub peers: HashMap<PeerId, PeerCounts>,
 }
 
+/// When the RIB task last stepped forward, readable without asking it
+/// (so /livez answers at once even when the task is busy): whether it is
+/// waiting for its next input, and when it last took an input, handed a
+/// chunk of routes to the FIB or finished a turn.
+#[derive(Debug)]
+pub struct RibProgress {
+    base: Instant,
+    /// Milliseconds since `base` of the last step, shifted left by one;
+    /// the low bit set while the task waits for input. One atomic, so a
+    /// reader never pairs a new state with an old time.
+    state: AtomicU64,
+}
+
+impl RibProgress {
+    fn new() -> RibProgress {
+        let progress = RibProgress {
+            base: Instant::now(),
+            state: AtomicU64::new(0),
+        };
+        progress.waiting();
+        progress
+    }
+
+    /// The task waits for its next input: nothing it owes is late.
+    fn waiting(&self) {
+        self.record(true);
+    }
+
+    /// The task took an input or moved on within a turn.
+    fn stepped(&self) {
+        self.record(false);
+    }
+
+    fn record(&self, waiting: bool) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let state = (ms.min(u64::MAX >> 1) << 1) | u64::from(waiting);
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// How long, at `now`, the task has been busy without a step forward;
+    /// zero while it waits for input.
+    pub fn stalled_for(&self, now: Instant) -> Duration {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & 1 == 1 {
+            return Duration::ZERO;
+        }
+        let last = self.base + Duration::from_millis(state >> 1);
+        now.saturating_duration_since(last)
+    }
+}
+
 /// The RIB task's grip: cheap to clone.
 #[derive(Clone)]
 pub struct RibHandle {
     pub input: mpsc::Sender<RibInput>,
     /// Routes reach the kernel (a FIB runs).
     pub has_fib: bool,
+    pub progress: Arc<RibProgress>,
 }
 
 impl RibHandle {
+    /// Inputs queued and not yet taken by the task.
+    pub fn queued(&self) -> usize {
+        self.input
+            .max_capacity()
+            .saturating_sub(self.input.capacity())
+    }
+
     pub async fn query(&self, query: RouteQuery) -> Vec<RibRoute> {
         let (reply, answer) = oneshot::channel();
         if self
@@ -288,8 +348,13 @@ pub fn spawn(
         fib,
         forwarding_preserved,
     );
+    let progress = task.progress.clone();
     tokio::spawn(task.run(rx, fib_events));
-    RibHandle { input, has_fib }
+    RibHandle {
+        input,
+        has_fib,
+        progress,
+    }
 }
 
 /// Peers and next hop reachability: what ranking needs besides the paths.
@@ -356,6 +421,8 @@ struct RibTask {
     initial: Option<InitialSync>,
     /// Restarting peers whose stale paths we keep (RFC 4724 §4.2).
     helper: HelperTimers,
+    /// For /livez: marked at every step forward.
+    progress: Arc<RibProgress>,
 }
 
 struct InitialSync {
@@ -432,6 +499,7 @@ impl RibTask {
                 deferred: BTreeSet::new(),
             }),
             helper: HelperTimers::default(),
+            progress: Arc::new(RibProgress::new()),
         }
     }
 
@@ -441,8 +509,9 @@ impl RibTask {
         mut fib_events: Option<mpsc::Receiver<FibEvent>>,
     ) {
         loop {
+            self.progress.waiting();
             tokio::select! {
-                message = input.recv() => match message {
+                message = input.recv() => match self.took(message) {
                     Some(RibInput::Shutdown { done }) => {
                         self.shutdown().await;
                         let _ = done.send(());
@@ -463,14 +532,23 @@ impl RibTask {
                         return;
                     }
                 },
-                Some(event) = recv(&mut fib_events) => self.fib_event(event).await,
-                () = initial_deadline(&self.initial) => {}
-                () = sleep_until(self.helper.next_deadline()) => self.helper_expired().await,
+                Some(event) = recv(&mut fib_events) => self.fib_event(self.took(event)).await,
+                () = initial_deadline(&self.initial) => self.progress.stepped(),
+                () = sleep_until(self.helper.next_deadline()) => {
+                    self.progress.stepped();
+                    self.helper_expired().await;
+                }
             }
             self.release_exports();
             self.initial_sync().await;
             self.flush().await;
         }
+    }
+
+    /// Marks taking `input` as a step forward.
+    fn took<T>(&self, input: T) -> T {
+        self.progress.stepped();
+        input
     }
 
     fn handle(&mut self, message: RibInput) {
@@ -907,6 +985,7 @@ impl RibTask {
         let mut ops = ops.into_iter().peekable();
         while ops.peek().is_some() {
             fib.apply(ops.by_ref().take(EXPORT_CHUNK).collect()).await;
+            self.progress.stepped();
         }
         fib.sync_done(generation).await;
     }
@@ -976,11 +1055,16 @@ impl RibTask {
             }
         }
         let ops = std::mem::take(&mut self.fib_ops);
-        if let Some(fib) = &self.fib
-            && !ops.is_empty()
-        {
-            fib.apply(ops).await;
+        if let Some(fib) = &self.fib {
+            // In chunks, each a step forward: a big change waiting on the
+            // kernel is slow, not stuck.
+            let mut ops = ops.into_iter().peekable();
+            while ops.peek().is_some() {
+                fib.apply(ops.by_ref().take(EXPORT_CHUNK).collect()).await;
+                self.progress.stepped();
+            }
         }
+        self.progress.stepped();
     }
 
     /// Removes our routes from the kernel (as BIRD does when it stops) and
@@ -1206,6 +1290,40 @@ mod tests {
         assert!(exports.is_empty(), "still announced, nothing to re-send");
         let (ops, _) = run(&mut t, origination(&[], &["10.244.9.5/32"]));
         assert_eq!(ops, [FibOp::Remove(net("10.244.9.5/32"))]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_counts_busy_time_since_the_last_step_only() {
+        let secs = Duration::from_secs;
+        let progress = RibProgress::new();
+        // Waiting for input is never a stall, however long.
+        tokio::time::advance(secs(600)).await;
+        assert_eq!(progress.stalled_for(Instant::now()), Duration::ZERO);
+        // Took an input: busy from then on until the next step.
+        progress.stepped();
+        tokio::time::advance(secs(30)).await;
+        assert_eq!(progress.stalled_for(Instant::now()), secs(30));
+        progress.stepped();
+        assert_eq!(progress.stalled_for(Instant::now()), Duration::ZERO);
+        tokio::time::advance(secs(90)).await;
+        assert_eq!(progress.stalled_for(Instant::now()), secs(90));
+        progress.waiting();
+        assert_eq!(progress.stalled_for(Instant::now()), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_rib_task_waits_with_nothing_queued() {
+        let rib = spawn(Ipv4Addr::new(192, 0, 2, 1), 1, 0, None, false);
+        rib.input
+            .send(origination(&["10.244.1.0/26"], &[]))
+            .await
+            .unwrap();
+        // Answered: the origination before it was taken too, and (one
+        // thread) the task ran on to wait for its next input.
+        assert!(rib.summary().await.is_some());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(rib.queued(), 0);
+        assert_eq!(rib.progress.stalled_for(Instant::now()), Duration::ZERO);
     }
 
     #[test]

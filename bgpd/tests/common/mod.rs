@@ -172,25 +172,31 @@ impl Bgpd {
     /// Starts podroute-bgpd with `speaker`'s configuration in `node` and
     /// waits until its admin API answers.
     pub fn start(lab: &Lab, node: &str, speaker: &Speaker) -> Bgpd {
-        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, &[])
+        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, &[], true)
     }
 
     /// As `start`, with more command line arguments (e.g. `--ipamd`).
     pub fn start_with_args(lab: &Lab, node: &str, speaker: &Speaker, extra: &[&str]) -> Bgpd {
-        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, extra)
+        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, extra, true)
+    }
+
+    /// As `start_with_args`, without waiting for the admin API (it answers
+    /// only once the speaker runs): for watching the start itself.
+    pub fn spawn_with_args(lab: &Lab, node: &str, speaker: &Speaker, extra: &[&str]) -> Bgpd {
+        Bgpd::launch(lab, node, Some(&speaker.yaml()), None, extra, false)
     }
 
     /// Starts podroute-bgpd with configuration `yaml` and more command
     /// line arguments (e.g. `--node NAME`).
     pub fn start_yaml(lab: &Lab, node: &str, yaml: &str, args: &[&str]) -> Bgpd {
-        Bgpd::launch(lab, node, Some(yaml), None, args)
+        Bgpd::launch(lab, node, Some(yaml), None, args, true)
     }
 
     /// Starts podroute-bgpd in `node` on the configuration file `config`
     /// (shared by several nodes, as a cluster's is) with more arguments
     /// (`--node`, `--ipamd`), and waits until its admin API answers.
     pub fn start_file(lab: &Lab, node: &str, config: &str, args: &[&str]) -> Bgpd {
-        Bgpd::launch(lab, node, None, Some(Path::new(config)), args)
+        Bgpd::launch(lab, node, None, Some(Path::new(config)), args, true)
     }
 
     fn launch(
@@ -199,6 +205,7 @@ impl Bgpd {
         yaml: Option<&str>,
         shared: Option<&Path>,
         args: &[&str],
+        wait: bool,
     ) -> Bgpd {
         let dir = tempfile::Builder::new()
             .prefix("bgpd-interop")
@@ -245,6 +252,9 @@ impl Bgpd {
             log,
             rt,
         };
+        if !wait {
+            return bgpd;
+        }
         let what = format!(
             "podroute-bgpd in {node} to answer on {}",
             bgpd.socket.display()
@@ -329,6 +339,17 @@ impl Bgpd {
             .metrics_address
             .parse()
             .map_err(|e| format!("metrics address {:?}: {e}", health.metrics_address))?;
+        self.http_at(address, path)
+    }
+
+    /// GET `path` on `address` from inside the daemon's network namespace,
+    /// without asking GetStatus where the port is (before the admin API
+    /// answers).
+    pub fn http_at(
+        &self,
+        address: std::net::SocketAddr,
+        path: &str,
+    ) -> Result<(u16, String), String> {
         let netns = Path::new("/run/netns").join(&self.netns);
         podroute_bgpd::fib::in_netns(Some(&netns), || {
             let rt = tokio::runtime::Builder::new_current_thread()
