@@ -135,6 +135,7 @@ impl BgpAdmin for AdminService {
                 prefix,
                 peer: None,
                 ipv4,
+                kernel_problems: request.kernel_problems,
             };
             let routes = self
                 .speaker

@@ -265,6 +265,11 @@ pub async fn peer(bgpd: &Target, address: &str) -> Result<PeerDetail, Unreachabl
     Ok(PeerDetail::from(peer))
 }
 
+/// The largest ListRoutes answer podctl takes: a full table comes in one
+/// message of about 100 bytes a path (tonic's default, 4 MiB, stopped at
+/// some 44,000 paths).
+pub const MAX_ROUTES_MESSAGE: usize = 1 << 30;
+
 pub async fn routes(bgpd: &Target, query: RoutesQuery) -> Result<RoutesReport, Unreachable> {
     let adj_rib = query.peer.is_some();
     let request = ListRoutesRequest {
@@ -277,9 +282,13 @@ pub async fn routes(bgpd: &Target, query: RoutesQuery) -> Result<RoutesReport, U
             RouteDirection::Received
         }
         .into(),
+        kernel_problems: false,
     };
     let response = daemons::call(bgpd, |ch| async move {
-        BgpAdminClient::new(ch).list_routes(request).await
+        BgpAdminClient::new(ch)
+            .max_decoding_message_size(MAX_ROUTES_MESSAGE)
+            .list_routes(request)
+            .await
     })
     .await?;
     Ok(RoutesReport {

@@ -165,6 +165,9 @@ pub struct RouteQuery {
     pub peer: Option<PeerId>,
     /// Some(true): IPv4 only; Some(false): IPv6 only.
     pub ipv4: Option<bool>,
+    /// Only prefixes whose selected route the kernel refused, or that
+    /// another program's route shadows.
+    pub kernel_problems: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1110,6 +1113,7 @@ impl RibTask {
                 .rib
                 .iter()
                 .filter(|(p, _)| query.ipv4.is_none_or(|v4| p.is_ipv4() == v4))
+                .filter(|(p, paths)| !query.kernel_problems || self.kernel_problem(*p, paths))
                 .map(|(prefix, paths)| self.describe(prefix, paths))
                 .collect(),
         };
@@ -1121,6 +1125,26 @@ impl RibTask {
         }
         routes.sort_by_key(|r| r.prefix);
         routes
+    }
+
+    /// Whether the kernel refused `prefix`'s selected route or another
+    /// program's route for it wins: two lookups, no allocation, so a full
+    /// table is scanned cheaply.
+    fn kernel_problem(&self, prefix: IpNetwork, paths: &[Path]) -> bool {
+        let Some(fib) = &self.fib else {
+            return false;
+        };
+        if !paths.first().is_some_and(Path::selected) {
+            return false;
+        }
+        if matches!(fib.route_state(&prefix), RouteState::Failed(_)) {
+            return true;
+        }
+        self.resolver
+            .kernel
+            .as_ref()
+            .and_then(|table| table.exact(prefix))
+            .is_some_and(|(metric, _)| metric < fib.metric())
     }
 
     /// The route for `prefix`, or the longest one covering it.
