@@ -1098,6 +1098,8 @@ mod tests {
                 namespace: "shop".into(),
                 name: "db-only-from-api".into(),
             }],
+            last_drop_seconds_ago: Some(3),
+            recent_packets: 7,
         }];
         let report = report(g);
         assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);

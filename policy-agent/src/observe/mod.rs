@@ -3,8 +3,8 @@
 // GetStatus. Three inputs: what the reconcile loop reports of its passes
 // (`LoopStats`), what it last programmed (the `View`), and the kernel's
 // packet counters of our DROP rules (drops.rs: read when asked, a scrape
-// or a GetStatus, one read at a time and reused for a second). See
-// METRICS.md.
+// or a GetStatus, and every 10 s while a pod is isolated; one read at a
+// time, reused for a second). See METRICS.md.
 
 mod drops;
 
@@ -22,7 +22,7 @@ use crate::agent::View;
 use crate::apply::runner::{COMMAND_TIMEOUT, Runner};
 use crate::model::cluster::{Direction, ObjectKey};
 use crate::render::DropReason;
-use drops::{CounterRead, DropReader, FRESH_FOR};
+use drops::{CounterRead, DropCounters, DropReader, FRESH_FOR};
 pub use drops::{CounterSource, RulePackets};
 
 /// A pass that has run this long is stuck: it runs at most five kernel
@@ -297,7 +297,7 @@ impl Observer {
         status.refused = view.problems.iter().map(ToString::to_string).collect();
         match read {
             Ok(read) => {
-                status.denials = denials(&view, &read);
+                status.denials = denials(&view, &read, &self.drops.counters(), Instant::now());
                 status.unknown_pod_dropped_packets = view
                     .drops
                     .iter()
@@ -308,6 +308,12 @@ impl Observer {
             Err(e) => status.denials_error = e,
         }
         status
+    }
+
+    /// Reads the drop counters every 10 s while a pod is isolated, until the
+    /// reconcile loop ends: spawn it beside the loop.
+    pub fn poll_drops(&self) -> impl Future<Output = ()> + Send + 'static {
+        drops::poll(self.drops.clone())
     }
 
     /// The Prometheus text (METRICS.md lists every family).
@@ -489,9 +495,10 @@ fn write_view_figures(out: &mut Exposition, view: &View) {
 }
 
 /// Packets the kernel counted on each endpoint's last DROP (no policy
-/// allowed them), both families summed, with the policies isolating it;
-/// only endpoints with drops, in key and direction order.
-fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
+/// allowed them), both families summed, with the policies isolating it
+/// and how recent the drops are (as of `now`); only endpoints with packets
+/// counted now or dropped recently, in key and direction order.
+fn denials(view: &View, read: &RulePackets, counters: &DropCounters, now: Instant) -> Vec<Denial> {
     let mut packets: BTreeMap<(&ObjectKey, Direction), u64> = BTreeMap::new();
     for (key, drop) in view.drops.iter() {
         let (DropReason::Policy, Some(endpoint)) = (drop.reason, &drop.endpoint) else {
@@ -501,10 +508,17 @@ fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
             *packets.entry((endpoint, drop.direction)).or_default() += count;
         }
     }
+    // Rewritten chains count from zero; their drops may still be recent.
+    for pod in counters.seen_dropping() {
+        packets.entry(pod).or_default();
+    }
     packets
         .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|((key, direction), count)| {
+        .filter_map(|((key, direction), count)| {
+            let recent = counters.recent(key, direction, now);
+            if count == 0 && recent.packets == 0 {
+                return None;
+            }
             let policies = view
                 .compiled
                 .endpoint(key)
@@ -516,7 +530,7 @@ fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
                     name: p.name.clone(),
                 })
                 .collect();
-            Denial {
+            Some(Denial {
                 namespace: key.namespace.clone(),
                 pod: key.name.clone(),
                 direction: match direction {
@@ -525,7 +539,9 @@ fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
                 } as i32,
                 packets: count,
                 policies,
-            }
+                last_drop_seconds_ago: recent.last_drop_seconds_ago,
+                recent_packets: recent.packets,
+            })
         })
         .collect()
 }
@@ -583,7 +599,11 @@ mod tests {
             (DropReason::Spoofed, _, _) => 1,
             _ => 0,
         });
-        let denials = denials(&view, &read);
+        // Counts carried from before the agent: how many, not when.
+        let mut counters = DropCounters::default();
+        let now = Instant::now();
+        counters.fold(&read, &view.drops, now);
+        let denials = denials(&view, &read, &counters, now);
         assert_eq!(denials.len(), 1, "{denials:?}");
         let denial = &denials[0];
         assert_eq!(
@@ -592,12 +612,16 @@ mod tests {
         );
         assert_eq!(denial.direction, DirectionMessage::Ingress as i32);
         assert_eq!(denial.packets, 7);
+        assert_eq!(
+            (denial.last_drop_seconds_ago, denial.recent_packets),
+            (None, 0)
+        );
         let names: Vec<&str> = denial.policies.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, vec!["deny", "web"]);
 
         // Egress isolated only by x/deny.
         let read = read_egress(&view);
-        let denials = super::denials(&view, &read);
+        let denials = super::denials(&view, &read, &counters, now);
         assert_eq!(denials.len(), 1);
         assert_eq!(denials[0].direction, DirectionMessage::Egress as i32);
         let names: Vec<&str> = denials[0]
@@ -606,6 +630,37 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(names, vec!["deny"]);
+    }
+
+    #[test]
+    fn denials_tell_how_recent_the_drops_are() {
+        let view = view(DENY_X);
+        let xa = |n: u64| {
+            read(&view, move |d| {
+                u64::from(d.reason == DropReason::Policy && d.direction == Direction::Ingress) * n
+            })
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut counters = DropCounters::default();
+        counters.fold(&xa(3), &view.drops, t0);
+        // 2 more packets (1 per family) seen at 10 s: asked at 25 s.
+        counters.fold(&xa(4), &view.drops, at(10));
+        let denial = |counters: &DropCounters, read: &RulePackets, now: u64| {
+            let denials = denials(&view, read, counters, at(now));
+            assert!(denials.len() <= 1, "{denials:?}");
+            denials
+                .first()
+                .map(|d| (d.packets, d.last_drop_seconds_ago, d.recent_packets))
+        };
+        assert_eq!(denial(&counters, &xa(4), 25), Some((8, Some(15), 2)));
+        // Long after: listed with its count, the drops no longer recent.
+        assert_eq!(denial(&counters, &xa(4), 3600), Some((8, Some(3590), 0)));
+        // x/a's chain rewritten (counting from zero) soon after its drops:
+        // still listed while they are recent.
+        counters.fold(&xa(0), &view.drops, at(20));
+        assert_eq!(denial(&counters, &xa(0), 30), Some((0, Some(20), 2)));
+        assert_eq!(denial(&counters, &xa(0), 3600), None);
     }
 
     fn read_egress(view: &View) -> RulePackets {
