@@ -727,6 +727,61 @@ mod tests {
         assert_eq!(observer.ready_now(), Ok(()));
     }
 
+    /// Counters the test sets.
+    #[derive(Debug, Default)]
+    struct SetCounters(Mutex<RulePackets>);
+
+    impl CounterSource for SetCounters {
+        fn read(&self) -> Result<RulePackets, String> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn status_tells_drops_from_before_and_since_the_start() {
+        let view = view(DENY_X);
+        let xa_in = |n: u64| {
+            read(&view, move |d| {
+                u64::from(d.reason == DropReason::Policy && d.direction == Direction::Ingress) * n
+            })
+        };
+        let counters = Arc::new(SetCounters::default());
+        *counters.0.lock().unwrap() = xa_in(5);
+        let (tx, rx) = watch::channel(Some(Arc::new(view.clone())));
+        let observer = Observer::with_counters(
+            "n1".into(),
+            "manifests /nowhere".into(),
+            rx,
+            Arc::new(LoopStats::new()),
+            Arc::new(Uptime::new()),
+            counters.clone(),
+        );
+        // Found in force at start: how many, not when.
+        let status = observer.status().await;
+        let d = &status.denials[0];
+        assert_eq!(
+            (d.packets, d.last_drop_seconds_ago, d.recent_packets),
+            (10, None, 0),
+            "{status:?}"
+        );
+        *counters.0.lock().unwrap() = xa_in(8);
+        // The same rules again: a view the last read is not of, read anew.
+        tx.send_replace(Some(Arc::new(view.clone())));
+        let status = observer.status().await;
+        let d = &status.denials[0];
+        assert_eq!((d.packets, d.recent_packets), (16, 6), "{status:?}");
+        assert!(d.last_drop_seconds_ago.is_some(), "{status:?}");
+        let text = observer.metrics_text().await;
+        let scrape = podroute_proto::metrics::parse(&text).unwrap();
+        assert_eq!(
+            scrape.value(
+                "podroute_policy_dropped_packets_total",
+                &[("direction", "ingress"), ("reason", "policy")]
+            ),
+            Some(16.0)
+        );
+    }
+
     #[test]
     fn figures_count_policies_once_whatever_their_directions() {
         let figures = Figures::of(&view(DENY_X));
