@@ -264,7 +264,13 @@ pub struct DenialView {
     pub pod: String,
     /// "ingress" or "egress".
     pub direction: String,
+    /// The kernel counters now: since the pod's chain was last rewritten.
     pub packets: u64,
+    /// Seconds since the agent saw them grow; None if it has not since it
+    /// started.
+    pub last_drop_s_ago: Option<u64>,
+    /// Packets dropped in the last RECENT_DROPS_S.
+    pub recent_packets: u64,
     /// "namespace/name" of each policy isolating the pod that way.
     pub policies: Vec<String>,
 }
@@ -709,6 +715,8 @@ fn policy_view(p: &PolicyFacts) -> PolicyView {
                 pod: format!("{}/{}", d.namespace, d.pod),
                 direction: direction_name(d.direction).into(),
                 packets: d.packets,
+                last_drop_s_ago: d.last_drop_seconds_ago,
+                recent_packets: d.recent_packets,
                 policies: d
                     .policies
                     .iter()
@@ -720,6 +728,38 @@ fn policy_view(p: &PolicyFacts) -> PolicyView {
         unknown_pod_dropped_packets: s.unknown_pod_dropped_packets,
         denials_error: s.denials_error.clone(),
     }
+}
+
+/// Drops at most this old are a problem; older ones are only listed. The
+/// policy agent's `recent_packets` window (policy-agent/METRICS.md).
+const RECENT_DROPS_S: u64 = 300;
+
+/// Denials listed under the Policy line of the table; -o json lists all.
+const MAX_DENIALS_SHOWN: usize = 10;
+
+/// The table's lines for the pods policy dropped packets of, recent or
+/// not: "  dropped: shop/db ingress 7 packets, 2 in the last 5 minutes,
+/// last 3s ago (isolated by shop/x)".
+fn denial_lines(p: &PolicyView) -> String {
+    let mut out = String::new();
+    for d in p.denials.iter().take(MAX_DENIALS_SHOWN) {
+        let mut line = format!("  dropped: {} {} {} packets", d.pod, d.direction, d.packets);
+        if d.recent_packets > 0 {
+            line.push_str(&format!(", {} in the last 5 minutes", d.recent_packets));
+        }
+        match d.last_drop_s_ago {
+            Some(ago) => line.push_str(&format!(", last {} ago", human::duration(ago))),
+            None => line.push_str(", none seen since the agent started"),
+        }
+        out.push_str(&format!("{line} (isolated by {})\n", d.policies.join(", ")));
+    }
+    if p.denials.len() > MAX_DENIALS_SHOWN {
+        out.push_str(&format!(
+            "  ... and {} more (-o json lists all)\n",
+            p.denials.len() - MAX_DENIALS_SHOWN
+        ));
+    }
+    out
 }
 
 fn direction_name(direction: i32) -> &'static str {
@@ -768,7 +808,12 @@ fn check_policy(p: &PolicyFacts, problems: &mut Vec<Problem>) {
             "a pod the manifests or the API server do not show yet (or any more)".into(),
         ));
     }
+    // Old drops (or counts from before the agent started) are history,
+    // listed in the policy section but no problem now.
     for d in policy_view(p).denials {
+        let Some(ago) = d.last_drop_s_ago.filter(|ago| *ago <= RECENT_DROPS_S) else {
+            continue;
+        };
         let (verb, explain) = match d.direction.as_str() {
             "egress" => (
                 "from",
@@ -788,11 +833,12 @@ fn check_policy(p: &PolicyFacts, problems: &mut Vec<Problem>) {
         problems.push(Problem::new(
             "policy",
             format!(
-                "{} packets {verb} {} dropped ({}): it is isolated by {} and no rule of theirs allows them",
-                d.packets,
+                "{} packets {verb} {} dropped ({}): it is isolated by {} and no rule of theirs allows them (in the last 5 minutes, the latest {} ago)",
+                d.recent_packets,
                 d.pod,
                 d.direction,
-                d.policies.join(", ")
+                d.policies.join(", "),
+                human::duration(ago)
             ),
             explain,
         ));
@@ -924,6 +970,7 @@ pub fn render(report: &StatusReport, view: View) -> Result<String, RenderError> 
             "Policy: {synced}; {} policies, {} endpoints here ({} isolated), {} rules, {} ipset members\n",
             p.policies, p.endpoints, p.isolated_endpoints, p.rules, p.ipset_members
         ));
+        out.push_str(&denial_lines(p));
     }
     out.push('\n');
     if report.problems.is_empty() {
@@ -1257,37 +1304,90 @@ mod tests {
         );
     }
 
-    #[test]
-    fn packets_policy_dropped_name_the_policies() {
-        let mut g = healthy_cluster();
-        let p = g.policy.as_mut().expect("policy facts");
-        p.status.denials = vec![Denial {
+    /// shop/db's ingress drops: `packets` counted now, the last seen
+    /// `ago` seconds ago, `recent` of them in the last 5 minutes.
+    fn db_dropped(packets: u64, ago: Option<u64>, recent: u64) -> Denial {
+        Denial {
             namespace: "shop".into(),
             pod: "db".into(),
             direction: Direction::Ingress.into(),
-            packets: 7,
+            packets,
             policies: vec![PolicyRef {
                 namespace: "shop".into(),
                 name: "db-only-from-api".into(),
             }],
-        }];
+            last_drop_seconds_ago: ago,
+            recent_packets: recent,
+        }
+    }
+
+    #[test]
+    fn packets_policy_dropped_recently_name_the_policies() {
+        let mut g = healthy_cluster();
+        let p = g.policy.as_mut().expect("policy facts");
+        p.status.denials = vec![db_dropped(9, Some(3), 7)];
         let report = report(g);
         assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
         let problem = &report.problems[0];
         assert_eq!(problem.area, "policy");
-        assert!(
-            problem.message.contains(
-                "7 packets to shop/db dropped (ingress): it is isolated by shop/db-only-from-api"
-            ),
-            "{problem:#?}"
+        assert_eq!(
+            problem.message,
+            "7 packets to shop/db dropped (ingress): it is isolated by shop/db-only-from-api and no rule of theirs allows them (in the last 5 minutes, the latest 3s ago)"
         );
         assert!(problem.hint.contains("--to shop/db"), "{problem:#?}");
         let json: serde_json::Value =
             serde_json::from_str(&render(&report, View::JSON).expect("json")).expect("parses");
+        let denial = &json["policy"]["denials"][0];
+        assert_eq!(denial["policies"][0], "shop/db-only-from-api");
         assert_eq!(
-            json["policy"]["denials"][0]["policies"][0],
-            "shop/db-only-from-api"
+            (
+                &denial["packets"],
+                &denial["last_drop_s_ago"],
+                &denial["recent_packets"]
+            ),
+            (&9.into(), &3.into(), &7.into())
         );
+        let text = render(&report, View::TABLE).expect("renders");
+        assert!(
+            text.contains(
+                "\n  dropped: shop/db ingress 9 packets, 7 in the last 5 minutes, last 3s ago (isolated by shop/db-only-from-api)\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn old_drops_are_listed_but_no_problem() {
+        let mut g = healthy_cluster();
+        let p = g.policy.as_mut().expect("policy facts");
+        // Last seen 5 minutes and a second ago; counts from before the
+        // agent started (never seen growing).
+        p.status.denials = vec![db_dropped(7, Some(301), 0), db_dropped(2, None, 0)];
+        p.status.denials[1].direction = Direction::Egress.into();
+        let report = report(g);
+        assert_eq!(report.problems, []);
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&report, View::JSON).expect("json")).expect("parses");
+        let denials = &json["policy"]["denials"];
+        assert_eq!(denials[0]["last_drop_s_ago"], 301);
+        assert_eq!(denials[0]["recent_packets"], 0);
+        assert!(denials[1]["last_drop_s_ago"].is_null(), "{json}");
+        let text = render(&report, View::TABLE).expect("renders");
+        assert!(
+            text.contains("\n  dropped: shop/db ingress 7 packets, last 5m1s ago (isolated by shop/db-only-from-api)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  dropped: shop/db egress 2 packets, none seen since the agent started (isolated by shop/db-only-from-api)\n"),
+            "{text}"
+        );
+        assert!(text.contains("No problems found."), "{text}");
+
+        // At 5 minutes it still is.
+        let mut g = healthy_cluster();
+        let p = g.policy.as_mut().expect("policy facts");
+        p.status.denials = vec![db_dropped(7, Some(300), 1)];
+        assert_eq!(super::report(g).problems.len(), 1);
     }
 
     #[test]

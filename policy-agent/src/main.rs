@@ -119,6 +119,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(address) = args.daemon.metrics_address(POLICY_METRICS_PORT) {
         podroute_proto::observe::spawn(address, observer.clone(), &uptime).await?;
     }
+    // When pods' drops were last seen, known without a scrape.
+    tokio::spawn(observer.poll_drops());
 
     let (snapshots_tx, snapshots_rx) = watch::channel(None);
     match &args.manifests {

@@ -3,9 +3,10 @@
 // /livez answers; /metrics parses strictly with every documented family and
 // type, and its sync counter moves on a manifest change; a connection a
 // policy denies shows up in GetStatus as a denial of that pod and direction
-// naming the isolating policies, and in the dropped-packets counter, while
-// an allowed one counts nothing; a second agent on the taken port stops
-// with a clear message; every line of `--log-format json` is JSON.
+// naming the isolating policies, seen dropping while the agent ran, and in
+// the dropped-packets counter, while an allowed one counts nothing; a
+// second agent on the taken port stops with a clear message; every line of
+// `--log-format json` is JSON.
 //
 // One lab: pods x/a on n1, x/b and y/a on n2; one agent, on n1, in n1's
 // namespace (so its metrics port is the default one on that namespace's
@@ -26,7 +27,7 @@ use podroute_proto::common::v1::GetStatusRequest;
 use podroute_proto::metrics::{Scrape, parse};
 use podroute_proto::observe::POLICY_METRICS_PORT;
 use podroute_proto::policy::v1::policy_admin_client::PolicyAdminClient;
-use podroute_proto::policy::v1::{Direction, PolicyStatus};
+use podroute_proto::policy::v1::{Denial, Direction, PolicyStatus};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 /// How long a change may take to be programmed: the agent polls the
@@ -144,19 +145,34 @@ fn connects(lab: &Lab, from: &str, to: &str) -> bool {
 
 /// The x/a ingress denial of `status`, if any: (packets, policy names).
 fn xa_ingress(status: &PolicyStatus) -> Option<(u64, Vec<String>)> {
+    xa_denial(status).map(|d| {
+        (
+            d.packets,
+            d.policies
+                .iter()
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect(),
+        )
+    })
+}
+
+fn xa_denial(status: &PolicyStatus) -> Option<&Denial> {
     status
         .denials
         .iter()
         .find(|d| d.namespace == "x" && d.pod == "a" && d.direction == Direction::Ingress as i32)
-        .map(|d| {
-            (
-                d.packets,
-                d.policies
-                    .iter()
-                    .map(|p| format!("{}/{}", p.namespace, p.name))
-                    .collect(),
-            )
-        })
+}
+
+/// Polls GetStatus until it shows x/a's ingress drops: the counters are
+/// read at most once a second (a read just before the drop may be the
+/// answer) and on a timer.
+fn wait_xa_dropped(socket: &Path) -> PolicyStatus {
+    wait_for("x/a's ingress drops in GetStatus", || {
+        let status = status(socket);
+        xa_denial(&status)
+            .is_some_and(|d| d.packets > 0)
+            .then_some(status)
+    })
 }
 
 struct Agent<'a> {
@@ -300,13 +316,17 @@ fn probes_metrics_status_and_denials_tell_what_happens() {
     assert_eq!(quiet.last_error, "");
     assert_eq!(quiet.denials_error, "");
 
-    // Denied: y/a to x/a. The drop is x/a's, ingress, by its two policies.
+    // Denied: y/a to x/a. The drop is x/a's, ingress, by its two policies,
+    // seen while the agent ran (its rules were read before: the counts
+    // grew since).
     assert!(!connects(&lab, "y/a", "x/a"), "y/a reached x/a");
-    let denied = status(&socket);
+    let denied = wait_xa_dropped(&socket);
     let (packets, policies) = xa_ingress(&denied).unwrap_or_else(|| panic!("{denied:?}"));
-    assert!(packets > 0);
     assert_eq!(policies, vec!["x/deny", "x/from-b"]);
     assert_eq!(denied.denials.len(), 1, "{:?}", denied.denials);
+    let denial = xa_denial(&denied).unwrap();
+    assert!(denial.last_drop_seconds_ago.is_some(), "{denial:?}");
+    assert!(denial.recent_packets <= packets, "{denial:?}");
     assert!(agent.value(DROPPED_IN) >= packets as f64);
 
     // More allowed traffic counts nothing more.
@@ -327,10 +347,12 @@ fn probes_metrics_status_and_denials_tell_what_happens() {
     wait_for("x/b -> x/a denied", || {
         (!connects(&lab, "x/b", "x/a")).then_some(())
     });
-    let after = status(&agent.socket);
-    let (packets, policies) = xa_ingress(&after).unwrap_or_else(|| panic!("{after:?}"));
-    assert!(packets > 0);
+    let after = wait_xa_dropped(&agent.socket);
+    let (_, policies) = xa_ingress(&after).unwrap_or_else(|| panic!("{after:?}"));
     assert_eq!(policies, vec!["x/deny"]);
+    // When x/a last dropped outlives the rewrite of its chain.
+    let denial = xa_denial(&after).unwrap();
+    assert!(denial.last_drop_seconds_ago.is_some(), "{denial:?}");
     assert!(agent.value(DROPPED_IN) > total);
 
     // A second agent on the same port stops at once, saying why.

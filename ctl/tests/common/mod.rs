@@ -527,6 +527,8 @@ impl PolicyAdmin for FakePolicy {
                     namespace: "shop".into(),
                     name: "db-from-api".into(),
                 }],
+                last_drop_seconds_ago: Some(3),
+                recent_packets: 7,
             }],
             ipsets: 2,
             failed_syncs: 0,

@@ -2,10 +2,13 @@
 // and /readyz (podroute_proto::observe serves them), and the admin API's
 // GetStatus. Three inputs: what the reconcile loop reports of its passes
 // (`LoopStats`), what it last programmed (the `View`), and the kernel's
-// packet counters of our DROP rules, read with iptables-save -c when asked
-// (a scrape, a GetStatus), never on a timer. See METRICS.md.
+// packet counters of our DROP rules (drops.rs: read when asked, a scrape
+// or a GetStatus, and every 10 s while a pod is isolated; one read at a
+// time, reused for a second). See METRICS.md.
 
-use std::collections::{BTreeMap, HashMap};
+mod drops;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,10 +19,11 @@ use podroute_proto::policy::v1::{Denial, Direction as DirectionMessage, PolicyRe
 use tokio::sync::watch;
 
 use crate::agent::View;
-use crate::apply::read_rule_packets;
 use crate::apply::runner::{COMMAND_TIMEOUT, Runner};
 use crate::model::cluster::{Direction, ObjectKey};
-use crate::render::{DropIndex, DropReason, Family};
+use crate::render::DropReason;
+use drops::{CounterRead, DropCounters, DropReader, FRESH_FOR};
+pub use drops::{CounterSource, RulePackets};
 
 /// A pass that has run this long is stuck: it runs at most five kernel
 /// tools one after another (the reads run together), each killed after
@@ -181,51 +185,6 @@ impl LoopStats {
     }
 }
 
-/// Kernel packet counters by (family, rule hash).
-type RulePackets = HashMap<(Family, String), u64>;
-
-/// Packets our DROP rules dropped since the agent started, per direction
-/// and reason, from successive reads of the kernel counters. A counter
-/// restarts at zero when its chain is rewritten (its endpoint's isolating
-/// policies or address changed) and then carries another rule hash, or
-/// reads lower than before; what it counted between the last read and the
-/// rewrite is not seen.
-#[derive(Debug, Default)]
-struct DropTotals {
-    /// The last read, per (family, rule hash) of a rule in the index.
-    last: HashMap<(Family, String), u64>,
-    totals: BTreeMap<(Direction, DropReason), u64>,
-}
-
-impl DropTotals {
-    fn fold(&mut self, read: &RulePackets, index: &DropIndex) {
-        let mut last = HashMap::with_capacity(index.len());
-        for (key, drop) in index {
-            let Some(&now) = read.get(key) else {
-                continue;
-            };
-            let delta = match self.last.get(key) {
-                Some(&before) if now >= before => now - before,
-                // First seen, or reset by a rewrite: all it counted is new.
-                _ => now,
-            };
-            *self
-                .totals
-                .entry((drop.direction, drop.reason))
-                .or_default() += delta;
-            last.insert(key.clone(), now);
-        }
-        self.last = last;
-    }
-
-    fn total(&self, direction: Direction, reason: DropReason) -> u64 {
-        self.totals
-            .get(&(direction, reason))
-            .copied()
-            .unwrap_or_default()
-    }
-}
-
 /// The agent as /metrics, the probes and GetStatus see it.
 #[derive(Debug)]
 pub struct Observer {
@@ -234,17 +193,14 @@ pub struct Observer {
     view: watch::Receiver<Option<Arc<View>>>,
     stats: Arc<LoopStats>,
     uptime: Arc<Uptime>,
-    /// Runs iptables-save where the agent programs.
-    runner: Runner,
-    /// Held across a whole read, so that reads fold in the order they
-    /// were taken and totals only grow.
-    drops: tokio::sync::Mutex<DropTotals>,
-    read_errors: AtomicU64,
+    /// The kernel counters of our DROP rules.
+    drops: Arc<DropReader>,
 }
 
 impl Observer {
     /// `source` describes where the view comes from ("manifests PATH",
-    /// "kubernetes").
+    /// "kubernetes"); `runner` runs iptables-save where the agent
+    /// programs.
     pub fn new(
         node: String,
         source: String,
@@ -253,15 +209,25 @@ impl Observer {
         uptime: Arc<Uptime>,
         runner: Runner,
     ) -> Self {
+        Self::with_counters(node, source, view, stats, uptime, Arc::new(runner))
+    }
+
+    /// `new` with the drop counters read from `counters`.
+    pub fn with_counters(
+        node: String,
+        source: String,
+        view: watch::Receiver<Option<Arc<View>>>,
+        stats: Arc<LoopStats>,
+        uptime: Arc<Uptime>,
+        counters: Arc<dyn CounterSource>,
+    ) -> Self {
         Observer {
             node,
             source,
+            drops: Arc::new(DropReader::new(counters, view.clone(), FRESH_FOR)),
             view,
             stats,
             uptime,
-            runner,
-            drops: tokio::sync::Mutex::new(DropTotals::default()),
-            read_errors: AtomicU64::new(0),
         }
     }
 
@@ -292,33 +258,8 @@ impl Observer {
         ))
     }
 
-    /// The last programmed view, and the kernel counters of its DROP rules
-    /// read now and folded into the totals; None before the first sync.
-    /// The view is taken under the lock, so that reads fold in the order
-    /// they were taken and each against the rules in force then.
-    async fn read_drops(&self) -> Option<(Arc<View>, Result<RulePackets, String>)> {
-        let mut totals = self.drops.lock().await;
-        let view = self.view()?;
-        if view.drops.is_empty() {
-            return Some((view, Ok(HashMap::new())));
-        }
-        let runner = self.runner.clone();
-        let read = tokio::task::spawn_blocking(move || read_rule_packets(&runner))
-            .await
-            .map_err(|e| format!("the counter read failed: {e}"))
-            .and_then(|read| read.map_err(|e| e.to_string()));
-        match &read {
-            Ok(packets) => totals.fold(packets, &view.drops),
-            Err(e) => {
-                self.read_errors.fetch_add(1, Ordering::Relaxed);
-                // A scrape every few seconds would repeat it at warn.
-                tracing::debug!("cannot read the drop counters: {e}");
-            }
-        }
-        Some((view, read))
-    }
-
-    /// The GetStatus answer, reading the drop counters now.
+    /// The GetStatus answer, with the drop counters read now (or within
+    /// the last FRESH_FOR).
     pub async fn status(&self) -> PolicyStatus {
         let (ok, failed) = self.stats.syncs();
         let mut status = PolicyStatus {
@@ -330,7 +271,12 @@ impl Observer {
             last_error: self.stats.last_error().unwrap_or_default(),
             ..PolicyStatus::default()
         };
-        let Some((view, read)) = self.read_drops().await else {
+        let Some(CounterRead {
+            view,
+            packets: read,
+            ..
+        }) = self.drops.read().await
+        else {
             return status;
         };
         let figures = Figures::of(&view);
@@ -351,7 +297,7 @@ impl Observer {
         status.refused = view.problems.iter().map(ToString::to_string).collect();
         match read {
             Ok(read) => {
-                status.denials = denials(&view, &read);
+                status.denials = denials(&view, &read, &self.drops.counters(), Instant::now());
                 status.unknown_pod_dropped_packets = view
                     .drops
                     .iter()
@@ -364,11 +310,17 @@ impl Observer {
         status
     }
 
+    /// Reads the drop counters every 10 s while a pod is isolated, until the
+    /// reconcile loop ends: spawn it beside the loop.
+    pub fn poll_drops(&self) -> impl Future<Output = ()> + Send + 'static {
+        drops::poll(self.drops.clone())
+    }
+
     /// The Prometheus text (METRICS.md lists every family).
     pub async fn metrics_text(&self) -> String {
         // Moves the dropped-packets totals; failures are counted below.
-        let view = match self.read_drops().await {
-            Some((view, _)) => Some(view),
+        let view = match self.drops.read().await {
+            Some(read) => Some(read.view),
             None => self.view(),
         };
         let mut out = Exposition::new();
@@ -412,7 +364,7 @@ impl Observer {
             write_view_figures(&mut out, view);
         }
         {
-            let totals = self.drops.lock().await;
+            let totals = self.drops.counters();
             out.family(
                 "podroute_policy_dropped_packets",
                 "Packets our DROP rules dropped, from their kernel counters. reason: policy (no policy isolating the pod allowed it), unknown_pod (a pod interface the agent has no policy for yet), spoofed (not from the pod's address), no_address (the pod has no address of that family).",
@@ -433,7 +385,7 @@ impl Observer {
             "podroute_policy_counter_read_errors",
             "Reads of the drop rules' kernel counters (iptables-save -c) that failed.",
             MetricType::Counter,
-            self.read_errors.load(Ordering::Relaxed) as f64,
+            self.drops.read_errors() as f64,
         );
         write_process_metrics(
             &mut out,
@@ -543,9 +495,10 @@ fn write_view_figures(out: &mut Exposition, view: &View) {
 }
 
 /// Packets the kernel counted on each endpoint's last DROP (no policy
-/// allowed them), both families summed, with the policies isolating it;
-/// only endpoints with drops, in key and direction order.
-fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
+/// allowed them), both families summed, with the policies isolating it
+/// and how recent the drops are (as of `now`); only endpoints with packets
+/// counted now or dropped recently, in key and direction order.
+fn denials(view: &View, read: &RulePackets, counters: &DropCounters, now: Instant) -> Vec<Denial> {
     let mut packets: BTreeMap<(&ObjectKey, Direction), u64> = BTreeMap::new();
     for (key, drop) in view.drops.iter() {
         let (DropReason::Policy, Some(endpoint)) = (drop.reason, &drop.endpoint) else {
@@ -555,10 +508,17 @@ fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
             *packets.entry((endpoint, drop.direction)).or_default() += count;
         }
     }
+    // Rewritten chains count from zero; their drops may still be recent.
+    for pod in counters.seen_dropping() {
+        packets.entry(pod).or_default();
+    }
     packets
         .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|((key, direction), count)| {
+        .filter_map(|((key, direction), count)| {
+            let recent = counters.recent(key, direction, now);
+            if count == 0 && recent.packets == 0 {
+                return None;
+            }
             let policies = view
                 .compiled
                 .endpoint(key)
@@ -570,7 +530,7 @@ fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
                     name: p.name.clone(),
                 })
                 .collect();
-            Denial {
+            Some(Denial {
                 namespace: key.namespace.clone(),
                 pod: key.name.clone(),
                 direction: match direction {
@@ -579,7 +539,9 @@ fn denials(view: &View, read: &RulePackets) -> Vec<Denial> {
                 } as i32,
                 packets: count,
                 policies,
-            }
+                last_drop_seconds_ago: recent.last_drop_seconds_ago,
+                recent_packets: recent.packets,
+            })
         })
         .collect()
 }
@@ -594,11 +556,11 @@ mod tests {
     use crate::apply::ApplyReport;
     use crate::compile::compile;
     use crate::model::test_fixtures::xyz_with;
-    use crate::render::{RenderOptions, render_with_drops};
+    use crate::render::{Family, RenderOptions, render_with_drops};
 
-    const DENY_X: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: 80}]\n";
+    pub(super) const DENY_X: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: 80}]\n";
 
-    fn view(policies: &str) -> View {
+    pub(super) fn view(policies: &str) -> View {
         let cluster = xyz_with(policies);
         let compiled = Arc::new(compile(&cluster, "n1"));
         let (dataplane, drops) = render_with_drops(&compiled, &RenderOptions::default());
@@ -615,10 +577,10 @@ mod tests {
     }
 
     /// The read the kernel would give: `packets` on the drop rules matching.
-    fn read(
+    pub(super) fn read(
         view: &View,
         mut packets: impl FnMut(&crate::render::DropRule) -> u64,
-    ) -> HashMap<(Family, String), u64> {
+    ) -> RulePackets {
         view.drops
             .iter()
             .map(|(key, drop)| (key.clone(), packets(drop)))
@@ -637,7 +599,11 @@ mod tests {
             (DropReason::Spoofed, _, _) => 1,
             _ => 0,
         });
-        let denials = denials(&view, &read);
+        // Counts carried from before the agent: how many, not when.
+        let mut counters = DropCounters::default();
+        let now = Instant::now();
+        counters.fold(&read, &view.drops, now);
+        let denials = denials(&view, &read, &counters, now);
         assert_eq!(denials.len(), 1, "{denials:?}");
         let denial = &denials[0];
         assert_eq!(
@@ -646,12 +612,16 @@ mod tests {
         );
         assert_eq!(denial.direction, DirectionMessage::Ingress as i32);
         assert_eq!(denial.packets, 7);
+        assert_eq!(
+            (denial.last_drop_seconds_ago, denial.recent_packets),
+            (None, 0)
+        );
         let names: Vec<&str> = denial.policies.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, vec!["deny", "web"]);
 
         // Egress isolated only by x/deny.
         let read = read_egress(&view);
-        let denials = super::denials(&view, &read);
+        let denials = super::denials(&view, &read, &counters, now);
         assert_eq!(denials.len(), 1);
         assert_eq!(denials[0].direction, DirectionMessage::Egress as i32);
         let names: Vec<&str> = denials[0]
@@ -662,56 +632,41 @@ mod tests {
         assert_eq!(names, vec!["deny"]);
     }
 
-    fn read_egress(view: &View) -> HashMap<(Family, String), u64> {
+    #[test]
+    fn denials_tell_how_recent_the_drops_are() {
+        let view = view(DENY_X);
+        let xa = |n: u64| {
+            read(&view, move |d| {
+                u64::from(d.reason == DropReason::Policy && d.direction == Direction::Ingress) * n
+            })
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut counters = DropCounters::default();
+        counters.fold(&xa(3), &view.drops, t0);
+        // 2 more packets (1 per family) seen at 10 s: asked at 25 s.
+        counters.fold(&xa(4), &view.drops, at(10));
+        let denial = |counters: &DropCounters, read: &RulePackets, now: u64| {
+            let denials = denials(&view, read, counters, at(now));
+            assert!(denials.len() <= 1, "{denials:?}");
+            denials
+                .first()
+                .map(|d| (d.packets, d.last_drop_seconds_ago, d.recent_packets))
+        };
+        assert_eq!(denial(&counters, &xa(4), 25), Some((8, Some(15), 2)));
+        // Long after: listed with its count, the drops no longer recent.
+        assert_eq!(denial(&counters, &xa(4), 3600), Some((8, Some(3590), 0)));
+        // x/a's chain rewritten (counting from zero) soon after its drops:
+        // still listed while they are recent.
+        counters.fold(&xa(0), &view.drops, at(20));
+        assert_eq!(denial(&counters, &xa(0), 30), Some((0, Some(20), 2)));
+        assert_eq!(denial(&counters, &xa(0), 3600), None);
+    }
+
+    fn read_egress(view: &View) -> RulePackets {
         read(view, |d| {
             u64::from(d.reason == DropReason::Policy && d.direction == Direction::Egress)
         })
-    }
-
-    #[test]
-    fn totals_grow_across_reads_rewrites_and_resets() {
-        let view = view(DENY_X);
-        let policy_in = |n: u64| {
-            read(&view, move |d| {
-                if d.reason == DropReason::Policy
-                    && d.direction == Direction::Ingress
-                    && d.family == Family::V4
-                {
-                    n
-                } else {
-                    0
-                }
-            })
-        };
-        let mut totals = DropTotals::default();
-        totals.fold(&policy_in(4), &view.drops);
-        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 4);
-        totals.fold(&policy_in(10), &view.drops);
-        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 10);
-        // Counters zeroed (iptables -Z, or the chain rewritten as it was):
-        // what it shows now is new.
-        totals.fold(&policy_in(3), &view.drops);
-        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 13);
-        // The rule gone from the kernel, then back from zero.
-        totals.fold(&HashMap::new(), &view.drops);
-        totals.fold(&policy_in(2), &view.drops);
-        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 15);
-        assert_eq!(totals.total(Direction::Egress, DropReason::Policy), 0);
-
-        // The policies of x/a change: its chain, and so its drop rule's
-        // hash, are new; the new rule's count adds to the total.
-        let other = super::tests::view(
-            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n",
-        );
-        let mut moved = HashMap::new();
-        for (key, drop) in other.drops.iter() {
-            if drop.reason == DropReason::Policy && drop.family == Family::V4 {
-                assert!(!view.drops.contains_key(key), "a new hash");
-                moved.insert(key.clone(), 6);
-            }
-        }
-        totals.fold(&moved, &other.drops);
-        assert_eq!(totals.total(Direction::Ingress, DropReason::Policy), 21);
     }
 
     #[test]
@@ -770,6 +725,61 @@ mod tests {
         // A later failure leaves it ready: the rules stay in force.
         stats.pass_failed(SyncKind::Incremental, Duration::ZERO, "again".into());
         assert_eq!(observer.ready_now(), Ok(()));
+    }
+
+    /// Counters the test sets.
+    #[derive(Debug, Default)]
+    struct SetCounters(Mutex<RulePackets>);
+
+    impl CounterSource for SetCounters {
+        fn read(&self) -> Result<RulePackets, String> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn status_tells_drops_from_before_and_since_the_start() {
+        let view = view(DENY_X);
+        let xa_in = |n: u64| {
+            read(&view, move |d| {
+                u64::from(d.reason == DropReason::Policy && d.direction == Direction::Ingress) * n
+            })
+        };
+        let counters = Arc::new(SetCounters::default());
+        *counters.0.lock().unwrap() = xa_in(5);
+        let (tx, rx) = watch::channel(Some(Arc::new(view.clone())));
+        let observer = Observer::with_counters(
+            "n1".into(),
+            "manifests /nowhere".into(),
+            rx,
+            Arc::new(LoopStats::new()),
+            Arc::new(Uptime::new()),
+            counters.clone(),
+        );
+        // Found in force at start: how many, not when.
+        let status = observer.status().await;
+        let d = &status.denials[0];
+        assert_eq!(
+            (d.packets, d.last_drop_seconds_ago, d.recent_packets),
+            (10, None, 0),
+            "{status:?}"
+        );
+        *counters.0.lock().unwrap() = xa_in(8);
+        // The same rules again: a view the last read is not of, read anew.
+        tx.send_replace(Some(Arc::new(view.clone())));
+        let status = observer.status().await;
+        let d = &status.denials[0];
+        assert_eq!((d.packets, d.recent_packets), (16, 6), "{status:?}");
+        assert!(d.last_drop_seconds_ago.is_some(), "{status:?}");
+        let text = observer.metrics_text().await;
+        let scrape = podroute_proto::metrics::parse(&text).unwrap();
+        assert_eq!(
+            scrape.value(
+                "podroute_policy_dropped_packets_total",
+                &[("direction", "ingress"), ("reason", "policy")]
+            ),
+            Some(16.0)
+        );
     }
 
     #[test]
