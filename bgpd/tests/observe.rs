@@ -506,3 +506,64 @@ fn probes_answer_while_the_start_waits_for_ipamd() {
     assert_eq!(health.metrics_address, METRICS);
     check_families("a", &a.scrape());
 }
+
+#[test]
+fn a_route_another_program_shadows_is_a_kernel_problem() {
+    let lab = Lab::up_with(TOPOLOGY, LabOptions::unique("obssh")).unwrap();
+    let a = Bgpd::start(&lab, "a", &a_speaker(PeerConf::new("b", B, AS)));
+    let _b = Bgpd::start(&lab, "b", &b_speaker(vec![PeerConf::new("a", A, AS)]));
+    wait_seen(
+        &lab,
+        CONVERGE,
+        "b's block in a's kernel",
+        |lab| common::kernel_routes(lab, "a", "-4"),
+        |routes| routes.iter().any(|r| r["dst"] == B_BLOCK),
+    );
+    assert_eq!(a.kernel_problems().unwrap(), []);
+
+    // An admin's blackhole for b's block: metric 0 beats ours.
+    let blackhole = [
+        "ip",
+        "route",
+        "add",
+        "blackhole",
+        B_BLOCK,
+        "proto",
+        "static",
+    ];
+    lab.exec("a", &blackhole).unwrap();
+    let problems = wait_seen(
+        &lab,
+        CONVERGE,
+        "b's block reported shadowed",
+        |_| a.kernel_problems().unwrap(),
+        |routes| !routes.is_empty(),
+    );
+    // Only b's block: a's own, a blackhole of ours, is shadowed by nothing.
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].prefix, B_BLOCK);
+    assert_eq!(
+        problems[0].kernel_shadowed_by,
+        "a blackhole or unreachable route (metric 0)"
+    );
+    lab.exec(
+        "a",
+        &[
+            "ip",
+            "route",
+            "del",
+            "blackhole",
+            B_BLOCK,
+            "proto",
+            "static",
+        ],
+    )
+    .unwrap();
+    wait_seen(
+        &lab,
+        CONVERGE,
+        "no kernel problem left",
+        |_| a.kernel_problems().unwrap(),
+        Vec::is_empty,
+    );
+}

@@ -32,6 +32,9 @@ pub struct BgpFacts {
     pub version: VersionInfo,
     pub status: BgpStatus,
     pub peers: Vec<Peer>,
+    /// The routes status looks at, never the whole Loc-RIB (a full table
+    /// would be tens of megabytes): those the kernel refused or another
+    /// program shadows, and for each IPAM block the route covering it.
     pub routes: Vec<Route>,
 }
 
@@ -58,8 +61,9 @@ pub struct Gathered {
     pub policy: Result<PolicyFacts, String>,
 }
 
-/// Asks the three daemons, concurrently. A daemon whose setting is
-/// unusable is reported like one that cannot be reached.
+/// Asks the daemons: ipamd and the policy agent concurrently, then bgpd
+/// about ipamd's blocks. A daemon whose setting is unusable is reported
+/// like one that cannot be reached.
 pub async fn gather(ctx: &Context) -> Gathered {
     let target = |d: Daemon| ctx.endpoints.target(d).map_err(|e| e.to_string());
     let (bgpd, ipamd, policy) = (
@@ -67,11 +71,7 @@ pub async fn gather(ctx: &Context) -> Gathered {
         target(Daemon::Ipamd),
         target(Daemon::Policy),
     );
-    let (b, i, p) = tokio::join!(
-        async {
-            let t = bgpd?;
-            gather_bgpd(&t).await.map_err(|e| e.to_string())
-        },
+    let (i, p) = tokio::join!(
         async {
             let t = ipamd?;
             gather_ipamd(&t).await.map_err(|e| e.to_string())
@@ -81,6 +81,14 @@ pub async fn gather(ctx: &Context) -> Gathered {
             gather_policy(&t).await.map_err(|e| e.to_string())
         },
     );
+    let blocks: Vec<String> = i
+        .as_ref()
+        .map(|i| i.blocks.iter().map(|b| b.cidr.clone()).collect())
+        .unwrap_or_default();
+    let b = match bgpd {
+        Ok(t) => gather_bgpd(&t, blocks).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
     Gathered {
         bgpd: b,
         ipamd: i,
@@ -88,7 +96,7 @@ pub async fn gather(ctx: &Context) -> Gathered {
     }
 }
 
-async fn gather_bgpd(target: &Target) -> Result<BgpFacts, Unreachable> {
+async fn gather_bgpd(target: &Target, blocks: Vec<String>) -> Result<BgpFacts, Unreachable> {
     let version = daemons::call(target, |ch| async move {
         BgpAdminClient::new(ch)
             .get_version(GetVersionRequest {})
@@ -108,13 +116,40 @@ async fn gather_bgpd(target: &Target) -> Result<BgpFacts, Unreachable> {
     })
     .await?
     .peers;
+    // One connection for every question: a cluster of a thousand nodes is
+    // a thousand blocks, each a small answer.
     let routes = daemons::call(target, |ch| async move {
-        BgpAdminClient::new(ch)
-            .list_routes(ListRoutesRequest::default())
-            .await
+        let mut client =
+            BgpAdminClient::new(ch).max_decoding_message_size(crate::bgp::MAX_ROUTES_MESSAGE);
+        let mut routes = client
+            .list_routes(ListRoutesRequest {
+                kernel_problems: true,
+                ..ListRoutesRequest::default()
+            })
+            .await?
+            .into_inner()
+            .routes;
+        for block in blocks {
+            let covering = client
+                .list_routes(ListRoutesRequest {
+                    prefix: block,
+                    ..ListRoutesRequest::default()
+                })
+                .await?
+                .into_inner()
+                .routes;
+            for route in covering {
+                // Blocks under one aggregate share its paths.
+                if !routes.iter().any(|r| {
+                    r.prefix == route.prefix && r.peer == route.peer && r.path_id == route.path_id
+                }) {
+                    routes.push(route);
+                }
+            }
+        }
+        Ok(tonic::Response::new(routes))
     })
-    .await?
-    .routes;
+    .await?;
     Ok(BgpFacts {
         version,
         status,

@@ -396,6 +396,19 @@ impl Bgpd {
     }
 
     /// A peer's Adj-RIB-In (`Received`) or Adj-RIB-Out (`Advertised`).
+    /// The Loc-RIB's prefixes whose selected route the kernel refused or
+    /// another program's route shadows (`kernel_problems`).
+    pub fn kernel_problems(&self) -> Result<Vec<Route>, String> {
+        self.call(async move |mut c: BgpAdminClient<Channel>| {
+            c.list_routes(ListRoutesRequest {
+                kernel_problems: true,
+                ..ListRoutesRequest::default()
+            })
+            .await
+            .map(|r| r.into_inner().routes)
+        })
+    }
+
     pub fn routes(
         &self,
         peer: &str,
