@@ -14,6 +14,8 @@ RTPROT_PODROUTE_CNI=211
 PACKAGES=(
   iproute2 iptables ipset conntrack iputils-ping traceroute procps psmisc util-linux kmod
   frr bird2 gobgpd etcd-server etcd-client iperf3 tcpdump ca-certificates
+  # curl: bench/observe reads /metrics with it, as an operator would.
+  curl
   # protoc: etcd-client (the IPAM etcd store) compiles etcd's protos with it.
   protobuf-compiler
 )
