@@ -175,21 +175,19 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
 
     // 2. Someone else's route for n3's block (a leftover of a previous
     // CNI, an admin's blackhole) wins over ours in n1's kernel.
-    cluster
-        .lab()
-        .exec(
-            "n1",
-            &[
-                "ip",
-                "route",
-                "add",
-                "blackhole",
-                &cache_block,
-                "proto",
-                "static",
-            ],
-        )
-        .unwrap();
+    let static_route = |verb: &str| {
+        let argv = [
+            "ip",
+            "route",
+            verb,
+            "blackhole",
+            &cache_block,
+            "proto",
+            "static",
+        ];
+        cluster.lab().exec("n1", &argv).unwrap();
+    };
+    static_route("add");
     let shadowed = format!(
         "[routing] {cache_block} via {} is in the kernel",
         cluster.address("n3")
@@ -202,21 +200,7 @@ fn status_alone_explains_why_a_pod_cannot_reach_another() {
         "{report}"
     );
     wait_connects(&cluster, &web, &cache, 6379, false);
-    cluster
-        .lab()
-        .exec(
-            "n1",
-            &[
-                "ip",
-                "route",
-                "del",
-                "blackhole",
-                &cache_block,
-                "proto",
-                "static",
-            ],
-        )
-        .unwrap();
+    static_route("del");
     wait_clean(&cluster, "n1");
     wait_connects(&cluster, &web, &cache, 6379, true);
 
