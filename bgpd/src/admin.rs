@@ -136,6 +136,11 @@ impl BgpAdmin for AdminService {
                 peer: None,
                 ipv4,
                 kernel_problems: request.kernel_problems,
+                covering: request
+                    .covering
+                    .iter()
+                    .filter_map(|text| parse_prefix(text).transpose())
+                    .collect::<Result<_, _>>()?,
             };
             let routes = self
                 .speaker

@@ -283,6 +283,7 @@ pub async fn routes(bgpd: &Target, query: RoutesQuery) -> Result<RoutesReport, U
         }
         .into(),
         kernel_problems: false,
+        covering: Vec::new(),
     };
     let response = daemons::call(bgpd, |ch| async move {
         BgpAdminClient::new(ch)

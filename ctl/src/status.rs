@@ -7,6 +7,8 @@
 // packets policy dropped are named with the policies that isolate the pod.
 // The checks are a pure function of what was gathered (`report`).
 
+use std::collections::HashSet;
+
 use ipnetwork::IpNetwork;
 use podroute_proto::bgpd::v1::bgp_admin_client::BgpAdminClient;
 use podroute_proto::bgpd::v1::{BgpStatus, ListPeersRequest, ListRoutesRequest, Peer, Route};
@@ -34,8 +36,12 @@ pub struct BgpFacts {
     pub peers: Vec<Peer>,
     /// The routes status looks at, never the whole Loc-RIB (a full table
     /// would be tens of megabytes): those the kernel refused or another
-    /// program shadows, and for each IPAM block the route covering it.
+    /// program shadows, and every route for or covering another node's
+    /// IPAM block.
     pub routes: Vec<Route>,
+    /// Why the routes could not be asked (bgpd busy past the call's
+    /// time): the route checks are skipped, the rest stands.
+    pub routes_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,8 +67,8 @@ pub struct Gathered {
     pub policy: Result<PolicyFacts, String>,
 }
 
-/// Asks the daemons: ipamd and the policy agent concurrently, then bgpd
-/// about ipamd's blocks. A daemon whose setting is unusable is reported
+/// Asks the three daemons concurrently, then bgpd how ipamd's blocks of
+/// other nodes are routed. A daemon whose setting is unusable is reported
 /// like one that cannot be reached.
 pub async fn gather(ctx: &Context) -> Gathered {
     let target = |d: Daemon| ctx.endpoints.target(d).map_err(|e| e.to_string());
@@ -71,7 +77,11 @@ pub async fn gather(ctx: &Context) -> Gathered {
         target(Daemon::Ipamd),
         target(Daemon::Policy),
     );
-    let (i, p) = tokio::join!(
+    let (b, i, p) = tokio::join!(
+        async {
+            let t = bgpd.as_ref().map_err(Clone::clone)?;
+            gather_bgpd(t).await.map_err(|e| e.to_string())
+        },
         async {
             let t = ipamd?;
             gather_ipamd(&t).await.map_err(|e| e.to_string())
@@ -81,13 +91,16 @@ pub async fn gather(ctx: &Context) -> Gathered {
             gather_policy(&t).await.map_err(|e| e.to_string())
         },
     );
-    let blocks: Vec<String> = i
-        .as_ref()
-        .map(|i| i.blocks.iter().map(|b| b.cidr.clone()).collect())
-        .unwrap_or_default();
-    let b = match bgpd {
-        Ok(t) => gather_bgpd(&t, blocks).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+    let b = match (b, &bgpd) {
+        (Ok(mut facts), Ok(t)) => {
+            let blocks = foreign_blocks(&facts, i.as_ref().ok());
+            match bgp_routes(t, blocks).await {
+                Ok(routes) => facts.routes = routes,
+                Err(e) => facts.routes_error = Some(e.to_string()),
+            }
+            Ok(facts)
+        }
+        (b, _) => b,
     };
     Gathered {
         bgpd: b,
@@ -96,7 +109,7 @@ pub async fn gather(ctx: &Context) -> Gathered {
     }
 }
 
-async fn gather_bgpd(target: &Target, blocks: Vec<String>) -> Result<BgpFacts, Unreachable> {
+async fn gather_bgpd(target: &Target) -> Result<BgpFacts, Unreachable> {
     let version = daemons::call(target, |ch| async move {
         BgpAdminClient::new(ch)
             .get_version(GetVersionRequest {})
@@ -116,9 +129,31 @@ async fn gather_bgpd(target: &Target, blocks: Vec<String>) -> Result<BgpFacts, U
     })
     .await?
     .peers;
-    // One connection for every question: a cluster of a thousand nodes is
-    // a thousand blocks, each a small answer.
-    let routes = daemons::call(target, |ch| async move {
+    Ok(BgpFacts {
+        version,
+        status,
+        peers,
+        routes: Vec::new(),
+        routes_error: None,
+    })
+}
+
+/// The blocks check_blocks judges: another node's, announced.
+fn foreign_blocks(b: &BgpFacts, i: Option<&IpamFacts>) -> Vec<String> {
+    i.into_iter()
+        .flat_map(|i| &i.blocks)
+        .filter(|block| {
+            !block.node.is_empty() && block.node != b.status.node && !block.disable_bgp_export
+        })
+        .map(|block| block.cidr.clone())
+        .collect()
+}
+
+/// The routes status looks at, in two answers whatever the cluster's size:
+/// those the kernel refused or another program shadows, and every route
+/// for or covering one of `blocks`.
+async fn bgp_routes(target: &Target, blocks: Vec<String>) -> Result<Vec<Route>, Unreachable> {
+    daemons::call(target, |ch| async move {
         let mut client =
             BgpAdminClient::new(ch).max_decoding_message_size(crate::bgp::MAX_ROUTES_MESSAGE);
         let mut routes = client
@@ -129,33 +164,28 @@ async fn gather_bgpd(target: &Target, blocks: Vec<String>) -> Result<BgpFacts, U
             .await?
             .into_inner()
             .routes;
-        for block in blocks {
+        if !blocks.is_empty() {
+            let mut seen: HashSet<(String, String, u32)> = routes
+                .iter()
+                .map(|r| (r.prefix.clone(), r.peer.clone(), r.path_id))
+                .collect();
             let covering = client
                 .list_routes(ListRoutesRequest {
-                    prefix: block,
+                    covering: blocks,
                     ..ListRoutesRequest::default()
                 })
                 .await?
                 .into_inner()
                 .routes;
             for route in covering {
-                // Blocks under one aggregate share its paths.
-                if !routes.iter().any(|r| {
-                    r.prefix == route.prefix && r.peer == route.peer && r.path_id == route.path_id
-                }) {
+                if seen.insert((route.prefix.clone(), route.peer.clone(), route.path_id)) {
                     routes.push(route);
                 }
             }
         }
         Ok(tonic::Response::new(routes))
     })
-    .await?;
-    Ok(BgpFacts {
-        version,
-        status,
-        peers,
-        routes,
-    })
+    .await
 }
 
 async fn gather_ipamd(target: &Target) -> Result<IpamFacts, Unreachable> {
@@ -375,8 +405,17 @@ pub fn report(g: Gathered) -> StatusReport {
         bgp_view(b)
     });
     check_node_names(&g, &mut problems);
-    if let (Ok(b), Ok(i)) = (&g.bgpd, &g.ipamd) {
-        check_blocks(b, i, &node, &mut problems);
+    match (&g.bgpd, &g.ipamd) {
+        (Ok(b), _) if b.routes_error.is_some() => problems.push(Problem::new(
+            "routing",
+            format!(
+                "routes not checked: {}",
+                b.routes_error.as_deref().unwrap_or_default()
+            ),
+            "bgpd may be busy converging; run podctl status again".into(),
+        )),
+        (Ok(b), Ok(i)) => check_blocks(b, i, &node, &mut problems),
+        _ => {}
     }
     let ipam = g.ipamd.as_ref().ok().map(|i| {
         check_pools(i, &mut problems);
@@ -1115,6 +1154,7 @@ mod tests {
                     ..BgpStatus::default()
                 },
                 peers: vec![peer("10.77.0.2", SessionState::Established, "")],
+                routes_error: None,
                 routes: vec![
                     route("10.244.0.0/26", "", KernelState::Installed),
                     route("10.244.0.64/26", "10.77.0.2", KernelState::Installed),
@@ -1208,6 +1248,20 @@ mod tests {
     }
 
     #[test]
+    fn routes_bgpd_could_not_give_skip_the_route_checks() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.routes.clear();
+        b.routes_error = Some("podroute-bgpd did not answer within 5s".into());
+        let problems = report(g).problems;
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].message,
+            "routes not checked: podroute-bgpd did not answer within 5s"
+        );
+    }
+
+    #[test]
     fn a_peer_shut_down_by_configuration_is_no_problem() {
         let mut g = healthy_cluster();
         let b = bgp(&mut g);
@@ -1295,6 +1349,20 @@ mod tests {
                 == "ipamd has no block for node \"n1\", yet 2 pods run here: their addresses belong to another node's name"),
             "{problems:#?}"
         );
+    }
+
+    #[test]
+    fn an_aggregate_carries_a_block_whose_own_route_was_refused() {
+        let mut g = healthy_cluster();
+        let b = bgp(&mut g);
+        b.routes[1].best = false;
+        b.routes[1].accepted = false;
+        b.routes.push(route(
+            "10.244.0.0/16",
+            "10.77.0.254",
+            KernelState::Installed,
+        ));
+        assert_eq!(report(g).problems, []);
     }
 
     #[test]

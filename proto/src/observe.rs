@@ -23,10 +23,13 @@ pub const IPAMD_METRICS_PORT: u16 = 9642;
 pub const POLICY_METRICS_PORT: u16 = 9643;
 
 /// Connections served at once; one beyond is closed at once. A scraper and
-/// the kubelet's probes need a few.
-const MAX_CONNECTIONS: usize = 32;
-/// The longest a connection may stay open: a scrape takes milliseconds, and
-/// a client that sends nothing must not hold a slot forever.
+/// the kubelet's probes need a few; the rest is room, so that a local
+/// client holding connections cannot easily crowd the probes out.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a client has to send its request's headers: a scrape's come at
+/// once, and a silent client must give its slot back soon.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest a connection may stay open, idle keep-alive included.
 const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The content type of the text exposition format.
@@ -153,8 +156,11 @@ pub async fn serve<O: Observe>(listener: TcpListener, observer: Arc<O>) {
                 let observer = observer.clone();
                 async move { Ok::<_, Infallible>(answer(&*observer, request).await) }
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e, "metrics port: connection ended"),
@@ -324,6 +330,28 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "slot never freed");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_let_go() {
+        use tokio::io::AsyncReadExt;
+        let uptime = Uptime::new();
+        let localhost: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let server = spawn(localhost, Arc::new(Fixed { ready: true }), &uptime)
+            .await
+            .expect("binds");
+        let address = uptime.metrics_address().expect("recorded");
+        let mut silent = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connects");
+        // The server closes it (after HEADER_TIMEOUT); a generous bound
+        // only so that a broken server fails the test instead of hanging.
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), silent.read(&mut byte))
+            .await
+            .expect("closed by the server");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
         server.abort();
     }
 

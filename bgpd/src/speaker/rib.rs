@@ -168,6 +168,9 @@ pub struct RouteQuery {
     /// Only prefixes whose selected route the kernel refused, or that
     /// another program's route shadows.
     pub kernel_problems: bool,
+    /// Instead of `prefix`: the routes of these prefixes and of every
+    /// prefix covering one of them.
+    pub covering: Vec<IpNetwork>,
 }
 
 #[derive(Debug, Clone)]
@@ -1108,6 +1111,7 @@ impl RibTask {
 
     fn query(&self, query: &RouteQuery) -> Vec<RibRoute> {
         let mut routes: Vec<RibRoute> = match query.prefix {
+            _ if !query.covering.is_empty() => self.covering(&query.covering),
             Some(prefix) => self.lookup(prefix).into_iter().collect(),
             None => self
                 .rib
@@ -1134,7 +1138,8 @@ impl RibTask {
         let Some(fib) = &self.fib else {
             return false;
         };
-        if !paths.first().is_some_and(Path::selected) {
+        // Our borrowed host addresses are the CNI plugin's to route.
+        if !paths.first().is_some_and(Path::selected) || self.originated.is_host(&prefix) {
             return false;
         }
         if matches!(fib.route_state(&prefix), RouteState::Failed(_)) {
@@ -1145,6 +1150,26 @@ impl RibTask {
             .as_ref()
             .and_then(|table| table.exact(prefix))
             .is_some_and(|(metric, _)| metric < fib.metric())
+    }
+
+    /// The routes of `prefixes` and of every prefix covering one of them,
+    /// each once: a lookup per prefix length.
+    fn covering(&self, prefixes: &[IpNetwork]) -> Vec<RibRoute> {
+        let mut found = BTreeSet::new();
+        for prefix in prefixes {
+            for len in 0..=prefix.prefix() {
+                if let Ok(covering) = IpNetwork::new(prefix.network(), len)
+                    && let Ok(covering) = IpNetwork::new(covering.network(), len)
+                    && self.rib.get(&covering).is_some()
+                {
+                    found.insert(covering);
+                }
+            }
+        }
+        found
+            .into_iter()
+            .filter_map(|prefix| Some(self.describe(prefix, self.rib.get(&prefix)?)))
+            .collect()
     }
 
     /// The route for `prefix`, or the longest one covering it.
@@ -1207,8 +1232,12 @@ impl RibTask {
                 }
             })
             .collect();
+        // A borrowed host address of ours is never the FIB's: the CNI
+        // plugin's route carries it.
         let kernel = match (&self.fib, best) {
-            (Some(fib), Some(_)) => Some(fib.route_state(&prefix)),
+            (Some(fib), Some(_)) if !self.originated.is_host(&prefix) => {
+                Some(fib.route_state(&prefix))
+            }
             _ => None,
         };
         let shadowed_by = match (&self.fib, &self.resolver.kernel, &kernel) {
@@ -1348,6 +1377,32 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(rib.queued(), 0);
         assert_eq!(rib.progress.stalled_for(Instant::now()), Duration::ZERO);
+    }
+
+    #[test]
+    fn covering_finds_a_prefix_and_every_route_over_it_once() {
+        let mut t = task();
+        run(
+            &mut t,
+            origination(&["10.244.0.0/16", "10.244.1.0/26", "10.245.0.0/26"], &[]),
+        );
+        let query = |covering: &[&str]| {
+            let query = RouteQuery {
+                covering: covering.iter().map(|p| net(p)).collect(),
+                ..RouteQuery::default()
+            };
+            t.query(&query)
+                .iter()
+                .map(|r| r.prefix.to_string())
+                .collect::<Vec<_>>()
+        };
+        // The block's own route and the aggregate over it, not the
+        // unrelated one; a block only the aggregate covers gets that.
+        assert_eq!(
+            query(&["10.244.1.0/26", "10.244.2.0/26"]),
+            ["10.244.0.0/16", "10.244.1.0/26"]
+        );
+        assert_eq!(query(&["10.246.0.0/26"]), Vec::<String>::new());
     }
 
     #[test]
