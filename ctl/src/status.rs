@@ -400,9 +400,10 @@ pub fn report(g: Gathered) -> StatusReport {
         _ => String::new(),
     };
     let bgp = g.bgpd.as_ref().ok().map(|b| {
-        check_sessions(b, &mut problems);
+        let view = bgp_view(b);
+        check_sessions(b, &view.peers, &mut problems);
         check_kernel(b, &mut problems);
-        bgp_view(b)
+        view
     });
     check_node_names(&g, &mut problems);
     match (&g.bgpd, &g.ipamd) {
@@ -422,8 +423,9 @@ pub fn report(g: Gathered) -> StatusReport {
         ipam_view(i, &node)
     });
     let policy = g.policy.as_ref().ok().map(|p| {
-        check_policy(p, &mut problems);
-        policy_view(p)
+        let view = policy_view(p);
+        check_policy(p, &view, &mut problems);
+        view
     });
     StatusReport {
         node,
@@ -487,8 +489,8 @@ fn bgp_view(b: &BgpFacts) -> BgpView {
     }
 }
 
-fn check_sessions(b: &BgpFacts, problems: &mut Vec<Problem>) {
-    for peer in b.peers.iter().cloned().map(PeerView::from) {
+fn check_sessions(b: &BgpFacts, peers: &[PeerView], problems: &mut Vec<Problem>) {
+    for peer in peers {
         // Shut down by configuration (maintenance): down on purpose.
         if peer.state == "Established" || peer.shutdown {
             continue;
@@ -843,7 +845,7 @@ fn direction_name(direction: i32) -> &'static str {
     }
 }
 
-fn check_policy(p: &PolicyFacts, problems: &mut Vec<Problem>) {
+fn check_policy(p: &PolicyFacts, view: &PolicyView, problems: &mut Vec<Problem>) {
     let s = &p.status;
     if !s.last_error.is_empty() {
         problems.push(Problem::new(
@@ -884,7 +886,7 @@ fn check_policy(p: &PolicyFacts, problems: &mut Vec<Problem>) {
     }
     // Old drops (or counts from before the agent started) are history,
     // listed in the policy section but no problem now.
-    for d in policy_view(p).denials {
+    for d in &view.denials {
         let Some(ago) = d.last_drop_s_ago.filter(|ago| *ago <= RECENT_DROPS_S) else {
             continue;
         };
