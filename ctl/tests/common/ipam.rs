@@ -80,13 +80,7 @@ impl Ipam for FakeIpam {
         _: Request<podroute_proto::common::v1::GetStatusRequest>,
     ) -> Result<Response<podroute_proto::ipam::v1::IpamStatus>, Status> {
         Ok(Response::new(podroute_proto::ipam::v1::IpamStatus {
-            health: Some(podroute_proto::common::v1::DaemonHealth {
-                live: true,
-                ready: true,
-                reason: String::new(),
-                uptime_seconds: 3600,
-                metrics_address: "127.0.0.1:9641".into(),
-            }),
+            health: Some(super::fake_health()),
             store: "embedded /var/lib/podroute/ipam/ipam.redb".into(),
             pools: u32::try_from(self.script.pools.pools.len()).unwrap_or(u32::MAX),
             nodes: 2,

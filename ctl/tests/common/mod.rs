@@ -242,6 +242,17 @@ spec: {{peerIP: 127.0.0.1, asNumber: 65000, port: {port}, sourceAddress: {PEER_B
     }
 }
 
+/// What every fake answers GetStatus's health with: up an hour, ready.
+pub fn fake_health() -> podroute_proto::common::v1::DaemonHealth {
+    podroute_proto::common::v1::DaemonHealth {
+        live: true,
+        ready: true,
+        reason: String::new(),
+        uptime_seconds: 3600,
+        metrics_address: "127.0.0.1:9641".into(),
+    }
+}
+
 /// A fake podroute-bgpd: canned peers and routes, every field set, and
 /// ways to be an older or newer daemon.
 #[derive(Debug, Clone)]
@@ -319,13 +330,7 @@ impl BgpAdmin for FakeBgpd {
         _: Request<GetStatusRequest>,
     ) -> Result<Response<BgpStatus>, Status> {
         Ok(Response::new(BgpStatus {
-            health: Some(podroute_proto::common::v1::DaemonHealth {
-                live: true,
-                ready: true,
-                reason: String::new(),
-                uptime_seconds: 3600,
-                metrics_address: "127.0.0.1:9641".into(),
-            }),
+            health: Some(fake_health()),
             node: "node-a".into(),
             local_as: 64512,
             router_id: "192.0.2.254".into(),
@@ -500,13 +505,7 @@ impl PolicyAdmin for FakePolicy {
         _: Request<GetStatusRequest>,
     ) -> Result<Response<PolicyStatus>, Status> {
         Ok(Response::new(PolicyStatus {
-            health: Some(podroute_proto::common::v1::DaemonHealth {
-                live: true,
-                ready: true,
-                reason: String::new(),
-                uptime_seconds: 3600,
-                metrics_address: "127.0.0.1:9641".into(),
-            }),
+            health: Some(fake_health()),
             node: "node-a".into(),
             source: "manifests /etc/podroute/manifests".into(),
             syncs: 12,
