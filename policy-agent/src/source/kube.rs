@@ -6,27 +6,25 @@
 // the new list is complete, so the agent never sees a partial cluster: until
 // then the rules it programmed stay as they are.
 
-use std::fmt::Debug;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::kube::config::{InferConfigError, KubeConfigOptions, Kubeconfig, KubeconfigError};
-use ::kube::runtime::WatchStreamExt;
-use ::kube::runtime::reflector::{self, Store};
-use ::kube::runtime::watcher::{self, Event};
-use ::kube::{Api, Client, Config, Resource, ResourceExt};
-use futures_util::stream::{self, BoxStream, StreamExt};
+use ::kube::runtime::reflector::Store;
+use ::kube::runtime::watcher;
+use ::kube::{Api, Client, Resource, ResourceExt};
+use futures_util::stream;
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, PodStatus};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use podroute_k8s::reflect::{follow, watch_kind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
-use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use crate::model::objects::{NamespaceObject, NetworkPolicyObject, PodObject, Snapshot};
+
+pub use podroute_k8s::{ClientError, client};
 
 /// The least time between two snapshots: a burst of watch events (an
 /// initial list of thousands of pods, a rollout) becomes one snapshot and
@@ -36,16 +34,6 @@ pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeSourceError {
-    #[error("kubeconfig {}: {source}", path.display())]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: KubeconfigError,
-    },
-    #[error("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
-    Infer(#[source] InferConfigError),
-    #[error("cannot build the Kubernetes client: {0}")]
-    Client(#[source] ::kube::Error),
     /// An object the API server sent does not fit the agent's wire types.
     #[error("{kind} {object}: {source}")]
     Convert {
@@ -57,78 +45,38 @@ pub enum KubeSourceError {
     },
 }
 
-/// A client from the kubeconfig file given, else inferred the way kubectl
-/// and client-go do: `$KUBECONFIG` or `~/.kube/config`, then the in-cluster
-/// service account.
-pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, KubeSourceError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file_error = |source| KubeSourceError::Kubeconfig {
-                path: path.to_owned(),
-                source,
-            };
-            let file = Kubeconfig::read_from(path).map_err(file_error)?;
-            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .map_err(file_error)?
-        }
-        None => Config::infer().await.map_err(KubeSourceError::Infer)?,
-    };
-    Client::try_from(config).map_err(KubeSourceError::Client)
-}
-
 /// Watches the cluster through `client` and publishes on `tx` until every
 /// receiver is gone. API errors are logged and retried with kube's default
 /// backoff (0.8 s doubling to 30 s); the last snapshot stays published
 /// meanwhile.
 pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
-    let (namespaces, namespace_events) =
-        reflect_kind::<Namespace>(Kind::Namespaces, &client, strip_namespace);
-    let (pods, pod_events) = reflect_kind::<Pod>(Kind::Pods, &client, strip_pod);
-    let (policies, policy_events) =
-        reflect_kind::<NetworkPolicy>(Kind::Policies, &client, strip_policy);
+    let (namespaces, namespace_events) = watch_kind::<Namespace>(
+        Kind::Namespaces.name(),
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        strip_namespace,
+    );
+    let (pods, pod_events) = watch_kind::<Pod>(
+        Kind::Pods.name(),
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        strip_pod,
+    );
+    let (policies, policy_events) = watch_kind::<NetworkPolicy>(
+        Kind::Policies.name(),
+        Api::all(client),
+        watcher::Config::default(),
+        strip_policy,
+    );
     let stores = Stores {
         namespaces,
         pods,
         policies,
     };
-    let mut events = stream::select_all([namespace_events, pod_events, policy_events]);
-    let mut listed = Listed::default();
+    let events = stream::select_all([namespace_events, pod_events, policy_events]);
+    let kinds = [Kind::Namespaces, Kind::Pods, Kind::Policies].map(Kind::name);
     let mut published_once = false;
-    // When the last snapshot was built; long enough ago that the first
-    // event goes out at once.
-    let mut last_built = Instant::now()
-        .checked_sub(DEBOUNCE)
-        .unwrap_or_else(Instant::now);
-    loop {
-        let first = tokio::select! {
-            () = tx.closed() => return,
-            next = events.next() => next,
-        };
-        let Some(first) = first else {
-            // kube's watchers retry forever; an end is a bug, not a state.
-            error!("Kubernetes watch streams ended");
-            return;
-        };
-        let mut changed = listed.note(first);
-        let deadline = (last_built + DEBOUNCE).max(Instant::now());
-        loop {
-            tokio::select! {
-                () = tx.closed() => return,
-                () = tokio::time::sleep_until(deadline) => break,
-                next = events.next() => match next {
-                    Some(progress) => changed |= listed.note(progress),
-                    None => {
-                        error!("Kubernetes watch streams ended");
-                        return;
-                    }
-                },
-            }
-        }
-        if !changed || !listed.all() {
-            continue;
-        }
-        last_built = Instant::now();
+    follow(events, &kinds, DEBOUNCE, tx.closed(), || {
         match stores.snapshot() {
             Ok(snapshot) => {
                 if !published_once {
@@ -147,7 +95,9 @@ pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
             // the next change retries.
             Err(error) => error!(%error, "not publishing: an object does not convert"),
         }
-    }
+        std::future::ready(())
+    })
+    .await;
 }
 
 /// The three kinds the source watches.
@@ -165,51 +115,6 @@ impl Kind {
             Kind::Pods => "pods",
             Kind::Policies => "networkpolicies",
         }
-    }
-}
-
-/// One item of a kind's watch stream, after the reflector has applied it to
-/// the store: whether it was the end of a (re)list, or an error.
-struct Progress {
-    kind: Kind,
-    outcome: Result<bool, watcher::Error>,
-}
-
-/// Which kinds have completed a list at least once.
-#[derive(Debug, Default)]
-struct Listed {
-    namespaces: bool,
-    pods: bool,
-    policies: bool,
-}
-
-impl Listed {
-    /// Records one item; true when the stores may have changed.
-    fn note(&mut self, progress: Progress) -> bool {
-        match progress.outcome {
-            Ok(list_done) => {
-                if list_done {
-                    match progress.kind {
-                        Kind::Namespaces => self.namespaces = true,
-                        Kind::Pods => self.pods = true,
-                        Kind::Policies => self.policies = true,
-                    }
-                }
-                true
-            }
-            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
-                debug!(kind = progress.kind.name(), "watch expired; relisting");
-                false
-            }
-            Err(error) => {
-                warn!(kind = progress.kind.name(), %error, "watch failed; retrying after backoff");
-                false
-            }
-        }
-    }
-
-    fn all(&self) -> bool {
-        self.namespaces && self.pods && self.policies
     }
 }
 
@@ -258,29 +163,6 @@ fn publish(tx: &watch::Sender<Option<Arc<Snapshot>>>, snapshot: Snapshot) {
         *current = Some(Arc::new(snapshot));
         true
     });
-}
-
-/// A store of `K` kept by a watcher over all namespaces, and the stream
-/// that drives it (nothing happens until the stream is polled).
-fn reflect_kind<K>(
-    kind: Kind,
-    client: &Client,
-    strip: fn(&mut K),
-) -> (Store<K>, BoxStream<'static, Progress>)
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
-    let events = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(strip)
-        .reflect(writer)
-        .map(move |item| Progress {
-            kind,
-            outcome: item.map(|event| matches!(event, Event::InitDone)),
-        })
-        .boxed();
-    (store, events)
 }
 
 fn convert_all<K, W>(kind: Kind, store: &Store<K>) -> Result<Vec<W>, KubeSourceError>

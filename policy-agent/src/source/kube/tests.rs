@@ -9,32 +9,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::Mutex;
-
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body::Frame;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use podroute_k8s::fake::{FakeApi, FakeKind};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
-use tower_test::mock::SendResponse;
+use std::fmt::Debug;
+
+use podroute_k8s::fake::DEADLINE;
+use std::sync::Mutex;
 
 use super::*;
 
-type MockBody = BoxBody<Bytes, Infallible>;
-
-const NAMESPACES: &str = "/api/v1/namespaces";
-const PODS: &str = "/api/v1/pods";
-const POLICIES: &str = "/apis/networking.k8s.io/v1/networkpolicies";
-const COLLECTIONS: [&str; 3] = [NAMESPACES, PODS, POLICIES];
-
-/// How long a test waits for something before failing (virtual time on the
-/// paused clock: it passes only while nothing else can happen). Generous:
-/// the source's backoff after an error starts at 0.8 s with jitter.
-const DEADLINE: Duration = Duration::from_secs(30);
+const NAMESPACES: FakeKind = FakeKind::NAMESPACES;
+const PODS: FakeKind = FakeKind::PODS;
+const POLICIES: FakeKind = FakeKind::NETWORK_POLICIES;
+const COLLECTIONS: [FakeKind; 3] = [NAMESPACES, PODS, POLICIES];
 
 /// Returns once the source and the fake server have handled everything
 /// they were sent and every timer due within a second (the debounce) has
@@ -42,355 +29,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// This is how a test sees that something did *not* happen.
 async fn settle() {
     tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// A request as the fake server received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    query: BTreeMap<String, String>,
-}
-
-impl Seen {
-    fn new(uri: &Uri) -> Self {
-        let query = uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        Seen {
-            path: uri.path().to_owned(),
-            query,
-        }
-    }
-
-    fn param(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str)
-    }
-
-    fn is_watch(&self) -> bool {
-        self.param("watch") == Some("true")
-    }
-}
-
-/// One kind's objects and watches in the fake server.
-#[derive(Default)]
-struct Collection {
-    /// By (namespace, name); namespace "" for Namespaces.
-    objects: BTreeMap<(String, String), Value>,
-    /// Every change as a watch line, with its resourceVersion, for watches
-    /// that start from an older version.
-    changes: Vec<(u64, Bytes)>,
-    /// A watch from a version below this one gets 410 Gone.
-    compacted: u64,
-    watches: Vec<mpsc::UnboundedSender<Bytes>>,
-    /// The resourceVersion of each list answered.
-    lists_answered: Vec<u64>,
-    /// Lists wait while this is set.
-    held: bool,
-    /// The next this many lists answer 500.
-    failing_lists: usize,
-}
-
-#[derive(Default)]
-struct ServerState {
-    /// The cluster-wide resourceVersion, as etcd's revision.
-    version: u64,
-    collections: BTreeMap<&'static str, Collection>,
-    requests: Vec<Seen>,
-}
-
-#[derive(Clone)]
-struct FakeApi {
-    state: Arc<Mutex<ServerState>>,
-    /// Bumped on every request, so a test can wait for one.
-    requests_seen: Arc<watch::Sender<usize>>,
-    /// Wakes lists waiting on `held`.
-    released: Arc<Notify>,
-}
-
-impl FakeApi {
-    /// A fake API server task and a client that talks to it.
-    fn start() -> (FakeApi, Client) {
-        let mut state = ServerState::default();
-        for path in COLLECTIONS {
-            state.collections.insert(path, Collection::default());
-        }
-        let api = FakeApi {
-            state: Arc::new(Mutex::new(state)),
-            requests_seen: Arc::new(watch::channel(0).0),
-            released: Arc::new(Notify::new()),
-        };
-        let (service, mut handle) =
-            tower_test::mock::pair::<Request<::kube::client::Body>, Response<MockBody>>();
-        let server = api.clone();
-        tokio::spawn(async move {
-            while let Some((request, respond)) = handle.next_request().await {
-                // Each request on its own task: a held list must not stop
-                // the other kinds' requests.
-                tokio::spawn(server.clone().serve(request, respond));
-            }
-        });
-        (api, Client::new(service, "default"))
-    }
-
-    async fn serve(
-        self,
-        request: Request<::kube::client::Body>,
-        respond: SendResponse<Response<MockBody>>,
-    ) {
-        let seen = Seen::new(request.uri());
-        self.state.lock().unwrap().requests.push(seen.clone());
-        self.requests_seen.send_modify(|count| *count += 1);
-        let path = COLLECTIONS.into_iter().find(|path| *path == seen.path);
-        let response = match path {
-            _ if request.method() != Method::GET => status_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "GET only",
-            ),
-            None => status_response(StatusCode::NOT_FOUND, "NotFound", &seen.path),
-            Some(path) if seen.is_watch() => self.watch(path, &seen),
-            Some(path) => self.list(path).await,
-        };
-        respond.send_response(response);
-    }
-
-    async fn list(&self, path: &'static str) -> Response<MockBody> {
-        loop {
-            // Registered before the check, so a release in between wakes it.
-            let released = self.released.notified();
-            {
-                let mut state = self.state.lock().unwrap();
-                let version = state.version;
-                let collection = state.collections.get_mut(path).unwrap();
-                if !collection.held {
-                    if collection.failing_lists > 0 {
-                        collection.failing_lists -= 1;
-                        return status_response(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "InternalError",
-                            "etcdserver: request timed out",
-                        );
-                    }
-                    collection.lists_answered.push(version);
-                    let (api_version, kind) = list_kind(path);
-                    let list = json!({
-                        "apiVersion": api_version,
-                        "kind": kind,
-                        "metadata": {"resourceVersion": version.to_string()},
-                        "items": collection.objects.values().collect::<Vec<_>>(),
-                    });
-                    return json_response(StatusCode::OK, &list);
-                }
-            }
-            released.await;
-        }
-    }
-
-    fn watch(&self, path: &'static str, seen: &Seen) -> Response<MockBody> {
-        let Some(from) = seen
-            .param("resourceVersion")
-            .and_then(|version| version.parse::<u64>().ok())
-        else {
-            return status_response(StatusCode::BAD_REQUEST, "BadRequest", "no resourceVersion");
-        };
-        let (lines, receiver) = mpsc::unbounded_channel();
-        let mut state = self.state.lock().unwrap();
-        let collection = state.collections.get_mut(path).unwrap();
-        if from < collection.compacted {
-            // The stream ends after the error, as the API server's does.
-            lines
-                .send(expired_line(from, collection.compacted))
-                .unwrap();
-        } else {
-            for (version, line) in &collection.changes {
-                if *version > from {
-                    lines.send(line.clone()).unwrap();
-                }
-            }
-            collection.watches.push(lines);
-        }
-        let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            let line = receiver.recv().await?;
-            Some((Ok(Frame::data(line)), receiver))
-        });
-        Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json")
-            .body(BodyExt::boxed(StreamBody::new(body)))
-            .unwrap()
-    }
-
-    /// Creates or replaces an object (ADDED or MODIFIED on the watches).
-    fn put(&self, path: &'static str, mut object: Value) {
-        let mut state = self.state.lock().unwrap();
-        state.version += 1;
-        let version = state.version;
-        object["metadata"]["resourceVersion"] = json!(version.to_string());
-        let collection = state.collections.get_mut(path).unwrap();
-        let previous = collection.objects.insert(key(&object), object.clone());
-        let kind = if previous.is_some() {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
-        collection.change(version, kind, object);
-    }
-
-    fn delete(&self, path: &'static str, namespace: &str, name: &str) {
-        let mut state = self.state.lock().unwrap();
-        state.version += 1;
-        let version = state.version;
-        let collection = state.collections.get_mut(path).unwrap();
-        let mut object = collection
-            .objects
-            .remove(&(namespace.to_owned(), name.to_owned()))
-            .unwrap();
-        object["metadata"]["resourceVersion"] = json!(version.to_string());
-        collection.change(version, "DELETED", object);
-    }
-
-    fn hold_lists(&self, path: &'static str, held: bool) {
-        self.state
-            .lock()
-            .unwrap()
-            .collections
-            .get_mut(path)
-            .unwrap()
-            .held = held;
-        self.released.notify_waiters();
-    }
-
-    fn fail_lists(&self, path: &'static str, count: usize) {
-        let mut state = self.state.lock().unwrap();
-        state.collections.get_mut(path).unwrap().failing_lists = count;
-    }
-
-    /// Ends every open watch of `path` with 410 Gone and forgets the
-    /// changes so far, as when etcd compacts: the client must list again.
-    fn expire_watches(&self, path: &'static str) {
-        let mut state = self.state.lock().unwrap();
-        let version = state.version;
-        let collection = state.collections.get_mut(path).unwrap();
-        for lines in collection.watches.drain(..) {
-            let _ = lines.send(expired_line(version, version));
-        }
-        collection.changes.clear();
-        collection.compacted = version;
-    }
-
-    fn requests(&self, path: &str) -> Vec<Seen> {
-        let state = self.state.lock().unwrap();
-        let requests = state.requests.iter();
-        requests.filter(|seen| seen.path == path).cloned().collect()
-    }
-
-    fn lists_answered(&self, path: &'static str) -> Vec<u64> {
-        self.state.lock().unwrap().collections[path]
-            .lists_answered
-            .clone()
-    }
-
-    fn lists(&self, path: &str) -> usize {
-        self.requests(path)
-            .iter()
-            .filter(|seen| !seen.is_watch())
-            .count()
-    }
-
-    fn watches(&self, path: &str) -> usize {
-        self.requests(path)
-            .iter()
-            .filter(|seen| seen.is_watch())
-            .count()
-    }
-
-    /// Waits until `done` holds of the requests received.
-    async fn wait_for_requests(&self, what: &str, done: impl Fn(&FakeApi) -> bool) {
-        let mut seen = self.requests_seen.subscribe();
-        let waited = tokio::time::timeout(DEADLINE, seen.wait_for(|_| done(self))).await;
-        if !matches!(waited, Ok(Ok(_))) {
-            let state = self.state.lock().unwrap();
-            panic!(
-                "{what}: not within {DEADLINE:?}; requests: {:#?}",
-                state.requests
-            );
-        }
-    }
-}
-
-impl Collection {
-    /// Records a change and sends it to the open watches.
-    fn change(&mut self, version: u64, kind: &str, object: Value) {
-        let line = watch_line(&json!({"type": kind, "object": object}));
-        self.changes.push((version, line.clone()));
-        self.watches
-            .retain(|lines| lines.send(line.clone()).is_ok());
-    }
-}
-
-fn key(object: &Value) -> (String, String) {
-    let text = |field: &str| {
-        object["metadata"][field]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (text("namespace"), text("name"))
-}
-
-fn list_kind(path: &str) -> (&'static str, &'static str) {
-    match path {
-        NAMESPACES => ("v1", "NamespaceList"),
-        PODS => ("v1", "PodList"),
-        _ => ("networking.k8s.io/v1", "NetworkPolicyList"),
-    }
-}
-
-fn watch_line(event: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(event).unwrap();
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-/// The ERROR event the API server sends when a watch asks for a version
-/// that etcd has compacted away.
-fn expired_line(asked: u64, oldest: u64) -> Bytes {
-    watch_line(&json!({
-        "type": "ERROR",
-        "object": status_json(
-            410,
-            "Expired",
-            &format!("too old resource version: {asked} ({oldest})"),
-        ),
-    }))
-}
-
-fn status_json(code: u16, reason: &str, message: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Status",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    })
-}
-
-fn status_response(status: StatusCode, reason: &str, message: &str) -> Response<MockBody> {
-    json_response(status, &status_json(status.as_u16(), reason, message))
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())).boxed())
-        .unwrap()
 }
 
 // Objects as the API server returns them, with fields the source must drop.
@@ -540,7 +178,7 @@ fn record(mut receiver: Receiver) -> (Published, tokio::task::JoinHandle<()>) {
 
 #[tokio::test(start_paused = true)]
 async fn nothing_is_published_until_all_three_kinds_are_listed() {
-    let (api, client) = FakeApi::start();
+    let (api, client) = FakeApi::start(&COLLECTIONS);
     let x = namespace("x", json!({"team": "a"}));
     let a = pod("x", "a", "10.240.0.1", json!({"app": "db"}));
     let b = pod("x", "b", "10.240.0.2", json!({"role": "web"}));
@@ -594,7 +232,7 @@ async fn nothing_is_published_until_all_three_kinds_are_listed() {
     api.wait_for_requests("namespaces watched", |api| api.watches(NAMESPACES) == 1)
         .await;
     for path in COLLECTIONS {
-        let requests = api.requests(path);
+        let requests = api.requests(path.path);
         let [list, watch] = &requests[..] else {
             panic!("{path}: want one list and one watch, got {requests:#?}");
         };
@@ -622,7 +260,7 @@ async fn nothing_is_published_until_all_three_kinds_are_listed() {
 
 #[tokio::test(start_paused = true)]
 async fn added_modified_and_deleted_objects_reach_the_snapshot() {
-    let (api, client) = FakeApi::start();
+    let (api, client) = FakeApi::start(&COLLECTIONS);
     let x = namespace("x", json!({}));
     let a = pod("x", "a", "10.240.0.1", json!({"app": "db"}));
     let p = policy("x", "p", 6379);
@@ -680,7 +318,7 @@ async fn added_modified_and_deleted_objects_reach_the_snapshot() {
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_watch_relists_without_publishing_a_partial_view() {
-    let (api, client) = FakeApi::start();
+    let (api, client) = FakeApi::start(&COLLECTIONS);
     let x = namespace("x", json!({}));
     let a = pod("x", "a", "10.240.0.1", json!({}));
     let b = pod("x", "b", "10.240.0.2", json!({}));
@@ -722,7 +360,7 @@ async fn an_expired_watch_relists_without_publishing_a_partial_view() {
     let relisted_at = api.lists_answered(PODS)[1].to_string();
     api.wait_for_requests("pods watched again", |api| api.watches(PODS) == 2)
         .await;
-    let requests = api.requests(PODS);
+    let requests = api.requests(PODS.path);
     let watch = requests.iter().rfind(|seen| seen.is_watch()).unwrap();
     assert_eq!(watch.param("resourceVersion"), Some(relisted_at.as_str()));
 
@@ -732,7 +370,7 @@ async fn an_expired_watch_relists_without_publishing_a_partial_view() {
 
 #[tokio::test(start_paused = true)]
 async fn api_errors_back_off_and_keep_the_last_snapshot() {
-    let (api, client) = FakeApi::start();
+    let (api, client) = FakeApi::start(&COLLECTIONS);
     let x = namespace("x", json!({}));
     let a = pod("x", "a", "10.240.0.1", json!({}));
     let p = policy("x", "p", 6379);
@@ -814,42 +452,4 @@ fn stripping_keeps_every_field_the_model_reads() {
     assert!(stripped.metadata.managed_fields.is_none());
     assert!(stripped.metadata.annotations.is_none());
     assert!(stripped.spec.is_none());
-}
-
-const KUBECONFIG: &str = "\
-apiVersion: v1
-kind: Config
-clusters:
-- name: lab
-  cluster:
-    server: https://127.0.0.1:6443
-    insecure-skip-tls-verify: true
-users:
-- name: agent
-  user:
-    token: not-a-real-token
-contexts:
-- name: lab
-  context: {cluster: lab, user: agent}
-current-context: lab
-";
-
-#[tokio::test]
-async fn a_client_comes_from_a_kubeconfig_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kubeconfig");
-    std::fs::write(&path, KUBECONFIG).unwrap();
-    let client = client(Some(&path)).await.unwrap();
-    assert_eq!(client.default_namespace(), "default");
-}
-
-#[tokio::test]
-async fn a_missing_kubeconfig_file_is_named_in_the_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("absent");
-    let Err(error) = client(Some(&path)).await else {
-        panic!("a client from a file that does not exist");
-    };
-    assert!(matches!(&error, KubeSourceError::Kubeconfig { path: named, .. } if *named == path));
-    assert!(error.to_string().contains("absent"), "{error}");
 }
