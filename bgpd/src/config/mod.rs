@@ -5,6 +5,7 @@
 // §4.4 and §10; MD5 RFC 2385; GTSM RFC 5082. Schema: bgpd/CONFIG.md.
 
 pub mod cluster;
+pub mod crd;
 mod diff;
 mod error;
 pub mod schema;

@@ -3,13 +3,16 @@
 // serde reads them, with every optional field still an Option. validate.rs
 // turns them into the resolved types of mod.rs. Documented in bgpd/CONFIG.md.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use kube::CustomResource;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Visitor};
+use serde::{Deserialize, Serialize};
 
 /// One typed document.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,9 +36,33 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// `kind: BGPConfiguration`: the speaker itself.
-#[derive(Debug, Clone, Deserialize)]
+/// `kind: BGPConfiguration`: the speaker itself. In a cluster, the one
+/// named `default` applies to every node (the node's AS, router ID and
+/// route reflector role come from its Node).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Each printcolumn repeats `type_ =`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[kube(
+    group = "podroute.io",
+    version = "v1",
+    kind = "BGPConfiguration",
+    plural = "bgpconfigurations",
+    shortname = "bgpconfig",
+    category = "podroute",
+    doc = "podroute-bgpd's cluster-wide BGP settings (bgpd/CONFIG.md); the one named default applies",
+    printcolumn(name = "AS", type_ = "string", json_path = ".spec.asNumber"),
+    printcolumn(
+        name = "Mesh",
+        type_ = "boolean",
+        json_path = ".spec.nodeToNodeMeshEnabled"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 pub struct BgpConfigurationSpec {
     pub as_number: AsNumber,
     /// Optional with `--node` and Node documents (the node's router ID).
@@ -66,7 +93,7 @@ pub struct BgpConfigurationSpec {
 
 /// `gracefulRestart` (RFC 4724). Numbers wider than stored so an
 /// out-of-range value gets our message rather than serde's.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GracefulRestartSpec {
     pub enabled: Option<bool>,
@@ -77,7 +104,7 @@ pub struct GracefulRestartSpec {
 }
 
 /// `bfd` (RFC 5880): intervals in milliseconds.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BfdSpec {
     pub enabled: Option<bool>,
@@ -95,8 +122,41 @@ pub struct NodeSpec {
 }
 
 /// `kind: BGPPeer`: one neighbour, or with `peerSelector` a set of nodes.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Its status lists each node's session with it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Each printcolumn repeats `type_ =`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[kube(
+    group = "podroute.io",
+    version = "v1",
+    kind = "BGPPeer",
+    plural = "bgppeers",
+    shortname = "bgpp",
+    category = "podroute",
+    status = "crate::config::crd::BgpPeerStatus",
+    doc = "A BGP neighbour of podroute-bgpd: a router (peerIP, asNumber) or other nodes (peerSelector), on the nodes node or nodeSelector picks (bgpd/CONFIG.md)",
+    printcolumn(name = "Peer IP", type_ = "string", json_path = ".spec.peerIP"),
+    printcolumn(name = "AS", type_ = "string", json_path = ".spec.asNumber"),
+    printcolumn(name = "Node", type_ = "string", json_path = ".spec.node"),
+    printcolumn(
+        name = "Node Selector",
+        type_ = "string",
+        json_path = ".spec.nodeSelector",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Peer Selector",
+        type_ = "string",
+        json_path = ".spec.peerSelector",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 pub struct BgpPeerSpec {
     /// Only on this node (Calico's BGPPeer.node).
     pub node: Option<String>,
@@ -134,21 +194,21 @@ pub struct BgpPeerSpec {
 }
 
 /// `importPolicy` / `exportPolicy`: ordered rules, then a default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutePolicySpec {
     pub default_action: Option<ActionSpec>,
     pub rules: Option<Vec<PolicyRuleSpec>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionSpec {
     Accept,
     Reject,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRuleSpec {
     pub name: Option<String>,
@@ -160,7 +220,7 @@ pub struct PolicyRuleSpec {
 
 /// Conditions as written; communities and prefixes stay strings so
 /// validation can name the bad entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyMatchSpec {
     pub prefixes: Option<Vec<PrefixMatchSpec>>,
@@ -179,7 +239,7 @@ pub struct PrefixMatchSpec {
     pub le: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySetSpec {
     pub local_pref: Option<u32>,
@@ -191,7 +251,7 @@ pub struct PolicySetSpec {
     pub prepend: Option<PrependSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrependSpec {
     pub count: Option<u32>,
@@ -199,7 +259,7 @@ pub struct PrependSpec {
 }
 
 /// `maxPrefix`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaxPrefixSpec {
     pub limit: u32,
@@ -208,11 +268,54 @@ pub struct MaxPrefixSpec {
     pub restart_after: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MaxPrefixActionSpec {
     Warn,
     Teardown,
+}
+
+impl Serialize for PrefixMatchSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.ge, self.le) {
+            (None, None) => s.serialize_str(&self.prefix),
+            _ => PrefixRangeRef {
+                prefix: &self.prefix,
+                ge: self.ge,
+                le: self.le,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PrefixRangeRef<'a> {
+    prefix: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ge: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    le: Option<u32>,
+}
+
+impl JsonSchema for PrefixMatchSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "PrefixMatch".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    // A string or an object: a structural schema cannot say "one of" for
+    // those, so the API server keeps the value as written and bgpd
+    // validates it (and names the bad entry).
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A prefix (\"10.0.0.0/8\", exact match) or {prefix, ge, le} (lengths from ge to le)",
+            "x-kubernetes-preserve-unknown-fields": true,
+        })
+    }
 }
 
 /// The long form of a prefix-list entry.
@@ -269,6 +372,33 @@ pub struct AsNumber(pub u32);
 impl<'de> Deserialize<'de> for AsNumber {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(AsNumberVisitor)
+    }
+}
+
+impl Serialize for AsNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
+    }
+}
+
+impl JsonSchema for AsNumber {
+    fn schema_name() -> Cow<'static, str> {
+        "AsNumber".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An AS number: an integer up to 4294967295, or asdot \"high.low\" quoted (RFC 5396)",
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64},
+                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+            ],
+        })
     }
 }
 

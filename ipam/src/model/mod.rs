@@ -4,6 +4,7 @@
 // everything. The service keeps one State as its mirror of the store.
 
 mod block;
+pub mod crd;
 mod keys;
 pub mod net;
 mod pool;

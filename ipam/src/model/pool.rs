@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use ipnetwork::IpNetwork;
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{API_VERSION, ErrorClass, Family, KIND_IP_POOL, net};
@@ -30,22 +32,54 @@ pub struct ObjectMeta {
 }
 
 /// Unknown fields are refused: a misspelt `blocksize` must not silently become /26.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// In a cluster it is the spec of the IPPool custom resource (`crd.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Each printcolumn repeats `type_ =`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[kube(
+    group = "podroute.io",
+    version = "v1",
+    kind = "IPPool",
+    plural = "ippools",
+    shortname = "ipp",
+    category = "podroute",
+    status = "crate::model::crd::IpPoolStatus",
+    derive = "PartialEq",
+    doc = "A range of pod addresses, carved into blocks that nodes claim (ipam/README.md)",
+    printcolumn(name = "CIDR", type_ = "string", json_path = ".spec.cidr"),
+    printcolumn(name = "Block Size", type_ = "integer", json_path = ".spec.blockSize"),
+    printcolumn(name = "Disabled", type_ = "boolean", json_path = ".spec.disabled"),
+    printcolumn(name = "Allocated", type_ = "integer", json_path = ".status.allocated"),
+    printcolumn(name = "Capacity", type_ = "integer", json_path = ".status.capacity"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 pub struct IpPoolSpec {
+    /// The pool's network, e.g. 10.244.0.0/16 or fd00:10:244::/56.
+    #[schemars(with = "String")]
     pub cidr: IpNetwork,
-    /// None: 26 for IPv4, 122 for IPv6.
+    /// Prefix length of the blocks nodes claim: 20 to 32 for IPv4 (default
+    /// 26), 116 to 128 for IPv6 (default 122).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 20, max = 128))]
     pub block_size: Option<u8>,
+    /// No new blocks or addresses from this pool; what is allocated stays.
     #[serde(default)]
     pub disabled: bool,
     /// Label selector text, Kubernetes' or Calico's `&&` form
     /// (`podroute_labels::Selector::parse`); "" selects every node.
     #[serde(default)]
     pub node_selector: String,
+    /// Do not announce this pool's blocks over BGP.
     #[serde(default, rename = "disableBGPExport")]
     pub disable_bgp_export: bool,
+    /// Networks inside the pool never handed out.
     #[serde(default, rename = "reservedCIDRs")]
+    #[schemars(with = "Vec<String>")]
     pub reserved_cidrs: Vec<IpNetwork>,
 }
 
