@@ -64,42 +64,64 @@ pub struct ObjectMeta {
     )
 )]
 pub struct BgpConfigurationSpec {
+    /// This speaker's AS: an integer or quoted asdot ("64086.59905"). In a
+    /// cluster, a node's podroute.io/as-number label or annotation wins.
     pub as_number: AsNumber,
-    /// Optional with `--node` and Node documents (the node's router ID).
+    /// BGP Identifier. Optional with nodes (a node's podroute.io/router-id
+    /// annotation, else its first IPv4 address).
     #[serde(rename = "routerID")]
     pub router_id: Option<Ipv4Addr>,
-    /// Every pair of Node documents peers (default true).
+    /// Every pair of nodes peers (default true).
     pub node_to_node_mesh_enabled: Option<bool>,
+    /// TCP port for incoming sessions (default 179; 0: do not listen).
     pub listen_port: Option<u16>,
+    /// Local addresses to listen on (default 0.0.0.0 and ::).
     pub listen_addresses: Option<Vec<IpAddr>>,
-    /// Prefixes as strings: parsed in validation so a non-canonical one gets
-    /// its canonical form as a hint.
+    /// Prefixes announced besides the IPAM blocks, each blackholed locally;
+    /// canonical (host bits zero).
+    // Strings: parsed in validation so a non-canonical one gets its
+    // canonical form as a hint.
     pub originate: Option<Vec<String>>,
+    /// Default hold time in seconds (90): 0 (none) or at least 3.
     pub hold_time: Option<u16>,
+    /// Default keepalive interval in seconds (holdTime / 3).
     pub keepalive_time: Option<u16>,
+    /// Default seconds between connection attempts (5).
     pub connect_retry_time: Option<u16>,
-    /// Wider than the 1..=64 allowed so an out-of-range value gets our
-    /// message rather than serde's.
+    /// ECMP width, 1 to 64 (8): equal best paths installed as one
+    /// multipath route.
+    // Wider than allowed so an out-of-range value gets our message rather
+    // than serde's.
     pub max_paths: Option<u32>,
+    /// Kernel routing table for our routes (254, main); not 0 or 255.
     pub kernel_table: Option<u32>,
-    /// Cluster defaults for peers without a policy of their own.
+    /// Import policy for every peer that has none of its own.
     pub import_policy: Option<RoutePolicySpec>,
+    /// Export policy for every peer that has none of its own.
     pub export_policy: Option<RoutePolicySpec>,
+    /// CLUSTER_ID when reflecting (RFC 4456). Not with nodes: a node's
+    /// podroute.io/route-reflector-cluster-id makes it a reflector.
     #[serde(rename = "routeReflectorClusterID")]
     pub route_reflector_cluster_id: Option<Ipv4Addr>,
+    /// Graceful restart for every peer (on; 120 s restart, 360 s stale).
     pub graceful_restart: Option<GracefulRestartSpec>,
+    /// BFD for every peer without its own (off).
     pub bfd: Option<BfdSpec>,
 }
 
-/// `gracefulRestart` (RFC 4724). Numbers wider than stored so an
-/// out-of-range value gets our message rather than serde's.
+/// `gracefulRestart` (RFC 4724).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GracefulRestartSpec {
+    /// Advertise the capability and help the peer restart (default true).
     pub enabled: Option<bool>,
-    /// Seconds.
+    /// Seconds, 1 to 4095: how long peers keep our routes while we restart
+    /// (120).
+    // Numbers wider than stored so an out-of-range value gets our message
+    // rather than serde's.
     pub restart_time: Option<u32>,
-    /// Seconds.
+    /// Seconds a restarted peer's stale routes wait for its End-of-RIB
+    /// (360).
     pub stale_routes_time: Option<u32>,
 }
 
@@ -107,9 +129,15 @@ pub struct GracefulRestartSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BfdSpec {
+    /// false turns off a BFD inherited from the BGPConfiguration (default
+    /// true when bfd is given).
     pub enabled: Option<bool>,
+    /// Required Min RX Interval, 10 to 60000 ms (300).
     pub min_rx: Option<u32>,
+    /// Desired Min TX Interval, 10 to 60000 ms (300).
     pub min_tx: Option<u32>,
+    /// Detect Mult, 2 to 255 (3): down after this many intervals without a
+    /// packet.
     pub multiplier: Option<u32>,
 }
 
@@ -158,38 +186,68 @@ pub struct NodeSpec {
     )
 )]
 pub struct BgpPeerSpec {
-    /// Only on this node (Calico's BGPPeer.node).
+    /// Only on this node.
     pub node: Option<String>,
-    /// Only on nodes whose labels match (text label selector).
+    /// Only on nodes whose labels match ("rack=r1", "rack in (r1,r2)",
+    /// "all()"). Exclusive with node.
     pub node_selector: Option<String>,
-    /// Peer with every other node whose labels match; exclusive with
-    /// peerIP and asNumber.
+    /// Peer with every other node whose labels match, in its AS. Exclusive
+    /// with peerIP and asNumber.
     pub peer_selector: Option<String>,
+    /// The neighbour's address, IPv4 or IPv6; unique across peers.
     #[serde(rename = "peerIP")]
     pub peer_ip: Option<IpAddr>,
+    /// The neighbour's AS (ours makes the session iBGP).
     pub as_number: Option<AsNumber>,
+    /// Local address to connect from (default: the kernel's choice).
     pub source_address: Option<IpAddr>,
+    /// TCP MD5 key (RFC 2385), 1 to 80 bytes. Prefer passwordFile with a
+    /// mounted Secret.
     pub password: Option<String>,
+    /// Read the TCP MD5 key from this file (relative paths: the config
+    /// file's folder). Exclusive with password.
     pub password_file: Option<PathBuf>,
+    /// Hold time in seconds (the BGPConfiguration's).
     pub hold_time: Option<u16>,
+    /// Keepalive interval in seconds (holdTime / 3).
     pub keepalive_time: Option<u16>,
+    /// Seconds between connection attempts (the BGPConfiguration's).
     pub connect_retry_time: Option<u16>,
+    /// Never connect; only accept.
     pub passive: Option<bool>,
-    /// Wider than the 1..=255 allowed so an out-of-range value gets our
-    /// message rather than serde's.
+    /// TTL, 1 to 255, for an eBGP peer not directly connected. Exclusive
+    /// with ttlSecurity.
+    // Wider than allowed so an out-of-range value gets our message rather
+    // than serde's.
     pub ebgp_multihop: Option<u32>,
+    /// GTSM (RFC 5082): the most hops away the peer may be, 1 to 255.
     pub ttl_security: Option<u32>,
+    /// Address families: ipv4-unicast, ipv6-unicast (the family of peerIP).
     pub families: Option<Vec<String>>,
+    /// Free text shown by podctl bgp peers.
     pub description: Option<String>,
+    /// Administratively down.
     pub shutdown: Option<bool>,
+    /// Sent in the Cease NOTIFICATION when shut down (RFC 9003, at most 255
+    /// bytes).
     pub shutdown_message: Option<String>,
+    /// Remote TCP port (179).
     pub port: Option<u16>,
+    /// Announce with our address as next hop (eBGP true, iBGP false).
     pub next_hop_self: Option<bool>,
+    /// What to accept from this peer (the BGPConfiguration's; without
+    /// either, eBGP rejects all and iBGP accepts all).
     pub import_policy: Option<RoutePolicySpec>,
+    /// What to announce to this peer (the BGPConfiguration's).
     pub export_policy: Option<RoutePolicySpec>,
+    /// Limit on the prefixes accepted from this peer.
     pub max_prefix: Option<MaxPrefixSpec>,
+    /// Graceful restart with this peer; missing fields from the
+    /// BGPConfiguration's.
     pub graceful_restart: Option<GracefulRestartSpec>,
+    /// BFD with this peer; missing fields from the BGPConfiguration's.
     pub bfd: Option<BfdSpec>,
+    /// Reflect routes to and from this iBGP peer (RFC 4456).
     pub route_reflector_client: Option<bool>,
 }
 
@@ -197,7 +255,10 @@ pub struct BgpPeerSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutePolicySpec {
+    /// What happens to a route no rule decides (eBGP: reject, iBGP:
+    /// accept, RFC 8212).
     pub default_action: Option<ActionSpec>,
+    /// Tried in order; the first whose match holds applies.
     pub rules: Option<Vec<PolicyRuleSpec>>,
 }
 
@@ -211,10 +272,14 @@ pub enum ActionSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRuleSpec {
+    /// Shown in logs and podctl.
     pub name: Option<String>,
+    /// Every condition given must hold (none: every route).
     #[serde(rename = "match")]
     pub matches: Option<PolicyMatchSpec>,
+    /// Changes made to a matching route.
     pub set: Option<PolicySetSpec>,
+    /// accept or reject; none: apply set and go on to the next rule.
     pub action: Option<ActionSpec>,
 }
 
@@ -223,10 +288,16 @@ pub struct PolicyRuleSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyMatchSpec {
+    /// The route's prefix is one of these.
     pub prefixes: Option<Vec<PrefixMatchSpec>>,
+    /// The route carries one of these communities ("65000:100",
+    /// "no-export").
     pub communities: Option<Vec<String>>,
+    /// The route carries one of these large communities ("65000:1:2").
     pub large_communities: Option<Vec<String>>,
+    /// A regular expression over the AS path ("^65001_", "_65002$").
     pub as_path: Option<String>,
+    /// The next hop is in one of these prefixes.
     pub next_hop: Option<Vec<String>>,
 }
 
@@ -242,19 +313,24 @@ pub struct PrefixMatchSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySetSpec {
+    /// LOCAL_PREF (iBGP).
     pub local_pref: Option<u32>,
+    /// MULTI_EXIT_DISC.
     pub med: Option<u32>,
     pub add_communities: Option<Vec<String>>,
     pub remove_communities: Option<Vec<String>>,
     pub add_large_communities: Option<Vec<String>>,
     pub remove_large_communities: Option<Vec<String>>,
+    /// Prepend an AS to the path, count times.
     pub prepend: Option<PrependSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrependSpec {
+    /// 1 to 32 (1).
     pub count: Option<u32>,
+    /// The AS to prepend (ours).
     pub as_number: Option<AsNumber>,
 }
 
@@ -262,9 +338,13 @@ pub struct PrependSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaxPrefixSpec {
+    /// Most prefixes accepted (after import policy).
     pub limit: u32,
+    /// Warn at this share of limit, 1 to 100 (75).
     pub warning_percent: Option<u32>,
+    /// Beyond limit: warn, or teardown the session (teardown).
     pub action: Option<MaxPrefixActionSpec>,
+    /// With teardown: reconnect after this many seconds (60; 0: stay down).
     pub restart_after: Option<u32>,
 }
 

@@ -31,8 +31,8 @@ pub struct ObjectMeta {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Unknown fields are refused: a misspelt `blocksize` must not silently become /26.
-/// In a cluster it is the spec of the IPPool custom resource (`crd.rs`).
+/// An IPPool's settings. Unknown fields are refused: a misspelt
+/// `blocksize` must not silently become /26.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 // Each printcolumn repeats `type_ =`, which clippy takes for a repeated attribute.
