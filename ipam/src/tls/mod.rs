@@ -8,6 +8,9 @@
 
 pub mod pki;
 pub mod plan;
+pub mod secret;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
