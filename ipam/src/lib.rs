@@ -12,6 +12,7 @@ pub mod service;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
+pub mod tls;
 
 /// Name this daemon reports in `GetVersion`.
 pub const DAEMON_NAME: &str = "podroute-ipamd";

@@ -1,26 +1,30 @@
 // podroute-ipamd's entry point: flags, the store (embedded file or etcd),
 // the IPAM engine, pools and nodes from manifests (reloaded on change and on
 // SIGHUP), the Ipam gRPC API on the Unix admin socket and, with --listen, on
-// TCP with optional TLS and client certificates, and /metrics, /livez and
+// TCP with TLS and client certificates (from files, or from Secrets that
+// ipamd bootstraps itself with --tls-secret), and /metrics, /livez and
 // /readyz on --metrics-listen (ipam/METRICS.md).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{ArgGroup, Parser, ValueEnum};
 use podroute_ipam::allocator::Settings;
 use podroute_ipam::service::grpc::IpamApi;
 use podroute_ipam::service::nodes::NodeDirectory;
 use podroute_ipam::service::observe::Observer;
 use podroute_ipam::service::{Ipamd, manifests};
 use podroute_ipam::store::{AnyStore, EmbeddedStore, EtcdIdentity, EtcdStore, EtcdTls, Store};
+use podroute_ipam::tls::ServerTls;
+use podroute_ipam::tls::secret::{self as tls_secret, SecretSettings};
 use podroute_proto::daemon::{self, DaemonArgs};
 use podroute_proto::observe::{self, IPAMD_METRICS_PORT, Uptime};
 use podroute_proto::reload::{self, ReloadTrigger};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StoreKind {
@@ -34,7 +38,8 @@ enum StoreKind {
 #[command(
     name = "podroute-ipamd",
     version,
-    about = "podroute's IP address management daemon"
+    about = "podroute's IP address management daemon",
+    group(ArgGroup::new("tls_source").args(["tls_cert", "tls_secret"]))
 )]
 struct Args {
     #[command(flatten)]
@@ -79,7 +84,7 @@ struct Args {
     empty_block_grace: u64,
     /// Also serve the Ipam API on this TCP address (the CNI plugins of other
     /// nodes reach ipamd here). TLS only: every client refuses plain http.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_source")]
     listen: Option<SocketAddr>,
     /// TLS certificate (PEM) for --listen.
     #[arg(long, requires = "tls_key")]
@@ -92,6 +97,26 @@ struct Args {
     /// only act for its own node.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Kubernetes: the TLS material of --listen is in Secret NAME of
+    /// --namespace, made by ipamd when absent (a CA and its server
+    /// certificate) and renewed when broken or expiring, with Secret
+    /// podroute-node-tls (the CA and a client certificate for the nodes).
+    /// Client certificates must be signed by that CA.
+    #[arg(long, value_name = "NAME", requires_all = ["listen", "namespace"])]
+    tls_secret: Option<String>,
+    /// Names of ipamd's server certificate with --tls-secret, comma
+    /// separated [default: podroute-ipamd, podroute-ipamd.NS,
+    /// podroute-ipamd.NS.svc, podroute-ipamd.NS.svc.cluster.local];
+    /// 127.0.0.1 is always added.
+    #[arg(long, value_delimiter = ',', requires = "tls_secret")]
+    tls_dns_names: Vec<String>,
+    /// ipamd's namespace (the downward API's metadata.namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// Kubeconfig for the Kubernetes API; without it, $KUBECONFIG or
+    /// ~/.kube/config, else the in-cluster service account.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -171,19 +196,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             reason = failed => anyhow::bail!("stopping: {reason}"),
         },
         Some(address) => {
+            let tls = server_tls(&args).await?;
             let mut builder = Server::builder();
-            if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-                builder =
-                    builder.tls_config(tls_config(cert, key, args.tls_client_ca.as_ref())?)?;
+            if let Some(tls) = &tls {
+                builder = builder.tls_config(tls.config())?;
             }
-            if args.tls_client_ca.is_none() {
+            if tls.as_ref().is_none_or(|tls| tls.client_ca_pem.is_none()) {
                 tracing::warn!(%address, "serving the Ipam API on TCP without --tls-client-ca: anyone who reaches it may allocate, release and delete pools");
             }
             let tcp = builder.add_service(IpamApi::new(ipamd.clone()).into_server());
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;
-            tracing::info!(%address, tls = args.tls_cert.is_some(), "serving the Ipam API on TCP");
+            tracing::info!(%address, tls = tls.is_some(), "serving the Ipam API on TCP");
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             tokio::select! {
                 served = admin => served?,
@@ -216,17 +241,24 @@ fn etcd_tls(args: &Args) -> anyhow::Result<Option<EtcdTls>> {
     }))
 }
 
-fn tls_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&PathBuf>,
-) -> anyhow::Result<ServerTlsConfig> {
-    let identity = Identity::from_pem(read_file(cert)?, read_file(key)?);
-    let mut config = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read_file(ca)?));
+/// The TLS material of --listen: from --tls-secret's Secrets (read,
+/// created or renewed first), or from the --tls-cert files.
+async fn server_tls(args: &Args) -> anyhow::Result<Option<ServerTls>> {
+    if let Some(secret) = &args.tls_secret {
+        let namespace = args
+            .namespace
+            .as_deref()
+            .context("--tls-secret needs --namespace or POD_NAMESPACE")?;
+        let settings = SecretSettings::new(namespace, secret, &args.tls_dns_names);
+        let client = podroute_k8s::client(args.kubeconfig.as_deref()).await?;
+        let tls = tls_secret::bootstrap(client, &settings, SystemTime::now()).await?;
+        return Ok(Some(tls));
     }
-    Ok(config)
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let client_ca = args.tls_client_ca.as_deref();
+    Ok(Some(ServerTls::from_files(cert, key, client_ca)?))
 }
 
 async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Result<()> {
