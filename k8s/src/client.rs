@@ -5,18 +5,20 @@ use std::path::{Path, PathBuf};
 use kube::config::{InferConfigError, KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
+/// kube's errors repeat their cause in their own message, so ours carry
+/// them as text-bearing fields rather than as `source`s: a chain printed
+/// with `{:#}` would say everything three times.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("kubeconfig {}: {source}", path.display())]
+    #[error("kubeconfig {}: {reason}", path.display())]
     Kubeconfig {
         path: PathBuf,
-        #[source]
-        source: KubeconfigError,
+        reason: KubeconfigError,
     },
     #[error("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
-    Infer(#[source] InferConfigError),
+    Infer(InferConfigError),
     #[error("cannot build the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    Client(kube::Error),
 }
 
 /// A client from the kubeconfig file given, else inferred the way kubectl
@@ -25,9 +27,9 @@ pub enum ClientError {
 pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
     let config = match kubeconfig {
         Some(path) => {
-            let file_error = |source| ClientError::Kubeconfig {
+            let file_error = |reason| ClientError::Kubeconfig {
                 path: path.to_owned(),
-                source,
+                reason,
             };
             let file = Kubeconfig::read_from(path).map_err(file_error)?;
             Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
