@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::docs::{self, Doc, shown};
+use crate::docs::{self, Doc, shown};
 
 /// The fields of a kustomization.yaml this build understands.
 const KUSTOMIZATION_FIELDS: [&str; 4] = ["apiVersion", "kind", "resources", "patches"];
@@ -142,10 +142,10 @@ fn read_kustomization(dir: &Path) -> Result<Kustomization, String> {
         {
             let rel =
                 entry(item).ok_or_else(|| format!("{origin}: {field}[{i}]: not understood"))?;
-            let path = dir.join(&rel);
-            if !path.exists() {
-                return Err(format!("{origin}: {field}[{i}]: {rel} does not exist"));
-            }
+            let path = dir
+                .join(&rel)
+                .canonicalize()
+                .map_err(|e| format!("{origin}: {field}[{i}]: {rel}: {e}"))?;
             out.push(path);
         }
         Ok::<_, String>(out)

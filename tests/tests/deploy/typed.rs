@@ -16,11 +16,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::docs::Doc;
+use crate::docs::Doc;
 
 /// One parsed document. Parsing is the check for most kinds; the tests read
 /// the fields of some.
 #[allow(dead_code)]
+#[allow(clippy::large_enum_variant)] // a few dozen per test run
 #[derive(Debug, Clone)]
 pub enum Object {
     Namespace(Namespace),
