@@ -7,7 +7,7 @@
 # second, for PODROUTE_CRD_WAIT seconds (default 120). Any other answer
 # fails the init container with the API server's words.
 #
-# The environment tests/tests/deploy.rs points it at a fake API server
+# The environment tests/tests/deploy/defaults.rs points it at a fake API server
 # with: PODROUTE_API (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)
 # and PODROUTE_SA_DIR (the ServiceAccount's token and ca.crt).
 set -eu

@@ -225,7 +225,7 @@ fn every_manifest_is_typed_without_unknown_fields() {
     for file in all {
         if !covered.contains(&file) {
             problems.push(format!(
-                "{}: no check reads it (tests/tests/deploy.rs)",
+                "{}: no check reads it (tests/tests/deploy/manifests.rs)",
                 shown(&file)
             ));
         }

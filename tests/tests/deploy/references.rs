@@ -138,7 +138,7 @@ fn check_references(build: &Build, problems: &mut Vec<String>) {
                         "{b}: {w}: Secret {name} ({made_by}) is not expected in this build"
                     )),
                     None => problems.push(format!(
-                        "{b}: {w}: Secret {name} is none of the known ones (SECRETS in tests/tests/deploy.rs)"
+                        "{b}: {w}: Secret {name} is none of the known ones (SECRETS in tests/tests/deploy/tables.rs)"
                     )),
                 }
                 if secret.default_mode != Some(0o400) {

@@ -46,7 +46,7 @@ fn privileges_are_the_reasoned_ones() {
                     .find(|(w, c, _, _)| *w == workload.name && *c == container.name)
                 else {
                     problems.push(format!(
-                        "{at}: not in PRIVILEGES (tests/tests/deploy.rs): reason it out there"
+                        "{at}: not in PRIVILEGES (tests/tests/deploy/tables.rs): reason it out there"
                     ));
                     continue;
                 };
