@@ -237,6 +237,27 @@ fn the_cni_install_writes_what_the_host_can_read() {
     assert_eq!(endpoint, format!("https://{CLUSTER_IP}:9640"));
     assert!(podroute_proto::ipamd_client::Endpoint::parse(endpoint).is_ok());
     assert_eq!(flag_value(&install, "--node-name"), Some(NODE_NAME));
+    // ipamd's certificate names the address they dial.
+    let (i, ipamd) = build
+        .workloads()
+        .find(|(_, w)| w.name == "podroute-ipamd")
+        .unwrap();
+    let ipamd_container = ipamd
+        .spec
+        .containers
+        .iter()
+        .find(|c| c.name == "ipamd")
+        .unwrap();
+    let ipamd_line = command_line(&build, i, &ipamd, ipamd_container).unwrap();
+    let names: Vec<&str> = flag_value(&ipamd_line, "--tls-dns-names")
+        .unwrap()
+        .split(',')
+        .collect();
+    assert!(names.contains(&CLUSTER_IP), "{names:?}");
+    assert!(
+        names.contains(&"podroute-ipamd.podroute-system.svc"),
+        "{names:?}"
+    );
     // The Service comes before the workloads: their pods get its address
     // from the environment only if it existed when they were made.
     let service = build
