@@ -114,7 +114,7 @@ fn rbac_grants_exactly_what_the_components_use() {
     }
     // The policy agent's part of the table is what its source watches.
     let source = std::fs::read_to_string(repo().join("policy-agent/src/source/kube.rs")).unwrap();
-    let watched: BTreeSet<String> = regex::Regex::new(r"reflect_kind::<(\w+)>")
+    let watched: BTreeSet<String> = regex::Regex::new(r"watch_kind::<(\w+)>")
         .unwrap()
         .captures_iter(&source)
         .map(|c| match &c[1] {

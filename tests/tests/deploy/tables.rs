@@ -19,12 +19,10 @@ pub const IMAGE_UID: i64 = 65532;
 /// (with their value, when they take one) before the arguments are parsed.
 /// A flag of this list that the binary knows fails the test: delete it
 /// from here once merged.
-pub const EXPECTED_NEW: [(&str, &str, bool); 5] = [
+pub const EXPECTED_NEW: [(&str, &str, bool); 3] = [
     ("podroute-bgpd", "--kube", false),
     ("podroute-ipamd", "--kube", false),
     ("podroute-ipamd", "--pod-gc-grace", true),
-    ("podroute-ipamd", "--tls-secret", true),
-    ("podroute-ipamd", "--tls-dns-names", true),
 ];
 
 /// Our programs in the image: binary, the crate (`cargo build -p`) that

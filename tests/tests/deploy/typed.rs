@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use podroute_bgpd::config::schema::{BgpConfigurationSpec, BgpPeerSpec, Resource};
-use podroute_ipam::model::IpPool;
+use podroute_bgpd::config::crd::{BGPConfiguration, BGPPeer};
+use podroute_ipam::model::crd::IPPool;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -35,9 +35,9 @@ pub enum Object {
     DaemonSet(Box<DaemonSet>),
     Deployment(Box<Deployment>),
     Crd(Box<CustomResourceDefinition>),
-    IpPool(IpPool),
-    BgpConfiguration(Box<Resource<BgpConfigurationSpec>>),
-    BgpPeer(Box<Resource<BgpPeerSpec>>),
+    IpPool(Box<IPPool>),
+    BgpConfiguration(Box<BGPConfiguration>),
+    BgpPeer(Box<BGPPeer>),
 }
 
 /// A typed document with where it came from.
@@ -96,12 +96,11 @@ pub fn parse(doc: &Doc) -> Result<Typed, String> {
         ("rbac.authorization.k8s.io/v1", "Role") => Object::Role(k8s(doc)?),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => Object::RoleBinding(k8s(doc)?),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Object::Crd(Box::new(k8s(doc)?)),
-        // Our kinds, as the daemons read them; the CRD types (kube's
-        // CustomResource derive over the same specs) replace these once
-        // they are on main.
-        ("podroute.io/v1", "IPPool") => Object::IpPool(k8s(doc)?),
-        ("podroute.io/v1", "BGPConfiguration") => Object::BgpConfiguration(Box::new(ours(doc)?)),
-        ("podroute.io/v1", "BGPPeer") => Object::BgpPeer(Box::new(ours(doc)?)),
+        // Our kinds, as the CRD types (kube's CustomResource derive over
+        // the specs the daemons read, which refuse unknown fields).
+        ("podroute.io/v1", "IPPool") => Object::IpPool(Box::new(k8s(doc)?)),
+        ("podroute.io/v1", "BGPConfiguration") => Object::BgpConfiguration(Box::new(k8s(doc)?)),
+        ("podroute.io/v1", "BGPPeer") => Object::BgpPeer(Box::new(k8s(doc)?)),
         (api_version, kind) => {
             return Err(format!(
                 "{}: apiVersion {api_version:?} kind {kind:?}: not a kind deploy/ is expected to hold (extend tests/tests/deploy/typed.rs)",
@@ -136,25 +135,6 @@ fn k8s<T: DeserializeOwned + Serialize>(doc: &Doc) -> Result<T, String> {
     }
 }
 
-/// Our resource types refuse unknown fields themselves (deny_unknown_fields)
-/// except in metadata, which they read partly: there only name, labels and
-/// annotations are expected in deploy/.
-fn ours<T: DeserializeOwned>(doc: &Doc) -> Result<T, String> {
-    if let Some(metadata) = doc.value.get("metadata").and_then(Value::as_object)
-        && let Some(field) = metadata
-            .keys()
-            .find(|k| !["name", "labels", "annotations"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "{} ({}): metadata.{field}: not expected",
-            doc.origin,
-            doc.id()
-        ));
-    }
-    serde_json::from_value(doc.value.clone())
-        .map_err(|e| format!("{} ({}): {e}", doc.origin, doc.id()))
-}
-
 /// Paths of `original` that `back` lacks or holds differently.
 pub fn compare(original: &Value, back: &Value, at: &str, out: &mut Vec<String>) {
     match (original, back) {
@@ -174,6 +154,8 @@ pub fn compare(original: &Value, back: &Value, at: &str, out: &mut Vec<String>) 
             }
         }
         (o, b) if o == b => {}
+        // 4294967295.0 and 4294967295 are one number to the API server.
+        (Value::Number(o), Value::Number(b)) if o.as_f64() == b.as_f64() => {}
         (o, b) => out.push(format!("{at}: {o} reads back as {b}")),
     }
 }
