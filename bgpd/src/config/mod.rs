@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod crd;
 mod diff;
 mod error;
+pub mod kube;
 pub mod schema;
 mod validate;
 mod validate_policy;
