@@ -10,9 +10,10 @@
 // stays. Nothing is published until every kind has been listed, and a
 // rebuild that yields the running configuration (a relist after 410 Gone,
 // a Node heartbeat) publishes nothing. Documented in bgpd/CONFIG.md, "In a
-// cluster (--kube)".
+// cluster (--kube)"; the BGPPeer status writer is in status.rs.
 
 mod convert;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -1,21 +1,26 @@
-// The cluster source against a fake API
+// The cluster source and the BGPPeer status writer against a fake API
 // server behind kube's mock service (podroute_k8s::fake): realistic lists
 // and watches (a resourceVersion per change, 410 Gone after compaction),
 // held and failing requests, every request recorded. On a paused clock:
-// the only timers are the debounce and kube's backoff,
+// the only timers are the debounce, the status tick and kube's backoff,
 // and tokio moves time on only when every task is idle, so no outcome
 // depends on the machine's speed.
 
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
+use std::time::UNIX_EPOCH;
 
-use http::Method;
+use http::{Method, StatusCode};
 use podroute_k8s::fake::{DEADLINE, FakeApi, FakeKind};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
+use super::status::{Session, Sessions, StatusWriter};
 use super::*;
 use crate::config::parse_for;
+use crate::session::State;
 
 const NODES: FakeKind = FakeKind::NODES;
 const CONFIGURATIONS: FakeKind = FakeKind::cluster(
@@ -627,4 +632,247 @@ async fn api_errors_back_off_and_keep_the_state() {
         c.config.peers.contains_key(&ip("10.0.5.5"))
     })
     .await;
+}
+
+// The status writer.
+
+/// Sessions a test sets.
+#[derive(Default)]
+struct FakeSessions(Mutex<Vec<Session>>);
+
+impl FakeSessions {
+    fn set(&self, sessions: Vec<Session>) {
+        *self.0.lock().unwrap() = sessions;
+    }
+}
+
+impl Sessions for FakeSessions {
+    fn sessions(&self) -> Vec<Session> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// 2026-01-01T00:00:00Z plus `seconds`.
+fn at(seconds: u64) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_767_225_600 + seconds)
+}
+
+fn session(address: &str, state: State, since: u64, accepted: u64) -> Session {
+    Session {
+        address: ip(address),
+        state,
+        since: at(since),
+        last_error: String::new(),
+        prefixes_accepted: accepted,
+        prefixes_advertised: 2,
+    }
+}
+
+const TOR_R1_STATUS: &str = "/apis/podroute.io/v1/bgppeers/tor-r1/status";
+
+/// The source and a status writer for n1, over `sessions`.
+fn start_writer(client: Client, sessions: Arc<FakeSessions>) -> Receiver {
+    let (receiver, peers) = start(client.clone(), "n1");
+    let writer = StatusWriter::new("n1", client, peers, receiver.clone(), sessions);
+    tokio::spawn(writer.run(std::future::pending()));
+    receiver
+}
+
+fn status_writes(api: &FakeApi, path: &str) -> Vec<podroute_k8s::fake::Seen> {
+    api.requests(path)
+        .into_iter()
+        .filter(|seen| seen.method == Method::PATCH)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn this_nodes_sessions_are_applied_to_the_bgppeer_status() {
+    let (api, client) = FakeApi::start(&ALL);
+    racks(&api);
+    // n2's entry, written by n2's bgpd, is not ours to send.
+    let mut tor = bgp_peer(
+        "tor-r1",
+        json!({"nodeSelector": "rack=r1", "peerIP": "10.0.1.254", "asNumber": 65201}),
+    );
+    tor["status"] = json!({"nodes": [
+        {"node": "n2", "peerIP": "10.0.1.254", "state": "Active"},
+    ]});
+    api.put(PEERS, tor);
+    let sessions = Arc::new(FakeSessions::default());
+    sessions.set(vec![
+        session("10.0.1.254", State::Established, 5, 7),
+        // A mesh session: no object, no status.
+        session("10.0.0.2", State::Established, 6, 3),
+    ]);
+    let _receiver = start_writer(client, sessions.clone());
+
+    api.wait_for_requests("tor-r1's status applied", |api| {
+        !status_writes(api, TOR_R1_STATUS).is_empty()
+    })
+    .await;
+    let writes = status_writes(&api, TOR_R1_STATUS);
+    let write = &writes[0];
+    assert_eq!(
+        write.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(write.param("fieldManager"), Some("podroute-bgpd-n1"));
+    assert_eq!(write.param("force"), Some("true"));
+    assert_eq!(
+        write.body,
+        Some(json!({
+            "apiVersion": "podroute.io/v1",
+            "kind": "BGPPeer",
+            "metadata": {"name": "tor-r1"},
+            "status": {"nodes": [{
+                "node": "n1",
+                "peerIP": "10.0.1.254",
+                "state": "Established",
+                "since": "2026-01-01T00:00:05Z",
+                "prefixesAccepted": 7,
+                "prefixesAdvertised": 2,
+            }]},
+        }))
+    );
+    // Only the BGPPeer that gives n1 sessions is written to.
+    settle().await;
+    let writes: Vec<_> = api
+        .all_requests()
+        .into_iter()
+        .filter(|seen| seen.method != Method::GET)
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+
+    // A state change is applied again, within a tick.
+    let mut down = session("10.0.1.254", State::Active, 40, 0);
+    down.last_error = "hold timer expired".into();
+    sessions.set(vec![down]);
+    api.wait_for_requests("the state change applied", |api| {
+        status_writes(api, TOR_R1_STATUS).len() == 2
+    })
+    .await;
+    let body = status_writes(&api, TOR_R1_STATUS)[1].body.clone().unwrap();
+    assert_eq!(
+        body["status"]["nodes"],
+        json!([{
+            "node": "n1",
+            "peerIP": "10.0.1.254",
+            "state": "Active",
+            "since": "2026-01-01T00:00:40Z",
+            "lastError": "hold timer expired",
+            "prefixesAccepted": 0,
+            "prefixesAdvertised": 2,
+        }])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn counts_alone_are_refreshed_at_most_every_refresh_period() {
+    let (api, client) = FakeApi::start(&ALL);
+    racks(&api);
+    let sessions = Arc::new(FakeSessions::default());
+    sessions.set(vec![session("10.0.1.254", State::Established, 5, 7)]);
+    let _receiver = start_writer(client, sessions.clone());
+    api.wait_for_requests("first write", |api| {
+        status_writes(api, TOR_R1_STATUS).len() == 1
+    })
+    .await;
+    let first = Instant::now();
+
+    // The count changes every second: nothing is written until REFRESH
+    // has passed since the last write.
+    for accepted in 8..20 {
+        sessions.set(vec![session("10.0.1.254", State::Established, 5, accepted)]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep_until(first + status::REFRESH - status::TICK * 2).await;
+    assert_eq!(status_writes(&api, TOR_R1_STATUS).len(), 1);
+    api.wait_for_requests("the counts refreshed", |api| {
+        status_writes(api, TOR_R1_STATUS).len() == 2
+    })
+    .await;
+    let body = status_writes(&api, TOR_R1_STATUS)[1].body.clone().unwrap();
+    assert_eq!(body["status"]["nodes"][0]["prefixesAccepted"], json!(19));
+    // The written status is what is stored now: nothing more to write.
+    tokio::time::sleep(status::REFRESH * 2).await;
+    assert_eq!(status_writes(&api, TOR_R1_STATUS).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_of_sessions_this_node_no_longer_has_are_removed() {
+    let (api, client) = FakeApi::start(&ALL);
+    racks(&api);
+    // tor-r2 is rack r2's: an entry of n1's on it is left from an earlier
+    // run (n1 was in r2 then). Its apply lists no entry of n1's.
+    let mut tor = bgp_peer(
+        "tor-r2",
+        json!({"nodeSelector": "rack=r2", "peerIP": "10.0.2.254", "asNumber": 65202}),
+    );
+    tor["status"] = json!({"nodes": [
+        {"node": "n1", "peerIP": "10.0.2.254", "state": "Established"},
+        {"node": "n3", "peerIP": "10.0.2.254", "state": "Established"},
+    ]});
+    api.put(PEERS, tor);
+    let sessions = Arc::new(FakeSessions::default());
+    sessions.set(vec![session("10.0.1.254", State::Established, 5, 7)]);
+    let mut receiver = start_writer(client, sessions.clone());
+    const TOR_R2_STATUS: &str = "/apis/podroute.io/v1/bgppeers/tor-r2/status";
+    api.wait_for_requests("tor-r2's entry removed", |api| {
+        !status_writes(api, TOR_R2_STATUS).is_empty()
+    })
+    .await;
+    let body = status_writes(&api, TOR_R2_STATUS)[0].body.clone().unwrap();
+    assert_eq!(body["status"], json!({"nodes": []}));
+    settle().await;
+    assert_eq!(status_writes(&api, TOR_R2_STATUS).len(), 1);
+
+    // n1 moves to rack r2: tor-r1's entry goes the same way.
+    api.put(
+        NODES,
+        node(
+            "n1",
+            &["10.0.0.1"],
+            json!({"rack": "r2"}),
+            json!({"podroute.io/as-number": "65101"}),
+        ),
+    );
+    wait_for_config(&mut receiver, "n1 in r2", |c| {
+        c.config.peers.contains_key(&ip("10.0.2.254"))
+    })
+    .await;
+    sessions.set(vec![session("10.0.2.254", State::Connect, 50, 0)]);
+    api.wait_for_requests("tor-r1 emptied, tor-r2 written", |api| {
+        status_writes(api, TOR_R1_STATUS).len() == 2 && status_writes(api, TOR_R2_STATUS).len() == 2
+    })
+    .await;
+    let r1 = status_writes(&api, TOR_R1_STATUS)[1].body.clone().unwrap();
+    assert_eq!(r1["status"], json!({"nodes": []}));
+    let r2 = status_writes(&api, TOR_R2_STATUS)[1].body.clone().unwrap();
+    assert_eq!(r2["status"]["nodes"][0]["state"], json!("Connect"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_status_writes_are_retried_with_backoff() {
+    let (api, client) = FakeApi::start(&ALL);
+    racks(&api);
+    api.fail_requests(
+        Method::PATCH,
+        TOR_R1_STATUS,
+        3,
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    let sessions = Arc::new(FakeSessions::default());
+    sessions.set(vec![session("10.0.1.254", State::Established, 5, 7)]);
+    let mut receiver = start_writer(client, sessions);
+    let started = Instant::now();
+    api.wait_for_requests("written after three failures", |api| {
+        status_writes(api, TOR_R1_STATUS).len() == 4
+    })
+    .await;
+    // 1 s, 2 s and 4 s apart at least.
+    assert!(started.elapsed() >= Duration::from_secs(7));
+    let stored = api.object(PEERS, "", "tor-r1").unwrap();
+    assert_eq!(stored["status"]["nodes"][0]["node"], json!("n1"));
+    // The configuration never waited on it.
+    assert!(receiver.borrow_and_update().config.is_some());
 }
