@@ -1,6 +1,8 @@
-// podroute-bgpd's entry point: read the configuration, start the kernel
-// FIB and the speaker (RIB, peer sessions and listener), reload on SIGHUP
-// or file change, serve /metrics, /livez and /readyz on the metrics port
+// podroute-bgpd's entry point: read the configuration (a file, or with
+// --kube the Kubernetes API), start the kernel FIB and the speaker (RIB,
+// peer sessions and listener), reload on SIGHUP or file change (--kube: on
+// every change in the cluster, and write this node's sessions to the
+// BGPPeers' status), serve /metrics, /livez and /readyz on the metrics port
 // (from the moment it is bound, so probes are answered while the start
 // waits for the kernel or ipamd) and the admin API on its Unix socket
 // until SIGTERM or SIGINT; then end every session with Cease /
@@ -13,6 +15,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use kube::core::DynamicObject;
+use kube::runtime::reflector::Store;
+use podroute_bgpd::config::kube::{self as kube_source, ClusterConfig, SourceState};
 use podroute_bgpd::observe::{Observer, ObserverOptions, PortObserver, StartPhase};
 use podroute_bgpd::speaker::{Speaker, SpeakerOptions};
 use podroute_bgpd::{config, fib, origin};
@@ -31,9 +36,20 @@ struct Args {
     #[arg(
         long,
         env = "PODROUTE_BGPD_CONFIG",
-        default_value = "/etc/podroute/bgpd.yaml"
+        default_value = "/etc/podroute/bgpd.yaml",
+        conflicts_with = "kube"
     )]
     config: PathBuf,
+    /// Read the configuration from the Kubernetes API instead of --config:
+    /// the BGPConfiguration named "default", every BGPPeer and every Node,
+    /// followed as they change (bgpd/CONFIG.md, "In a cluster"). Needs
+    /// --node. This node's sessions are written to the BGPPeers' status.
+    #[arg(long, requires = "node")]
+    kube: bool,
+    /// Kubeconfig for --kube; without it, the in-cluster service account
+    /// (or ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
     /// This node's name, as in its Kubernetes Node (or standalone `Node`
     /// document): which mesh member, BGPPeer and IPAM blocks are ours.
     #[arg(long, env = "NODE_NAME")]
@@ -98,18 +114,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let uptime = Uptime::new();
     daemon::init_logging(&args.daemon.log_level, args.daemon.log_format)?;
     let node = args.node.clone();
-    let config = config::load_for(&args.config, node.as_deref())?;
     if args.cleanup {
-        return cleanup(config.bgp.kernel_table).await;
+        let table = if args.kube {
+            cluster_kernel_table(args.kubeconfig.as_deref()).await
+        } else {
+            config::load_for(&args.config, node.as_deref())?
+                .bgp
+                .kernel_table
+        };
+        return cleanup(table).await;
     }
+    // A file is read before anything else: a bad one stops the daemon
+    // before it binds a port. The cluster's configuration is awaited with
+    // the metrics port up.
+    let file_config = if args.kube {
+        // Before the wait: SIGHUP's default action would end the process.
+        tokio::spawn(explain_hangups());
+        None
+    } else {
+        Some(config::load_for(&args.config, node.as_deref())?)
+    };
     // Bound before any session starts: a port in use stops the daemon
     // before it has told peers anything. Served at once: the start can
-    // wait long for ipamd, and unanswered probes would have the kubelet
-    // kill a healthy daemon.
-    let first_phase = if args.no_kernel {
+    // wait long for ipamd or the Kubernetes API, and unanswered probes
+    // would have the kubelet kill a healthy daemon.
+    let after_config = if args.no_kernel {
         StartPhase::Speaker
     } else {
         StartPhase::Kernel
+    };
+    let first_phase = if args.kube {
+        StartPhase::Kubernetes
+    } else {
+        after_config
     };
     let port = Arc::new(PortObserver::new(uptime.started_unix(), first_phase));
     let metrics = match args.daemon.metrics_address(BGPD_METRICS_PORT) {
@@ -122,6 +159,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let (config, cluster) = match file_config {
+        Some(config) => (config, None),
+        None => {
+            let node = node.clone().context("--kube needs --node (or NODE_NAME)")?;
+            let cluster = follow_cluster(node, args.kubeconfig.as_deref(), &port).await?;
+            (cluster.first.config.clone(), Some(cluster))
+        }
+    };
+    port.starting(after_config);
     let ipam = match &args.ipamd {
         Some(endpoint) => Some(origin::OriginConfig::new(
             endpoint,
@@ -196,17 +242,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             node: node.clone(),
             fib: observed_fib,
             ipamd,
-            config_file: Some(args.config.clone()),
+            config_file: cluster.is_none().then(|| args.config.clone()),
             uptime,
         },
     ));
     port.running(observer.clone());
-    let reloads = tokio::spawn(reload_loop(
-        args.config.clone(),
-        node,
-        speaker.clone(),
-        observer.clone(),
-    ));
+    let (reloads, status) = match cluster {
+        None => {
+            let reloads = reload_loop(args.config.clone(), node, speaker.clone(), observer.clone());
+            (tokio::spawn(reloads), None)
+        }
+        Some(cluster) => {
+            let writer = kube_source::status::StatusWriter::new(
+                &cluster.node,
+                cluster.client.clone(),
+                cluster.peers.clone(),
+                cluster.states.clone(),
+                kube_source::status::SpeakerSessions::new(speaker.clone()),
+            );
+            let status = tokio::spawn(writer.run(std::future::pending()));
+            let reloads = cluster_reloads(cluster, speaker.clone(), observer.clone());
+            (tokio::spawn(reloads), Some(status))
+        }
+    };
 
     let socket = args
         .daemon
@@ -221,6 +279,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     reloads.abort();
+    if let Some(status) = status {
+        status.abort();
+    }
     if let Some(metrics) = metrics {
         metrics.abort();
     }
@@ -334,4 +395,127 @@ async fn reload_loop(
             }
         }
     }
+}
+
+/// `--kube`: the cluster source, running, and its first configuration.
+struct Cluster {
+    node: String,
+    client: kube::Client,
+    states: tokio::sync::watch::Receiver<SourceState>,
+    /// The watched BGPPeers, for the status writer.
+    peers: Store<DynamicObject>,
+    first: Arc<ClusterConfig>,
+}
+
+/// Starts following the cluster and waits for the first configuration
+/// built from it; meanwhile /readyz says what is missing (the kinds not
+/// yet listed, no BGPConfiguration "default", this Node absent ...).
+async fn follow_cluster(
+    node: String,
+    kubeconfig: Option<&std::path::Path>,
+    port: &PortObserver,
+) -> anyhow::Result<Cluster> {
+    let client = podroute_k8s::client(kubeconfig)
+        .await
+        .context("cannot reach the Kubernetes API")?;
+    let source = kube_source::Source::new(client.clone(), &node);
+    let peers = source.peers();
+    let (tx, mut states) = tokio::sync::watch::channel(SourceState::default());
+    tokio::spawn(source.run(tx));
+    tracing::info!(%node, "waiting for the configuration from the Kubernetes API");
+    loop {
+        if states.changed().await.is_err() {
+            anyhow::bail!("the Kubernetes source stopped");
+        }
+        let state = states.borrow_and_update().clone();
+        if let Some(first) = state.config {
+            return Ok(Cluster {
+                node,
+                client,
+                states,
+                peers,
+                first,
+            });
+        }
+        port.waiting_for(state.problems());
+    }
+}
+
+/// `--kube`: applies each new configuration the cluster source publishes
+/// through the reload path a file takes; objects it refused are counted
+/// and shown as refused reloads (GetStatus `config_error`).
+async fn cluster_reloads(cluster: Cluster, speaker: Speaker, observer: Arc<Observer>) {
+    let Cluster {
+        mut states,
+        first: mut running,
+        ..
+    } = cluster;
+    let mut counted = 0;
+    loop {
+        let state = states.borrow_and_update().clone();
+        let mut problems = state.problems();
+        if let Some(new) = &state.config
+            && !Arc::ptr_eq(new, &running)
+        {
+            match speaker.reload(new.config.clone()).await {
+                Ok(()) => observer.config_reloaded(),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed");
+                    let failed = format!("reload failed: {e}");
+                    observer.config_refused(failed.clone());
+                    problems = Some(match problems {
+                        Some(others) => format!("{failed}; {others}"),
+                        None => failed,
+                    });
+                }
+            }
+            running = new.clone();
+        }
+        observer.config_problems(state.refused_total.saturating_sub(counted), problems);
+        counted = state.refused_total;
+        if states.changed().await.is_err() {
+            tracing::error!("the Kubernetes source stopped; the running configuration stays");
+            return;
+        }
+    }
+}
+
+/// `--kube`: SIGHUP reloads nothing (the cluster is followed as it
+/// changes), and must not end the process either.
+async fn explain_hangups() {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!(
+            "SIGHUP ignored: with --kube the configuration comes from the Kubernetes API \
+             and follows its changes by itself"
+        );
+    }
+}
+
+/// How long `--cleanup --kube` waits for the API to name the table.
+const CLUSTER_TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `--cleanup --kube`: the kernel table of BGPConfiguration "default", or
+/// the main table when the API cannot say (an uninstall may have removed
+/// the CRDs first).
+async fn cluster_kernel_table(kubeconfig: Option<&std::path::Path>) -> u32 {
+    let asked = async {
+        let client = podroute_k8s::client(kubeconfig).await?;
+        anyhow::Ok(kube_source::kernel_table(client).await?)
+    };
+    let error = match tokio::time::timeout(CLUSTER_TABLE_WAIT, asked).await {
+        Ok(Ok(table)) => return table,
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => format!("no answer within {CLUSTER_TABLE_WAIT:?}"),
+    };
+    tracing::warn!(
+        %error,
+        table = config::DEFAULT_KERNEL_TABLE,
+        "cannot read kernelTable from BGPConfiguration \"default\"; cleaning the main table \
+         (routes in another table stay)"
+    );
+    config::DEFAULT_KERNEL_TABLE
 }

@@ -37,6 +37,9 @@ pub const RIB_STALL_LIMIT: Duration = Duration::from_secs(60);
 /// What podroute-bgpd is doing before its speaker runs, as /readyz says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartPhase {
+    /// `--kube`: waiting for the first configuration from the Kubernetes
+    /// API (every kind listed, a BGPConfiguration "default", this Node).
+    Kubernetes,
     /// Reading our routes from the kernel (`fib::start`).
     Kernel,
     /// Waiting, boundedly, for ipamd's first view of our blocks
@@ -49,6 +52,9 @@ pub enum StartPhase {
 impl fmt::Display for StartPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            StartPhase::Kubernetes => {
+                "waiting for the Kubernetes API (Nodes, BGPConfigurations and BGPPeers)"
+            }
             StartPhase::Kernel => "reading the kernel's routes",
             StartPhase::Ipamd => "waiting for ipamd's first view of this node's blocks",
             StartPhase::Speaker => "starting the BGP speaker",
@@ -62,7 +68,8 @@ impl fmt::Display for StartPhase {
 /// then the `Observer`'s answers.
 pub struct PortObserver {
     started_unix: f64,
-    phase: Mutex<StartPhase>,
+    /// The step under way, and what it is waiting for if known.
+    phase: Mutex<(StartPhase, Option<String>)>,
     running: OnceLock<Arc<Observer>>,
 }
 
@@ -71,14 +78,20 @@ impl PortObserver {
     pub fn new(started_unix: f64, phase: StartPhase) -> PortObserver {
         PortObserver {
             started_unix,
-            phase: Mutex::new(phase),
+            phase: Mutex::new((phase, None)),
             running: OnceLock::new(),
         }
     }
 
     /// The start has moved on to `phase`.
     pub fn starting(&self, phase: StartPhase) {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = (phase, None);
+    }
+
+    /// What the step under way waits for (e.g. "no BGPConfiguration named
+    /// \"default\""), shown after it by /readyz; `None`: nothing known.
+    pub fn waiting_for(&self, detail: Option<String>) {
+        self.phase.lock().unwrap_or_else(PoisonError::into_inner).1 = detail;
     }
 
     /// The speaker runs: answer from `observer` from now on.
@@ -86,8 +99,11 @@ impl PortObserver {
         let _ = self.running.set(observer);
     }
 
-    fn phase(&self) -> StartPhase {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    fn phase(&self) -> String {
+        match &*self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
+            (phase, None) => phase.to_string(),
+            (phase, Some(detail)) => format!("{phase}: {detail}"),
+        }
     }
 }
 
@@ -205,6 +221,16 @@ impl Observer {
     pub fn config_refused(&self, reason: String) {
         self.reloads_refused.fetch_add(1, Ordering::Relaxed);
         self.record().refused = Some(reason);
+    }
+
+    /// `--kube`: the cluster source's problems after a rebuild.
+    /// `new_refusals` objects (or whole rebuilds) were refused since the
+    /// last call, each counted as a refused reload; `current` is what is
+    /// refused now (GetStatus `config_error`), `None` when nothing is.
+    pub fn config_problems(&self, new_refusals: u64, current: Option<String>) {
+        self.reloads_refused
+            .fetch_add(new_refusals, Ordering::Relaxed);
+        self.record().refused = current;
     }
 
     /// The admin API's GetStatus.
@@ -876,6 +902,19 @@ mod tests {
             port.ready().await,
             Err("starting: starting the BGP speaker".to_string())
         );
+        // --kube: the wait says what it waits for, and stays live.
+        port.starting(StartPhase::Kubernetes);
+        port.waiting_for(Some("no BGPConfiguration named \"default\"".into()));
+        assert_eq!(port.live().await, Ok(()));
+        assert_eq!(
+            port.ready().await,
+            Err(
+                "starting: waiting for the Kubernetes API (Nodes, BGPConfigurations and \
+                 BGPPeers): no BGPConfiguration named \"default\""
+                    .to_string()
+            )
+        );
+        port.starting(StartPhase::Speaker);
         // The process metrics only: no BGP figure before there is a speaker.
         let scrape = podroute_proto::metrics::parse(&port.metrics().await).unwrap();
         let build = [

@@ -15,7 +15,7 @@ use podroute_labels::Selector;
 
 use super::schema::{AsNumber, BgpPeerSpec, Resource};
 use super::validate::{self, Invalid};
-use super::{BgpConfiguration, Config, DocRef, PeerConfig, Problem};
+use super::{Assembled, BgpConfiguration, Config, DocRef, PeerConfig, Problem};
 
 /// Label or annotation (the annotation wins): the node's AS number.
 pub const AS_NUMBER_KEY: &str = "podroute.io/as-number";
@@ -62,12 +62,13 @@ pub struct Cluster<'a> {
 pub type ResolveError = Box<(Option<DocRef>, String, Problem)>;
 
 /// The configuration of node `local`: its BGPConfiguration (AS, router ID,
-/// cluster ID from the node) and every peer that applies to it.
+/// cluster ID from the node) and every peer that applies to it, with the
+/// BGPPeer document each peer comes from (mesh peers: none).
 pub fn resolve(
     cluster: &Cluster<'_>,
     local: &str,
     read_file: &impl Fn(&Path) -> io::Result<String>,
-) -> Result<Config, ResolveError> {
+) -> Result<Assembled, ResolveError> {
     let facts = node_facts(cluster)?;
     same_router_id(&facts, local)?;
     let Some(me) = facts.iter().find(|f| f.node.name == local) else {
@@ -104,7 +105,7 @@ pub fn resolve(
     bgp.cluster_id = me.cluster_id;
 
     // Mesh first: an explicit BGPPeer for the same address replaces it.
-    let mut peers: BTreeMap<IpAddr, (Option<usize>, PeerConfig)> = BTreeMap::new();
+    let mut peers: BTreeMap<IpAddr, (Option<DocRef>, PeerConfig)> = BTreeMap::new();
     if cluster.mesh {
         for other in facts.iter().filter(|f| f.node.name != local) {
             for (mine, theirs) in shared_families(me.node, other.node) {
@@ -132,12 +133,12 @@ pub fn resolve(
                 let problem = match node {
                     None => Problem::DuplicatePeer {
                         address: peer.address,
-                        first: *first,
+                        first: Box::new(first.clone()),
                     },
                     Some(node) => Problem::DuplicateNodePeer {
                         address: peer.address,
                         node: node.to_owned(),
-                        first: *first,
+                        first: Box::new(first.clone()),
                     },
                 };
                 let field = if node.is_some() {
@@ -147,7 +148,7 @@ pub fn resolve(
                 };
                 return Err(Box::new((Some(doc.clone()), field.into(), problem)));
             }
-            peers.insert(peer.address, (Some(doc.index), peer));
+            peers.insert(peer.address, (Some(doc.clone()), peer));
             Ok(())
         };
         match target(spec).map_err(invalid)? {
@@ -183,11 +184,21 @@ pub fn resolve(
             }
         }
     }
-    let peers = peers
-        .into_iter()
-        .map(|(address, (_, peer))| (address, peer))
-        .collect();
-    Ok(super::settle_cluster_id(Config { bgp, peers }))
+    let mut configs = BTreeMap::new();
+    let mut peer_sources = BTreeMap::new();
+    for (address, (doc, peer)) in peers {
+        configs.insert(address, peer);
+        if let Some(doc) = doc {
+            peer_sources.insert(address, doc);
+        }
+    }
+    Ok(Assembled {
+        config: super::settle_cluster_id(Config {
+            bgp,
+            peers: configs,
+        }),
+        peer_sources,
+    })
 }
 
 /// Refuses a BGPPeer's `node`, `nodeSelector` and `peerSelector` in a file

@@ -43,6 +43,8 @@ pub struct Location {
 }
 
 /// A document: its index and, when it parsed that far, its kind and name.
+/// An object from the Kubernetes API has index 0 (there is no file), and
+/// is shown by its kind and name alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocRef {
     pub index: usize,
@@ -85,13 +87,14 @@ pub enum Problem {
     BadPrefix { given: String, reason: String },
     #[error("{0} is listed twice")]
     Duplicate(String),
-    #[error("peer {address} is already defined by document {first}")]
-    DuplicatePeer { address: IpAddr, first: usize },
-    #[error("peer {address} (node {node:?}) is already defined by document {first}")]
+    /// `first` is boxed, here and below: it keeps `Problem` small.
+    #[error("peer {address} is already defined by {first}")]
+    DuplicatePeer { address: IpAddr, first: Box<DocRef> },
+    #[error("peer {address} (node {node:?}) is already defined by {first}")]
     DuplicateNodePeer {
         address: IpAddr,
         node: String,
-        first: usize,
+        first: Box<DocRef>,
     },
     #[error("{0} cannot be a BGP peer (unspecified, multicast or broadcast address)")]
     PeerAddress(IpAddr),
@@ -204,6 +207,15 @@ pub enum Problem {
 
 impl fmt::Display for DocRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.index == 0 {
+            // An API object: `BGPPeer "tor1"`.
+            return match (&self.kind, &self.name) {
+                (Some(kind), Some(name)) => write!(f, "{kind} {name:?}"),
+                (Some(kind), None) => f.write_str(kind),
+                (None, Some(name)) => write!(f, "{name:?}"),
+                (None, None) => f.write_str("an object"),
+            };
+        }
         write!(f, "document {}", self.index)?;
         match (&self.kind, &self.name) {
             (Some(kind), Some(name)) => write!(f, " ({kind} {name:?})"),

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod crd;
 mod diff;
 mod error;
+pub mod kube;
 pub mod schema;
 mod validate;
 mod validate_policy;
@@ -507,16 +508,62 @@ pub fn parse_for(
         }
     }
 
-    let Some((bgp_doc, bgp_resource)) = bgp else {
+    let Some(bgp) = bgp else {
         return Err(invalid(None, "", Problem::NoBgpConfiguration));
     };
+    let peers = peers
+        .into_iter()
+        .map(|(doc, resource)| cluster::PeerDocument { doc, resource })
+        .collect();
+    let documents = Documents { bgp, nodes, peers };
+    assemble(&documents, node, origin, &read_file).map(|assembled| assembled.config)
+}
+
+/// The resources a configuration is made of, from whichever source: a
+/// file's documents or the Kubernetes API's objects (config/kube/).
+#[derive(Debug, Clone)]
+pub struct Documents {
+    /// The BGPConfiguration, and where it was defined.
+    pub bgp: (DocRef, schema::Resource<schema::BgpConfigurationSpec>),
+    pub nodes: Vec<cluster::Node>,
+    pub peers: Vec<cluster::PeerDocument>,
+}
+
+/// A validated configuration and, for each of its peers that a BGPPeer
+/// made, that BGPPeer (mesh sessions have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    pub config: Config,
+    pub peer_sources: BTreeMap<IpAddr, DocRef>,
+}
+
+/// Validates `documents` and resolves them for Node `node`: with Node
+/// documents, its AS, router ID, cluster ID, mesh and BGPPeer sessions
+/// (see [`cluster::resolve`]); without, a single speaker (`routerID`
+/// required). Errors name `origin`, the document and the field.
+pub fn assemble(
+    documents: &Documents,
+    node: Option<&str>,
+    origin: &str,
+    read_file: &impl Fn(&Path) -> io::Result<String>,
+) -> Result<Assembled, ConfigError> {
+    let invalid = |document: Option<DocRef>, field: &str, problem: Problem| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        location: Box::new(Location {
+            document,
+            field: field.to_owned(),
+        }),
+        problem,
+    };
+    let (bgp_doc, bgp_resource) = &documents.bgp;
     let mesh = bgp_resource.spec.node_to_node_mesh_enabled.unwrap_or(true);
     let router_id_given = bgp_resource.spec.router_id.is_some();
-    let bgp = validate::bgp_configuration(bgp_resource)
+    let bgp = validate::bgp_configuration(bgp_resource.clone())
         .map_err(|(field, problem)| invalid(Some(bgp_doc.clone()), &field, problem))?;
 
+    let nodes = &documents.nodes;
     if !nodes.is_empty() {
-        cluster::check_nodes(&nodes).map_err(|e| invalid(e.0, &e.1, e.2))?;
+        cluster::check_nodes(nodes).map_err(|e| invalid(e.0, &e.1, e.2))?;
         let Some(node) = node else {
             let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
             let problem = Problem::NodeNotGiven {
@@ -524,48 +571,49 @@ pub fn parse_for(
             };
             return Err(invalid(None, "", problem));
         };
-        let peers: Vec<cluster::PeerDocument> = peers
-            .into_iter()
-            .map(|(doc, resource)| cluster::PeerDocument { doc, resource })
-            .collect();
         let input = cluster::Cluster {
             bgp: &bgp,
-            bgp_doc: &bgp_doc,
+            bgp_doc,
             mesh,
-            nodes: &nodes,
-            peers: &peers,
+            nodes,
+            peers: &documents.peers,
         };
-        return cluster::resolve(&input, node, &read_file).map_err(|e| invalid(e.0, &e.1, e.2));
+        return cluster::resolve(&input, node, read_file).map_err(|e| invalid(e.0, &e.1, e.2));
     }
     // A single speaker: no Node documents (a --node name is then only this
     // node's name for IPAM).
     if !router_id_given {
         return Err(invalid(
-            Some(bgp_doc),
+            Some(bgp_doc.clone()),
             "spec.routerID",
             Problem::RouterIdRequired,
         ));
     }
-    let mut by_address: BTreeMap<IpAddr, (usize, PeerConfig)> = BTreeMap::new();
-    for (doc, resource) in peers {
+    let mut by_address: BTreeMap<IpAddr, (DocRef, PeerConfig)> = BTreeMap::new();
+    for cluster::PeerDocument { doc, resource } in &documents.peers {
         cluster::refuse_node_fields(&resource.spec)
             .map_err(|(field, problem)| invalid(Some(doc.clone()), &field, problem))?;
-        let peer = validate::peer(&bgp, resource, &read_file)
+        let peer = validate::peer(&bgp, resource.clone(), read_file)
             .map_err(|(field, problem)| invalid(Some(doc.clone()), &field, problem))?;
         if let Some((first, _)) = by_address.get(&peer.address) {
             let problem = Problem::DuplicatePeer {
                 address: peer.address,
-                first: *first,
+                first: Box::new(first.clone()),
             };
-            return Err(invalid(Some(doc), "spec.peerIP", problem));
+            return Err(invalid(Some(doc.clone()), "spec.peerIP", problem));
         }
-        by_address.insert(peer.address, (doc.index, peer));
+        by_address.insert(peer.address, (doc.clone(), peer));
     }
-    let peers = by_address
-        .into_iter()
-        .map(|(address, (_, peer))| (address, peer))
-        .collect();
-    Ok(settle_cluster_id(Config { bgp, peers }))
+    let mut peers = BTreeMap::new();
+    let mut peer_sources = BTreeMap::new();
+    for (address, (doc, peer)) in by_address {
+        peers.insert(address, peer);
+        peer_sources.insert(address, doc);
+    }
+    Ok(Assembled {
+        config: settle_cluster_id(Config { bgp, peers }),
+        peer_sources,
+    })
 }
 
 /// A speaker with route reflector clients and no `routeReflectorClusterID`

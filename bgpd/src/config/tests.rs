@@ -304,7 +304,7 @@ fn duplicate_peers_are_refused() {
     assert_eq!(
         e.to_string(),
         "bgpd.yaml: document 3 (BGPPeer \"b\"): spec.peerIP: \
-         peer 10.0.1.1 is already defined by document 2"
+         peer 10.0.1.1 is already defined by document 2 (BGPPeer \"a\")"
     );
     // The v4-mapped spelling is the same peer.
     let text = format!(
