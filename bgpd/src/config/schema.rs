@@ -180,6 +180,12 @@ pub struct NodeSpec {
         priority = 1
     ),
     printcolumn(
+        name = "Sessions",
+        type_ = "string",
+        json_path = ".status.nodes[*].state",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
