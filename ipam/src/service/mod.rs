@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod grpc;
+pub mod kube;
 pub mod manifests;
 mod mirror;
 pub mod nodes;
