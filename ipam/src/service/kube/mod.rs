@@ -52,6 +52,26 @@ const DEBOUNCE: Duration = Duration::from_millis(500);
 /// to cool down, and writes that failed are retried.
 const TICK: Duration = Duration::from_secs(10);
 
+/// An engine error that says only "not now": the store is unreachable (the
+/// engine logs that once, and /readyz shows it), or ipamd is stopping. The
+/// source retries at its next pass without a warning of its own.
+fn waits_for_store(error: &ServiceError) -> bool {
+    matches!(
+        error,
+        ServiceError::Unavailable(_) | ServiceError::Stopping | ServiceError::Contended { .. }
+    )
+}
+
+/// Logs a failed write of the source: at `debug` when it only waits for
+/// the store, else as a warning.
+fn log_failure(error: &ServiceError, what: &str) {
+    if waits_for_store(error) {
+        tracing::debug!(%error, "{what}; retrying when the store answers");
+    } else {
+        tracing::warn!(%error, "{what}; retrying");
+    }
+}
+
 /// The kinds watched, as `Progress::kind` names them.
 const POOLS: &str = "ippools";
 const NODES: &str = "nodes";

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store as Reflected;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
+
+use super::log_failure;
 
 use crate::allocator;
 use crate::service::nodes::Labels;
@@ -118,7 +120,10 @@ impl NodeSync {
                     }
                 }
                 Err(error) => {
-                    warn!(node, %error, "cannot release the addresses of a deleted node; retrying");
+                    log_failure(
+                        &error,
+                        &format!("cannot release the addresses of deleted node {node:?}"),
+                    );
                     return false;
                 }
             }
@@ -147,7 +152,10 @@ impl NodeSync {
                     left = left.saturating_sub(returned);
                 }
                 Err(error) => {
-                    warn!(node, %error, "cannot return the blocks of a deleted node; retrying");
+                    log_failure(
+                        &error,
+                        &format!("cannot return the blocks of deleted node {node:?}"),
+                    );
                     return false;
                 }
             }

@@ -13,12 +13,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store as Reflected};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::View;
+use super::{View, log_failure, waits_for_store};
 use crate::model::{HandleRecord, State};
+use crate::service::Ipamd;
 use crate::service::stats::ReleaseCause;
-use crate::service::{Ipamd, ServiceError};
 use crate::store::{Revision, Store};
 
 /// A handle whose pod the cluster does not show.
@@ -143,18 +143,24 @@ pub async fn release<S: Store>(ipamd: &Ipamd<S>, due: &[Unbacked]) {
             .release_for(&handle.handle, ReleaseCause::PodGone)
             .await
         {
+            // Released meanwhile (CNI DEL, another replica).
+            Ok(freed) if freed.is_empty() => {}
             Ok(freed) => {
                 debug!(handle = %handle.handle, pod = %handle.pod, addresses = freed.len(), "released the handle of a pod gone");
                 handles += 1;
                 addresses += freed.len();
             }
-            Err(error @ (ServiceError::Stopping | ServiceError::Unavailable(_))) => {
-                debug!(%error, "pod garbage collection waits for the store");
-                return;
+            Err(error) if waits_for_store(&error) => {
+                log_failure(&error, "pod garbage collection stopped");
+                break;
             }
-            Err(error) => {
-                warn!(handle = %handle.handle, pod = %handle.pod, %error, "cannot release the handle of a pod gone");
-            }
+            Err(error) => log_failure(
+                &error,
+                &format!(
+                    "cannot release handle {:?} of pod {} (gone)",
+                    handle.handle, handle.pod
+                ),
+            ),
         }
     }
     if handles > 0 {

@@ -23,7 +23,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::Store as Reflected;
 use tracing::{error, info, warn};
 
-use super::KubeSourceError;
+use super::{KubeSourceError, log_failure, waits_for_store};
 use crate::allocator;
 use crate::model::crd::IPPool;
 use crate::model::{IpPool, PoolError};
@@ -67,6 +67,10 @@ impl PoolSync {
                     if self.refused.remove(&name).is_some() {
                         info!(pool = %name, "IPPool accepted");
                     }
+                }
+                // The store is out of reach: nothing was refused.
+                Err(KubeSourceError::Refused { source, .. }) if waits_for_store(&source) => {
+                    log_failure(&source, &format!("cannot apply IPPool {name:?}"));
                 }
                 Err(error) => self.refuse(&name, &error),
             }
@@ -155,7 +159,10 @@ impl PoolSync {
                 // An address was taken meanwhile: disable it below.
                 Err(ServiceError::Pool(PoolError::InUse { .. })) => {}
                 Err(error) => {
-                    warn!(pool = %name, %error, "cannot delete the pool of a deleted IPPool; retrying");
+                    log_failure(
+                        &error,
+                        &format!("cannot delete pool {name:?} of a deleted IPPool"),
+                    );
                     return false;
                 }
             }
@@ -168,7 +175,10 @@ impl PoolSync {
                 .labels
                 .insert(DELETED_LABEL.to_owned(), "true".to_owned());
             if let Err(error) = ipamd.put_pool(disabled, true).await {
-                warn!(pool = %name, %error, "cannot disable the pool of a deleted IPPool; retrying");
+                log_failure(
+                    &error,
+                    &format!("cannot disable pool {name:?} of a deleted IPPool"),
+                );
                 return false;
             }
         }
