@@ -654,3 +654,46 @@ async fn ippool_status_is_patched_when_its_figures_change_and_only_then() {
     tokio::time::sleep(status::INTERVAL * 10).await;
     assert_eq!(status_patches(&h.api, "p").len(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_source_finishes_deletions_and_leaves_other_stored_pools() {
+    // The store as a previous ipamd left it: "old" was disabled for its
+    // deleted IPPool while in use (now empty), "manual" was made with
+    // podctl; neither has an object.
+    let ipamd = engine().await;
+    let stored = |name: &str, cidr: &str| {
+        crate::model::IpPool::new(
+            name,
+            crate::model::IpPoolSpec {
+                cidr: cidr.parse().unwrap(),
+                block_size: Some(28),
+                disabled: false,
+                node_selector: String::new(),
+                disable_bgp_export: false,
+                reserved_cidrs: Vec::new(),
+            },
+        )
+    };
+    let mut old = stored("old", "10.5.0.0/24");
+    old.spec.disabled = true;
+    old.metadata
+        .labels
+        .insert(pools::DELETED_LABEL.to_owned(), "true".to_owned());
+    ipamd.put_pool(old, false).await.unwrap();
+    ipamd
+        .put_pool(stored("manual", "10.6.0.0/24"), false)
+        .await
+        .unwrap();
+
+    let (api, client) = FakeApi::start(&[IPPOOLS, NODES_KIND, PODS_KIND]);
+    api.put(IPPOOLS, ippool("p", "10.1.0.0/24", json!({})));
+    api.put(NODES_KIND, node("n1", json!({})));
+    let source = tokio::spawn(run(client, ipamd.clone(), config()));
+    wait_ready(&ipamd).await;
+    wait_state(&ipamd, "old deleted", |state| state.pool("old").is_none()).await;
+    let names: Vec<String> = ipamd
+        .read(|m| m.state.pools().map(|p| p.value.name().to_owned()).collect())
+        .await;
+    assert_eq!(names, ["manual", "p"]);
+    source.abort();
+}
