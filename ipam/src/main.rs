@@ -1,20 +1,21 @@
 // podroute-ipamd's entry point: flags, the store (embedded file or etcd),
 // the IPAM engine, pools and nodes from manifests (reloaded on change and on
-// SIGHUP), the Ipam gRPC API on the Unix admin socket and, with --listen, on
-// TCP with TLS and client certificates (from files, or from Secrets that
-// ipamd bootstraps itself with --tls-secret), and /metrics, /livez and
-// /readyz on --metrics-listen (ipam/METRICS.md).
+// SIGHUP) or from Kubernetes (--kube), the Ipam gRPC API on the Unix admin
+// socket and, with --listen, on TCP with TLS and client certificates (from
+// files, or from Secrets that ipamd bootstraps itself with --tls-secret),
+// and /metrics, /livez and /readyz on --metrics-listen (ipam/METRICS.md).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{ArgGroup, Parser, ValueEnum};
 use podroute_ipam::allocator::Settings;
 use podroute_ipam::service::grpc::IpamApi;
+use podroute_ipam::service::kube::{self, KubeConfig};
 use podroute_ipam::service::nodes::NodeDirectory;
 use podroute_ipam::service::observe::Observer;
 use podroute_ipam::service::{Ipamd, manifests};
@@ -73,6 +74,15 @@ struct Args {
     /// IPPool and Node manifests: a YAML file or a folder of them.
     #[arg(long)]
     manifests: Option<PathBuf>,
+    /// IPPools, Nodes and Pods from the Kubernetes API instead: pools from
+    /// IPPool objects, deleted nodes' and pods' addresses released
+    /// (ipam/README.md, "In a cluster").
+    #[arg(long, conflicts_with = "manifests")]
+    kube: bool,
+    /// With --kube: seconds a pod must have been gone from the cluster
+    /// before the addresses allocated for it are released.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pod_gc_grace: u64,
     /// Never hand out addresses from another node's block (no borrowing).
     #[arg(long)]
     strict_affinity: bool,
@@ -113,8 +123,9 @@ struct Args {
     /// ipamd's namespace (the downward API's metadata.namespace).
     #[arg(long, env = "POD_NAMESPACE")]
     namespace: Option<String>,
-    /// Kubeconfig for the Kubernetes API; without it, $KUBECONFIG or
-    /// ~/.kube/config, else the in-cluster service account.
+    /// Kubeconfig for the Kubernetes API (--kube, --tls-secret); without
+    /// it, $KUBECONFIG or ~/.kube/config, else the in-cluster service
+    /// account.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
 }
@@ -168,6 +179,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ipamd = Ipamd::start_with(store, settings, nodes.clone(), uptime)
         .await
         .with_context(|| format!("cannot load {description}"))?;
+    if args.kube {
+        // Before the probes see the engine: not ready until listed.
+        spawn_kube_source(&args, &ipamd).await?;
+    }
     observer.loaded(ipamd.clone());
     tracing::info!(store = %description, "IPAM store loaded");
 
@@ -259,6 +274,23 @@ async fn server_tls(args: &Args) -> anyhow::Result<Option<ServerTls>> {
     };
     let client_ca = args.tls_client_ca.as_deref();
     Ok(Some(ServerTls::from_files(cert, key, client_ca)?))
+}
+
+/// The Kubernetes source; ipamd is not ready until its first complete list.
+async fn spawn_kube_source<S: Store>(args: &Args, ipamd: &Ipamd<S>) -> anyhow::Result<()> {
+    let client = kube::client(args.kubeconfig.as_deref())
+        .await
+        .context("cannot configure the Kubernetes client")?;
+    let config = KubeConfig {
+        pod_gc_grace: Duration::from_secs(args.pod_gc_grace),
+        ..KubeConfig::default()
+    };
+    tokio::spawn(kube::run(client, ipamd.clone(), config));
+    tracing::info!(
+        pod_gc_grace_seconds = args.pod_gc_grace,
+        "following IPPools, Nodes and Pods in Kubernetes"
+    );
+    Ok(())
 }
 
 async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Result<()> {

@@ -36,7 +36,7 @@ pub use crate::model::ErrorClass;
 pub use allocate::{AllocError, Exhaustion, PoolFullness, plan_allocate};
 pub use check::{CheckReport, Problem, ProblemKind, check};
 pub use pools::{plan_create_pool, plan_delete_pool, plan_update_pool};
-pub use release::{GcPlan, plan_gc, plan_release, plan_sweep};
+pub use release::{GcPlan, plan_gc, plan_release, plan_return_node_blocks, plan_sweep};
 pub use view::{
     AddressInfo, BlockInfo, BorrowedAddress, NodeView, PoolUsage, block_info, list_blocks,
     node_view, show_address, usage,

@@ -232,6 +232,31 @@ pub fn plan_sweep(state: &State, settings: &Settings, now_ms: u64) -> Vec<Plan> 
     plans
 }
 
+/// Delete every empty block affine to `node`, at once (a node that left the
+/// cluster has no use for them: its grace period is waived), except blocks
+/// with a released address still cooling down, which stay until it has
+/// cooled (a new owner must not hand it out sooner), and blocks other nodes'
+/// pods still borrow from. One plan per block, comparing its revision.
+pub fn plan_return_node_blocks(
+    state: &State,
+    node: &str,
+    settings: &Settings,
+    now_ms: u64,
+) -> Vec<Plan> {
+    state
+        .blocks_of_node(node)
+        .filter(|block| {
+            block.value.allocations.is_empty()
+                && block.value.cooling_count(settings.cooldown_ms, now_ms) == 0
+        })
+        .map(|block| {
+            let mut plan = Plan::default();
+            plan.delete(RecordKey::Block(block.value.cidr), block.revision);
+            plan
+        })
+        .collect()
+}
+
 /// Plans that remove `handle`'s allocations at `addresses` from their blocks
 /// (only where the block holds them for that handle), at most `per_plan` blocks a
 /// plan. Empty when nothing is held.

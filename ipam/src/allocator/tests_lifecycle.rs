@@ -210,6 +210,44 @@ fn sweep_marks_an_empty_block_without_an_empty_time() {
 }
 
 #[test]
+fn a_deleted_nodes_empty_blocks_return_at_once_once_cooled() {
+    // Two blocks of 16: n1 fills the first and starts the second, from
+    // which n2's pod then borrows.
+    let mut db = Db::with_pools(settings(), &[pool("p", "10.0.0.0/27", 28)]);
+    for i in 0..17 {
+        db.alloc1("n1", &format!("pod{i}"), NOW);
+    }
+    let borrowed = db.alloc1("n2", "borrower", NOW);
+    assert!(borrowed.borrowed, "{borrowed:?}");
+    let cooled_at = NOW + db.settings.cooldown_ms;
+    // Nothing goes while n1's pods hold addresses.
+    assert!(plan_return_node_blocks(&db.state, "n1", &db.settings, NOW).is_empty());
+    db.gc("n1", &[], NOW);
+    // Empty now, but the released addresses are cooling down.
+    assert!(plan_return_node_blocks(&db.state, "n1", &db.settings, NOW).is_empty());
+    let plans = plan_return_node_blocks(&db.state, "n1", &db.settings, cooled_at);
+    // The block n2 borrows from stays; the other goes, long before the grace.
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert!(cooled_at < NOW + db.settings.empty_block_grace_ms);
+    for plan in &plans {
+        assert!(db.commit(plan));
+    }
+    let left: Vec<_> = db
+        .state
+        .blocks_of_node("n1")
+        .map(|b| b.value.cidr)
+        .collect();
+    assert_eq!(left, [borrowed.block], "n2 still holds an address in it");
+    // Another node's empty blocks are not touched.
+    db.alloc1("n3", "c", NOW);
+    db.release("c", NOW);
+    assert!(
+        plan_return_node_blocks(&db.state, "n1", &db.settings, cooled_at).is_empty(),
+        "n3's block is not n1's"
+    );
+}
+
+#[test]
 fn sweep_loses_to_an_allocation_made_meanwhile() {
     let mut db = Db::with_pools(settings(), &[pool("p", "10.0.0.0/24", 28)]);
     db.alloc1("n1", "a", NOW);

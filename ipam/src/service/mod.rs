@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod grpc;
+pub mod kube;
 pub mod manifests;
 mod mirror;
 pub mod nodes;
@@ -28,7 +29,7 @@ use tokio::task::JoinHandle;
 
 pub use mirror::Mirror;
 use nodes::NodeDirectory;
-use stats::Stats;
+use stats::{ReleaseCause, Stats};
 pub use writer::{Answer, Job};
 
 use crate::allocator::{AllocError, AllocateRequest, Allocated, Settings};
@@ -108,6 +109,9 @@ struct Inner<S> {
     fatal: watch::Receiver<Option<String>>,
     stats: Arc<Stats>,
     uptime: Arc<Uptime>,
+    /// Why the pools' source is not ready yet (the Kubernetes source until
+    /// its first complete list), or None.
+    source_pending: std::sync::Mutex<Option<String>>,
     /// The writer, the store watch and the sweeper, by name for the
     /// liveness check.
     tasks: Vec<(&'static str, JoinHandle<()>)>,
@@ -195,6 +199,7 @@ impl<S: Store> Ipamd<S> {
                 fatal,
                 stats,
                 uptime,
+                source_pending: std::sync::Mutex::new(None),
                 tasks,
             }),
         })
@@ -235,14 +240,32 @@ impl<S: Store> Ipamd<S> {
     }
 
     /// Ready: the store is loaded (an engine exists only then), can still
-    /// be written, and answered at the last contact. An etcd that cannot be
-    /// reached makes the replica not ready: it could only answer
-    /// UNAVAILABLE, and other replicas may still reach etcd.
+    /// be written, and answered at the last contact, and the pools' source
+    /// has given its pools. An etcd that cannot be reached makes the
+    /// replica not ready: it could only answer UNAVAILABLE, and other
+    /// replicas may still reach etcd.
     pub fn ready(&self) -> Result<(), String> {
         if let Some(reason) = self.inner.fatal.borrow().as_ref() {
             return Err(format!("the IPAM store can no longer be written: {reason}"));
         }
-        self.inner.stats.store_reachable()
+        self.inner.stats.store_reachable()?;
+        match self.source_pending().as_ref() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Not ready, for `reason`, until called again with None: a source of
+    /// pools that has not given them yet.
+    pub fn set_source_pending(&self, reason: Option<String>) {
+        *self.source_pending() = reason;
+    }
+
+    fn source_pending(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner
+            .source_pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -318,9 +341,28 @@ impl<S: Store> Ipamd<S> {
         handle: &str,
         node: Option<&str>,
     ) -> Result<Vec<IpAddr>, ServiceError> {
+        self.release_with(handle, node, ReleaseCause::Release).await
+    }
+
+    /// Releases `handle` for `cause` (what its addresses count as).
+    pub async fn release_for(
+        &self,
+        handle: &str,
+        cause: ReleaseCause,
+    ) -> Result<Vec<IpAddr>, ServiceError> {
+        self.release_with(handle, None, cause).await
+    }
+
+    async fn release_with(
+        &self,
+        handle: &str,
+        node: Option<&str>,
+        cause: ReleaseCause,
+    ) -> Result<Vec<IpAddr>, ServiceError> {
         let job = Job::Release {
             handle: handle.to_owned(),
             as_node: node.map(str::to_owned),
+            cause,
         };
         match self.submit(job).await? {
             Answer::Released(addresses) => Ok(addresses),
@@ -336,6 +378,25 @@ impl<S: Store> Ipamd<S> {
         valid: &HashSet<String>,
         handle_prefix: &str,
     ) -> Result<(Vec<String>, usize), ServiceError> {
+        let collected = self
+            .garbage_collect_for(node, valid, handle_prefix, ReleaseCause::GarbageCollection)
+            .await?;
+        self.inner
+            .stats
+            .garbage_collections
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(collected)
+    }
+
+    /// `garbage_collect` for `cause` (what the freed addresses count as;
+    /// only `GarbageCollect` calls are counted as calls).
+    pub async fn garbage_collect_for(
+        &self,
+        node: &str,
+        valid: &HashSet<String>,
+        handle_prefix: &str,
+        cause: ReleaseCause,
+    ) -> Result<(Vec<String>, usize), ServiceError> {
         let since_ms = unix_ms();
         let mut released = Vec::new();
         let mut addresses = 0;
@@ -345,6 +406,7 @@ impl<S: Store> Ipamd<S> {
                 valid: valid.clone(),
                 handle_prefix: handle_prefix.to_owned(),
                 since_ms,
+                cause,
             };
             match self.submit(job).await? {
                 Answer::Collected {
@@ -355,10 +417,6 @@ impl<S: Store> Ipamd<S> {
                     released.extend(handles);
                     addresses += freed;
                     if !more {
-                        self.inner
-                            .stats
-                            .garbage_collections
-                            .fetch_add(1, Ordering::Relaxed);
                         return Ok((released, addresses));
                     }
                 }
@@ -386,6 +444,22 @@ impl<S: Store> Ipamd<S> {
         match self.submit(Job::DeletePool(name.to_owned())).await? {
             Answer::Count(blocks) => Ok(blocks),
             other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Returns `node`'s empty blocks to their pools now, without waiting
+    /// for their grace period (the node is gone); blocks with an address
+    /// still cooling down stay. Returns the number of blocks returned.
+    pub async fn return_node_blocks(&self, node: &str) -> Result<usize, ServiceError> {
+        let mut returned = 0;
+        loop {
+            match self.submit(Job::ReturnNodeBlocks(node.to_owned())).await? {
+                // A batch holds at most MAX_KEYS_PER_BATCH blocks: ask again
+                // until nothing more goes.
+                Answer::Count(0) => return Ok(returned),
+                Answer::Count(blocks) => returned += blocks,
+                other => return Err(unexpected(&other)),
+            }
         }
     }
 

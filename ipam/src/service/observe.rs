@@ -13,7 +13,7 @@ use podroute_proto::metrics::{Exposition, MetricType, write_process_metrics};
 use podroute_proto::observe::{Observe, Uptime};
 
 use super::Ipamd;
-use super::stats::{Method, Stats};
+use super::stats::{Method, ReleaseCause, Stats};
 use crate::allocator::{self, PoolUsage};
 use crate::store::Store;
 
@@ -85,8 +85,7 @@ impl<S: Store> Ipamd<S> {
             pools: count32(pools),
             nodes: count32(nodes),
             allocations: stats.allocated.load(Ordering::Relaxed),
-            releases: stats.released.load(Ordering::Relaxed)
-                + stats.collected.load(Ordering::Relaxed),
+            releases: stats.releases_total(),
         }
     }
 
@@ -186,16 +185,13 @@ fn write_counters(out: &mut Exposition, stats: &Stats) {
         "Addresses freed, by what freed them.",
         MetricType::Counter,
     );
-    out.sample(
-        "podroute_ipam_releases_total",
-        &[("cause", "release")],
-        load(&stats.released),
-    );
-    out.sample(
-        "podroute_ipam_releases_total",
-        &[("cause", "garbage_collection")],
-        load(&stats.collected),
-    );
+    for cause in ReleaseCause::ALL {
+        out.sample(
+            "podroute_ipam_releases_total",
+            &[("cause", cause.name())],
+            stats.releases(cause) as f64,
+        );
+    }
     out.single(
         "podroute_ipam_garbage_collections",
         "GarbageCollect calls completed.",

@@ -122,18 +122,61 @@ impl MethodStats {
     }
 }
 
+/// What freed addresses: the `cause` label of the releases counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseCause {
+    /// A `Release` call (CNI DEL, `podctl ipam release`).
+    Release,
+    /// A `GarbageCollect` call (CNI GC).
+    GarbageCollection,
+    /// The Kubernetes source: the handle's pod was gone for longer than
+    /// `--pod-gc-grace`.
+    PodGone,
+    /// The Kubernetes source: the handle's node was deleted.
+    NodeDeleted,
+}
+
+impl ReleaseCause {
+    pub const ALL: [ReleaseCause; 4] = [
+        ReleaseCause::Release,
+        ReleaseCause::GarbageCollection,
+        ReleaseCause::PodGone,
+        ReleaseCause::NodeDeleted,
+    ];
+
+    /// The `cause` label's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReleaseCause::Release => "release",
+            ReleaseCause::GarbageCollection => "garbage_collection",
+            ReleaseCause::PodGone => "pod_gc",
+            ReleaseCause::NodeDeleted => "node_deleted",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What the writer's committed batches did, added to the counters only once
 /// the batch is durable (a batch undone after a conflict is planned again).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Addresses newly allocated (an idempotent repeat is none).
     pub allocated: u64,
-    /// Addresses freed by Release.
-    pub released: u64,
-    /// Addresses freed by GarbageCollect.
-    pub collected: u64,
+    /// Addresses freed, by cause.
+    pub freed: [u64; ReleaseCause::ALL.len()],
     /// Empty blocks returned to their pools.
     pub swept: u64,
+}
+
+impl Tally {
+    pub fn free(&mut self, cause: ReleaseCause, addresses: u64) {
+        if let Some(count) = self.freed.get_mut(cause.index()) {
+            *count += addresses;
+        }
+    }
 }
 
 /// Why a command was planned and sent again.
@@ -149,8 +192,8 @@ pub enum Retry {
 pub struct Stats {
     /// Counted per address: a dual-stack pod is two.
     pub allocated: AtomicU64,
-    pub released: AtomicU64,
-    pub collected: AtomicU64,
+    /// Addresses freed, by cause (`releases`).
+    freed: [AtomicU64; ReleaseCause::ALL.len()],
     /// GarbageCollect calls that completed.
     pub garbage_collections: AtomicU64,
     pub blocks_returned: AtomicU64,
@@ -187,8 +230,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             allocated: AtomicU64::new(0),
-            released: AtomicU64::new(0),
-            collected: AtomicU64::new(0),
+            freed: std::array::from_fn(|_| AtomicU64::new(0)),
             garbage_collections: AtomicU64::new(0),
             blocks_returned: AtomicU64::new(0),
             transaction_conflicts: AtomicU64::new(0),
@@ -213,10 +255,26 @@ impl Default for Stats {
 impl Stats {
     pub fn add(&self, tally: Tally) {
         self.allocated.fetch_add(tally.allocated, Ordering::Relaxed);
-        self.released.fetch_add(tally.released, Ordering::Relaxed);
-        self.collected.fetch_add(tally.collected, Ordering::Relaxed);
+        for (counter, freed) in self.freed.iter().zip(tally.freed) {
+            counter.fetch_add(freed, Ordering::Relaxed);
+        }
         self.blocks_returned
             .fetch_add(tally.swept, Ordering::Relaxed);
+    }
+
+    /// Addresses freed by `cause` since start.
+    pub fn releases(&self, cause: ReleaseCause) -> u64 {
+        self.freed
+            .get(cause.index())
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    /// Addresses freed since start, whatever freed them.
+    pub fn releases_total(&self) -> u64 {
+        ReleaseCause::ALL
+            .iter()
+            .map(|cause| self.releases(*cause))
+            .sum()
     }
 
     pub fn retried(&self, why: Retry, commands: u64) {
@@ -350,6 +408,23 @@ mod tests {
             CODE_NAMES[Code::Unauthenticated as usize],
             "Unauthenticated"
         );
+    }
+
+    #[test]
+    fn releases_are_counted_by_cause() {
+        let stats = Stats::default();
+        let mut tally = Tally::default();
+        tally.free(ReleaseCause::PodGone, 2);
+        tally.free(ReleaseCause::NodeDeleted, 3);
+        tally.free(ReleaseCause::PodGone, 1);
+        stats.add(tally);
+        assert_eq!(stats.releases(ReleaseCause::PodGone), 3);
+        assert_eq!(stats.releases(ReleaseCause::NodeDeleted), 3);
+        assert_eq!(stats.releases(ReleaseCause::Release), 0);
+        assert_eq!(stats.releases_total(), 6);
+        for (i, cause) in ReleaseCause::ALL.iter().enumerate() {
+            assert_eq!(cause.index(), i, "{cause:?}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::sync::{RwLock, mpsc, oneshot, watch};
 use super::ServiceError;
 use super::mirror::{Mirror, PENDING};
 use super::nodes::NodeDirectory;
-use super::stats::{Retry, Stats, Tally};
+use super::stats::{ReleaseCause, Retry, Stats, Tally};
 use crate::allocator::{self, AllocateOutcome, AllocateRequest, Allocated, Plan, Settings};
 use crate::model::{IpPool, Record, RecordKey, State};
 use crate::store::{Compare, Op, Revision, Store, StoreError, TxnOutcome};
@@ -93,6 +93,8 @@ pub enum Job {
     Release {
         handle: String,
         as_node: Option<String>,
+        /// What the freed addresses are counted as.
+        cause: ReleaseCause,
     },
     /// Release every allocation of `node` whose handle is not in `valid`,
     /// except handles created at or after `since_ms` (when the request
@@ -103,7 +105,13 @@ pub enum Job {
         /// Only handles starting with this are collected ("" for all).
         handle_prefix: String,
         since_ms: u64,
+        /// What the freed addresses are counted as.
+        cause: ReleaseCause,
     },
+    /// Return `node`'s empty blocks to their pools now, whatever their
+    /// grace period (the node was deleted); blocks with an address still
+    /// cooling down stay until it has cooled.
+    ReturnNodeBlocks(String),
     /// Return empty blocks past their grace period to their pools.
     Sweep,
     /// Create, or update when `update` is set and a pool of that name exists.
@@ -461,7 +469,12 @@ fn plan_job<S>(
             Err(e) => Planned::Answer(Err(ServiceError::Alloc(e))),
         };
     }
-    if let Job::Release { handle, as_node } = job {
+    if let Job::Release {
+        handle,
+        as_node,
+        cause,
+    } = job
+    {
         let key = RecordKey::Handle(handle.clone());
         if state.is_unreadable(&key) {
             return Planned::Answer(Err(ServiceError::Unreadable(key.to_key())));
@@ -480,7 +493,7 @@ fn plan_job<S>(
                 if let Some(key) = unreadable_in(&plan, state) {
                     return Planned::Answer(Err(ServiceError::Unreadable(key)));
                 }
-                batch.tally.released += count(addresses.len());
+                batch.tally.free(*cause, count(addresses.len()));
                 batch.add(state, plan);
                 addresses
             }
@@ -533,6 +546,7 @@ fn plan_exclusive<S>(
             valid,
             handle_prefix,
             since_ms,
+            cause,
         } => {
             // Handles made since the request arrived count as valid.
             let mut valid = valid.clone();
@@ -561,7 +575,7 @@ fn plan_exclusive<S>(
                         break 'rounds;
                     }
                     batch.add(state, group.plan);
-                    batch.tally.collected += count(group.released.len());
+                    batch.tally.free(*cause, count(group.released.len()));
                     handles.extend(group.handles);
                     addresses += group.released.len();
                 }
@@ -587,6 +601,18 @@ fn plan_exclusive<S>(
                 swept += 1;
             }
             Ok(Answer::Count(swept))
+        }
+        Job::ReturnNodeBlocks(node) => {
+            let mut returned = 0;
+            for plan in allocator::plan_return_node_blocks(state, node, &ctx.settings, now) {
+                if batch.keys.len() >= MAX_KEYS_PER_BATCH {
+                    break;
+                }
+                batch.add(state, plan);
+                batch.tally.swept += 1;
+                returned += 1;
+            }
+            Ok(Answer::Count(returned))
         }
         Job::PutPool { pool, update } => {
             let planned = if *update && state.pool(pool.name()).is_some() {

@@ -14,6 +14,8 @@ mod throughput;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+#[cfg(test)]
+pub use embedded::MemoryStore;
 pub use embedded::{EmbeddedStore, FILE_NAME};
 pub use etcd::{DEFAULT_KEY_PREFIX, EtcdIdentity, EtcdStore, EtcdTls};
 

@@ -19,10 +19,7 @@ pub const IMAGE_UID: i64 = 65532;
 /// (with their value, when they take one) before the arguments are parsed.
 /// A flag of this list that the binary knows fails the test: delete it
 /// from here once merged.
-pub const EXPECTED_NEW: [(&str, &str, bool); 2] = [
-    ("podroute-ipamd", "--kube", false),
-    ("podroute-ipamd", "--pod-gc-grace", true),
-];
+pub const EXPECTED_NEW: [(&str, &str, bool); 0] = [];
 
 /// Our programs in the image: binary, the crate (`cargo build -p`) that
 /// builds it.

@@ -3,6 +3,8 @@
 // thread (writer.rs) so concurrent allocations share each fsync.
 
 mod file;
+#[cfg(test)]
+mod memory;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -16,6 +18,8 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 pub use file::FILE_NAME;
+#[cfg(test)]
+pub use memory::MemoryStore;
 use state::State;
 use writer::{Request, Stats};
 

@@ -70,10 +70,7 @@ pub(super) fn run(
         stats
             .txns
             .fetch_add(replies.len() as u64, Ordering::Relaxed);
-        state
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .publish(batch.writes, batch.events, batch.revision);
+        batch.publish_to(&mut state.write().unwrap_or_else(PoisonError::into_inner));
         for (reply, outcome) in replies {
             // A caller that gave up waiting is not an error: the txn is durable.
             let _ = reply.send(Ok(outcome));
@@ -82,7 +79,7 @@ pub(super) fn run(
 }
 
 /// The transactions of one commit, evaluated in order.
-struct Batch {
+pub(super) struct Batch {
     /// Final value per key written (None: deleted).
     writes: HashMap<String, Option<Entry>>,
     events: Vec<WatchEvent>,
@@ -93,7 +90,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(base: Revision) -> Self {
+    pub(super) fn new(base: Revision) -> Self {
         Batch {
             writes: HashMap::new(),
             events: Vec::new(),
@@ -113,7 +110,12 @@ impl Batch {
         self.entry(state, key).map_or(0, |e| e.mod_revision)
     }
 
-    fn apply(&mut self, state: &State, compares: &[Compare], ops: Vec<Op>) -> TxnOutcome {
+    pub(super) fn apply(
+        &mut self,
+        state: &State,
+        compares: &[Compare],
+        ops: Vec<Op>,
+    ) -> TxnOutcome {
         if compares
             .iter()
             .any(|c| self.mod_revision(state, &c.key) != c.mod_revision)
@@ -171,6 +173,13 @@ impl Batch {
             }
         }
         TxnOutcome::Committed { revision }
+    }
+}
+
+impl Batch {
+    /// Makes the batch visible in memory and to watchers (once durable).
+    pub(super) fn publish_to(self, state: &mut State) {
+        state.publish(self.writes, self.events, self.revision);
     }
 }
 
