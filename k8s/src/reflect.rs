@@ -13,10 +13,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
+use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Resource};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
@@ -40,13 +42,43 @@ pub fn watch_kind<K>(
     kind: &'static str,
     api: Api<K>,
     config: watcher::Config,
-    strip: fn(&mut K),
+    strip: impl FnMut(&mut K) + Send + 'static,
 ) -> (Store<K>, BoxStream<'static, Progress>)
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Clone + Eq + std::hash::Hash,
 {
-    let (store, writer) = reflector::store::<K>();
+    watch_with(kind, api, K::DynamicType::default(), config, strip)
+}
+
+/// As [`watch_kind`], for objects kept untyped. Our custom resources are
+/// watched this way: a typed watcher fails a whole list when one object
+/// does not decode (a field only a newer CRD has), and one bad object must
+/// not hide the others, so each is converted on its own when it is read.
+pub fn watch_dynamic(
+    kind: &'static str,
+    client: &Client,
+    resource: ApiResource,
+    config: watcher::Config,
+    strip: impl FnMut(&mut DynamicObject) + Send + 'static,
+) -> (Store<DynamicObject>, BoxStream<'static, Progress>) {
+    let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+    watch_with(kind, api, resource, config, strip)
+}
+
+fn watch_with<K>(
+    kind: &'static str,
+    api: Api<K>,
+    dynamic_type: K::DynamicType,
+    config: watcher::Config,
+    strip: impl FnMut(&mut K) + Send + 'static,
+) -> (Store<K>, BoxStream<'static, Progress>)
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
+    let writer = Writer::new(dynamic_type);
+    let store = writer.as_reader();
     let events = watcher::watcher(api, config)
         .default_backoff()
         .modify(strip)

@@ -21,14 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
+use futures_util::stream::{self, BoxStream, SelectAll};
 use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::core::{ApiResource, DynamicObject};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{Store, store::Writer};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use podroute_k8s::reflect::{Progress, follow, watch_kind};
+use podroute_k8s::reflect::{Progress, follow, watch_dynamic, watch_kind};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -130,12 +129,14 @@ impl Source {
             CONFIGURATIONS,
             &client,
             ApiResource::erase::<BGPConfiguration>(&()),
+            watcher::Config::default(),
             convert::strip_configuration,
         );
         let (peers, peer_events) = watch_dynamic(
             PEERS,
             &client,
             ApiResource::erase::<BGPPeer>(&()),
+            watcher::Config::default(),
             convert::strip_peer(node.to_owned()),
         );
         Source {
@@ -211,32 +212,6 @@ pub async fn kernel_table(client: Client) -> Result<u32, KernelTableError> {
     super::validate::bgp_configuration(resource)
         .map(|bgp| bgp.kernel_table)
         .map_err(|(field, problem)| KernelTableError::Invalid(format!("{doc}: {field}: {problem}")))
-}
-
-/// A store of an untyped kind (`DynamicObject`), kept as
-/// `podroute_k8s::reflect::watch_kind` keeps typed ones: an object a newer
-/// CRD wrote with a field this bgpd does not know must not fail the list
-/// it comes in, as a typed watcher's would; each object is converted on
-/// its own when the configuration is built.
-fn watch_dynamic(
-    kind: &'static str,
-    client: &Client,
-    resource: ApiResource,
-    strip: impl FnMut(&mut DynamicObject) + Send + 'static,
-) -> (Store<DynamicObject>, BoxStream<'static, Progress>) {
-    let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-    let writer = Writer::new(resource);
-    let store = writer.as_reader();
-    let events = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(strip)
-        .reflect(writer)
-        .map(move |item| Progress {
-            kind,
-            outcome: item.map(|event| matches!(event, Event::InitDone)),
-        })
-        .boxed();
-    (store, events)
 }
 
 /// What a rebuild made of the stores.

@@ -22,12 +22,10 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::Store as Reflected;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Api, Client};
-use podroute_k8s::reflect::{Progress, follow, watch_kind};
+use podroute_k8s::reflect::{Progress, follow, watch_dynamic, watch_kind};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
@@ -135,7 +133,15 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
     let resource = ApiResource::erase::<IPPool>(&());
     let pools_api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let views = Arc::new(Views::new(ipamd.changes()));
-    let (pools, pool_events) = watch_pools(pools_api.clone(), resource);
+    // Untyped: one pool a newer CRD wrote must not hide the others
+    // (pools.rs converts each on its own).
+    let (pools, pool_events) = watch_dynamic(
+        POOLS,
+        &client,
+        resource,
+        watcher::Config::default(),
+        strip_pool,
+    );
     let (nodes, node_events) = watch_kind::<Node>(
         NODES,
         Api::all(client.clone()),
@@ -320,27 +326,6 @@ impl<S: Store> Reconciler<S> {
             );
         }
     }
-}
-
-/// IPPools are watched untyped: a typed watcher fails a whole list when one
-/// object does not decode (a field only a newer CRD has), and one bad pool
-/// must not hide the others. Each is converted on its own (pools.rs).
-fn watch_pools(
-    api: Api<DynamicObject>,
-    resource: ApiResource,
-) -> (Reflected<DynamicObject>, BoxStream<'static, Progress>) {
-    let writer = Writer::new(resource);
-    let store = writer.as_reader();
-    let events = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(strip_pool)
-        .reflect(writer)
-        .map(|item| Progress {
-            kind: POOLS,
-            outcome: item.map(|event| matches!(event, Event::InitDone)),
-        })
-        .boxed();
-    (store, events)
 }
 
 // Strippers: the stores hold every Node and Pod of the cluster, so each
