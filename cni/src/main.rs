@@ -60,7 +60,8 @@ struct InstallArgs {
     /// podroute-ipamd: unix:///path or https://host:port.
     #[arg(long, default_value = DEFAULT_IPAMD_ENDPOINT)]
     ipamd_endpoint: String,
-    /// Client certificate (PEM) for https endpoints: CN system:node:NAME.
+    /// Client certificate (PEM) for https endpoints: CN system:node:NAME,
+    /// or the nodes' shared certificate of ipamd --tls-secret.
     #[arg(long)]
     tls_cert: Option<PathBuf>,
     #[arg(long)]

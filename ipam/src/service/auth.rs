@@ -3,7 +3,9 @@
 // certificate whose subject CN is `system:node:NAME` (the Kubernetes
 // convention for kubelet certificates) belongs to node NAME, which may only
 // allocate, release and collect for itself, watch its own blocks and read;
-// any other certificate the client CA signed is an administrator's.
+// the nodes' shared certificate of `--tls-secret` (CN `podroute-node`) may do
+// that for any node but never manage pools; any other certificate the
+// client CA signed is an administrator's.
 
 use tonic::{Request, Status};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -11,10 +13,18 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// Subject CN prefix of a node certificate.
 pub const NODE_CN_PREFIX: &str = "system:node:";
 
+/// Subject CN of the certificate `--tls-secret` gives every node
+/// (tls/pki.rs): a node, but not which one.
+pub const ANY_NODE_CN: &str = crate::tls::pki::NODE_COMMON_NAME;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
     Node(String),
+    /// A node whose certificate does not say which: it acts for any node,
+    /// but is not an administrator (one compromised node must not be able
+    /// to delete pools).
+    AnyNode,
 }
 
 impl Caller {
@@ -33,7 +43,7 @@ impl Caller {
     /// Refuses a node acting for `node` when it is another node.
     pub fn may_act_for(&self, node: &str) -> Result<(), Status> {
         match self {
-            Caller::Admin => Ok(()),
+            Caller::Admin | Caller::AnyNode => Ok(()),
             Caller::Node(own) if own == node => Ok(()),
             Caller::Node(own) => Err(Status::permission_denied(format!(
                 "the certificate of node {own:?} may not act for node {node:?}"
@@ -47,6 +57,9 @@ impl Caller {
             Caller::Admin => Ok(()),
             Caller::Node(own) => Err(Status::permission_denied(format!(
                 "the certificate of node {own:?} may not {what}; use an administrator's certificate"
+            ))),
+            Caller::AnyNode => Err(Status::permission_denied(format!(
+                "the nodes' certificate ({ANY_NODE_CN}) may not {what}; use an administrator's certificate"
             ))),
         }
     }
@@ -63,6 +76,7 @@ fn caller_of_certificate(der: &[u8]) -> Result<Caller, Status> {
         .unwrap_or_default();
     Ok(match common_name.strip_prefix(NODE_CN_PREFIX) {
         Some(node) if !node.is_empty() => Caller::Node(node.to_owned()),
+        _ if common_name == ANY_NODE_CN => Caller::AnyNode,
         _ => Caller::Admin,
     })
 }
@@ -88,6 +102,16 @@ mod tests {
         let denied = caller.may_act_for("n2").unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         assert!(caller.must_be_admin("create pools").is_err());
+    }
+
+    #[test]
+    fn the_nodes_shared_certificate_acts_for_any_node_but_manages_no_pool() {
+        let caller = caller_of_certificate(&cert_with_cn(ANY_NODE_CN)).unwrap();
+        assert_eq!(caller, Caller::AnyNode);
+        assert!(caller.may_act_for("n1").is_ok());
+        assert!(caller.may_act_for("n2").is_ok());
+        let denied = caller.must_be_admin("delete pools").unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl<S: Store> IpamApi<S> {
         }
         // The owner is checked by the writer, against the state it plans on.
         let as_node = match &caller {
-            Caller::Admin => None,
+            Caller::Admin | Caller::AnyNode => None,
             Caller::Node(node) => Some(node.as_str()),
         };
         let addresses = self.ipamd.release_as(&handle, as_node).await?;

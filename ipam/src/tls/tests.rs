@@ -440,7 +440,13 @@ async fn a_node_reaches_ipamd_with_the_bootstrapped_certificates() {
     let server = Server::builder()
         .tls_config(tls.config())
         .unwrap()
-        .add_service(IpamApi::new(ipamd).into_server());
+        .add_service(IpamApi::new(ipamd.clone()).into_server());
+    // An administrator's pool (the nodes' certificate may not make one).
+    let pool: crate::model::IpPool = serde_yaml_ng::from_str(
+        "apiVersion: podroute.io/v1\nkind: IPPool\nmetadata: {name: default}\nspec: {cidr: 10.244.0.0/16}\n",
+    )
+    .unwrap();
+    ipamd.put_pool(pool, false).await.unwrap();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tokio::spawn(server.serve_with_incoming(incoming));
 
@@ -451,15 +457,17 @@ async fn a_node_reaches_ipamd_with_the_bootstrapped_certificates() {
             .unwrap();
         let mut ipam = IpamClient::new(channel);
         // The nodes' certificate acts for any node (CN podroute-node, not
-        // system:node:NAME): it may make a pool, and allocate for n1 and n2.
+        // system:node:NAME): it allocates for n1 and n2, but is no
+        // administrator: it may not make a pool.
         if domain == "127.0.0.1" {
             let pool = Pool {
-                name: "default".into(),
-                cidr: "10.244.0.0/16".into(),
+                name: "other".into(),
+                cidr: "10.245.0.0/16".into(),
                 ..Default::default()
             };
             let request = CreatePoolRequest { pool: Some(pool) };
-            ipam.create_pool(request).await.unwrap();
+            let refused = ipam.create_pool(request).await.unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
             ipam.allocate(allocate("n1", "pod-a")).await.unwrap();
             ipam.allocate(allocate("n2", "pod-b")).await.unwrap();
         } else {
