@@ -247,7 +247,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     ));
     port.running(observer.clone());
-    let (reloads, status) = match cluster {
+    let kube_mode = cluster.is_some();
+    let (mut reloads, status) = match cluster {
         None => {
             let reloads = reload_loop(args.config.clone(), node, speaker.clone(), observer.clone());
             (tokio::spawn(reloads), None)
@@ -271,13 +272,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .admin_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(podroute_proto::BGPD_SOCKET));
-    let served = daemon::serve_admin_and_tcp_until_stopped(
+    let serve = daemon::serve_admin_and_tcp_until_stopped(
         "podroute-bgpd",
         &socket,
         &args.admin_tcp,
         podroute_bgpd::admin::router_with(observer),
-    )
-    .await;
+    );
+    // With --kube the configuration follows the cluster only while the
+    // source runs: if it ends (it should not), exit, so the kubelet
+    // restarts us, rather than stay ready on a configuration frozen in
+    // time. Our routes stay in the kernel meanwhile (graceful restart).
+    let served: anyhow::Result<()> = tokio::select! {
+        served = serve => served.map_err(anyhow::Error::from),
+        ended = &mut reloads, if kube_mode => Err(anyhow::anyhow!(
+            "the Kubernetes source stopped ({}); exiting so that podroute-bgpd is restarted",
+            match ended {
+                Ok(()) => "its watch ended".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        )),
+    };
     reloads.abort();
     if let Some(status) = status {
         status.abort();
@@ -454,31 +468,43 @@ async fn cluster_reloads(cluster: Cluster, speaker: Speaker, observer: Arc<Obser
     loop {
         let state = states.borrow_and_update().clone();
         let mut problems = state.problems();
+        // A configuration the speaker could not apply is tried again, and
+        // shown as a problem until it is applied or replaced.
+        let mut failing = false;
         if let Some(new) = &state.config
             && !Arc::ptr_eq(new, &running)
         {
             match speaker.reload(new.config.clone()).await {
-                Ok(()) => observer.config_reloaded(),
+                Ok(()) => {
+                    observer.config_reloaded();
+                    running = new.clone();
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "reload failed");
+                    tracing::error!(error = %e, retry_in = ?RELOAD_RETRY, "reload failed");
                     let failed = format!("reload failed: {e}");
                     observer.config_refused(failed.clone());
                     problems = Some(match problems {
                         Some(others) => format!("{failed}; {others}"),
                         None => failed,
                     });
+                    failing = true;
                 }
             }
-            running = new.clone();
         }
         observer.config_problems(state.refused_total.saturating_sub(counted), problems);
         counted = state.refused_total;
-        if states.changed().await.is_err() {
-            tracing::error!("the Kubernetes source stopped; the running configuration stays");
-            return;
+        tokio::select! {
+            changed = states.changed() => if changed.is_err() {
+                tracing::error!("the Kubernetes source stopped");
+                return;
+            },
+            () = tokio::time::sleep(RELOAD_RETRY), if failing => {}
         }
     }
 }
+
+/// `--kube`: how soon a configuration the speaker refused is tried again.
+const RELOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `--kube`: SIGHUP reloads nothing (the cluster is followed as it
 /// changes), and must not end the process either.

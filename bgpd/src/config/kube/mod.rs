@@ -304,10 +304,21 @@ impl Builder {
         loop {
             let error = match super::assemble(&documents, Some(&self.node), ORIGIN, &read_file) {
                 Ok(assembled) => {
+                    // Sessions between nodes (peerSelector) get no status:
+                    // every node's sessions with every selected node would
+                    // make the object grow as the square of the cluster,
+                    // and each write a change sent to every node.
+                    let between_nodes: BTreeSet<&str> = documents
+                        .peers
+                        .iter()
+                        .filter(|peer| peer.resource.spec.peer_selector.is_some())
+                        .map(|peer| peer.resource.metadata.name.as_str())
+                        .collect();
                     let peer_objects = assembled
                         .peer_sources
                         .into_iter()
                         .filter_map(|(address, doc)| Some((address, doc.name?)))
+                        .filter(|(_, name)| !between_nodes.contains(name.as_str()))
                         .collect();
                     return Built {
                         result: Ok(ClusterConfig {

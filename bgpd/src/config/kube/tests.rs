@@ -876,3 +876,43 @@ async fn failed_status_writes_are_retried_with_backoff() {
     // The configuration never waited on it.
     assert!(receiver.borrow_and_update().config.is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn sessions_between_nodes_get_no_status_entry() {
+    // Route reflectors: n1 reflects (cluster ID label), a peerSelector
+    // BGPPeer makes every node peer with it. Its sessions are real, but a
+    // status entry per node pair would grow with the square of the cluster.
+    let (api, client) = FakeApi::start(&ALL);
+    let reflector = json!({"podroute.io/route-reflector-cluster-id": "10.0.0.1"});
+    api.put(NODES, node("n1", &["10.0.0.1"], reflector, json!({})));
+    api.put(NODES, node("n2", &["10.0.0.2"], json!({}), json!({})));
+    api.put(
+        CONFIGURATIONS,
+        configuration(
+            "default",
+            json!({"asNumber": 65000, "nodeToNodeMeshEnabled": false}),
+        ),
+    );
+    api.put(
+        PEERS,
+        bgp_peer(
+            "to-reflectors",
+            json!({"peerSelector": "has(podroute.io/route-reflector-cluster-id)"}),
+        ),
+    );
+    api.put(
+        PEERS,
+        bgp_peer("tor", json!({"peerIP": "10.0.1.254", "asNumber": 65201})),
+    );
+    let (mut receiver, _) = start(client, "n2");
+    let built = wait_for_config(&mut receiver, "n2's configuration", |_| true).await;
+    assert_eq!(
+        addresses(&built.config),
+        [ip("10.0.0.1"), ip("10.0.1.254")],
+        "n2 peers with the reflector and the ToR"
+    );
+    assert_eq!(
+        built.peer_objects,
+        BTreeMap::from([(ip("10.0.1.254"), "tor".to_owned())])
+    );
+}
