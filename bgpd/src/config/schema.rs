@@ -480,10 +480,13 @@ impl JsonSchema for AsNumber {
         json_schema!({
             "description": "An AS number: an integer up to 4294967295, or asdot \"high.low\" quoted (RFC 5396)",
             "x-kubernetes-int-or-string": true,
-            "anyOf": [
-                {"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64},
-                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
-            ],
+            // Not anyOf [{minimum, maximum}, {pattern}]: a structural
+            // schema's anyOf branches carry no type, so each passes every
+            // value of the other type. CEL sees the value's type.
+            "x-kubernetes-validations": [{
+                "rule": "type(self) == int ? (self >= 0 && self <= 4294967295) : self.matches('^[0-9]+(\\\\.[0-9]+)?$')",
+                "message": "an AS number: an integer from 0 to 4294967295, or asdot \"high.low\"",
+            }],
         })
     }
 }
