@@ -161,16 +161,91 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
     // Bumped after each burst of changes once every kind is listed.
     let (changed_tx, changed) = watch::channel(0u64);
     let reconciler = Reconciler::new(ipamd.clone(), stores.clone(), views, &config);
+    let (guard_ipamd, guard_pools) = (ipamd.clone(), stores.pools.clone());
     let status = status::StatusWriter::new(pools_api, ipamd, stores.pools, config.status_interval);
     let followed = follow(events, &KINDS, DEBOUNCE, std::future::pending(), || {
         changed_tx.send_modify(|generation| *generation += 1);
         std::future::ready(())
     });
+    let guarded = async {
+        // Nothing is applied nor written until the store is the cluster's.
+        if !same_store(&guard_ipamd, &guard_pools, changed.clone()).await {
+            return;
+        }
+        tokio::select! {
+            () = reconciler.run(changed.clone()) => {}
+            () = status.run(changed) => {}
+        }
+    };
     tokio::select! {
         () = followed => {}
-        () = reconciler.run(changed.clone()) => {}
-        () = status.run(changed) => {}
+        () = guarded => {}
     }
+}
+
+/// Waits until the IPPools are listed and agree that this store can be
+/// the cluster's: a store without any block while an IPPool's status says
+/// blocks are claimed is another store than the one that claimed them
+/// (the embedded store's hostPath on another node, after ipamd moved), and
+/// handing out addresses from it would give pods addresses in use. Until
+/// then ipamd stays not ready (so its Service sends it nothing) and says
+/// why; clearing the pools' status (a store deliberately started afresh)
+/// lets it go on. False when the source ends first.
+async fn same_store<S: Store>(
+    ipamd: &Ipamd<S>,
+    pools: &Reflected<DynamicObject>,
+    mut changed: watch::Receiver<u64>,
+) -> bool {
+    let mut reported = None;
+    loop {
+        if changed
+            .wait_for(|generation| *generation > 0)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        changed.borrow_and_update();
+        let stored = ipamd.read(|mirror| mirror.state.block_count()).await;
+        let Some(reason) = store_mismatch(stored, &pools.state()) else {
+            if reported.is_some() {
+                info!("the IPPools no longer claim blocks this store lacks; going on");
+                ipamd.set_source_pending(Some(NOT_LISTED.to_owned()));
+            }
+            return true;
+        };
+        if reported.as_ref() != Some(&reason) {
+            tracing::error!(%reason, "refusing to serve from this store");
+            reported = Some(reason.clone());
+        }
+        ipamd.set_source_pending(Some(reason));
+        if changed.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// Why a store holding `stored_blocks` blocks is not the cluster's, judged
+/// by the IPPools' status (what the last ipamd wrote).
+fn store_mismatch(stored_blocks: usize, pools: &[Arc<DynamicObject>]) -> Option<String> {
+    if stored_blocks > 0 {
+        return None;
+    }
+    let claimed: Vec<(String, u64)> = pools
+        .iter()
+        .filter_map(|pool| {
+            let blocks = pool.data.get("status")?.get("blocks")?.as_u64()?;
+            (blocks > 0).then(|| (pool.metadata.name.clone().unwrap_or_default(), blocks))
+        })
+        .collect();
+    let (name, blocks) = claimed.first()?;
+    Some(format!(
+        "the store holds no block, but IPPool {name:?} says {blocks} are claimed: this ipamd \
+         opened another store than the cluster's (an embedded store on another node?); \
+         move ipamd back to its store's node, or if the store was started afresh on purpose, \
+         clear the pools' status (kubectl patch ippool {name} --subresource status --type merge \
+         -p '{{\"status\":null}}')"
+    ))
 }
 
 /// The three watched stores.

@@ -697,3 +697,38 @@ async fn a_restarted_source_finishes_deletions_and_leaves_other_stored_pools() {
     assert_eq!(names, ["manual", "p"]);
     source.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_store_the_ippools_say_had_blocks_is_refused_until_their_status_is_cleared() {
+    // ipamd moved to another node and opened an empty embedded store: the
+    // pool's status (written by the ipamd before) says 3 blocks are claimed.
+    let mut pool = ippool("p", "10.1.0.0/24", json!({}));
+    pool["status"] = json!({"capacity": 256, "allocated": 5, "blocks": 3});
+    let objects = [(IPPOOLS, pool), (NODES_KIND, node("n1", json!({})))];
+    let h = start(&objects, config()).await;
+    wait_until("the refusal", || {
+        std::future::ready(
+            h.ipamd
+                .ready()
+                .is_err_and(|reason| reason.contains("another store")),
+        )
+    })
+    .await;
+    settle().await;
+    // Nothing applied, nothing written: no pool in the store, no status.
+    let pools = h.ipamd.read(|mirror| mirror.state.pools().count()).await;
+    assert_eq!(pools, 0);
+    assert!(status_patches(&h.api, "p").is_empty());
+    let reason = h.ipamd.ready().unwrap_err();
+    assert!(reason.contains("kubectl patch ippool p"), "{reason}");
+
+    // The operator started the store afresh on purpose and clears the status.
+    let mut cleared = h.api.object(IPPOOLS, "", "p").unwrap();
+    cleared.as_object_mut().unwrap().remove("status");
+    h.api.put(IPPOOLS, cleared);
+    wait_ready(&h.ipamd).await;
+    wait_state(&h.ipamd, "the pool applied", |state| {
+        state.pools().count() == 1
+    })
+    .await;
+}
