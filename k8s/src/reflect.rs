@@ -13,6 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::Store;
@@ -89,6 +90,22 @@ where
         })
         .boxed();
     (store, events)
+}
+
+/// Trims `meta` to what a reflector keys on and a daemon reads: name,
+/// namespace, labels, deletion time, resourceVersion and uid. Stores of
+/// every Pod or Node of a cluster keep little else (a Pod's managedFields
+/// and annotations alone can be kilobytes).
+pub fn keep_identity(meta: &mut ObjectMeta) {
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        labels: meta.labels.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        resource_version: meta.resource_version.take(),
+        uid: meta.uid.take(),
+        ..ObjectMeta::default()
+    };
 }
 
 /// Which kinds have completed a list at least once.

@@ -408,13 +408,8 @@ pub fn parse_for(
     node: Option<&str>,
     read_file: impl Fn(&Path) -> io::Result<String>,
 ) -> Result<Config, ConfigError> {
-    let invalid = |document: Option<DocRef>, field: &str, problem: Problem| ConfigError::Invalid {
-        origin: origin.to_owned(),
-        location: Box::new(Location {
-            document,
-            field: field.to_owned(),
-        }),
-        problem,
+    let invalid = |document: Option<DocRef>, field: &str, problem: Problem| {
+        invalid_in(origin, document, field, problem)
     };
 
     // Pass 1: kind and apiVersion of every document, leniently, to pick the
@@ -547,13 +542,8 @@ pub fn assemble(
     origin: &str,
     read_file: &impl Fn(&Path) -> io::Result<String>,
 ) -> Result<Assembled, ConfigError> {
-    let invalid = |document: Option<DocRef>, field: &str, problem: Problem| ConfigError::Invalid {
-        origin: origin.to_owned(),
-        location: Box::new(Location {
-            document,
-            field: field.to_owned(),
-        }),
-        problem,
+    let invalid = |document: Option<DocRef>, field: &str, problem: Problem| {
+        invalid_in(origin, document, field, problem)
     };
     let (bgp_doc, bgp_resource) = &documents.bgp;
     let mesh = bgp_resource.spec.node_to_node_mesh_enabled.unwrap_or(true);
@@ -614,6 +604,23 @@ pub fn assemble(
         config: settle_cluster_id(Config { bgp, peers }),
         peer_sources,
     })
+}
+
+/// A problem at `field` of `document` (none: the whole) of `origin`.
+fn invalid_in(
+    origin: &str,
+    document: Option<DocRef>,
+    field: &str,
+    problem: Problem,
+) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        location: Box::new(Location {
+            document,
+            field: field.to_owned(),
+        }),
+        problem,
+    }
 }
 
 /// A speaker with route reflector clients and no `routeReflectorClusterID`

@@ -15,8 +15,7 @@ use ::kube::{Api, Client, Resource, ResourceExt};
 use futures_util::stream;
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, PodStatus};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use podroute_k8s::reflect::{follow, watch_kind};
+use podroute_k8s::reflect::{follow, keep_identity, watch_kind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -201,26 +200,14 @@ where
 // field read there must be kept here; the tests compare the conversions of
 // stripped and whole objects.
 
-fn strip_meta(meta: &mut ObjectMeta) {
-    *meta = ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        labels: meta.labels.take(),
-        deletion_timestamp: meta.deletion_timestamp.take(),
-        resource_version: meta.resource_version.take(),
-        uid: meta.uid.take(),
-        ..ObjectMeta::default()
-    };
-}
-
 fn strip_namespace(namespace: &mut Namespace) {
-    strip_meta(&mut namespace.metadata);
+    keep_identity(&mut namespace.metadata);
     namespace.spec = None;
     namespace.status = None;
 }
 
 fn strip_pod(pod: &mut Pod) {
-    strip_meta(&mut pod.metadata);
+    keep_identity(&mut pod.metadata);
     pod.spec = pod.spec.take().map(|spec| PodSpec {
         node_name: spec.node_name,
         host_network: spec.host_network,
@@ -244,7 +231,7 @@ fn strip_pod(pod: &mut Pod) {
 }
 
 fn strip_policy(policy: &mut NetworkPolicy) {
-    strip_meta(&mut policy.metadata);
+    keep_identity(&mut policy.metadata);
 }
 
 #[cfg(test)]

@@ -20,12 +20,11 @@ use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::Store as Reflected;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use podroute_k8s::reflect::{Progress, follow, watch_dynamic, watch_kind};
+use podroute_k8s::reflect::{Progress, follow, keep_identity, watch_dynamic, watch_kind};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::info;
@@ -407,31 +406,19 @@ impl<S: Store> Reconciler<S> {
 // keeps only what this source reads (and the metadata the reflector keys
 // on).
 
-fn strip_meta(meta: &mut ObjectMeta) {
-    *meta = ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        labels: meta.labels.take(),
-        deletion_timestamp: meta.deletion_timestamp.take(),
-        resource_version: meta.resource_version.take(),
-        uid: meta.uid.take(),
-        ..ObjectMeta::default()
-    };
-}
-
 fn strip_pool(pool: &mut DynamicObject) {
-    strip_meta(&mut pool.metadata);
+    keep_identity(&mut pool.metadata);
 }
 
 fn strip_node(node: &mut Node) {
-    strip_meta(&mut node.metadata);
+    keep_identity(&mut node.metadata);
     node.metadata.deletion_timestamp = None;
     node.spec = None;
     node.status = None;
 }
 
 fn strip_pod(pod: &mut Pod) {
-    strip_meta(&mut pod.metadata);
+    keep_identity(&mut pod.metadata);
     pod.metadata.labels = None;
     pod.spec = pod.spec.take().map(|spec| PodSpec {
         node_name: spec.node_name,
