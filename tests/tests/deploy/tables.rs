@@ -30,6 +30,13 @@ pub const OUR_BINARIES: [(&str, &str); 5] = [
     ("podroute-cni", "podroute-cni"),
     ("podctl", "podctl"),
 ];
+/// Our programs that leave the image: built statically (glibc's
+/// crt-static), since what runs them there has other libraries than the
+/// image: program, why.
+pub const STATIC_BINARIES: [(&str, &str); 1] = [(
+    "podroute-cni",
+    "install-cni copies it onto the host, where the container runtime runs it with the host's glibc (older than bookworm's on RHEL 8, Ubuntu 20.04, Debian 11, Amazon Linux 2)",
+)];
 /// Our scripts in the image: program, file in the repository.
 pub const OUR_SCRIPTS: [(&str, &str); 1] =
     [("podroute-create-defaults", "deploy/create-defaults.sh")];
