@@ -263,7 +263,11 @@ pub const PRIVILEGES: [(&str, &str, bool, &[&str]); 12] = [
         true,
         &["NET_ADMIN", "NET_RAW"],
     ),
-    ("podroute-cleanup", "files", true, &[]),
+    // rm -rf of root's files, and of ipamd's store, whose folder is
+    // 65532's (mode 0755): unlinking there needs write permission on it,
+    // which root has only with DAC_OVERRIDE. No FOWNER: no folder removed
+    // from is sticky, and rm changes no owner or mode.
+    ("podroute-cleanup", "files", true, &["DAC_OVERRIDE"]),
     ("podroute-cleanup", "folders", true, &[]),
     ("podroute-cleanup", "done", false, &[]),
 ];

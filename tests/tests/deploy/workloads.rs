@@ -433,6 +433,38 @@ fn uninstall_removes_what_install_leaves() {
         format!("/host{}", flag_value(&ipamd_line, "--data-dir").unwrap()),
     ];
     assert_eq!(removed[2..], expected);
+    // What the install gave to another user than root (ipamd's store
+    // folder) root can empty only with DAC_OVERRIDE.
+    let store_owner = command_line(
+        &ipamd,
+        j,
+        &ipamd_w,
+        containers(ipamd_w.spec)
+            .find(|c| c.name == "store-owner")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(store_owner[0], "chown");
+    assert!(!store_owner[1].starts_with("0:"), "{store_owner:?}");
+    assert!(
+        removed.contains(&format!("/host{}", store_owner[2])),
+        "{store_owner:?}"
+    );
+    let files = containers(cleanup.spec)
+        .find(|c| c.name == "files")
+        .unwrap();
+    let added = files
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.clone())
+        .unwrap_or_default();
+    assert!(
+        added.iter().any(|c| c == "DAC_OVERRIDE"),
+        "the cleanup's files step removes {} (chowned to {}) as root without DAC_OVERRIDE: rm fails",
+        store_owner[2],
+        store_owner[1]
+    );
     assert_eq!(line("routes")[..2], ["podroute-bgpd", "--cleanup"]);
     assert_eq!(line("policy"), ["podroute-policy-agent", "--cleanup"]);
     // The cleanup's bgpd configuration loads (its kernelTable is all the
