@@ -118,12 +118,15 @@ fn the_node_daemonset_runs_everywhere_on_the_host_network() {
             Some("system-node-critical")
         );
         assert_eq!(pod.service_account_name.as_deref(), Some("podroute-node"));
+        // No key and no effect: every taint, NoExecute ones included
+        // (not-ready, unreachable), for ever.
         let tolerations = pod.tolerations.clone().unwrap_or_default();
         assert!(
             tolerations.len() == 1
                 && tolerations[0].operator.as_deref() == Some("Exists")
                 && tolerations[0].key.is_none()
-                && tolerations[0].effect.is_none(),
+                && tolerations[0].effect.is_none()
+                && tolerations[0].toleration_seconds.is_none(),
             "{}: podroute-node must tolerate every taint",
             build.name
         );
@@ -301,6 +304,27 @@ fn ipamd_keeps_one_store_writer() {
                 .get("node-role.kubernetes.io/control-plane"),
             Some(&String::new())
         );
+        // On a control-plane node that is not Ready yet (no CNI before
+        // ipamd runs), and never evicted from it: NoExecute not-ready (a
+        // fresh node's) and unreachable tolerated for ever, not the
+        // default 300 s.
+        let tolerations = pod.tolerations.clone().unwrap_or_default();
+        for (key, effect) in [
+            ("node-role.kubernetes.io/control-plane", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoSchedule"),
+            ("node.kubernetes.io/network-unavailable", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoExecute"),
+            ("node.kubernetes.io/unreachable", "NoExecute"),
+        ] {
+            assert!(
+                tolerations.iter().any(|t| t.key.as_deref() == Some(key)
+                    && t.operator.as_deref() == Some("Exists")
+                    && t.effect.as_deref() == Some(effect)
+                    && t.toleration_seconds.is_none()),
+                "{}: ipamd does not tolerate {key}:{effect} for ever",
+                build.name
+            );
+        }
         let context = pod.security_context.as_ref().unwrap();
         assert_eq!(
             (context.run_as_non_root, context.run_as_user),
