@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use crate::builds::build;
 use crate::docs::deploy;
@@ -143,7 +142,6 @@ fn create_defaults_creates_what_is_missing_and_changes_nothing() {
         "/apis/podroute.io/v1/bgpconfigurations" => (409, r#"{"reason":"AlreadyExists"}"#.into()),
         _ => (500, "unexpected".into()),
     });
-    let started = Instant::now();
     let (ok, stdout, stderr, data) = create_defaults(&api, 30);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("ippools.default.yaml: created"), "{stdout}");
@@ -169,7 +167,6 @@ fn create_defaults_creates_what_is_missing_and_changes_nothing() {
         let key = format!("{}.default.yaml", request.path.rsplit('/').next().unwrap());
         assert_eq!(request.body, data[&key]);
     }
-    assert!(started.elapsed() < Duration::from_secs(30));
 
     // Anything else stops it with the API server's words.
     let api = FakeApi::start(|_, _| (403, r#"{"message":"ippools is forbidden"}"#.into()));
@@ -189,13 +186,17 @@ fn create_defaults_creates_what_is_missing_and_changes_nothing() {
 
 #[test]
 fn create_defaults_passes_shellcheck() {
-    let Ok(out) = Command::new("shellcheck")
+    // Optional (CI may have no shellcheck), but never silently.
+    let out = match Command::new("shellcheck")
         .args(["-s", "sh"])
         .arg(deploy().join("create-defaults.sh"))
         .output()
-    else {
-        eprintln!("note: shellcheck is not installed; deploy/create-defaults.sh not linted");
-        return;
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("SKIPPED: deploy/create-defaults.sh was not linted: shellcheck: {e}");
+            return;
+        }
     };
     assert!(
         out.status.success(),

@@ -1,13 +1,69 @@
 // deploy/Dockerfile read statically (no engine here): it builds
-// workspace crates, copies every program the manifests run, installs every
-// tool the daemons run, and runs as a non-root user.
+// workspace crates, copies every program the manifests run (the CNI plugin,
+// which runs on the hosts, the statically linked build of it), installs
+// every tool the daemons run, and runs as a non-root user.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::builds::{builds, containers, image};
 use crate::docs::{deploy, repo};
-use crate::tables::{BASE_TOOLS, IMAGE_UID, OUR_BINARIES, OUR_SCRIPTS, RUNTIME_TOOLS};
+use crate::tables::{
+    BASE_TOOLS, IMAGE_UID, OUR_BINARIES, OUR_SCRIPTS, RUNTIME_TOOLS, STATIC_BINARIES,
+};
+
+/// The Dockerfile's instructions, each on one line: comment lines dropped
+/// and continuation lines joined, as the builder reads them.
+fn instructions(dockerfile: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in dockerfile.lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if current.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part.trim_end());
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line.trim());
+                out.push(
+                    std::mem::take(&mut current)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// One `RUN ... cargo build ...` of the Dockerfile.
+struct CargoBuild {
+    text: String,
+    crates: BTreeSet<String>,
+    /// RUSTFLAGS with `+crt-static`: a statically linked binary.
+    crt_static: bool,
+}
+
+impl CargoBuild {
+    fn parse(text: &str) -> CargoBuild {
+        CargoBuild {
+            text: text.to_owned(),
+            crates: regex::Regex::new(r"-p\s+([\w-]+)")
+                .unwrap()
+                .captures_iter(text)
+                .map(|c| c[1].to_owned())
+                .collect(),
+            crt_static: text.contains(r#"RUSTFLAGS="-C target-feature=+crt-static""#),
+        }
+    }
+}
 
 /// Package names of the workspace's members, and the binaries of each.
 fn workspace_packages() -> BTreeMap<String, Vec<String>> {
@@ -34,52 +90,86 @@ fn workspace_packages() -> BTreeMap<String, Vec<String>> {
 fn the_dockerfile_ships_what_the_manifests_run() {
     let dockerfile = std::fs::read_to_string(deploy().join("Dockerfile")).unwrap();
     let packages = workspace_packages();
-    // `cargo build -p` names workspace crates, and every binary copied is
-    // one of theirs.
-    let build_line = dockerfile
-        .split("RUN cargo build")
-        .nth(1)
-        .expect("a RUN cargo build")
-        .split("\n\n")
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(build_line.contains("--release") && build_line.contains("--locked"));
-    let crates: BTreeSet<String> = regex::Regex::new(r"-p\s+([\w-]+)")
-        .unwrap()
-        .captures_iter(&build_line)
-        .map(|c| c[1].to_owned())
+    let instructions = instructions(&dockerfile);
+    // `cargo build -p` names workspace crates, released as locked.
+    let steps: Vec<CargoBuild> = instructions
+        .iter()
+        .filter(|i| i.starts_with("RUN ") && i.contains("cargo build"))
+        .map(|i| CargoBuild::parse(i))
         .collect();
-    for krate in &crates {
+    assert!(!steps.is_empty(), "no RUN cargo build");
+    for step in &steps {
         assert!(
-            packages.contains_key(krate),
-            "cargo build -p {krate}: no such workspace member"
+            step.text.contains("--release") && step.text.contains("--locked"),
+            "{}",
+            step.text
         );
+        for krate in &step.crates {
+            assert!(
+                packages.contains_key(krate),
+                "cargo build -p {krate}: no such workspace member"
+            );
+        }
     }
-    let copied: BTreeMap<String, String> = regex::Regex::new(
-        r"(?m)^COPY (?:--from=build /src/target/release/(\S+)|(\S+)) /usr/local/bin/(\S+)$",
-    )
-    .unwrap()
-    .captures_iter(&dockerfile)
-    .map(|c| {
-        let source = c.get(1).or(c.get(2)).unwrap().as_str().to_owned();
-        (c[3].to_owned(), source)
-    })
-    .collect();
+    // Where each program in /usr/local/bin comes from.
+    let copied: BTreeMap<String, String> =
+        regex::Regex::new(r"(?m)^COPY (?:--from=build )?(\S+) /usr/local/bin/(\S+)$")
+            .unwrap()
+            .captures_iter(&instructions.join("\n"))
+            .map(|c| (c[2].to_owned(), c[1].to_owned()))
+            .collect();
     for (program, krate) in OUR_BINARIES {
-        assert!(
-            crates.contains(krate),
-            "the Dockerfile does not build {krate}"
-        );
         assert!(
             packages[krate].contains(&program.to_owned()),
             "{krate} has no binary {program}"
         );
-        assert_eq!(
-            copied.get(program).map(String::as_str),
-            Some(program),
-            "COPY of {program}"
-        );
+        let built: Vec<&CargoBuild> = steps.iter().filter(|s| s.crates.contains(krate)).collect();
+        assert!(!built.is_empty(), "the Dockerfile does not build {krate}");
+        let source = copied
+            .get(program)
+            .unwrap_or_else(|| panic!("no COPY of {program} into /usr/local/bin"));
+        let must_be_static = STATIC_BINARIES.iter().any(|(p, _)| *p == program);
+        for step in &built {
+            assert_eq!(
+                step.crt_static, must_be_static,
+                "{krate} built with crt-static: {}, expected {must_be_static} (STATIC_BINARIES in tests/tests/deploy/tables.rs): {}",
+                step.crt_static, step.text
+            );
+        }
+        if must_be_static {
+            // Only with --target do the flags spare build scripts and
+            // proc-macros; the image gets the binary of that build, and the
+            // build fails if it has a program interpreter (dynamic).
+            let step = built[0];
+            assert!(
+                step.text.contains("--target "),
+                "crt-static without --target links build scripts and proc-macros statically too: {}",
+                step.text
+            );
+            let from_target = regex::Regex::new(&format!(
+                r#"target/\S*/release/{}"?\s+{}(\s|$)"#,
+                regex::escape(program),
+                regex::escape(source)
+            ))
+            .unwrap();
+            assert!(
+                from_target.is_match(&step.text),
+                "COPY of {program} takes {source}, which is not the statically built one of: {}",
+                step.text
+            );
+            assert!(
+                step.text
+                    .contains(&format!("! readelf -lW {source} | grep -q INTERP")),
+                "the build of {program} does not check it is static: {}",
+                step.text
+            );
+        } else {
+            assert_eq!(
+                source,
+                &format!("/src/target/release/{program}"),
+                "COPY of {program}"
+            );
+        }
     }
     for (program, file) in OUR_SCRIPTS {
         assert_eq!(

@@ -30,6 +30,13 @@ pub const OUR_BINARIES: [(&str, &str); 5] = [
     ("podroute-cni", "podroute-cni"),
     ("podctl", "podctl"),
 ];
+/// Our programs that leave the image: built statically (glibc's
+/// crt-static), since what runs them there has other libraries than the
+/// image: program, why.
+pub const STATIC_BINARIES: [(&str, &str); 1] = [(
+    "podroute-cni",
+    "install-cni copies it onto the host, where the container runtime runs it with the host's glibc (older than bookworm's on RHEL 8, Ubuntu 20.04, Debian 11, Amazon Linux 2)",
+)];
 /// Our scripts in the image: program, file in the repository.
 pub const OUR_SCRIPTS: [(&str, &str); 1] =
     [("podroute-create-defaults", "deploy/create-defaults.sh")];
@@ -256,7 +263,11 @@ pub const PRIVILEGES: [(&str, &str, bool, &[&str]); 12] = [
         true,
         &["NET_ADMIN", "NET_RAW"],
     ),
-    ("podroute-cleanup", "files", true, &[]),
+    // rm -rf of root's files, and of ipamd's store, whose folder is
+    // 65532's (mode 0755): unlinking there needs write permission on it,
+    // which root has only with DAC_OVERRIDE. No FOWNER: no folder removed
+    // from is sticky, and rm changes no owner or mode.
+    ("podroute-cleanup", "files", true, &["DAC_OVERRIDE"]),
     ("podroute-cleanup", "folders", true, &[]),
     ("podroute-cleanup", "done", false, &[]),
 ];

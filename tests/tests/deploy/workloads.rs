@@ -118,12 +118,15 @@ fn the_node_daemonset_runs_everywhere_on_the_host_network() {
             Some("system-node-critical")
         );
         assert_eq!(pod.service_account_name.as_deref(), Some("podroute-node"));
+        // No key and no effect: every taint, NoExecute ones included
+        // (not-ready, unreachable), for ever.
         let tolerations = pod.tolerations.clone().unwrap_or_default();
         assert!(
             tolerations.len() == 1
                 && tolerations[0].operator.as_deref() == Some("Exists")
                 && tolerations[0].key.is_none()
-                && tolerations[0].effect.is_none(),
+                && tolerations[0].effect.is_none()
+                && tolerations[0].toleration_seconds.is_none(),
             "{}: podroute-node must tolerate every taint",
             build.name
         );
@@ -301,6 +304,27 @@ fn ipamd_keeps_one_store_writer() {
                 .get("node-role.kubernetes.io/control-plane"),
             Some(&String::new())
         );
+        // On a control-plane node that is not Ready yet (no CNI before
+        // ipamd runs), and never evicted from it: NoExecute not-ready (a
+        // fresh node's) and unreachable tolerated for ever, not the
+        // default 300 s.
+        let tolerations = pod.tolerations.clone().unwrap_or_default();
+        for (key, effect) in [
+            ("node-role.kubernetes.io/control-plane", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoSchedule"),
+            ("node.kubernetes.io/network-unavailable", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoExecute"),
+            ("node.kubernetes.io/unreachable", "NoExecute"),
+        ] {
+            assert!(
+                tolerations.iter().any(|t| t.key.as_deref() == Some(key)
+                    && t.operator.as_deref() == Some("Exists")
+                    && t.effect.as_deref() == Some(effect)
+                    && t.toleration_seconds.is_none()),
+                "{}: ipamd does not tolerate {key}:{effect} for ever",
+                build.name
+            );
+        }
         let context = pod.security_context.as_ref().unwrap();
         assert_eq!(
             (context.run_as_non_root, context.run_as_user),
@@ -433,6 +457,38 @@ fn uninstall_removes_what_install_leaves() {
         format!("/host{}", flag_value(&ipamd_line, "--data-dir").unwrap()),
     ];
     assert_eq!(removed[2..], expected);
+    // What the install gave to another user than root (ipamd's store
+    // folder) root can empty only with DAC_OVERRIDE.
+    let store_owner = command_line(
+        &ipamd,
+        j,
+        &ipamd_w,
+        containers(ipamd_w.spec)
+            .find(|c| c.name == "store-owner")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(store_owner[0], "chown");
+    assert!(!store_owner[1].starts_with("0:"), "{store_owner:?}");
+    assert!(
+        removed.contains(&format!("/host{}", store_owner[2])),
+        "{store_owner:?}"
+    );
+    let files = containers(cleanup.spec)
+        .find(|c| c.name == "files")
+        .unwrap();
+    let added = files
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.clone())
+        .unwrap_or_default();
+    assert!(
+        added.iter().any(|c| c == "DAC_OVERRIDE"),
+        "the cleanup's files step removes {} (chowned to {}) as root without DAC_OVERRIDE: rm fails",
+        store_owner[2],
+        store_owner[1]
+    );
     assert_eq!(line("routes")[..2], ["podroute-bgpd", "--cleanup"]);
     assert_eq!(line("policy"), ["podroute-policy-agent", "--cleanup"]);
     // The cleanup's bgpd configuration loads (its kernelTable is all the
