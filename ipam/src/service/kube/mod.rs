@@ -378,7 +378,15 @@ impl<S: Store> Reconciler<S> {
 
     async fn pass(&mut self) {
         // Nodes first: the pools' nodeSelectors match their labels.
-        self.nodes.sync(&self.ipamd, &self.stores.nodes).await;
+        let pods_complete = self.views.get(PODS).complete;
+        self.nodes
+            .sync(
+                &self.ipamd,
+                &self.stores.nodes,
+                &self.stores.pods,
+                pods_complete,
+            )
+            .await;
         self.pools.sync(&self.ipamd, &self.stores.pools).await;
         let known_nodes = self.nodes.known();
         let view = self.views.get(PODS);

@@ -1,8 +1,10 @@
 // Nodes from the cluster: their labels fill the engine's node directory
 // (pools' nodeSelector, and the node list `podctl ipam check` compares
 // blocks with), and a Node deleted from the cluster gives everything back:
-// its pods are gone with it, so every allocation of the node is released
-// and its empty blocks return to their pools at once, not after
+// every allocation of the node whose pod is gone is released (a pod still
+// in the cluster keeps its address: kubelet may still run it until the
+// controller-manager deletes it, and a pod's address must never be handed
+// out twice), and its empty blocks return to their pools at once, not after
 // --empty-block-grace (blocks with an address still cooling down follow
 // when it has cooled; blocks other nodes' pods borrow from stay theirs).
 //
@@ -16,14 +18,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
-use kube::runtime::reflector::Store as Reflected;
+use kube::runtime::reflector::{ObjectRef, Store as Reflected};
 use tracing::{debug, info};
 
 use super::log_failure;
 
 use crate::allocator;
+use crate::model::HandleRecord;
 use crate::service::nodes::Labels;
 use crate::service::stats::ReleaseCause;
 use crate::service::{Ipamd, unix_ms};
@@ -54,7 +57,16 @@ impl NodeSync {
     }
 
     /// Applies the store: the directory, then what deleted nodes leave.
-    pub async fn sync<S: Store>(&mut self, ipamd: &Ipamd<S>, nodes: &Reflected<Node>) {
+    /// `pods` is the pod store, and `pods_complete` whether it holds a
+    /// complete list: a deleted node's addresses are released only then,
+    /// and only those of pods gone.
+    pub async fn sync<S: Store>(
+        &mut self,
+        ipamd: &Ipamd<S>,
+        nodes: &Reflected<Node>,
+        pods: &Reflected<Pod>,
+        pods_complete: bool,
+    ) {
         let directory: BTreeMap<String, Labels> = nodes
             .state()
             .iter()
@@ -63,7 +75,7 @@ impl NodeSync {
         let current: BTreeSet<String> = directory.keys().cloned().collect();
         if self.listed {
             for gone in self.known.difference(&current) {
-                info!(node = %gone, "node deleted from the cluster: releasing its addresses and returning its blocks");
+                info!(node = %gone, "node deleted from the cluster: releasing the addresses of its pods as they go, and returning its blocks");
                 self.departed.insert(gone.clone(), Departed::default());
             }
         }
@@ -83,9 +95,12 @@ impl NodeSync {
         }
         self.known = current;
         self.listed = true;
+        if !pods_complete {
+            return;
+        }
         let departed: Vec<String> = self.departed.keys().cloned().collect();
         for node in departed {
-            if self.give_back(ipamd, &node).await {
+            if self.give_back(ipamd, &node, pods).await {
                 self.departed.remove(&node);
             }
         }
@@ -95,15 +110,27 @@ impl NodeSync {
     /// when nothing of it is left. Failures are retried next pass, and so
     /// is a handle made in the very millisecond of a collection (which
     /// GarbageCollect leaves alone, as it would a pod being added).
-    async fn give_back<S: Store>(&mut self, ipamd: &Ipamd<S>, node: &str) -> bool {
+    async fn give_back<S: Store>(
+        &mut self,
+        ipamd: &Ipamd<S>,
+        node: &str,
+        pods: &Reflected<Pod>,
+    ) -> bool {
         let Some(departed) = self.departed.get_mut(node) else {
             return true;
         };
-        let handles = ipamd
-            .read(|mirror| mirror.state.handles_of_node(node).count())
+        let (handles, valid) = ipamd
+            .read(|mirror| {
+                let state = &mirror.state;
+                let valid: HashSet<String> = state
+                    .handles_of_node(node)
+                    .filter(|handle| still_there(&handle.value, node, pods))
+                    .map(|handle| handle.value.handle.clone())
+                    .collect();
+                (state.handles_of_node(node).count(), valid)
+            })
             .await;
-        if handles > 0 || !departed.collected {
-            let valid = HashSet::new();
+        if handles > valid.len() || !departed.collected {
             match ipamd
                 .garbage_collect_for(node, &valid, "", ReleaseCause::NodeDeleted)
                 .await
@@ -169,4 +196,18 @@ impl NodeSync {
         }
         left == 0 && handles == 0
     }
+}
+
+/// Whether `handle` of deleted node `node` belongs to a pod still in the
+/// cluster on that node (or not yet on any): it keeps its address until the
+/// pod object goes.
+fn still_there(handle: &HandleRecord, node: &str, pods: &Reflected<Pod>) -> bool {
+    if handle.pod_namespace.is_empty() || handle.pod_name.is_empty() {
+        return false;
+    }
+    let key = ObjectRef::new(&handle.pod_name).within(&handle.pod_namespace);
+    pods.get(&key).is_some_and(|pod| {
+        let bound = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref());
+        bound.is_none_or(|bound| bound.is_empty() || bound == node)
+    })
 }

@@ -365,7 +365,7 @@ async fn a_nodes_labels_select_its_pools() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_deleted_node_gives_back_its_addresses_and_blocks_at_once() {
+async fn a_deleted_node_gives_back_the_addresses_of_its_pods_gone_and_its_blocks() {
     let objects = [
         (IPPOOLS, ippool("p", "10.1.0.0/24", json!({}))),
         (NODES_KIND, node("n1", json!({}))),
@@ -389,6 +389,27 @@ async fn a_deleted_node_gives_back_its_addresses_and_blocks_at_once() {
         .unwrap();
 
     h.api.delete(NODES_KIND, "", "n1");
+    // n1's pods are still in the cluster (kubelet may still run them until
+    // the controller-manager deletes them): they keep their addresses; the
+    // standalone allocation goes at once.
+    wait_state(&h.ipamd, "the standalone allocation released", |state| {
+        state.handle("standalone").is_none()
+    })
+    .await;
+    settle().await;
+    assert!(
+        held(&h.ipamd, "ha").await,
+        "a pod still in the cluster keeps its address"
+    );
+    assert!(
+        held(&h.ipamd, "hb").await,
+        "a pod still in the cluster keeps its address"
+    );
+
+    // The pods go: their addresses and n1's block come back at once, with
+    // no pod grace.
+    h.api.delete(PODS_KIND, "web", "a");
+    h.api.delete(PODS_KIND, "web", "b");
     wait_state(&h.ipamd, "n1's handles and blocks gone", |state| {
         state.handles_of_node("n1").count() == 0 && state.blocks_of_node("n1").count() == 0
     })
@@ -419,6 +440,9 @@ async fn a_failing_node_list_deletes_nothing_until_a_complete_list_shows_the_nod
     h.api.fail_lists(NODES_KIND, 10);
     h.api.expire_watches(NODES_KIND);
     h.api.delete(NODES_KIND, "", "n1");
+    // Its pod goes with it (well within the pod grace): only the node's
+    // deletion may release the address, once it is known.
+    h.api.delete(PODS_KIND, "web", "a");
     // (kube's watcher starts each relist afresh: its backoff stays near
     // its first step, 0.8 s and some jitter.)
     h.api
