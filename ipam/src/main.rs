@@ -179,10 +179,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ipamd = Ipamd::start_with(store, settings, nodes.clone(), uptime)
         .await
         .with_context(|| format!("cannot load {description}"))?;
-    if args.kube {
-        // Before the probes see the engine: not ready until listed.
-        spawn_kube_source(&args, &ipamd).await?;
-    }
+    // Before the probes see the engine: not ready until listed.
+    let kube_source = match args.kube {
+        true => Some(spawn_kube_source(&args, &ipamd).await?),
+        false => None,
+    };
     observer.loaded(ipamd.clone());
     tracing::info!(store = %description, "IPAM store loaded");
 
@@ -204,7 +205,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let unix = Server::builder().add_service(IpamApi::new(ipamd.clone()).into_server());
     let admin = daemon::serve_admin_until_stopped(podroute_ipam::DAEMON_NAME, &socket, unix);
     let failed = ipamd.clone();
-    let failed = async move { failed.failed().await };
+    // A Kubernetes source that ends (it should not) stops ipamd, so it is
+    // restarted, rather than serve on with labels, pools and GC frozen.
+    let source_ended = async move {
+        match kube_source {
+            Some(source) => match source.await {
+                Ok(()) => "the Kubernetes source stopped".to_owned(),
+                Err(e) => format!("the Kubernetes source failed: {e}"),
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let failed = async move {
+        tokio::select! {
+            reason = failed.failed() => reason,
+            reason = source_ended => reason,
+        }
+    };
     match args.listen {
         None => tokio::select! {
             served = admin => served?,
@@ -277,7 +294,10 @@ async fn server_tls(args: &Args) -> anyhow::Result<Option<ServerTls>> {
 }
 
 /// The Kubernetes source; ipamd is not ready until its first complete list.
-async fn spawn_kube_source<S: Store>(args: &Args, ipamd: &Ipamd<S>) -> anyhow::Result<()> {
+async fn spawn_kube_source<S: Store>(
+    args: &Args,
+    ipamd: &Ipamd<S>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let client = kube::client(args.kubeconfig.as_deref())
         .await
         .context("cannot configure the Kubernetes client")?;
@@ -285,12 +305,12 @@ async fn spawn_kube_source<S: Store>(args: &Args, ipamd: &Ipamd<S>) -> anyhow::R
         pod_gc_grace: Duration::from_secs(args.pod_gc_grace),
         ..KubeConfig::default()
     };
-    tokio::spawn(kube::run(client, ipamd.clone(), config));
+    let source = tokio::spawn(kube::run(client, ipamd.clone(), config));
     tracing::info!(
         pod_gc_grace_seconds = args.pod_gc_grace,
         "following IPPools, Nodes and Pods in Kubernetes"
     );
-    Ok(())
+    Ok(source)
 }
 
 async fn apply_manifests<S: Store>(ipamd: &Ipamd<S>, path: &Path) -> anyhow::Result<()> {

@@ -18,7 +18,9 @@ pub use super::pool::IPPool;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IpPoolStatus {
-    /// Addresses the pool can hand out (its size less reserved ones).
+    /// Addresses the pool can hand out (its size less reserved ones), at
+    /// most 2^53 - 1 (the largest integer the API keeps exact; an IPv6
+    /// pool's is larger and shows as that).
     pub capacity: u64,
     /// Addresses held by pods.
     pub allocated: u64,

@@ -62,7 +62,8 @@ impl From<ServiceError> for Status {
             ServiceError::Pool(e) => e.class(),
             ServiceError::Unavailable(_)
             | ServiceError::Contended { .. }
-            | ServiceError::Stopping => return Status::unavailable(message),
+            | ServiceError::Stopping
+            | ServiceError::NotReady(_) => return Status::unavailable(message),
             ServiceError::Store(_) => return Status::internal(message),
             ServiceError::Denied(_) => return Status::permission_denied(message),
             ServiceError::Unreadable(_) => return Status::failed_precondition(message),

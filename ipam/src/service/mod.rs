@@ -60,6 +60,10 @@ pub enum ServiceError {
     Contended { attempts: u32 },
     #[error("ipamd is stopping")]
     Stopping,
+    /// Its source of pools has not given them, or refused the store: an
+    /// allocation now could come from the wrong pool or the wrong store.
+    #[error("ipamd is not ready: {0}")]
+    NotReady(String),
     #[error("permission denied: {0}")]
     Denied(String),
     #[error(
@@ -316,6 +320,11 @@ impl<S: Store> Ipamd<S> {
     }
 
     pub async fn allocate(&self, request: AllocateRequest) -> Result<Vec<Allocated>, ServiceError> {
+        // Readiness keeps the Service's traffic away meanwhile; this also
+        // turns away callers that reach ipamd directly.
+        if let Some(reason) = self.source_pending().clone() {
+            return Err(ServiceError::NotReady(reason));
+        }
         match self.submit(Job::Allocate(request)).await {
             Ok(Answer::Allocated(addresses)) => Ok(addresses),
             Ok(other) => Err(unexpected(&other)),

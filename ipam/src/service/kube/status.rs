@@ -28,6 +28,11 @@ use crate::store::Store;
 /// How often pools' status is compared with the store.
 pub const INTERVAL: Duration = Duration::from_secs(5);
 
+/// The largest integer a status may hold: the API server decodes JSON
+/// numbers as floats and accepts one as an `integer` only up to 2^53 - 1,
+/// so an IPv6 pool's capacity (2^64 and more) would make every patch fail.
+pub const MAX_STATUS_NUMBER: u64 = (1 << 53) - 1;
+
 pub struct StatusWriter<S: Store> {
     api: Api<DynamicObject>,
     ipamd: Ipamd<S>,
@@ -85,9 +90,9 @@ impl<S: Store> StatusWriter<S> {
                     .into_iter()
                     .map(|pool| {
                         let status = IpPoolStatus {
-                            capacity: pool.capacity,
-                            allocated: pool.allocated,
-                            blocks: pool.blocks_claimed,
+                            capacity: pool.capacity.min(MAX_STATUS_NUMBER),
+                            allocated: pool.allocated.min(MAX_STATUS_NUMBER),
+                            blocks: pool.blocks_claimed.min(MAX_STATUS_NUMBER),
                         };
                         (pool.pool, status)
                     })

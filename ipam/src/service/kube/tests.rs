@@ -745,6 +745,13 @@ async fn an_empty_store_the_ippools_say_had_blocks_is_refused_until_their_status
     assert!(status_patches(&h.api, "p").is_empty());
     let reason = h.ipamd.ready().unwrap_err();
     assert!(reason.contains("kubectl patch ippool p"), "{reason}");
+    // A caller that reaches ipamd directly (not through its Service) is
+    // turned away too.
+    let refused = h.ipamd.allocate(request("n1", "h1", "web", "a")).await;
+    assert!(
+        matches!(refused, Err(ServiceError::NotReady(ref reason)) if reason.contains("another store")),
+        "{refused:?}"
+    );
 
     // The operator started the store afresh on purpose and clears the status.
     let mut cleared = h.api.object(IPPOOLS, "", "p").unwrap();
@@ -755,4 +762,35 @@ async fn an_empty_store_the_ippools_say_had_blocks_is_refused_until_their_status
         state.pools().count() == 1
     })
     .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ipv6_pools_status_holds_only_numbers_the_api_keeps_exact() {
+    // fd00:10:244::/56 holds 2^72 addresses: written as such, the API server
+    // would refuse every patch (it accepts integers only up to 2^53 - 1).
+    let objects = [
+        (
+            IPPOOLS,
+            ippool("v6", "fd00:10:244::/56", json!({"blockSize": 122})),
+        ),
+        (NODES_KIND, node("n1", json!({}))),
+    ];
+    let h = start(&objects, config()).await;
+    wait_ready(&h.ipamd).await;
+    wait_until("the first status", || {
+        std::future::ready(!status_patches(&h.api, "v6").is_empty())
+    })
+    .await;
+    let body = status_patches(&h.api, "v6")[0].body.clone().unwrap();
+    assert_eq!(
+        body,
+        json!({"status": {"capacity": status::MAX_STATUS_NUMBER, "allocated": 0, "blocks": 0}})
+    );
+    for field in ["capacity", "allocated", "blocks"] {
+        let value = body["status"][field].as_u64().unwrap();
+        assert!(
+            value < 1 << 53,
+            "{field} {value} is not exact as a JSON number"
+        );
+    }
 }
