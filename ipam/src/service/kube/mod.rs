@@ -22,7 +22,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::Store as Reflected;
-use kube::runtime::watcher;
+use kube::runtime::watcher::{self, ListSemantic};
 use kube::{Api, Client};
 use podroute_k8s::reflect::{Progress, follow, keep_identity, watch_dynamic, watch_kind};
 use tokio::sync::watch;
@@ -134,25 +134,10 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
     let views = Arc::new(Views::new(ipamd.changes()));
     // Untyped: one pool a newer CRD wrote must not hide the others
     // (pools.rs converts each on its own).
-    let (pools, pool_events) = watch_dynamic(
-        POOLS,
-        &client,
-        resource,
-        watcher::Config::default(),
-        strip_pool,
-    );
-    let (nodes, node_events) = watch_kind::<Node>(
-        NODES,
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        strip_node,
-    );
-    let (pods, pod_events) = watch_kind::<Pod>(
-        PODS,
-        Api::all(client),
-        watcher::Config::default(),
-        strip_pod,
-    );
+    let (pools, pool_events) = watch_dynamic(POOLS, &client, resource, watch_config(), strip_pool);
+    let (nodes, node_events) =
+        watch_kind::<Node>(NODES, Api::all(client.clone()), watch_config(), strip_node);
+    let (pods, pod_events) = watch_kind::<Pod>(PODS, Api::all(client), watch_config(), strip_pod);
     let events = stream::select_all(
         [pool_events, node_events, pod_events].map(|events| views.clone().track(events)),
     );
@@ -180,6 +165,15 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
         () = followed => {}
         () = guarded => {}
     }
+}
+
+/// Every watcher's settings. Relists are quorum reads (kube-runtime's
+/// default, said here so a change of default cannot pass unseen): a relist
+/// served from an API server's cache (`ListSemantic::Any`) may be older
+/// than what the store already showed, bringing back deleted nodes and
+/// pods or hiding new ones, and deleted nodes and pod GC act on it.
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().list_semantic(ListSemantic::MostRecent)
 }
 
 /// Waits until the IPPools are listed and agree that this store can be
