@@ -38,6 +38,9 @@ pub use podroute_k8s::{ClientError, client};
 /// `--pod-gc-grace`'s default: how long a pod must have been gone before
 /// its addresses are released (Calico's kube-controllers wait as long).
 pub const DEFAULT_POD_GC_GRACE: Duration = Duration::from_secs(300);
+/// The longest `--pod-gc-grace` ipamd takes (30 days): longer would be no
+/// collection at all, better said by a flag of its own.
+pub const MAX_POD_GC_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// What /readyz says until the first complete list has been applied.
 pub const NOT_LISTED: &str =
     "waiting for the first complete list of IPPools, Nodes and Pods from Kubernetes";

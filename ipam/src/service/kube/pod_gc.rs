@@ -117,11 +117,12 @@ impl PodGc {
     }
 
     /// When the next handle's grace ends, if after `now` (one already due
-    /// whose release failed waits for the next pass).
+    /// whose release failed waits for the next pass). A grace too long for
+    /// the clock ends never.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.absent_since
             .values()
-            .map(|since| *since + self.grace)
+            .filter_map(|since| since.checked_add(self.grace))
             .filter(|deadline| *deadline > now)
             .min()
     }
@@ -327,5 +328,23 @@ mod tests {
         );
         let due = gc.evaluate(vec![late], heard, much_later + GRACE);
         assert_eq!(names(&due), ["late"]);
+    }
+
+    #[test]
+    fn a_grace_too_long_for_the_clock_ends_never() {
+        let mut gc = PodGc::new(Duration::MAX);
+        let view = View {
+            complete: true,
+            heard_at: 10,
+        };
+        let t0 = Instant::now();
+        assert!(gc.evaluate(vec![unbacked_one("h", 5)], view, t0).is_empty());
+        assert_eq!(gc.next_deadline(t0), None);
+        let later = t0 + Duration::from_secs(3600);
+        assert!(
+            gc.evaluate(vec![unbacked_one("h", 5)], view, later)
+                .is_empty()
+        );
+        assert_eq!(gc.waiting(), 1);
     }
 }
