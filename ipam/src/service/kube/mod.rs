@@ -140,14 +140,16 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
     let (pools, pool_events) = watch_dynamic(POOLS, &client, resource, watch_config(), strip_pool);
     let (nodes, node_events) =
         watch_kind::<Node>(NODES, Api::all(client.clone()), watch_config(), strip_node);
-    let (pods, pod_events) = watch_kind::<Pod>(PODS, Api::all(client), watch_config(), strip_pod);
+    let (pods, pod_events) =
+        watch_kind::<Pod>(PODS, Api::all(client.clone()), watch_config(), strip_pod);
     let events = stream::select_all(
         [pool_events, node_events, pod_events].map(|events| views.clone().track(events)),
     );
     let stores = Stores { pools, nodes, pods };
     // Bumped after each burst of changes once every kind is listed.
     let (changed_tx, changed) = watch::channel(0u64);
-    let reconciler = Reconciler::new(ipamd.clone(), stores.clone(), views, &config);
+    let live = pod_gc::LiveCheck::new(client);
+    let reconciler = Reconciler::new(ipamd.clone(), stores.clone(), views, live, &config);
     let (guard_ipamd, guard_pools) = (ipamd.clone(), stores.pools.clone());
     let status = status::StatusWriter::new(pools_api, ipamd, stores.pools, config.status_interval);
     let followed = follow(events, &KINDS, DEBOUNCE, std::future::pending(), || {
@@ -331,12 +333,20 @@ struct Reconciler<S: Store> {
     pools: pools::PoolSync,
     nodes: nodes::NodeSync,
     pod_gc: pod_gc::PodGc,
+    /// Reads each pod due for collection from the API server first.
+    live: pod_gc::LiveCheck,
     /// The first pass has run (ipamd is ready since).
     listed: bool,
 }
 
 impl<S: Store> Reconciler<S> {
-    fn new(ipamd: Ipamd<S>, stores: Stores, views: Arc<Views>, config: &KubeConfig) -> Self {
+    fn new(
+        ipamd: Ipamd<S>,
+        stores: Stores,
+        views: Arc<Views>,
+        live: pod_gc::LiveCheck,
+        config: &KubeConfig,
+    ) -> Self {
         Reconciler {
             ipamd,
             stores,
@@ -344,6 +354,7 @@ impl<S: Store> Reconciler<S> {
             pools: pools::PoolSync::default(),
             nodes: nodes::NodeSync::default(),
             pod_gc: pod_gc::PodGc::new(config.pod_gc_grace),
+            live,
             listed: false,
         }
     }
@@ -385,7 +396,12 @@ impl<S: Store> Reconciler<S> {
             .read(|mirror| pod_gc::unbacked(&mirror.state, &pods, known_nodes))
             .await;
         let due = self.pod_gc.evaluate(unbacked, view, Instant::now());
-        pod_gc::release(&self.ipamd, &due).await;
+        // The cache may lag behind the cluster: the API server has the
+        // last word on each handle due (one GET each, and none when none
+        // is due).
+        let confirmed = self.live.confirm(due, known_nodes).await;
+        self.pod_gc.seen_live(&confirmed.present, Instant::now());
+        pod_gc::release(&self.ipamd, &confirmed.gone).await;
         if !self.listed {
             self.listed = true;
             self.ipamd.set_source_pending(None);
