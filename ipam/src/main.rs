@@ -80,8 +80,13 @@ struct Args {
     #[arg(long, conflicts_with = "manifests")]
     kube: bool,
     /// With --kube: seconds a pod must have been gone from the cluster
-    /// before the addresses allocated for it are released.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    /// before the addresses allocated for it are released (1 to 2592000,
+    /// 30 days).
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=kube::MAX_POD_GC_GRACE.as_secs())
+    )]
     pod_gc_grace: u64,
     /// Never hand out addresses from another node's block (no borrowing).
     #[arg(long)]
@@ -365,6 +370,29 @@ async fn follow_manifests<S: Store>(
                 error = format!("{e:#}"),
                 "manifests refused; running pools unchanged"
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_gc_grace(value: &str) -> Result<u64, clap::Error> {
+        Args::try_parse_from(["podroute-ipamd", "--kube", "--pod-gc-grace", value])
+            .map(|args| args.pod_gc_grace)
+    }
+
+    #[test]
+    fn pod_gc_grace_is_at_least_a_second_and_at_most_thirty_days() {
+        assert_eq!(pod_gc_grace("1").unwrap(), 1);
+        assert_eq!(pod_gc_grace("2592000").unwrap(), 30 * 24 * 3600);
+        assert_eq!(
+            Duration::from_secs(pod_gc_grace("2592000").unwrap()),
+            kube::MAX_POD_GC_GRACE
+        );
+        for refused in ["0", "2592001", "18446744073709551615"] {
+            assert!(pod_gc_grace(refused).is_err(), "{refused} taken");
         }
     }
 }

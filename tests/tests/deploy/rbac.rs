@@ -133,6 +133,17 @@ fn rbac_grants_exactly_what_the_components_use() {
         watched, table,
         "policy-agent/src/source/kube.rs watches other kinds than the table grants"
     );
+    // ipamd's pod GC reads each pod live before releasing its addresses
+    // (the watch may lag): that read is what `get` on pods is for.
+    let pod_gc = std::fs::read_to_string(repo().join("ipam/src/service/kube/pod_gc.rs")).unwrap();
+    let ipamd_gets_pods = RBAC
+        .iter()
+        .any(|g| g.account == "podroute-ipamd" && g.resource == "pods" && g.verbs.contains(&"get"));
+    assert_eq!(
+        pod_gc.contains(".get_opt("),
+        ipamd_gets_pods,
+        "ipam/src/service/kube/pod_gc.rs reads pods live (get) or not, unlike the table"
+    );
     // podroute-create-defaults may create exactly the resources of the
     // documents it is given.
     let defaults: BTreeSet<String> = build("deploy/podroute.yaml")

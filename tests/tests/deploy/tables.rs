@@ -195,9 +195,9 @@ pub const RBAC: [Grant; 12] = [
         namespace: None,
         group: "",
         resource: "pods",
-        verbs: &["list", "watch"],
+        verbs: &["get", "list", "watch"],
         names: &[],
-        why: "ipamd --kube: pods gone longer than --pod-gc-grace",
+        why: "ipamd --kube: pods gone longer than --pod-gc-grace; get: a live read before each release",
     },
     Grant {
         account: "podroute-ipamd",

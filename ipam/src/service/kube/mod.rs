@@ -22,7 +22,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::Store as Reflected;
-use kube::runtime::watcher;
+use kube::runtime::watcher::{self, ListSemantic};
 use kube::{Api, Client};
 use podroute_k8s::reflect::{Progress, follow, keep_identity, watch_dynamic, watch_kind};
 use tokio::sync::watch;
@@ -38,6 +38,9 @@ pub use podroute_k8s::{ClientError, client};
 /// `--pod-gc-grace`'s default: how long a pod must have been gone before
 /// its addresses are released (Calico's kube-controllers wait as long).
 pub const DEFAULT_POD_GC_GRACE: Duration = Duration::from_secs(300);
+/// The longest `--pod-gc-grace` ipamd takes (30 days): longer would be no
+/// collection at all, better said by a flag of its own.
+pub const MAX_POD_GC_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// What /readyz says until the first complete list has been applied.
 pub const NOT_LISTED: &str =
     "waiting for the first complete list of IPPools, Nodes and Pods from Kubernetes";
@@ -134,32 +137,19 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
     let views = Arc::new(Views::new(ipamd.changes()));
     // Untyped: one pool a newer CRD wrote must not hide the others
     // (pools.rs converts each on its own).
-    let (pools, pool_events) = watch_dynamic(
-        POOLS,
-        &client,
-        resource,
-        watcher::Config::default(),
-        strip_pool,
-    );
-    let (nodes, node_events) = watch_kind::<Node>(
-        NODES,
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        strip_node,
-    );
-    let (pods, pod_events) = watch_kind::<Pod>(
-        PODS,
-        Api::all(client),
-        watcher::Config::default(),
-        strip_pod,
-    );
+    let (pools, pool_events) = watch_dynamic(POOLS, &client, resource, watch_config(), strip_pool);
+    let (nodes, node_events) =
+        watch_kind::<Node>(NODES, Api::all(client.clone()), watch_config(), strip_node);
+    let (pods, pod_events) =
+        watch_kind::<Pod>(PODS, Api::all(client.clone()), watch_config(), strip_pod);
     let events = stream::select_all(
         [pool_events, node_events, pod_events].map(|events| views.clone().track(events)),
     );
     let stores = Stores { pools, nodes, pods };
     // Bumped after each burst of changes once every kind is listed.
     let (changed_tx, changed) = watch::channel(0u64);
-    let reconciler = Reconciler::new(ipamd.clone(), stores.clone(), views, &config);
+    let live = pod_gc::LiveCheck::new(client);
+    let reconciler = Reconciler::new(ipamd.clone(), stores.clone(), views, live, &config);
     let (guard_ipamd, guard_pools) = (ipamd.clone(), stores.pools.clone());
     let status = status::StatusWriter::new(pools_api, ipamd, stores.pools, config.status_interval);
     let followed = follow(events, &KINDS, DEBOUNCE, std::future::pending(), || {
@@ -180,6 +170,15 @@ async fn follow_cluster<S: Store>(client: Client, ipamd: Ipamd<S>, config: KubeC
         () = followed => {}
         () = guarded => {}
     }
+}
+
+/// Every watcher's settings. Relists are quorum reads (kube-runtime's
+/// default, said here so a change of default cannot pass unseen): a relist
+/// served from an API server's cache (`ListSemantic::Any`) may be older
+/// than what the store already showed, bringing back deleted nodes and
+/// pods or hiding new ones, and deleted nodes and pod GC act on it.
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().list_semantic(ListSemantic::MostRecent)
 }
 
 /// Waits until the IPPools are listed and agree that this store can be
@@ -334,12 +333,20 @@ struct Reconciler<S: Store> {
     pools: pools::PoolSync,
     nodes: nodes::NodeSync,
     pod_gc: pod_gc::PodGc,
+    /// Reads each pod due for collection from the API server first.
+    live: pod_gc::LiveCheck,
     /// The first pass has run (ipamd is ready since).
     listed: bool,
 }
 
 impl<S: Store> Reconciler<S> {
-    fn new(ipamd: Ipamd<S>, stores: Stores, views: Arc<Views>, config: &KubeConfig) -> Self {
+    fn new(
+        ipamd: Ipamd<S>,
+        stores: Stores,
+        views: Arc<Views>,
+        live: pod_gc::LiveCheck,
+        config: &KubeConfig,
+    ) -> Self {
         Reconciler {
             ipamd,
             stores,
@@ -347,6 +354,7 @@ impl<S: Store> Reconciler<S> {
             pools: pools::PoolSync::default(),
             nodes: nodes::NodeSync::default(),
             pod_gc: pod_gc::PodGc::new(config.pod_gc_grace),
+            live,
             listed: false,
         }
     }
@@ -396,7 +404,12 @@ impl<S: Store> Reconciler<S> {
             .read(|mirror| pod_gc::unbacked(&mirror.state, &pods, known_nodes))
             .await;
         let due = self.pod_gc.evaluate(unbacked, view, Instant::now());
-        pod_gc::release(&self.ipamd, &due).await;
+        // The cache may lag behind the cluster: the API server has the
+        // last word on each handle due (one GET each, and none when none
+        // is due).
+        let confirmed = self.live.confirm(due, known_nodes).await;
+        self.pod_gc.seen_live(&confirmed.present, Instant::now());
+        pod_gc::release(&self.ipamd, &confirmed.gone).await;
         if !self.listed {
             self.listed = true;
             self.ipamd.set_source_pending(None);

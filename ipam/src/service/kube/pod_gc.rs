@@ -4,16 +4,18 @@
 // kube-controllers release the addresses of pods long gone. Kubelet's CNI
 // DEL and CNI GC release almost everything; this catches what they missed
 // (a node that died with its pods, a DEL that never came). The bookkeeping
-// is pure (time and the pod view are inputs); the reconciler feeds it and
-// releases what it returns.
+// is pure (time and the pod view are inputs); the reconciler feeds it, asks
+// the API server itself about each handle due (LiveCheck: the watch cache
+// may lag behind the cluster) and releases only what that read confirms.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store as Reflected};
+use kube::{Api, Client};
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{View, log_failure, waits_for_store};
 use crate::model::{HandleRecord, State};
@@ -21,22 +23,34 @@ use crate::service::Ipamd;
 use crate::service::stats::ReleaseCause;
 use crate::store::{Revision, Store};
 
+/// How long a live read of a pod may take before the pass gives up on it
+/// (kube's client would wait for its read timeout, minutes, meanwhile
+/// holding up the pools and nodes of the same pass).
+pub const LIVE_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A handle whose pod the cluster does not show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unbacked {
     pub handle: String,
     /// The handle record's store revision (when it was last written).
     pub revision: Revision,
+    /// The node it was allocated on.
+    pub node: String,
+    /// Its pod's namespace and name.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Unbacked {
     /// `namespace/name`, for the logs.
-    pub pod: String,
+    pub fn pod(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
 }
 
 /// Every handle made for a pod (with a namespace and a name: a standalone
 /// CNI call's handle names none and is never collected here) that `pods`
-/// does not show on the handle's node. A pod of that name on another node
-/// is another pod (the name was reused, e.g. by a StatefulSet), when the
-/// handle's node is a Kubernetes node at all: a CNI plugin configured with
-/// another name for its node must not make every pod look gone.
+/// does not show on the handle's node (see `pod_backs`).
 pub fn unbacked(
     state: &State,
     pods: &Reflected<Pod>,
@@ -48,7 +62,9 @@ pub fn unbacked(
         .map(|handle| Unbacked {
             handle: handle.value.handle.clone(),
             revision: handle.revision,
-            pod: format!("{}/{}", handle.value.pod_namespace, handle.value.pod_name),
+            node: handle.value.node.clone(),
+            namespace: handle.value.pod_namespace.clone(),
+            name: handle.value.pod_name.clone(),
         })
         .collect()
 }
@@ -59,14 +75,23 @@ fn backed(handle: &HandleRecord, pods: &Reflected<Pod>, known_nodes: &BTreeSet<S
         return true;
     }
     let key = ObjectRef::new(&handle.pod_name).within(&handle.pod_namespace);
-    let Some(pod) = pods.get(&key) else {
+    pod_backs(&handle.node, pods.get(&key).as_deref(), known_nodes)
+}
+
+/// Whether `pod` (the handle's pod by namespace and name as the watch
+/// cache or the API server shows it; None: there is none) backs a handle
+/// allocated on `handle_node`. Any pod of that name does, finished or
+/// terminating, except one scheduled to another node (the name was
+/// reused, e.g. by a StatefulSet) when the handle's node is a Kubernetes
+/// node at all: a CNI plugin configured with another name for its node
+/// must not make every pod look gone.
+fn pod_backs(handle_node: &str, pod: Option<&Pod>, known_nodes: &BTreeSet<String>) -> bool {
+    let Some(pod) = pod else {
         return false;
     };
     let pod_node = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref());
     match pod_node {
-        Some(node) if !node.is_empty() && node != handle.node => {
-            !known_nodes.contains(&handle.node)
-        }
+        Some(node) if !node.is_empty() && node != handle_node => !known_nodes.contains(handle_node),
         _ => true,
     }
 }
@@ -116,12 +141,24 @@ impl PodGc {
         due
     }
 
+    /// Starts the clocks of `handles` over at `now`: the API server showed
+    /// their pods although the watch cache did not (it lags). Each is
+    /// read again a grace later if the cache still lacks its pod.
+    pub fn seen_live(&mut self, handles: &[String], now: Instant) {
+        for handle in handles {
+            if let Some(since) = self.absent_since.get_mut(handle) {
+                *since = now;
+            }
+        }
+    }
+
     /// When the next handle's grace ends, if after `now` (one already due
-    /// whose release failed waits for the next pass).
+    /// whose release or live read failed waits for the next pass). A grace
+    /// too long for the clock ends never.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.absent_since
             .values()
-            .map(|since| *since + self.grace)
+            .filter_map(|since| since.checked_add(self.grace))
             .filter(|deadline| *deadline > now)
             .min()
     }
@@ -130,6 +167,116 @@ impl PodGc {
     #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.absent_since.len()
+    }
+}
+
+/// What the API server said of the handles due.
+#[derive(Debug, Default)]
+pub struct Confirmed {
+    /// Their pods are gone (or another node's): release them.
+    pub gone: Vec<Unbacked>,
+    /// Their pods are there after all: the watch cache lags. Their clocks
+    /// start over (`PodGc::seen_live`).
+    pub present: Vec<String>,
+}
+
+/// Reads the pod of each handle due from the API server before it is
+/// released, as Calico's kube-controllers check a leak candidate again
+/// with a live read: the watch cache can lag behind the cluster (a watch
+/// minutes behind, an API server whose own cache is stale), and a pod it
+/// misses must not lose its address while it runs. A GET of one pod
+/// without a resourceVersion is a quorum read: it shows the pod as etcd
+/// has it now.
+pub struct LiveCheck {
+    client: Client,
+    /// The failure last logged at warn (each is logged once, and its end).
+    reported: Option<String>,
+}
+
+impl LiveCheck {
+    pub fn new(client: Client) -> Self {
+        LiveCheck {
+            client,
+            reported: None,
+        }
+    }
+
+    /// Of `due`, those whose pod the API server shows absent, or on another
+    /// node, by the rule the cache is judged by (`pod_backs`), and those it
+    /// shows there. One GET per handle due. The first read that fails (no
+    /// answer within LIVE_READ_TIMEOUT, 403, 5xx) ends the round: it and
+    /// the handles after it are neither, so they stay due and are read
+    /// again at the next pass, and an API server in trouble gets one
+    /// request per pass.
+    pub async fn confirm(
+        &mut self,
+        due: Vec<Unbacked>,
+        known_nodes: &BTreeSet<String>,
+    ) -> Confirmed {
+        let mut confirmed = Confirmed::default();
+        for handle in due {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), &handle.namespace);
+            let pod =
+                match tokio::time::timeout(LIVE_READ_TIMEOUT, pods.get_opt(&handle.name)).await {
+                    Ok(Ok(pod)) => pod,
+                    Ok(Err(error)) => {
+                        self.failed(&handle, &failure_reason(&error), &error.to_string());
+                        break;
+                    }
+                    Err(_) => {
+                        let reason = format!("no answer within {LIVE_READ_TIMEOUT:?}");
+                        self.failed(&handle, &reason, "timed out");
+                        break;
+                    }
+                };
+            if self.reported.take().is_some() {
+                info!("the API server answers reads of pods again; pod garbage collection goes on");
+            }
+            if pod_backs(&handle.node, pod.as_ref(), known_nodes) {
+                info!(
+                    handle = %handle.handle,
+                    pod = %handle.pod(),
+                    "the watch cache lacks this pod but the API server shows it: keeping its addresses"
+                );
+                confirmed.present.push(handle.handle);
+            } else {
+                confirmed.gone.push(handle);
+            }
+        }
+        confirmed
+    }
+
+    fn failed(&mut self, handle: &Unbacked, reason: &str, error: &str) {
+        if self.reported.as_deref() == Some(reason) {
+            debug!(pod = %handle.pod(), %reason, %error, "cannot read a pod before releasing its addresses");
+            return;
+        }
+        warn!(
+            handle = %handle.handle,
+            pod = %handle.pod(),
+            %reason,
+            %error,
+            "cannot read the pod from the API server before releasing its addresses; keeping them and reading again at the next pass"
+        );
+        self.reported = Some(reason.to_owned());
+    }
+}
+
+/// Why a live read failed, the same words for the same cause (what the
+/// warning is logged once for).
+fn failure_reason(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => {
+            "forbidden: ipamd's service account may not \
+             get pods (RBAC: its ClusterRole needs the verb get on pods, as \
+             deploy/base/rbac-ipamd.yaml grants)"
+                .to_owned()
+        }
+        kube::Error::Api(status) => {
+            format!("the API server answered {} {}", status.code, status.reason)
+        }
+        kube::Error::SerdeError(_) => "the API server's answer does not read as a Pod".to_owned(),
+        _ => "the API server could not be reached".to_owned(),
     }
 }
 
@@ -146,7 +293,7 @@ pub async fn release<S: Store>(ipamd: &Ipamd<S>, due: &[Unbacked]) {
             // Released meanwhile (CNI DEL, another replica).
             Ok(freed) if freed.is_empty() => {}
             Ok(freed) => {
-                debug!(handle = %handle.handle, pod = %handle.pod, addresses = freed.len(), "released the handle of a pod gone");
+                debug!(handle = %handle.handle, pod = %handle.pod(), addresses = freed.len(), "released the handle of a pod gone");
                 handles += 1;
                 addresses += freed.len();
             }
@@ -158,7 +305,8 @@ pub async fn release<S: Store>(ipamd: &Ipamd<S>, due: &[Unbacked]) {
                 &error,
                 &format!(
                     "cannot release handle {:?} of pod {} (gone)",
-                    handle.handle, handle.pod
+                    handle.handle,
+                    handle.pod()
                 ),
             ),
         }
@@ -208,7 +356,9 @@ mod tests {
         Unbacked {
             handle: name.to_owned(),
             revision,
-            pod: format!("ns/{name}"),
+            node: "n1".to_owned(),
+            namespace: "ns".to_owned(),
+            name: name.to_owned(),
         }
     }
 
@@ -327,5 +477,102 @@ mod tests {
         );
         let due = gc.evaluate(vec![late], heard, much_later + GRACE);
         assert_eq!(names(&due), ["late"]);
+    }
+
+    #[test]
+    fn a_pod_seen_live_starts_its_clock_over() {
+        let mut gc = PodGc::new(GRACE);
+        let view = View {
+            complete: true,
+            heard_at: 10,
+        };
+        let t0 = Instant::now();
+        gc.evaluate(vec![unbacked_one("h", 5)], view, t0);
+        let due = gc.evaluate(vec![unbacked_one("h", 5)], view, t0 + GRACE);
+        assert_eq!(names(&due), ["h"]);
+        // The API server shows the pod: not due again for a grace.
+        let t1 = t0 + GRACE + Duration::from_secs(1);
+        gc.seen_live(&["h".to_owned(), "unknown".to_owned()], t1);
+        assert_eq!(gc.waiting(), 1);
+        assert_eq!(gc.next_deadline(t1), Some(t1 + GRACE));
+        assert!(
+            gc.evaluate(
+                vec![unbacked_one("h", 5)],
+                view,
+                t1 + GRACE - Duration::from_millis(1)
+            )
+            .is_empty()
+        );
+        let due = gc.evaluate(vec![unbacked_one("h", 5)], view, t1 + GRACE);
+        assert_eq!(names(&due), ["h"]);
+    }
+
+    #[test]
+    fn a_grace_too_long_for_the_clock_ends_never() {
+        let mut gc = PodGc::new(Duration::MAX);
+        let view = View {
+            complete: true,
+            heard_at: 10,
+        };
+        let t0 = Instant::now();
+        assert!(gc.evaluate(vec![unbacked_one("h", 5)], view, t0).is_empty());
+        assert_eq!(gc.next_deadline(t0), None);
+        let later = t0 + Duration::from_secs(3600);
+        assert!(
+            gc.evaluate(vec![unbacked_one("h", 5)], view, later)
+                .is_empty()
+        );
+        assert_eq!(gc.waiting(), 1);
+    }
+
+    #[test]
+    fn a_live_pod_backs_a_handle_by_the_rule_the_cache_uses() {
+        let known: BTreeSet<String> = ["n1".to_owned(), "n2".to_owned()].into();
+        let on = |node: Option<&str>| pod("web", "a", node);
+        assert!(!pod_backs("n1", None, &known), "absent");
+        assert!(pod_backs("n1", Some(&on(Some("n1"))), &known));
+        assert!(
+            pod_backs("n1", Some(&on(None)), &known),
+            "not scheduled yet"
+        );
+        assert!(
+            !pod_backs("n1", Some(&on(Some("n2"))), &known),
+            "the name reused on another known node"
+        );
+        assert!(
+            pod_backs("host-1.example.com", Some(&on(Some("n2"))), &known),
+            "a handle's node Kubernetes does not know is judged by name only"
+        );
+        let mut finished = on(Some("n1"));
+        finished.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Succeeded".to_owned()),
+            ..Default::default()
+        });
+        assert!(
+            pod_backs("n1", Some(&finished), &known),
+            "a finished pod keeps its addresses while its object exists"
+        );
+    }
+
+    #[test]
+    fn a_forbidden_read_names_the_missing_rbac_verb() {
+        let status = |code: u16, reason: &str| {
+            kube::Error::Api(
+                serde_json::from_value::<kube::core::Status>(serde_json::json!({
+                    "status": "Failure",
+                    "code": code,
+                    "reason": reason,
+                    "message": "pods \"a\" is forbidden",
+                }))
+                .unwrap()
+                .boxed(),
+            )
+        };
+        let forbidden = failure_reason(&status(403, "Forbidden"));
+        assert!(forbidden.contains("get on pods"), "{forbidden}");
+        assert_eq!(
+            failure_reason(&status(503, "ServiceUnavailable")),
+            "the API server answered 503 ServiceUnavailable"
+        );
     }
 }

@@ -156,6 +156,52 @@ async fn held(ipamd: &Ipamd<MemoryStore>, handle: &str) -> bool {
         .await
 }
 
+/// The reads of single pods (the live check before a release).
+fn pod_reads(api: &FakeApi) -> Vec<podroute_k8s::fake::Seen> {
+    api.all_requests()
+        .into_iter()
+        .filter(|seen| seen.path.starts_with("/api/v1/namespaces/") && seen.path.contains("/pods/"))
+        .collect()
+}
+
+/// A client to the fake (`fake`, its own) whose pods watches fall behind
+/// while the returned sender holds `true`: each event the API server sends
+/// meanwhile waits, and they all arrive in order once it is `false` again.
+/// A watch minutes behind the cluster (an overloaded API server, a slow
+/// link) looks like this, with no error to tell.
+fn lagging_pods_watch(fake: Client) -> (Client, watch::Sender<bool>) {
+    use http_body_util::{BodyExt, StreamBody};
+
+    let (lag, lagging) = watch::channel(false);
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let (fake, lagging) = (fake.clone(), lagging.clone());
+        async move {
+            let uri = request.uri();
+            let pods_watch = uri.path() == PODS_KIND.path
+                && uri
+                    .query()
+                    .is_some_and(|query| query.contains("watch=true"));
+            let response = fake.send(request).await?;
+            if !pods_watch {
+                return Ok::<_, kube::Error>(response.map(BodyExt::boxed_unsync));
+            }
+            let (parts, body) = response.into_parts();
+            let frames = futures_util::stream::unfold(
+                (body, lagging),
+                |(mut body, mut lagging)| async move {
+                    let frame = body.frame().await?;
+                    // Passed on only while the watch keeps up.
+                    let _ = lagging.wait_for(|lag| !*lag).await;
+                    Some((frame, (body, lagging)))
+                },
+            );
+            let body = StreamBody::new(frames).boxed_unsync();
+            Ok(http::Response::from_parts(parts, body))
+        }
+    });
+    (Client::new(service, "default"), lag)
+}
+
 fn status_patches(api: &FakeApi, pool: &str) -> Vec<podroute_k8s::fake::Seen> {
     let path = format!("/apis/podroute.io/v1/ippools/{pool}/status");
     api.requests(&path)
@@ -497,6 +543,126 @@ async fn a_pod_gone_is_released_after_the_grace_and_a_pod_present_never() {
     assert!(held(&h.ipamd, "hb").await, "pod b is still there");
     assert!(held(&h.ipamd, "standalone").await, "no pod to judge it by");
     assert_eq!(h.ipamd.stats().releases(ReleaseCause::PodGone), 1);
+    // The API server was asked about pod a, the one handle due, only.
+    let reads: Vec<String> = pod_reads(&h.api)
+        .into_iter()
+        .map(|seen| seen.path)
+        .collect();
+    assert_eq!(reads, ["/api/v1/namespaces/web/pods/a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_lagging_watch_cache_lacks_is_read_live_and_keeps_its_address() {
+    let (api, fake) = FakeApi::start(&[IPPOOLS, NODES_KIND, PODS_KIND]);
+    api.put(IPPOOLS, ippool("p", "10.1.0.0/24", json!({})));
+    api.put(NODES_KIND, node("n1", json!({})));
+    api.put(PODS_KIND, pod("web", "a", "n1"));
+    let (client, lag) = lagging_pods_watch(fake);
+    let ipamd = engine().await;
+    let source = tokio::spawn(run(client, ipamd.clone(), config()));
+    wait_ready(&ipamd).await;
+    ipamd
+        .allocate(request("n1", "ha", "web", "a"))
+        .await
+        .unwrap();
+
+    // Pod a is deleted, and the cache hears of it at once. Then the watch
+    // falls behind, and pod a is created again on n1 (a StatefulSet's pod
+    // keeps its name): the cache misses it, the API server has it.
+    api.delete(PODS_KIND, "web", "a");
+    settle().await;
+    lag.send_replace(true);
+    api.put(PODS_KIND, pod("web", "a", "n1"));
+
+    // Past the grace the handle is due by the cache, and the API server's
+    // answer keeps it: one GET of the pod, a quorum read.
+    tokio::time::sleep(GRACE + Duration::from_secs(2)).await;
+    assert!(held(&ipamd, "ha").await, "released while its pod runs");
+    let reads = pod_reads(&api);
+    assert_eq!(reads.len(), 1, "{reads:#?}");
+    assert_eq!(reads[0].method, Method::GET);
+    assert_eq!(reads[0].path, "/api/v1/namespaces/web/pods/a");
+    assert!(!reads[0].is_watch());
+    assert_eq!(reads[0].param("resourceVersion"), None, "not a quorum read");
+    // Its clock starts over: it is read again only a grace later.
+    tokio::time::sleep(GRACE).await;
+    assert!(held(&ipamd, "ha").await);
+    assert_eq!(pod_reads(&api).len(), 2);
+
+    // The watch catches up: the cache shows pod a, nothing more is read.
+    lag.send_replace(false);
+    tokio::time::sleep(GRACE * 3).await;
+    assert!(held(&ipamd, "ha").await);
+    assert_eq!(pod_reads(&api).len(), 2);
+    assert_eq!(ipamd.stats().releases(ReleaseCause::PodGone), 0);
+
+    // Deleted for good: the cache and the API server agree, released.
+    api.delete(PODS_KIND, "web", "a");
+    tokio::time::sleep(GRACE).await;
+    wait_until("ha released", || async { !held(&ipamd, "ha").await }).await;
+    assert_eq!(pod_reads(&api).len(), 3);
+    assert_eq!(ipamd.stats().releases(ReleaseCause::PodGone), 1);
+    source.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_live_read_keeps_the_handles_until_the_api_server_says_the_pods_are_gone() {
+    let objects = [
+        (IPPOOLS, ippool("p", "10.1.0.0/24", json!({}))),
+        (NODES_KIND, node("n1", json!({}))),
+        (PODS_KIND, pod("web", "a", "n1")),
+        (PODS_KIND, pod("web", "b", "n1")),
+    ];
+    let h = start(&objects, config()).await;
+    wait_ready(&h.ipamd).await;
+    for (handle, name) in [("ha", "a"), ("hb", "b")] {
+        h.ipamd
+            .allocate(request("n1", handle, "web", name))
+            .await
+            .unwrap();
+    }
+    h.api.delete(PODS_KIND, "web", "a");
+    h.api.delete(PODS_KIND, "web", "b");
+    settle().await;
+    // The first read of a pod answers 503.
+    h.api.fail_requests(
+        Method::GET,
+        "/api/v1/namespaces/web/pods/",
+        1,
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    tokio::time::sleep(GRACE - Duration::from_secs(2)).await;
+    assert!(pod_reads(&h.api).is_empty(), "read before the grace");
+    h.api
+        .wait_for_requests("the first live read", |api| !pod_reads(api).is_empty())
+        .await;
+    settle().await;
+    // Both kept; the pass stopped at the failure (b was not read).
+    assert!(held(&h.ipamd, "ha").await && held(&h.ipamd, "hb").await);
+    let reads: Vec<String> = pod_reads(&h.api)
+        .into_iter()
+        .map(|seen| seen.path)
+        .collect();
+    assert_eq!(reads, ["/api/v1/namespaces/web/pods/a"]);
+
+    // The next pass reads both again; the API server says 404: released.
+    wait_until("both released", || async {
+        !held(&h.ipamd, "ha").await && !held(&h.ipamd, "hb").await
+    })
+    .await;
+    let reads: Vec<String> = pod_reads(&h.api)
+        .into_iter()
+        .map(|seen| seen.path)
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            "/api/v1/namespaces/web/pods/a",
+            "/api/v1/namespaces/web/pods/a",
+            "/api/v1/namespaces/web/pods/b",
+        ]
+    );
+    assert_eq!(h.ipamd.stats().releases(ReleaseCause::PodGone), 2);
 }
 
 #[tokio::test(start_paused = true)]
