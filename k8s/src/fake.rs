@@ -27,6 +27,7 @@ use http_body::Frame;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use kube::Client;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tower_test::mock::SendResponse;
@@ -475,13 +476,14 @@ impl FakeApi {
                             metadata["continue"] = json!(next.encode());
                         }
                     }
-                    let items: Vec<&Value> = items.into_iter().map(|(_, object)| object).collect();
-                    let list = json!({
-                        "apiVersion": target.kind.api_version,
-                        "kind": format!("{}List", target.kind.kind),
-                        "metadata": metadata,
-                        "items": items,
-                    });
+                    // Serialized from the stored objects, not from a copy
+                    // of them: a page of a big cluster is megabytes.
+                    let list = ListBody {
+                        api_version: target.kind.api_version,
+                        kind: format!("{}List", target.kind.kind),
+                        metadata,
+                        items: items.into_iter().map(|(_, object)| object).collect(),
+                    };
                     return json_response(StatusCode::OK, &list);
                 }
             }
@@ -871,7 +873,17 @@ fn status_response(status: StatusCode, reason: &str, message: &str) -> Response<
     json_response(status, &status_json(status.as_u16(), reason, message))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
+/// A list as the API server sends it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    api_version: &'static str,
+    kind: String,
+    metadata: Value,
+    items: Vec<&'a Value>,
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<MockBody> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
