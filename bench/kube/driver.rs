@@ -1296,8 +1296,9 @@ fn report(points: &[Point], machine: &str) -> String {
                 continue;
             }
             let head = if row == 0 {
+                let runs = if reps == 1 { "run" } else { "runs" };
                 format!(
-                    "{scenario} | {} / {} ({reps} runs)",
+                    "{scenario} | {} / {} ({reps} {runs})",
                     thousands(*pods),
                     thousands(nodes)
                 )

@@ -52,7 +52,7 @@ declare -A driver=([policy]="$target/kube_bench" [ipamd]="$target/ipam_kube_benc
 # Builds and tests of others on the same cores: cargo, rustc and friends.
 # This script's own build is over by now, so every one is someone else's.
 builds() {
-  pgrep -l -x 'cargo|rustc|cargo-clippy|clippy-driver|cargo-nextest|rustdoc' || true
+  ps -eo pid=,comm= | awk '$2 ~ /^(cargo|rustc|cargo-clippy|clippy-driver|cargo-nextest|rustdoc)$/'
 }
 
 # Waits until no build has run for $1 seconds in a row.
