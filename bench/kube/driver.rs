@@ -1231,6 +1231,11 @@ fn ratio(naive: f64, ours: f64) -> String {
     }
 }
 
+/// A source that publishes something besides its stores (NaN: no point).
+fn holds(published_mb: f64) -> bool {
+    published_mb > 0.0
+}
+
 /// One figure of a point (several for the rebuilds).
 type Field = dyn Fn(&Point) -> Vec<f64>;
 
@@ -1292,7 +1297,7 @@ fn report(points: &[Point], machine: &str) -> String {
                 of(Mode::Ours, field),
                 of(Mode::Naive, field),
             );
-            if row == 4 && ours == 0.0 && naive == 0.0 {
+            if row == 4 && !holds(ours) && !holds(naive) {
                 continue;
             }
             let head = if row == 0 {
