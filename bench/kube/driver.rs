@@ -1275,9 +1275,10 @@ fn report(points: &[Point], machine: &str) -> String {
                 "start → first rebuild (every kind listed), ms",
                 &|p: &Point| vec![p.first_ms],
             ),
-            ("RSS after the list, MB over the fake's", &|p: &Point| {
-                vec![p.rss_mb]
-            }),
+            (
+                "RSS after the list (trimmed), MB over the fake's",
+                &|p: &Point| vec![p.rss_mb],
+            ),
             ("peak RSS (VmHWM), MB over the fake's", &|p: &Point| {
                 vec![p.peak_rss_mb]
             }),
