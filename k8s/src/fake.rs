@@ -1,8 +1,10 @@
 // A fake Kubernetes API server behind kube's mock service
 // (tower_test::mock), for the tests of every Kubernetes source. It answers
 // the way the real one does where our code can tell: a cluster-wide
-// resourceVersion bumped per change, lists with it, watches replayed from
-// the version asked for, 410 Gone below the compacted version, GET, POST
+// resourceVersion bumped per change, lists with it (in pages when a limit
+// is asked for, as kube's watcher does: 500 objects a page, each page a
+// request), watches replayed from the version asked for, 410 Gone below
+// the compacted version, GET, POST
 // (409 when the name is taken), PUT, PATCH (merge semantics, RFC 7386, for
 // every patch type; server-side apply creates a missing object) and DELETE
 // of single objects and of their `/status` subresource. A test can hold
@@ -15,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ use http_body::Frame;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use kube::Client;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tower_test::mock::SendResponse;
@@ -134,7 +138,7 @@ struct Collection {
     compacted: u64,
     /// Open watches, each with the namespace it is limited to.
     watches: Vec<(Option<String>, mpsc::UnboundedSender<Bytes>)>,
-    /// The resourceVersion of each list answered.
+    /// The resourceVersion of each list answered (its first page).
     lists_answered: Vec<u64>,
     /// Lists wait while this is set.
     held: bool,
@@ -299,7 +303,8 @@ impl FakeApi {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// The resourceVersion of each list of `kind` answered.
+    /// The resourceVersion of each list of `kind` answered (the first
+    /// page of a paged list).
     pub fn lists_answered(&self, kind: FakeKind) -> Vec<u64> {
         self.state.lock().unwrap().collections[kind.path]
             .lists_answered
@@ -366,7 +371,7 @@ impl FakeApi {
         }
         match (&seen.method, &target.name) {
             (&Method::GET, None) if seen.is_watch() => self.watch(&target, seen),
-            (&Method::GET, None) => self.list(&target).await,
+            (&Method::GET, None) => self.list(&target, seen).await,
             (&Method::POST, None) => self.state.lock().unwrap().create(&target, seen),
             (&Method::GET, Some(name)) => {
                 let state = self.state.lock().unwrap();
@@ -395,33 +400,90 @@ impl FakeApi {
         }
     }
 
-    async fn list(&self, target: &Target) -> Response<MockBody> {
+    /// A list, or one page of it when `limit` is asked for. Every page
+    /// carries the first page's resourceVersion and the next page starts
+    /// after the last key of the one before, in the objects as they are
+    /// when it is asked for: an object changed between two pages may be
+    /// listed as it was or as it is, and the watch from the list's version
+    /// replays the change either way (as with the real API server, whose
+    /// later pages are read at the first page's version). A continue token
+    /// from before the compacted version gets 410 Gone.
+    async fn list(&self, target: &Target, seen: &Seen) -> Response<MockBody> {
+        let limit = seen
+            .param("limit")
+            .and_then(|limit| limit.parse::<usize>().ok())
+            .filter(|limit| *limit > 0);
+        let resume = match seen.param("continue").filter(|token| !token.is_empty()) {
+            None => None,
+            Some(token) => match Continue::decode(token) {
+                Some(resume) => Some(resume),
+                None => {
+                    return status_response(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "invalid continue token",
+                    );
+                }
+            },
+        };
         loop {
             // Registered before the check, so a release in between wakes it.
             let released = self.released.notified();
             {
                 let mut state = self.state.lock().unwrap();
-                let version = state.version;
+                let current = state.version;
                 let collection = state.collections.get_mut(target.kind.path).unwrap();
                 if !collection.held {
-                    collection.lists_answered.push(version);
-                    let items: Vec<&Value> = collection
-                        .objects
-                        .iter()
+                    let (version, after) = match &resume {
+                        Some(resume) if resume.version < collection.compacted => {
+                            return status_response(
+                                StatusCode::GONE,
+                                "Expired",
+                                "The provided continue parameter is too old",
+                            );
+                        }
+                        Some(resume) => (resume.version, Some(&resume.after)),
+                        None => {
+                            collection.lists_answered.push(current);
+                            (current, None)
+                        }
+                    };
+                    let range = match after {
+                        Some(key) => collection
+                            .objects
+                            .range((Bound::Excluded(key.clone()), Bound::Unbounded)),
+                        None => collection.objects.range::<(String, String), _>(..),
+                    };
+                    let mut items: Vec<(&(String, String), &Value)> = range
                         .filter(|((namespace, _), _)| {
                             target
                                 .namespace
                                 .as_ref()
                                 .is_none_or(|want| want == namespace)
                         })
-                        .map(|(_, object)| object)
+                        .take(limit.map_or(usize::MAX, |limit| limit.saturating_add(1)))
                         .collect();
-                    let list = json!({
-                        "apiVersion": target.kind.api_version,
-                        "kind": format!("{}List", target.kind.kind),
-                        "metadata": {"resourceVersion": version.to_string()},
-                        "items": items,
-                    });
+                    let mut metadata = json!({"resourceVersion": version.to_string()});
+                    if let Some(limit) = limit
+                        && items.len() > limit
+                    {
+                        items.truncate(limit);
+                        if let Some((key, _)) = items.last() {
+                            let next = Continue {
+                                version,
+                                after: (*key).clone(),
+                            };
+                            metadata["continue"] = json!(next.encode());
+                        }
+                    }
+                    // Serialized from the stored objects, not from a copy
+                    // of them: a page of a big cluster is megabytes.
+                    let list = ListBody {
+                        api_version: target.kind.api_version,
+                        kind: format!("{}List", target.kind.kind),
+                        metadata,
+                        items: items.into_iter().map(|(_, object)| object).collect(),
+                    };
                     return json_response(StatusCode::OK, &list);
                 }
             }
@@ -687,6 +749,37 @@ impl Collection {
     }
 }
 
+/// Where the next page of a list starts: after `after`, at `version`.
+/// Encoded in hex, so the token needs no escaping in a query.
+struct Continue {
+    version: u64,
+    after: (String, String),
+}
+
+impl Continue {
+    fn encode(&self) -> String {
+        let (namespace, name) = &self.after;
+        let text = format!("{}/{namespace}/{name}", self.version);
+        text.bytes().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn decode(token: &str) -> Option<Continue> {
+        let bytes = (0..token.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(token.get(at..at + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.splitn(3, '/');
+        let version = parts.next()?.parse().ok()?;
+        let namespace = parts.next()?.to_owned();
+        let name = parts.next()?.to_owned();
+        Some(Continue {
+            version,
+            after: (namespace, name),
+        })
+    }
+}
+
 /// RFC 7386 JSON merge patch.
 fn merge(target: &mut Value, patch: &Value) {
     let Some(fields) = patch.as_object() else {
@@ -780,7 +873,17 @@ fn status_response(status: StatusCode, reason: &str, message: &str) -> Response<
     json_response(status, &status_json(status.as_u16(), reason, message))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
+/// A list as the API server sends it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<'a> {
+    api_version: &'static str,
+    kind: String,
+    metadata: Value,
+    items: Vec<&'a Value>,
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<MockBody> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -791,8 +894,8 @@ fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{Node, Secret};
-    use kube::Api;
-    use kube::api::{Patch, PatchParams, PostParams};
+    use kube::api::{ListParams, Patch, PatchParams, PostParams};
+    use kube::{Api, ResourceExt};
 
     use super::*;
 
@@ -839,6 +942,48 @@ mod tests {
         assert!(api.object(FakeKind::SECRETS, "system", "tls").is_some());
         secrets.delete("tls", &Default::default()).await.unwrap();
         assert!(api.object(FakeKind::SECRETS, "system", "tls").is_none());
+    }
+
+    #[tokio::test]
+    async fn lists_are_paged_at_the_first_pages_version() {
+        let (api, client) = FakeApi::start(&[FakeKind::NODES]);
+        for name in ["n1", "n2", "n3", "n4", "n5"] {
+            api.put(FakeKind::NODES, node(name));
+        }
+        let nodes: Api<Node> = Api::all(client);
+        let mut params = ListParams::default().limit(2);
+        let mut names = Vec::new();
+        let mut versions = Vec::new();
+        loop {
+            let page = nodes.list(&params).await.unwrap();
+            assert!(page.items.len() <= 2);
+            names.extend(page.items.iter().map(|node| node.name_any()));
+            versions.push(page.metadata.resource_version.clone().unwrap());
+            // A change between pages: not in this list's version.
+            api.put(FakeKind::NODES, node("n0"));
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => break,
+            }
+        }
+        assert_eq!(names, ["n1", "n2", "n3", "n4", "n5"]);
+        assert_eq!(versions, ["5", "5", "5"]);
+        assert_eq!(api.lists_answered(FakeKind::NODES), [5]);
+
+        let first = nodes.list(&ListParams::default().limit(2)).await.unwrap();
+        let token = first.metadata.continue_.unwrap();
+        api.put(FakeKind::NODES, node("n6"));
+        api.expire_watches(FakeKind::NODES);
+        let expired = nodes
+            .list(&ListParams::default().limit(2).continue_token(&token))
+            .await;
+        assert!(
+            matches!(expired, Err(kube::Error::Api(ref status)) if status.code == 410),
+            "{expired:?}"
+        );
+        let whole = nodes.list(&ListParams::default()).await.unwrap();
+        assert_eq!(whole.items.len(), 7);
+        assert_eq!(whole.metadata.continue_, None);
     }
 
     #[tokio::test]

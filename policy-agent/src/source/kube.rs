@@ -49,6 +49,31 @@ pub enum KubeSourceError {
 /// backoff (0.8 s doubling to 30 s); the last snapshot stays published
 /// meanwhile.
 pub async fn run(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
+    follow_cluster(client, tx, strip_namespace, strip_pod, strip_policy).await;
+}
+
+/// [`run`] with stores of whole objects, as a source written without
+/// strippers would keep them: the baseline bench/kube measures the stores'
+/// memory against. Not for the agent.
+#[doc(hidden)]
+pub async fn run_unstripped(client: Client, tx: watch::Sender<Option<Arc<Snapshot>>>) {
+    follow_cluster(
+        client,
+        tx,
+        |_: &mut Namespace| {},
+        |_: &mut Pod| {},
+        |_: &mut NetworkPolicy| {},
+    )
+    .await;
+}
+
+async fn follow_cluster(
+    client: Client,
+    tx: watch::Sender<Option<Arc<Snapshot>>>,
+    strip_namespace: impl FnMut(&mut Namespace) + Send + 'static,
+    strip_pod: impl FnMut(&mut Pod) + Send + 'static,
+    strip_policy: impl FnMut(&mut NetworkPolicy) + Send + 'static,
+) {
     let (namespaces, namespace_events) = watch_kind::<Namespace>(
         Kind::Namespaces.name(),
         Api::all(client.clone()),

@@ -425,20 +425,23 @@ impl<S: Store> Reconciler<S> {
 
 // Strippers: the stores hold every Node and Pod of the cluster, so each
 // keeps only what this source reads (and the metadata the reflector keys
-// on).
+// on). The Node's and Pod's are public (hidden) for bench/kube, which
+// measures these stores against stores of whole objects.
 
 fn strip_pool(pool: &mut DynamicObject) {
     keep_identity(&mut pool.metadata);
 }
 
-fn strip_node(node: &mut Node) {
+#[doc(hidden)]
+pub fn strip_node(node: &mut Node) {
     keep_identity(&mut node.metadata);
     node.metadata.deletion_timestamp = None;
     node.spec = None;
     node.status = None;
 }
 
-fn strip_pod(pod: &mut Pod) {
+#[doc(hidden)]
+pub fn strip_pod(pod: &mut Pod) {
     keep_identity(&mut pod.metadata);
     pod.metadata.labels = None;
     pod.spec = pod.spec.take().map(|spec| PodSpec {
