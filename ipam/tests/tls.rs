@@ -55,11 +55,7 @@ impl Pki {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    podroute_proto::test_port::unused_port()
 }
 
 async fn connect(

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod observe;
 pub mod reload;
 pub mod shutdown;
+pub mod test_port;
 
 pub mod common {
     pub mod v1 {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ impl Bgpd {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let bgpd = Bgpd {
+        let mut bgpd = Bgpd {
             child,
             log,
             config: config_path,
@@ -73,7 +73,12 @@ impl Bgpd {
                 .build()
                 .unwrap(),
         };
-        wait_until("bgpd's admin socket", || bgpd.socket.exists());
+        // A bgpd that exits (a port taken, a refused configuration) is
+        // reported at once with its log, not after the deadline.
+        wait_until("bgpd's admin socket", || {
+            assert!(bgpd.is_running(), "podroute-bgpd exited:\n{}", bgpd.log());
+            bgpd.socket.exists()
+        });
         bgpd
     }
 
@@ -136,11 +141,7 @@ impl Bgpd {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    podroute_proto::test_port::unused_port()
 }
 
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

@@ -134,11 +134,7 @@ pub async fn speaker(yaml: &str) -> podroute_bgpd::speaker::Speaker {
 
 /// A free TCP port on 127.0.0.1 (free when asked; bgpd binds it next).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    podroute_proto::test_port::unused_port()
 }
 
 /// Two iBGP speakers on the loopback, AS 65000: A (127.0.0.1, listening,
