@@ -5,9 +5,11 @@
 // reachability probe (`podlab probe`) the policy tests run in pods.
 
 pub mod cluster;
+pub mod cmdline;
 pub mod cni;
 pub mod error;
 pub mod lab;
+pub mod manifests;
 pub mod netns;
 pub mod pods;
 pub mod probe;
