@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod cni;
 pub mod error;
 pub mod lab;
+pub mod labcluster;
 pub mod manifests;
 pub mod netns;
 pub mod pods;
@@ -19,6 +20,7 @@ pub mod topology;
 
 pub use error::LabError;
 pub use lab::{DownOutcome, Lab, LabOptions};
+pub use labcluster::{LabCluster, LabPod, PortSpec};
 pub use role::Role;
 pub use status::{LabStatus, lab_status};
 pub use topology::{Topology, TopologyError};
