@@ -359,7 +359,7 @@ fn bulk_create_and_delete(f: &Fabric) {
     }
     for address in &addresses {
         let out = f
-            .podctl_json(&nodes[0], &["ipam", "show", &address.to_string()])
+            .podctl_json(&nodes[0], &["ipam", "show", "--ip", &address.to_string()])
             .unwrap();
         assert_ne!(out["state"], "allocated", "{address}: {out}");
     }
