@@ -101,3 +101,25 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The folder cargo put podlab in (target/debug), where the daemons a lab's
+/// cluster runs must be too.
+pub fn bin_dir() -> PathBuf {
+    let podlab = PathBuf::from(env!("CARGO_BIN_EXE_podlab"));
+    let dir = podlab.parent().unwrap().to_path_buf();
+    for program in [
+        "podroute-bgpd",
+        "podroute-ipamd",
+        "podroute-policy-agent",
+        "podroute-cni",
+        "podctl",
+    ] {
+        assert!(
+            dir.join(program).is_file(),
+            "{} not found: cargo build -p podroute-bgpd -p podroute-ipam -p podroute-policy \
+             -p podroute-cni -p podctl first",
+            dir.join(program).display()
+        );
+    }
+    dir
+}
