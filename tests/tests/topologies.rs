@@ -3,7 +3,12 @@
 // node binds exists, each podroute cluster file is accepted by bgpd's own
 // loader for every node in it and agrees with the lab's addressing, each
 // pool file by ipamd's loader, and the containerlab entry points are valid
-// POSIX sh. The bring-up tests further down start each lab for real.
+// POSIX sh. The bring-up tests further down start each lab for real with
+// `podlab up` and wait for every BGP session it is built for (and, in
+// interop, the routes both ways). They need root and the daemons built
+// beside podlab (cargo build -p podroute-bgpd -p podroute-ipam -p
+// podroute-policy -p podroute-cni -p podctl), as `cargo test --workspace`
+// builds them.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -15,10 +20,11 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::repo_path;
 use podroute_lab::topology::Node;
-use podroute_lab::{Role, Topology};
+use podroute_lab::{LabOptions, Role, Topology};
 
 /// The topologies the demo, the end-to-end tests and the benchmark build on.
 const TOPOLOGIES: [&str; 5] = [
@@ -328,4 +334,314 @@ fn entry_points_are_valid_sh_and_the_same_in_every_lab() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Bring-up: each lab up for real through the podlab command (which starts
+// bgpd, the policy agent and ipamd on it), every BGP session it is built
+// for Established on both ends.
+
+/// How long a lab gets for all its sessions: FRR's connect timers and
+/// podroute's connectRetryTime are 1 s, so this is slack for a loaded
+/// machine, not an expectation.
+const SESSIONS_UP: Duration = Duration::from_secs(60);
+/// Between two looks at a lab.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A lab brought up by `podlab up` under a unique name, brought down by
+/// `podlab down` when dropped, also when the test fails.
+struct UpLab {
+    name: String,
+    file: String,
+}
+
+impl UpLab {
+    fn up(topology: &str, prefix: &str) -> UpLab {
+        let name = LabOptions::unique(prefix).name.unwrap();
+        let file = topology_file(topology).display().to_string();
+        let lab = UpLab { name, file };
+        let out = podlab(&["up", &lab.file, "--name", &lab.name]);
+        assert!(
+            out.status.success(),
+            "podlab up {topology}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    /// A command's standard output in `node`, or None if it failed.
+    fn exec(&self, node: &str, argv: &[&str]) -> Option<String> {
+        let mut args = vec!["exec", "--name", &self.name, &self.file, node, "--"];
+        args.extend_from_slice(argv);
+        let out = podlab(&args);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// podctl on `node` (its daemons' sockets), JSON output.
+    fn podctl(&self, node: &str, argv: &[&str]) -> Option<serde_json::Value> {
+        let mut args = vec!["podctl", self.name.as_str(), node, "--", "-o", "json"];
+        args.extend_from_slice(argv);
+        let out = podlab(&args);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The peers of `node`'s podroute-bgpd that are Established.
+    fn podroute_established(&self, node: &str) -> BTreeSet<String> {
+        let Some(peers) = self.podctl(node, &["bgp", "peers"]) else {
+            return BTreeSet::new();
+        };
+        peers["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["state"] == "Established")
+            .filter_map(|p| p["peer"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The neighbours of FRR node `node` that are Established.
+    fn frr_established(&self, node: &str) -> BTreeSet<String> {
+        let Some(text) = self.exec(node, &["vtysh", "-c", "show bgp summary json"]) else {
+            return BTreeSet::new();
+        };
+        let summary: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        summary["ipv4Unicast"]["peers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| p["state"] == "Established")
+            .map(|(address, _)| address.clone())
+            .collect()
+    }
+
+    /// Waits until `check` holds, or fails naming `what` and the last
+    /// thing seen.
+    fn wait<T: std::fmt::Debug>(&self, what: &str, mut check: impl FnMut() -> (bool, T)) {
+        let deadline = Instant::now() + SESSIONS_UP;
+        loop {
+            let (ok, seen) = check();
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lab {}: {what} within {SESSIONS_UP:?}; last seen: {seen:?}",
+                self.name
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until `node`'s podroute-bgpd has exactly `peers` Established.
+    fn wait_podroute(&self, node: &str, peers: &[&str]) {
+        let want: BTreeSet<String> = peers.iter().map(|p| p.to_string()).collect();
+        self.wait(&format!("{node}'s sessions with {peers:?}"), || {
+            let seen = self.podroute_established(node);
+            (seen == want, seen)
+        });
+    }
+
+    /// Waits until FRR node `node` has exactly `peers` Established.
+    fn wait_frr(&self, node: &str, peers: &[&str]) {
+        let want: BTreeSet<String> = peers.iter().map(|p| p.to_string()).collect();
+        self.wait(&format!("{node}'s sessions with {peers:?}"), || {
+            let seen = self.frr_established(node);
+            (seen == want, seen)
+        });
+    }
+}
+
+impl Drop for UpLab {
+    fn drop(&mut self) {
+        let out = podlab(&["down", &self.file, "--name", &self.name]);
+        if !out.status.success() {
+            eprintln!(
+                "podlab down {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn podlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_podlab"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn two_node_tor_sessions_come_up() {
+    let lab = UpLab::up("two-node-tor", "tt2");
+    lab.wait_podroute("n1", &["10.0.1.1"]);
+    lab.wait_podroute("n2", &["10.0.2.1"]);
+    lab.wait_frr("tor", &["10.0.1.2", "10.0.2.2"]);
+}
+
+#[test]
+fn leaf_spine_sessions_come_up() {
+    let lab = UpLab::up("leaf-spine", "tls");
+    for (node, leaves) in [
+        ("n1", ["10.1.0.1", "10.1.0.2"]),
+        ("n2", ["10.1.0.1", "10.1.0.2"]),
+        ("n3", ["10.2.0.1", "10.2.0.2"]),
+        ("n4", ["10.2.0.1", "10.2.0.2"]),
+    ] {
+        lab.wait_podroute(node, &leaves);
+    }
+    // Leaf L of spine S is 10.254.SL.2; a leaf's nodes are .11 and .12
+    // of its rack's LAN.
+    for (leaf, l, rack) in [
+        ("leaf1a", 1, 1),
+        ("leaf1b", 2, 1),
+        ("leaf2a", 3, 2),
+        ("leaf2b", 4, 2),
+    ] {
+        let peers = [
+            format!("10.254.1{l}.1"),
+            format!("10.254.2{l}.1"),
+            format!("10.{rack}.0.11"),
+            format!("10.{rack}.0.12"),
+        ];
+        lab.wait_frr(leaf, &peers.iter().map(String::as_str).collect::<Vec<_>>());
+        // BFD with both nodes of the rack, which the demo's restart relies on.
+        let nodes: BTreeSet<String> = peers[2..].iter().cloned().collect();
+        lab.wait(&format!("{leaf}'s BFD with {nodes:?}"), || {
+            let text = lab
+                .exec(leaf, &["vtysh", "-c", "show bfd peers json"])
+                .unwrap_or_default();
+            let list: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let up: BTreeSet<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["status"] == "up")
+                .filter_map(|p| p["peer"].as_str().map(str::to_string))
+                .collect();
+            (up == nodes, text)
+        });
+    }
+    for s in [1, 2] {
+        let peers: Vec<String> = (1..=4).map(|l| format!("10.254.{s}{l}.2")).collect();
+        lab.wait_frr(
+            &format!("spine{s}"),
+            &peers.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+}
+
+#[test]
+fn mesh_sessions_come_up() {
+    let lab = UpLab::up("mesh", "tms");
+    let all = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
+    for (i, node) in ["n1", "n2", "n3", "n4"].into_iter().enumerate() {
+        let others: Vec<&str> = all.iter().copied().filter(|a| *a != all[i]).collect();
+        lab.wait_podroute(node, &others);
+    }
+}
+
+#[test]
+fn route_reflector_sessions_come_up() {
+    let lab = UpLab::up("route-reflector", "trr");
+    let clients: Vec<String> = (11..=16).map(|i| format!("10.0.0.{i}")).collect();
+    let mut rr1: Vec<&str> = clients.iter().map(String::as_str).collect();
+    let mut rr2 = rr1.clone();
+    rr1.push("10.0.0.2");
+    rr2.push("10.0.0.1");
+    lab.wait_podroute("rr1", &rr1);
+    lab.wait_podroute("rr2", &rr2);
+    for i in 1..=6 {
+        lab.wait_podroute(&format!("c{i}"), &["10.0.0.1", "10.0.0.2"]);
+    }
+}
+
+#[test]
+fn interop_sessions_come_up_and_routes_cross() {
+    let lab = UpLab::up("interop", "tio");
+    lab.wait_podroute("n1", &["10.0.0.2", "10.0.0.3", "10.0.0.4"]);
+    lab.wait_frr("frr", &["10.0.0.1"]);
+    lab.wait("bird's session with n1", || {
+        let out = lab.exec("bird", &["birdc", "show", "protocols", "n1"]);
+        let ok = out.as_deref().is_some_and(|o| o.contains("Established"));
+        (ok, out)
+    });
+    lab.wait("gobgp's session with n1", || {
+        let out = lab.exec("gobgp", &["gobgp", "neighbor", "10.0.0.1"]);
+        let ok = out
+            .as_deref()
+            .is_some_and(|o| o.to_ascii_lowercase().contains("bgp state = established"));
+        (ok, out)
+    });
+
+    // n1 installs the three peers' prefixes into its kernel.
+    lab.wait("n1's routes to the three peers' prefixes", || {
+        let routes = lab
+            .exec("n1", &["ip", "route", "show", "proto", "podroute"])
+            .unwrap_or_default();
+        let ok = [
+            ("192.0.2.0/24 ", "via 10.0.0.2 "),
+            ("198.51.100.0/24 ", "via 10.0.0.3 "),
+            ("203.0.113.0/24 ", "via 10.0.0.4 "),
+        ]
+        .iter()
+        .all(|(prefix, via)| {
+            routes
+                .lines()
+                .any(|l| l.starts_with(prefix) && l.contains(via))
+        });
+        (ok, routes)
+    });
+
+    // A pod on n1 gives it a block, which all three peers then receive.
+    let out = podlab(&[
+        "pod",
+        "create",
+        &lab.name,
+        "--node",
+        "n1",
+        "--namespace",
+        "x",
+        "--name",
+        "a",
+    ]);
+    assert!(
+        out.status.success(),
+        "pod create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ip: std::net::Ipv4Addr = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find_map(|w| w.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no pod IP in {}", String::from_utf8_lossy(&out.stdout)));
+    let block = ipnetwork::Ipv4Network::new(ip, 26).unwrap();
+    let block = format!("{}/26", block.network());
+    lab.wait(&format!("frr to receive {block}"), || {
+        let out = lab.exec(
+            "frr",
+            &["vtysh", "-c", &format!("show ip route {block} json")],
+        );
+        let ok = out.as_deref().is_some_and(|o| o.contains("10.0.0.1"));
+        (ok, out)
+    });
+    lab.wait(&format!("bird to receive {block}"), || {
+        let out = lab.exec("bird", &["birdc", "show", "route", "for", &ip.to_string()]);
+        let ok = out
+            .as_deref()
+            .is_some_and(|o| o.contains(&block) && o.contains("10.0.0.1"));
+        (ok, out)
+    });
+    lab.wait(&format!("gobgp to receive {block}"), || {
+        let out = lab.exec("gobgp", &["gobgp", "global", "rib", "-a", "ipv4"]);
+        let ok = out.as_deref().is_some_and(|o| {
+            o.lines()
+                .any(|l| l.contains(&block) && l.contains("10.0.0.1"))
+        });
+        (ok, out)
+    });
 }
