@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::repo_path;
+use common::{bin_dir, repo_path};
 use podroute_lab::topology::Node;
 use podroute_lab::{LabOptions, Role, Topology};
 
@@ -357,6 +357,8 @@ struct UpLab {
 
 impl UpLab {
     fn up(topology: &str, prefix: &str) -> UpLab {
+        // podlab runs the daemons from its own folder: say so if one is missing.
+        bin_dir();
         let name = LabOptions::unique(prefix).name.unwrap();
         let file = topology_file(topology).display().to_string();
         let lab = UpLab { name, file };
