@@ -88,6 +88,20 @@ impl Drop for DownOnDrop {
     }
 }
 
+/// Copies folder `from` into `to`, recursively (a lab's bind files).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// The folder cargo put podlab in (target/debug), where the daemons a lab's
 /// cluster runs must be too.
 pub fn bin_dir() -> PathBuf {
