@@ -7,7 +7,8 @@
 # kernel routes, pods pinging and moving data across racks, the fabric's
 # hops, a NetworkPolicy refusing a connection and podctl saying why, and a
 # node's bgpd killed and restarted without losing a ping. Ends with a
-# summary of every check; exits 1 if any failed.
+# summary of every check (also when a step breaks off); exits 1 if any
+# failed.
 #
 #   scripts/demo.sh           # tears the lab down at the end
 #   scripts/demo.sh --keep    # leaves it up to explore
@@ -29,6 +30,8 @@ podlab=$PWD/target/release/podlab
 topo=containerlab/leaf-spine.clab.yml
 lab=leaf-spine
 ns=demo
+work=$(mktemp -d)
+finished=0
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$'; printf ' %q' "$@"; printf '\n'; }
@@ -38,7 +41,7 @@ run() { show "$@"; "$@"; }
 checks=()
 results=()
 record() { checks+=("$1"); results+=("$2"); printf '   -> %s: %s\n' "$2" "$1"; }
-# check DESCRIPTION COMMAND...: runs it (output shown), records pass or fail.
+# check DESCRIPTION COMMAND...: runs it, records pass or fail.
 check() {
   local what=$1; shift
   if "$@"; then record "$what" PASS; else record "$what" FAIL; fi
@@ -52,16 +55,26 @@ wait_for() {
   done
 }
 
-cleanup() {
+summary() {
+  local status=$? failed=0 i
+  step "summary"
+  for i in "${!checks[@]}"; do
+    printf '  %-4s %s\n' "${results[$i]}" "${checks[$i]}"
+    [[ ${results[$i]} == PASS ]] || failed=$((failed + 1))
+  done
+  if ((!finished)); then
+    echo "demo: stopped early (exit $status) after ${#checks[@]} checks"
+    ((status != 0)) || status=1
+  fi
   if ((keep)); then
     cat <<MSG
 
 The lab is up. Explore it:
   $podlab status $topo
   $podlab pods $lab
-  $podlab podctl $lab n1 -- bgp peers             # podctl against n1's daemons
-  $podlab pod exec $lab $ns/client -- ping WEB_IP
-  $podlab exec $lab spine1 -- vtysh                # FRR shell on a spine
+  $podlab podctl $lab n1 -- bgp peers               # podctl against n1's daemons
+  $podlab pod exec $lab $ns/client -- ping ${web_ip:-WEB_IP}
+  $podlab exec $topo spine1 -- vtysh                  # FRR shell on a spine
 Remove it:
   $podlab down $topo
 MSG
@@ -69,71 +82,91 @@ MSG
     step "tear down"
     "$podlab" down "$topo" || true
   fi
+  rm -rf "$work"
+  if ((failed)); then
+    echo "demo: $failed of ${#checks[@]} checks failed"
+    exit 1
+  elif ((status != 0)); then
+    exit "$status"
+  fi
+  echo "demo: all ${#checks[@]} checks passed"
 }
 
 step "bring up leaf-spine: 2 spines, 2 racks x (2 leaves + 2 nodes), ipamd, an external client"
+trap summary EXIT
 run "$podlab" up "$topo"
-trap cleanup EXIT
 
-step "BGP: every node peers with both leaves of its rack (eBGP, AS per rack)"
+step "BGP: every node peers with both leaves of its rack (eBGP, AS per rack, BFD, graceful restart)"
+established() { "$podlab" podctl "$lab" "$1" -- bgp peers | grep -c ' Established ' || true; }
 sessions_up() {
   local node
   for node in n1 n2 n3 n4; do
-    [[ $("$podlab" podctl "$lab" "$node" -- bgp peers -o json | python3 -c '
-import json, sys
-print(sum(p["state"] == "Established" for p in json.load(sys.stdin)["peers"]))') -ge 2 ]] || return 1
+    (($(established "$node") >= 2)) || return 1
   done
 }
-check "every node has both leaves Established" wait_for 60 sessions_up
+check "every node has both leaves Established" wait_for 90 sessions_up
 run "$podlab" podctl "$lab" n1 -- bgp peers
-run "$podlab" exec "$lab" spine1 -- vtysh -c 'show bgp ipv4 unicast summary'
+run "$podlab" exec "$topo" spine1 -- vtysh -c 'show bgp ipv4 unicast summary'
 
 step "pods: client on n1 (rack r1), web on n3 (rack r2), each made by the CNI plugin"
-run "$podlab" pod create "$lab" --node n1 --namespace "$ns" --name client --labels app=client
-run "$podlab" pod create "$lab" --node n3 --namespace "$ns" --name web --labels app=web --port 80/TCP
+show "$podlab" pod create "$lab" --node n1 --namespace "$ns" --name client --labels app=client
+client_ip=$("$podlab" pod create "$lab" --node n1 --namespace "$ns" --name client --labels app=client | awk '{print $1}')
+show "$podlab" pod create "$lab" --node n3 --namespace "$ns" --name web --labels app=web --port 80/TCP
+web_ip=$("$podlab" pod create "$lab" --node n3 --namespace "$ns" --name web --labels app=web --port 80/TCP | awk '{print $1}')
 run "$podlab" pods "$lab"
-pod_ip() { "$podlab" pods "$lab" -o json | python3 -c '
-import json, sys
-want = sys.argv[1]
-for pod in json.load(sys.stdin):
-    if f"{pod[\"namespace\"]}/{pod[\"name\"]}" == want:
-        print(pod["ips"][0]); break' "$1"; }
-client_ip=$(pod_ip "$ns/client")
-web_ip=$(pod_ip "$ns/web")
 echo "client $client_ip, web $web_ip"
 
 step "n1's kernel routes: the other nodes' pod blocks, proto podroute, over both leaves (ECMP)"
-web_block_on_n1() { "$podlab" exec "$lab" n1 -- ip route get "$web_ip" | grep -q 'via 10.1.0'; }
-check "n1 has a route to web's block through its leaves" wait_for 30 web_block_on_n1
-run "$podlab" exec "$lab" n1 -- ip route show proto podroute
+# The block holding web's address, as bgpd installed it: both leaves.
+web_route() { "$podlab" exec "$topo" n1 -- ip route show proto podroute match "$web_ip"; }
+ecmp_to_web() {
+  local route
+  route=$(web_route) || return 1
+  grep -q 'via 10.1.0.1 ' <<<"$route" && grep -q 'via 10.1.0.2 ' <<<"$route"
+}
+check "n1 routes web's block over both leaves" wait_for 60 ecmp_to_web
+run "$podlab" exec "$topo" n1 -- ip route show proto podroute
 
 step "a ping across racks, pod to pod"
-check "client pings web across racks" \
-  run "$podlab" pod exec "$lab" "$ns/client" -- ping -c 3 -W 2 "$web_ip"
+ping_web() { "$podlab" pod exec "$lab" "$ns/client" -- ping -c 1 -W 1 "$web_ip"; }
+check "client reaches web across racks" wait_for 30 ping_web
+run "$podlab" pod exec "$lab" "$ns/client" -- ping -c 3 -W 2 "$web_ip" || true
 
 step "full-size packets: no encapsulation, the link's whole MTU (1472 + 28 = 1500, don't fragment)"
 check "1500-byte packets pass unfragmented" \
   run "$podlab" pod exec "$lab" "$ns/client" -- ping -c 2 -W 2 -M "do" -s 1472 "$web_ip"
-no_tunnels() { ! "$podlab" exec "$lab" n1 -- ip -d -o link show | grep -Eq 'vxlan|ipip|geneve|gre'; }
+no_tunnels() {
+  local links
+  links=$("$podlab" exec "$topo" n1 -- ip -d -o link show) || return 1
+  ! grep -Eq 'vxlan|ipip|geneve|gre' <<<"$links"
+}
 check "no tunnel device on n1" no_tunnels
 
 step "a TCP transfer across racks (iperf3, 3 s)"
-# A daemon in web's namespace: removed with the namespace at teardown.
+# A daemon in web's namespace: it goes with the namespace at teardown.
 run "$podlab" pod exec "$lab" "$ns/web" -- iperf3 -s -D -p 5201
 iperf_listening() { "$podlab" pod exec "$lab" "$ns/web" -- ss -Hltn 'sport = :5201' | grep -q 5201; }
 wait_for 10 iperf_listening || true
-iperf_ok() { "$podlab" pod exec "$lab" "$ns/client" -- iperf3 -c "$web_ip" -p 5201 -t 3 -f m; }
-check "client sends to web over TCP" run iperf_ok
+check "client sends to web over TCP" \
+  run "$podlab" pod exec "$lab" "$ns/client" -- iperf3 -c "$web_ip" -p 5201 -t 3 -f m
 
-step "the path: the fabric's own hops (leaf, spine, leaf, node), no tunnel"
-trace() { "$podlab" pod exec "$lab" "$ns/client" -- traceroute -n -q 1 -w 1 -m 8 "$web_ip"; }
-trace_out=$(trace || true)
+step "the path: the fabric's own hops, nothing else (n1, a leaf, a spine, a leaf, n3, web)"
+trace_out=$("$podlab" pod exec "$lab" "$ns/client" -- traceroute -n -q 1 -w 1 -m 8 "$web_ip" || true)
 echo "$trace_out"
-fabric_hops() { grep -q ' 10\.254\.' <<<"$trace_out" && grep -q "$web_ip" <<<"$trace_out"; }
-check "traceroute crosses the spine and reaches web" fabric_hops
+fabric_path() {
+  # Hop lines only: " 3  10.254.13.1  0.1 ms".
+  local hops
+  hops=$(grep -E '^ *[0-9]+ ' <<<"$trace_out" | awk '{print $2}')
+  [[ $(wc -l <<<"$hops") -eq 6 ]] &&
+    [[ $(sed -n 2p <<<"$hops") == 10.1.0.* ]] &&
+    [[ $(sed -n 3p <<<"$hops") == 10.254.* ]] &&
+    [[ $(sed -n 4p <<<"$hops") == 10.254.* ]] &&
+    [[ $(sed -n 6p <<<"$hops") == "$web_ip" ]]
+}
+check "6 hops: node, leaf, spine, leaf, node, web" fabric_path
 
 step "NetworkPolicy: web accepts port 80 only from app=frontend"
-policy=$(mktemp --suffix=.yaml)
+policy=$work/web-from-frontend.yaml
 cat >"$policy" <<YAML
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -148,48 +181,41 @@ spec:
     - {protocol: TCP, port: 80}
 YAML
 cat "$policy"
-connects() {
-  "$podlab" pod exec "$lab" "$ns/client" -- "$podlab" probe connect --timeout-ms 1000 "tcp:$web_ip:80" |
-    grep -q '"ok":true'
+probe_web() {
+  "$podlab" pod exec "$lab" "$ns/client" -- "$podlab" probe connect --timeout-ms 1000 "tcp:$web_ip:80"
 }
-check "before the policy, client connects to web:80" connects
+connects() { probe_web | grep -q '"ok":true'; }
+# A refusal is the probe's own answer, not any failure to run it.
+refused() { probe_web | grep -q '"ok":false'; }
+check "before the policy, client connects to web:80" wait_for 30 connects
 run "$podlab" apply "$lab" "$policy"
-refused() { ! connects; }
 check "after the policy, the connection is refused" wait_for 30 refused
-run "$podlab" podctl "$lab" n3 -- policy explain --from "$ns/client" --to "$ns/web" --port 80/TCP || true
-explained() {
-  "$podlab" podctl "$lab" n3 -- policy explain --from "$ns/client" --to "$ns/web" --port 80/TCP |
-    grep -qi 'web-from-frontend'
+explain() {
+  "$podlab" podctl "$lab" n3 -- policy explain --from "$ns/client" --to "$ns/web" --port 80/TCP
 }
-check "podctl policy explain names the policy" explained
+run explain || true
+explained() { explain | grep -qi 'denied' && explain | grep -q 'web-from-frontend'; }
+check "podctl policy explain: denied, naming the policy" explained
 run "$podlab" delete "$lab" "$policy"
-rm -f "$policy"
 check "the policy deleted, client connects again" wait_for 30 connects
 
 step "graceful restart: n1's bgpd killed (SIGKILL) and restarted while client pings web every 50 ms"
-pinglog=$(mktemp)
-"$podlab" pod exec "$lab" "$ns/client" -- ping -i 0.05 -c 240 -W 1 "$web_ip" >"$pinglog" 2>&1 &
-ping_pid=$!
+pinglog=$work/ping.log
+"$podlab" pod exec "$lab" "$ns/client" -- ping -i 0.05 -W 1 "$web_ip" >"$pinglog" 2>&1 &
 sleep 1
 run "$podlab" stop "$lab" n1 bgpd --signal KILL
-echo "n1's bgpd is dead; its routes stay in n1's kernel and the leaves keep n1's block (GR helpers)"
+echo "n1's bgpd is dead: its routes stay in n1's kernel, the leaves keep n1's block (GR helpers)"
 sleep 3
 run "$podlab" start "$lab" n1 bgpd
-check "n1's sessions are back" wait_for 60 sessions_up
-wait "$ping_pid" || true
+check "n1's sessions are back" wait_for 90 sessions_up
+check "n1 routes web's block over both leaves again" wait_for 60 ecmp_to_web
+# A few seconds more: the restarted bgpd's end-of-RIB and stale-route sweep.
+sleep 5
+# The pod's ping (its own process in the pod's namespace) prints its
+# statistics on SIGINT.
+pkill -INT -f "^ping -i 0.05 -W 1 $web_ip\$" || true
+wait || true
 tail -n 2 "$pinglog"
 no_loss() { grep -q ' 0% packet loss' "$pinglog"; }
 check "no ping lost across the restart" no_loss
-rm -f "$pinglog"
-
-step "summary"
-failed=0
-for i in "${!checks[@]}"; do
-  printf '  %-4s %s\n' "${results[$i]}" "${checks[$i]}"
-  [[ ${results[$i]} == PASS ]] || failed=$((failed + 1))
-done
-if ((failed)); then
-  echo "demo: $failed of ${#checks[@]} checks failed"
-  exit 1
-fi
-echo "demo: all ${#checks[@]} checks passed"
+finished=1

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
@@ -66,9 +67,22 @@ pub fn namespace(name: &str) -> String {
 /// Writes `text` to `target` through `tmp` (on the same filesystem, outside
 /// any watched folder) and a rename: a daemon watching `target`'s folder
 /// sees the old file or the new one, never a partial one.
+/// `tmp` gets this process's id and a counter appended, so writers side by
+/// side (threads, podlab processes) never share a temporary file.
 pub fn write_atomic(tmp: &Path, target: &Path, text: &str) -> Result<(), LabError> {
-    fs::write(tmp, text).map_err(|e| LabError::io(tmp, e))?;
-    fs::rename(tmp, target).map_err(|e| LabError::io(target, e))
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut name = tmp.as_os_str().to_owned();
+    name.push(format!(
+        ".{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = std::path::PathBuf::from(name);
+    fs::write(&tmp, text).map_err(|e| LabError::io(&tmp, e))?;
+    fs::rename(&tmp, target).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        LabError::io(target, e)
+    })
 }
 
 #[cfg(test)]

@@ -289,18 +289,23 @@ impl LabCluster {
         daemon: NodeDaemon,
         signal: &str,
     ) -> Result<(), LabError> {
-        let (d, _) = self.node_daemon(node, daemon)?;
+        let (d, argv) = self.node_daemon(node, daemon)?;
+        // The pid file's process, if it is still this daemon: a pid a dead
+        // daemon left may belong to another process by now.
         let pid = read_pid(&d.pid)
             .filter(|_| alive(&d.pid))
+            .filter(|pid| runs(*pid, &argv[0]))
             .ok_or_else(|| LabError::Cluster {
                 lab: self.name().to_string(),
                 reason: format!("{} is not running", d.what),
             })?;
+        let signal = signal.to_ascii_uppercase();
         let signal = signal.trim_start_matches("SIG");
         netns::run(
             std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]),
         )?;
-        if signal == "HUP" {
+        // Only these end a daemon; HUP reloads, STOP pauses.
+        if !matches!(signal, "TERM" | "INT" | "QUIT" | "KILL" | "9" | "15") {
             return Ok(());
         }
         netns::wait_until(&format!("{} to exit", d.what), STOP, || !alive(&d.pid))
@@ -344,6 +349,17 @@ impl LabCluster {
         }
         node_daemon(self.paths(), &self.info.binaries, node, daemon)
     }
+}
+
+/// Whether process `pid` runs `binary` (its argv[0], as spawned).
+fn runs(pid: u32, binary: &str) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|cmdline| {
+            let first = cmdline.split(|b| *b == 0).next()?.to_vec();
+            String::from_utf8(first).ok()
+        })
+        .is_some_and(|argv0| argv0 == binary)
 }
 
 fn read_pid(pid_file: &Path) -> Option<u32> {

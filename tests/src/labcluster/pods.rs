@@ -21,6 +21,7 @@ use super::spec::{self, PortSpec};
 use crate::error::LabError;
 use crate::lab::{add_lab_namespace, remove_lab_namespace};
 use crate::manifests::{self, write_atomic};
+use crate::topology::Topology;
 use crate::{cmdline, cni, netns};
 
 /// How long a node's policy agent gets to program a new pod.
@@ -79,6 +80,17 @@ impl LabCluster {
         }
         let plugin = self.binary("podroute-cni")?;
         let podlab = self.binary("podlab")?;
+        let mut pod = LabPod {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            node: node.to_string(),
+            // Known before it exists: a create cut short leaves a record
+            // that `pod delete` can undo.
+            netns: Topology::netns_name(self.name(), &pod_netns_suffix(namespace, name)),
+            ips: Vec::new(),
+            labels: labels.clone(),
+            ports: ports.to_vec(),
+        };
         // The record is made first, exclusively: two creates of one pod
         // cannot both go ahead.
         let record = self.record_path(namespace, name);
@@ -87,7 +99,11 @@ impl LabCluster {
             .create_new(true)
             .open(&record)
         {
-            Ok(_) => {}
+            Ok(mut file) => {
+                let text = record_text(&pod, &record)?;
+                std::io::Write::write_all(&mut file, text.as_bytes())
+                    .map_err(|e| LabError::io(&record, e))?;
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Err(LabError::PodExists {
                     lab: self.name().to_string(),
@@ -99,15 +115,6 @@ impl LabCluster {
             }
             Err(e) => return Err(LabError::io(&record, e)),
         }
-        let mut pod = LabPod {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            node: node.to_string(),
-            netns: String::new(),
-            ips: Vec::new(),
-            labels: labels.clone(),
-            ports: ports.to_vec(),
-        };
         match self.make_pod(&mut pod, &plugin, &podlab) {
             Ok(()) => Ok(pod),
             Err(e) => {
@@ -126,7 +133,7 @@ impl LabCluster {
     ) -> Result<(), LabError> {
         let paths = self.paths();
         // Kubernetes names hold no `_`: `pod_<ns>_<name>` names one pod.
-        pod.netns = add_lab_namespace(self.name(), &format!("pod_{}_{}", pod.namespace, pod.name))?;
+        pod.netns = add_lab_namespace(self.name(), &pod_netns_suffix(&pod.namespace, &pod.name))?;
         let node_ns = crate::lab::node_runtime(self.name(), &pod.node).netns;
         pod.ips = cni::add(
             plugin,
@@ -179,10 +186,7 @@ impl LabCluster {
             ),
         )?;
         self.wait_programmed(pod)?;
-        let text = serde_json::to_string_pretty(pod).map_err(|e| LabError::Io {
-            path: self.record_path(&pod.namespace, &pod.name),
-            reason: e.to_string(),
-        })?;
+        let text = record_text(pod, &self.record_path(&pod.namespace, &pod.name))?;
         write_atomic(
             &tmp.join(format!("pod.{}.{}.json.tmp", pod.namespace, pod.name)),
             &self.record_path(&pod.namespace, &pod.name),
@@ -250,16 +254,20 @@ impl LabCluster {
         keep(remove_if_present(
             paths.manifests().join(pod_manifest_name(pod)),
         ));
-        if !pod.netns.is_empty() {
-            let node_ns = crate::lab::node_runtime(self.name(), &pod.node).netns;
-            keep(cni::del(
-                plugin,
-                &node_ns,
-                &cni::conf(&paths.ipamd_endpoint(), &pod.node),
-                &pod.netns,
-                &pod.namespace,
-                &pod.name,
-            ));
+        // As a kubelet does, DEL until it succeeds: while it fails the
+        // addresses may still be held, so the namespace and the record stay
+        // for the next `pod delete`. DEL of a pod that got no address, or
+        // whose namespace is gone, succeeds (CNI: DEL is idempotent).
+        let node_ns = crate::lab::node_runtime(self.name(), &pod.node).netns;
+        cni::del(
+            plugin,
+            &node_ns,
+            &cni::conf(&paths.ipamd_endpoint(), &pod.node),
+            &pod.netns,
+            &pod.namespace,
+            &pod.name,
+        )?;
+        if netns::exists(&pod.netns) {
             keep(remove_lab_namespace(self.name(), &pod.netns));
         }
         let probe = self.probe(pod);
@@ -277,8 +285,8 @@ impl LabCluster {
         self.read_record(&namespace, &name)
     }
 
-    /// Every pod, by namespace and name. A pod being created (its record
-    /// not yet written) is left out.
+    /// Every pod, by namespace and name; one being created is listed
+    /// without addresses.
     pub fn pods(&self) -> Result<Vec<LabPod>, LabError> {
         let dir = self.paths().pods();
         let mut pods: Vec<LabPod> = fs::read_dir(&dir)
@@ -321,8 +329,10 @@ impl LabCluster {
             pod: format!("{namespace}/{name}"),
         };
         let text = fs::read_to_string(&path).map_err(|_| unknown())?;
-        // An empty record is a pod still being made.
-        serde_json::from_str(&text).map_err(|_| unknown())
+        serde_json::from_str(&text).map_err(|e| LabError::Io {
+            path: path.clone(),
+            reason: format!("not a pod record: {e}"),
+        })
     }
 
     fn probe(&self, pod: &LabPod) -> Daemon {
@@ -338,6 +348,19 @@ impl LabCluster {
             pid: file("pid"),
         }
     }
+}
+
+/// The suffix of a pod's network namespace name (Kubernetes names hold no
+/// `_`, so it names one pod).
+fn pod_netns_suffix(namespace: &str, name: &str) -> String {
+    format!("pod_{namespace}_{name}")
+}
+
+fn record_text(pod: &LabPod, path: &std::path::Path) -> Result<String, LabError> {
+    serde_json::to_string_pretty(pod).map_err(|e| LabError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// The Pod's file in the manifests folder.
