@@ -20,7 +20,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use podroute_lab::labcluster::{LabPod, PortSpec};
@@ -199,17 +199,8 @@ impl Fabric {
 
 /// Polls `check` until Ok, failing with `what` and the last error after
 /// CONVERGE.
-fn wait<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let until = Instant::now() + CONVERGE;
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= until => {
-                panic!("{what}: not after {CONVERGE:?}: {last}")
-            }
-            Err(_) => std::thread::sleep(POLL),
-        }
-    }
+fn wait<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    common::wait_ok(what, CONVERGE, POLL, check)
 }
 
 fn tcp(pod: &LabPod, port: u16) -> String {

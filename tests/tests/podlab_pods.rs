@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{DownOnDrop, assert_lab_gone, bin_dir, repo_path};
 use podroute_lab::labcluster::{ClusterPaths, PortSpec};
@@ -62,19 +62,10 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Polls `check` until it returns Some, failing with `what` and the last
-/// thing seen after CONVERGE.
-fn wait<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let until = Instant::now() + CONVERGE;
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= until => {
-                panic!("{what}: not after {CONVERGE:?}: {last}")
-            }
-            Err(_) => std::thread::sleep(POLL),
-        }
-    }
+/// Polls `check` until Ok, failing with `what` and the last error after
+/// CONVERGE.
+fn wait<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    common::wait_ok(what, CONVERGE, POLL, check)
 }
 
 /// `podlab pod exec LAB FROM -- podlab probe connect tcp:IP:PORT`: whether

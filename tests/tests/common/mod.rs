@@ -123,3 +123,23 @@ pub fn bin_dir() -> PathBuf {
     }
     dir
 }
+
+/// Polls `check` every `poll` until it returns Ok, failing with `what` and
+/// the last error once `deadline` has passed.
+pub fn wait_ok<T>(
+    what: &str,
+    deadline: std::time::Duration,
+    poll: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if std::time::Instant::now() >= until => {
+                panic!("{what}: not after {deadline:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(poll),
+        }
+    }
+}
