@@ -197,12 +197,8 @@ impl Role {
     /// must already run: as its command, or as one inside it (`sh -c 'until
     /// gobgp global rib add ...; do sleep 1; done'`).
     pub fn talks_to_daemon(line: &str) -> bool {
-        shell_commands(line).any(|(_, word)| {
-            matches!(
-                program_name(word),
-                "vtysh" | "birdc" | "birdcl" | "gobgp"
-            )
-        })
+        shell_commands(line)
+            .any(|(_, word)| matches!(program_name(word), "vtysh" | "birdc" | "birdcl" | "gobgp"))
     }
 
     /// The same for a shell command line, as `exec` entries are written:
@@ -216,8 +212,7 @@ impl Role {
             let rest = &line[start..];
             // The flag may be given anywhere up to the command's end.
             let command = rest.split(SHELL_BREAKS).next().unwrap_or(rest);
-            if let Some((flag, value)) = self.missing_socket_flag(rt, command.split_whitespace())
-            {
+            if let Some((flag, value)) = self.missing_socket_flag(rt, command.split_whitespace()) {
                 out.insert_str(start + word.len(), &format!(" {flag} {value}"));
             }
         }
@@ -638,7 +633,9 @@ mod tests {
         assert!(Role::talks_to_daemon(
             "sh -c 'until gobgp global rib add 203.0.113.0/24 -a ipv4; do sleep 1; done'"
         ));
-        assert!(Role::talks_to_daemon("ip link set eth1 up && birdc configure"));
+        assert!(Role::talks_to_daemon(
+            "ip link set eth1 up && birdc configure"
+        ));
         assert!(!Role::talks_to_daemon(
             "sh -c 'ip addr add 10.0.0.1/24 dev eth1; ip link set eth1 up'"
         ));
