@@ -183,8 +183,7 @@ impl Role {
         rt: &NodeRuntime,
         mut words: impl Iterator<Item = &'a str>,
     ) -> Option<(&'static str, String)> {
-        let first = words.next()?;
-        let program = first.rsplit('/').next().unwrap_or(first);
+        let program = program_name(words.next()?);
         let (flag, value) = match (self, program) {
             (Role::Frr, "vtysh") => ("--vty_socket", frr_dir(rt)),
             (Role::Bird, "birdc" | "birdcl") => ("-s", bird_socket(rt)),
@@ -195,27 +194,29 @@ impl Role {
     }
 
     /// Whether a shell line calls the CLI of a routing daemon, which then
-    /// must already run.
+    /// must already run: as its command, or as one inside it (`sh -c 'until
+    /// gobgp global rib add ...; do sleep 1; done'`).
     pub fn talks_to_daemon(line: &str) -> bool {
-        let program = line.split_whitespace().next().unwrap_or("");
-        let program = program.rsplit('/').next().unwrap_or(program);
-        matches!(program, "vtysh" | "birdc" | "birdcl" | "gobgp")
+        shell_commands(line)
+            .any(|(_, word)| matches!(program_name(word), "vtysh" | "birdc" | "birdcl" | "gobgp"))
     }
 
-    /// The same for a shell command line, as `exec` entries are written.
+    /// The same for a shell command line, as `exec` entries are written:
+    /// each command of the line that calls this role's CLI gets the flag,
+    /// also inside a quoted `sh -c` script.
     pub fn rewrite_shell(&self, rt: &NodeRuntime, line: &str) -> String {
-        let trimmed = line.trim_start();
-        match self.missing_socket_flag(rt, trimmed.split_whitespace()) {
-            Some((flag, value)) => {
-                let (program, rest) = trimmed
-                    .split_once(char::is_whitespace)
-                    .unwrap_or((trimmed, ""));
-                format!("{program} {flag} {value} {rest}")
-                    .trim_end()
-                    .to_string()
+        let mut out = line.to_string();
+        let calls: Vec<(usize, &str)> = shell_commands(line).collect();
+        // From the back, so earlier offsets stay valid.
+        for (start, word) in calls.into_iter().rev() {
+            let rest = &line[start..];
+            // The flag may be given anywhere up to the command's end.
+            let command = rest.split(SHELL_BREAKS).next().unwrap_or(rest);
+            if let Some((flag, value)) = self.missing_socket_flag(rt, command.split_whitespace()) {
+                out.insert_str(start + word.len(), &format!(" {flag} {value}"));
             }
-            None => line.to_string(),
         }
+        out
     }
 
     fn frr_daemon_list(&self, node: &Node) -> Result<Vec<String>, LabError> {
@@ -295,6 +296,43 @@ impl Role {
             .map_err(|e| node_err(rt, node, format!("FRR refused {}: {e}", conf.display())))?;
         Ok(())
     }
+}
+
+/// Where a shell command ends, or a quoted script starts or ends.
+const SHELL_BREAKS: &[char] = &[';', '&', '|', '(', ')', '{', '}', '\n', '\'', '"', '`'];
+/// Words that come before a command without being one.
+const SHELL_KEYWORDS: &[&str] = &[
+    "until", "while", "if", "then", "do", "else", "elif", "!", "exec", "time", "command",
+];
+
+/// The commands of a shell line, each as the byte offset of its first word
+/// and that word: the line's own, and those of a quoted script in it (`sh
+/// -c '...'`), found by cutting at quotes, `;`, `&`, `|` and brackets. A
+/// quoted argument reads as a command too (`vtysh -c 'show ip route'` as
+/// `show`), which is harmless: no CLI is named like a `show` command.
+fn shell_commands(line: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = 0;
+    line.split(SHELL_BREAKS).filter_map(move |segment| {
+        let start = offset;
+        offset += segment.len() + 1;
+        let mut pos = start;
+        let mut rest = segment;
+        loop {
+            let trimmed = rest.trim_start();
+            pos += rest.len() - trimmed.len();
+            let word = trimmed.split_whitespace().next()?;
+            if !SHELL_KEYWORDS.contains(&word) {
+                return Some((pos, word));
+            }
+            pos += word.len();
+            rest = &trimmed[word.len()..];
+        }
+    })
+}
+
+/// A command word without its folder: `/usr/bin/gobgp` → `gobgp`.
+fn program_name(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
 }
 
 /// The `hostname` an FRR config sets.
@@ -590,6 +628,38 @@ mod tests {
         assert!(Role::talks_to_daemon("birdc show protocols"));
         assert!(!Role::talks_to_daemon("ip addr add 10.0.0.1/24 dev eth1"));
         assert!(!Role::talks_to_daemon(""));
+        // A retry loop, as real containerlab needs (it runs exec lines as
+        // soon as the container starts, not once the daemon answers).
+        assert!(Role::talks_to_daemon(
+            "sh -c 'until gobgp global rib add 203.0.113.0/24 -a ipv4; do sleep 1; done'"
+        ));
+        assert!(Role::talks_to_daemon(
+            "ip link set eth1 up && birdc configure"
+        ));
+        assert!(!Role::talks_to_daemon(
+            "sh -c 'ip addr add 10.0.0.1/24 dev eth1; ip link set eth1 up'"
+        ));
+        // A CLI's name as an argument is not a call of it.
+        assert!(!Role::talks_to_daemon("echo gobgp vtysh"));
+    }
+
+    #[test]
+    fn commands_inside_a_shell_script_are_pointed_at_the_node() {
+        assert_eq!(
+            Role::Frr.rewrite_shell(
+                &rt(),
+                "sh -c 'until vtysh -c \"show bgp summary\"; do sleep 1; done'"
+            ),
+            "sh -c 'until vtysh --vty_socket /run/podlab/l/n/frr -c \"show bgp summary\"; \
+             do sleep 1; done'"
+        );
+        assert_eq!(
+            Role::Bird.rewrite_shell(&rt(), "birdc configure; birdc -s /x show route"),
+            "birdc -s /run/podlab/l/n/bird.ctl configure; birdc -s /x show route"
+        );
+        // GoBGP's API is on the namespace's own loopback: nothing to add.
+        let gobgp = "sh -c 'until gobgp global rib add 203.0.113.0/24 -a ipv4; do sleep 1; done'";
+        assert_eq!(Role::Gobgp.rewrite_shell(&rt(), gobgp), gobgp);
     }
 
     #[test]

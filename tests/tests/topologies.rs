@@ -1,9 +1,10 @@
 // The containerlab topologies under containerlab/, checked as others will
 // use them: each file loads in podlab with nothing ignored, every config a
-// node binds exists, each podroute cluster file is accepted by bgpd's own
-// loader for every node in it and agrees with the lab's addressing, each
-// pool file by ipamd's loader, and the containerlab entry points are valid
-// POSIX sh. The bring-up tests further down start each lab for real with
+// node binds exists, every link is in a form real containerlab reads, each
+// podroute cluster file is accepted by bgpd's own loader for every node in
+// it and agrees with the addresses the lab's exec lines and FRR configs
+// set, each pool file by ipamd's loader, and the containerlab entry points
+// are valid POSIX sh. The bring-up tests further down start each lab for real with
 // `podlab up` and wait for every BGP session it is built for (and, in
 // interop, the routes both ways). They need root and the daemons built
 // beside podlab (cargo build -p podroute-bgpd -p podroute-ipam -p
@@ -54,23 +55,21 @@ fn is_cluster_node(node: &Node) -> bool {
         && node.labels.get("role").map(String::as_str) != Some("ipamd")
 }
 
-/// Every address the lab configures, per node: on link ends, in `ip addr
-/// add` exec lines, and in an FRR node's `ip address` lines (zebra sets
-/// those).
+/// Every address the lab configures, per node: in `ip addr add` exec lines
+/// (hosts, under real containerlab as under podlab) and in an FRR node's
+/// `ip address` lines (zebra sets those). Links carry none (see
+/// `links_are_in_a_form_real_containerlab_reads`).
 fn lab_addresses(topo: &Topology) -> BTreeMap<String, BTreeSet<IpAddr>> {
     let mut out: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
-    for link in &topo.links {
-        for end in [&link.a, &link.b] {
-            out.entry(end.node.clone())
-                .or_default()
-                .extend(end.addresses.iter().map(|a| a.ip()));
-        }
-    }
     let address_of = |word: &str| word.split('/').next().unwrap().parse::<IpAddr>().unwrap();
     for node in topo.nodes.values() {
         let set = out.entry(node.name.clone()).or_default();
         for line in &node.exec {
-            if let Some(rest) = line.trim().strip_prefix("ip addr add ") {
+            let line = line.trim();
+            if let Some(rest) = line
+                .strip_prefix("ip addr add ")
+                .or_else(|| line.strip_prefix("ip address add "))
+            {
                 set.insert(address_of(rest.split_whitespace().next().unwrap()));
             }
         }
@@ -164,6 +163,59 @@ fn every_topology_loads_with_nothing_ignored() {
                     "{name}: {}: frr.conf names another host",
                     node.name
                 );
+            }
+        }
+    }
+}
+
+/// Real containerlab reads a link without `type` in the brief form, whose
+/// endpoints are `"node:interface"` strings; endpoints as maps need `type:
+/// veth`. Addresses on links (`ipv4:` on an endpoint or the link) are not
+/// set by every containerlab release, so the labs set them in `exec` lines
+/// and FRR configs instead.
+#[test]
+fn links_are_in_a_form_real_containerlab_reads() {
+    for name in TOPOLOGIES {
+        let text = fs::read_to_string(topology_file(name)).unwrap();
+        let file: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let links = file["topology"]["links"].as_sequence().unwrap();
+        for (i, link) in links.iter().enumerate() {
+            let at = format!("{name}: topology.links[{i}]");
+            let endpoints = link["endpoints"].as_sequence().unwrap();
+            assert_eq!(endpoints.len(), 2, "{at}: two endpoints");
+            match link["type"].as_str() {
+                None => {
+                    for end in endpoints {
+                        let brief = end.as_str().and_then(|e| e.split_once(':'));
+                        assert!(
+                            brief.is_some_and(|(n, i)| !n.is_empty() && !i.is_empty()),
+                            "{at}: without `type`, an endpoint is \"node:interface\", not {end:?}"
+                        );
+                    }
+                }
+                Some("veth") => {
+                    for end in endpoints {
+                        assert!(
+                            end.as_str().is_none()
+                                && end["node"].is_string()
+                                && end["interface"].is_string(),
+                            "{at}: with `type: veth`, an endpoint is {{node, interface}}, not {end:?}"
+                        );
+                    }
+                }
+                Some(other) => panic!("{at}: link type {other}: the labs use veth"),
+            }
+            for family in ["ipv4", "ipv6"] {
+                assert!(
+                    link.get(family).is_none() && endpoints.iter().all(|e| e.get(family).is_none()),
+                    "{at}: {family} on a link: set it in the node's exec or FRR config"
+                );
+            }
+        }
+        // What podlab read agrees: no address comes from a link.
+        for link in &load(name).links {
+            for end in [&link.a, &link.b] {
+                assert!(end.addresses.is_empty(), "{name}: {end:?}");
             }
         }
     }
