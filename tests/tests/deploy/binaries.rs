@@ -51,14 +51,15 @@ fn binary(program: &str) -> PathBuf {
                 path.display()
             )
         });
-    let crate_dir = match program {
-        "podroute-bgpd" => "bgpd",
-        "podroute-ipamd" => "ipam",
-        "podroute-policy-agent" => "policy-agent",
-        "podroute-cni" => "cni",
+    // Its crate and the workspace crates it depends on (their Cargo.toml).
+    let crate_dirs: &[&str] = match program {
+        "podroute-bgpd" => &["bgpd", "proto", "labels", "k8s"],
+        "podroute-ipamd" => &["ipam", "proto", "labels", "k8s"],
+        "podroute-policy-agent" => &["policy-agent", "proto", "labels", "k8s"],
+        "podroute-cni" => &["cni", "proto"],
         other => panic!("no crate known for {other}"),
     };
-    for dir in [crate_dir, "proto", "labels"] {
+    for dir in crate_dirs {
         let source = newest_source(&repo().join(dir).join("src"));
         assert!(
             source <= built,
