@@ -315,7 +315,7 @@ impl LabCluster {
     /// and waits for its admin socket.
     pub fn start_daemon(&self, node: &str, daemon: NodeDaemon) -> Result<(), LabError> {
         let (d, argv) = self.node_daemon(node, daemon)?;
-        if read_pid(&d.pid).is_some() && alive(&d.pid) {
+        if read_pid(&d.pid).is_some_and(|pid| alive(&d.pid) && runs(pid, &argv[0])) {
             return Err(LabError::Cluster {
                 lab: self.name().to_string(),
                 reason: format!("{} is running already", d.what),
@@ -351,15 +351,18 @@ impl LabCluster {
     }
 }
 
-/// Whether process `pid` runs `binary` (its argv[0], as spawned).
+/// Whether process `pid` runs a program named like `binary` (the file
+/// name only: the folder it was found in may differ between podlab runs).
 fn runs(pid: u32, binary: &str) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .ok()
-        .and_then(|cmdline| {
-            let first = cmdline.split(|b| *b == 0).next()?.to_vec();
-            String::from_utf8(first).ok()
+    let Some(name) = Path::new(binary).file_name() else {
+        return false;
+    };
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+        // A binary rebuilt under a running daemon reads "NAME (deleted)".
+        exe.file_name().is_some_and(|running| {
+            running.to_string_lossy().trim_end_matches(" (deleted)") == name.to_string_lossy()
         })
-        .is_some_and(|argv0| argv0 == binary)
+    })
 }
 
 fn read_pid(pid_file: &Path) -> Option<u32> {

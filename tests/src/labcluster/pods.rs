@@ -100,9 +100,15 @@ impl LabCluster {
             .open(&record)
         {
             Ok(mut file) => {
-                let text = record_text(&pod, &record)?;
-                std::io::Write::write_all(&mut file, text.as_bytes())
-                    .map_err(|e| LabError::io(&record, e))?;
+                let written = record_text(&pod, &record).and_then(|text| {
+                    std::io::Write::write_all(&mut file, text.as_bytes())
+                        .map_err(|e| LabError::io(&record, e))
+                });
+                // A partial record would block this pod's name for good.
+                if let Err(e) = written {
+                    let _ = fs::remove_file(&record);
+                    return Err(e);
+                }
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Err(LabError::PodExists {

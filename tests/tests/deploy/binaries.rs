@@ -55,7 +55,7 @@ fn binary(program: &str) -> PathBuf {
     let crate_dirs: &[&str] = match program {
         "podroute-bgpd" => &["bgpd", "proto", "labels", "k8s"],
         "podroute-ipamd" => &["ipam", "proto", "labels", "k8s"],
-        "podroute-policy-agent" => &["policy-agent", "proto", "labels", "k8s"],
+        "podroute-policy-agent" => &["policy-agent", "proto", "labels", "k8s", "cni"],
         "podroute-cni" => &["cni", "proto"],
         other => panic!("no crate known for {other}"),
     };
