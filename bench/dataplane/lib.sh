@@ -98,6 +98,22 @@ dp_overlay_up() {
   dp_overlay_peer "$DP_B_NODE_NS" "$DP_A_NODE_NS" "$DP_A_NODE_IP" "$DP_A_OVL_NET"
 }
 
+# Removes what dp_overlay_up made (whatever of it exists).
+dp_overlay_down() {
+  local side node_ns pod_ns pod_ip ovl_ip pod_if host_veth
+  for side in A B; do
+    node_ns=DP_${side}_NODE_NS pod_ns=DP_${side}_POD_NS pod_ip=DP_${side}_POD_IP ovl_ip=DP_${side}_OVL_IP
+    node_ns=${!node_ns} pod_ns=${!pod_ns} pod_ip=${!pod_ip} ovl_ip=${!ovl_ip}
+    # The device takes its address, neighbours, FDB and routes with it.
+    ip -n "$node_ns" link del "$DP_VXLAN_DEV" 2>/dev/null || true
+    host_veth=$(dp_route_dev "$node_ns" "$pod_ip" 2>/dev/null) || true
+    ip -n "$node_ns" route del "$ovl_ip/32" ${host_veth:+dev "$host_veth"} 2>/dev/null || true
+    pod_if=$(ip -n "$pod_ns" -o addr show to "$ovl_ip/32" 2>/dev/null | awk '{print $2; exit}') || true
+    ip -n "$pod_ns" route del "$DP_OVL_CIDR" 2>/dev/null || true
+    ip -n "$pod_ns" addr del "$ovl_ip/32" dev "${pod_if:-eth0}" 2>/dev/null || true
+  done
+}
+
 # Polls until CMD... succeeds, at most TIMEOUT seconds.
 dp_wait() {
   local what=$1 timeout=$2

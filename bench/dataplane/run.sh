@@ -103,9 +103,12 @@ podlab=${CARGO_TARGET_DIR:-$REPO/target}/release/podlab
 work=$(mktemp -d /tmp/dpbench.XXXXXX)
 servers=()
 lab_up=0
+overlay_made=0
 cleanup() {
   local pid
   for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Namespaces made elsewhere are left as they were found.
+  [[ -n $ns_file && $overlay_made == 1 ]] && dp_overlay_down
   if ((lab_up)); then
     if ((keep)); then
       say "lab $lab left up: $podlab down --name $lab $topology"
@@ -178,6 +181,7 @@ fi
 DP_OVL_CIDR=10.245.0.0/16
 DP_A_OVL_NET=10.245.1.0/24 DP_A_OVL_IP=10.245.1.2
 DP_B_OVL_NET=10.245.2.0/24 DP_B_OVL_IP=10.245.2.2
+overlay_made=1
 dp_overlay_up
 dp_wait "the overlay" 30 ip netns exec "$DP_A_POD_NS" ping -n -c 1 -W 1 -I "$DP_A_OVL_IP" "$DP_B_OVL_IP"
 
@@ -286,6 +290,15 @@ mkdir -p "$out_dir"
 json=$out_dir/dataplane-$stamp.json
 md=$out_dir/dataplane-$stamp.md
 
+# Path P's throughput over path Q's, one ratio per round: the rounds
+# interleave the paths, so a ratio within one round sees the same machine.
+paired() {
+  awk -v p="$1" -v q="$2" '$1 == p {a[$2] = $4} $1 == q {b[$2] = $4}
+    END {for (r in a) if (r in b) printf "%.4f\n", a[r] / b[r]}' "$samples"
+}
+# "p50 (min–max)" from dp_stats.
+span() { awk '{printf "%.3f (%.3f–%.3f)", $3, $2, $5}'; }
+
 # Column K of path P's iperf3 samples.
 samples_col() { awk -v p="$1" -v k="$2" '$1 == p {print $k}' "$samples"; }
 declare -A t_med t_min t_max t_retr t_scpu t_rcpu r_n r_avg r_p50 r_p99 r_max r_lost
@@ -342,6 +355,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
   met95=$(awk -v r="$goal_ratio" 'BEGIN {print (r >= 0.95) ? "met" : "NOT met"}')
   met_ovl=$(awk -v r="$over_ratio" 'BEGIN {print (r > 1) ? "met" : "NOT met"}')
   echo "Goal (issue 11): podroute at least 95 % of direct: $met95 ($goal_ratio); above the overlay: $met_ovl (${over_ratio}x)."
+  echo "Round by round (each round runs all three within $((3 * (seconds + 1) + 3)) s or so): podroute / direct $(paired podroute direct | dp_stats | span),"
+  echo "podroute / overlay $(paired podroute overlay | dp_stats | span) (median, min–max)."
 } | tee "$md"
 
 hops_json() {
@@ -368,6 +383,9 @@ hops_json() {
       "${m_pmtu[$p]}" "${m_over[$p]//\"/}" "$(hops_json "${m_hops[$p]}")"
     printf '      "tcp_bps": {"median": %s, "min": %s, "max": %s, "ratio_to_direct": %s, "ratio_to_overlay": %s},\n' \
       "${t_med[$p]}" "${t_min[$p]}" "${t_max[$p]}" "$(ratio "${t_med[$p]}" "${t_med[direct]}")" "$(ratio "${t_med[$p]}" "${t_med[overlay]}")"
+    if [[ $p != direct ]]; then
+      printf '      "tcp_ratio_to_direct_by_round": [%s],\n' "$(paired "$p" direct | paste -sd,)"
+    fi
     printf '      "rtt_ms": {"n": %d, "lost": %d, "avg": %s, "p50": %s, "p99": %s, "max": %s}}' \
       "${r_n[$p]}" "${r_lost[$p]}" "${r_avg[$p]}" "${r_p50[$p]}" "${r_p99[$p]}" "${r_max[$p]}"
     sep=$',\n'
