@@ -166,6 +166,9 @@ start_lab() {
   dp_wait "pod a to reach pod b (BGP)" 180 ip netns exec "$DP_A_POD_NS" ping -n -c 1 -W 1 "$DP_B_POD_IP"
   DP_A_NODE_IP=$(src_to "$DP_A_NODE_NS" "$DP_B_POD_IP")
   DP_B_NODE_IP=$(src_to "$DP_B_NODE_NS" "$DP_A_POD_IP")
+  # The fabric carries the nodes' own addresses too (direct, and the
+  # overlay's outer packets).
+  dp_wait "node $node_a to reach node $node_b" 60 ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP"
 }
 
 if [[ -n $ns_file ]]; then
