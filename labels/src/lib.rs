@@ -10,7 +10,9 @@ mod selector;
 mod structured;
 mod text;
 
-pub use names::{MAX_NAME_LEN, MAX_PREFIX_LEN, NameProblem, is_dns_subdomain};
+pub use names::{
+    MAX_NAME_LEN, MAX_PREFIX_LEN, NameProblem, check_key, check_value, is_dns_subdomain,
+};
 pub use selector::{Labels, Operator, Requirement, Selector, SelectorError};
 pub use structured::{
     LabelSelector, LabelSelectorOperator, LabelSelectorRequirement, null_as_default,

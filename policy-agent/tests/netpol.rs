@@ -379,12 +379,18 @@ fn relabels_updates_restarts_and_cut_flows() {
     );
     podctl_tells_why(&lab);
     // Each try refreshes the flow's conntrack entry, so only the agent's
-    // cut can make it fail; it runs right after the apply, so poll.
-    let until = std::time::Instant::now() + Duration::from_secs(10);
+    // cut can make it fail; it runs right after the apply, so poll. The
+    // sweep deletes every denied flow of the lab (over a hundred here),
+    // which took 8 s on a loaded 2-core machine: the same deadline as the
+    // matrix.
+    let until = std::time::Instant::now() + CONVERGE;
     while flow() {
         assert!(
             std::time::Instant::now() < until,
-            "the established flow y/a -> x/a udp/80 still passes after the deny"
+            "the established flow y/a -> x/a udp/80 still passes after the deny\n\
+             n1's conntrack:\n{}\nn1's agent:\n{}",
+            lab.node_exec("n1", &["conntrack", "-L", "-p", "udp", "--dport", "80"]),
+            lab.log("agent-n1.log")
         );
     }
 }

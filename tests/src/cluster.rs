@@ -11,13 +11,11 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::pods::{Ipamd, Pod};
-use crate::{Lab, LabError, LabOptions, netns};
+use crate::{Lab, LabError, LabOptions, cmdline, manifests, netns};
 
 /// How long a daemon gets to serve its admin socket after it starts.
 const START: Duration = Duration::from_secs(30);
@@ -216,14 +214,15 @@ impl Cluster {
         self.stop_bgpd(node);
         let socket = self.bgpd_socket(node);
         let log = self.node_dir(node).join("bgpd.log");
-        let mut cmd = netns::command_in(&self.lab.netns(node)?, &[self.binary("podroute-bgpd")]);
-        cmd.arg("--config")
-            .arg(self.bgpd_config())
-            .args(["--node", node, "--ipamd"])
-            .arg(self.ipamd.socket())
-            .arg("--admin-socket")
-            .arg(&socket);
-        let child = spawn_logged(cmd, &log)?;
+        let mut argv = vec![self.binary("podroute-bgpd")];
+        argv.extend(cmdline::bgpd_args(
+            &self.bgpd_config(),
+            node,
+            &self.ipamd.endpoint(),
+            &socket,
+        ));
+        let cmd = netns::command_in(&self.lab.netns(node)?, &argv);
+        let child = cmdline::spawn_logged(cmd, &log)?;
         self.daemons(node)?.bgpd = Some(child);
         self.wait_socket(node, &socket, &log, |d| &mut d.bgpd)
     }
@@ -232,20 +231,19 @@ impl Cluster {
     /// manifests folder and waits for its admin socket.
     pub fn start_policy(&mut self, node: &str) -> Result<(), LabError> {
         if let Some(mut child) = self.daemons(node)?.policy.take() {
-            stop(&mut child);
+            cmdline::stop(&mut child, STOP_GRACE);
         }
         let socket = self.policy_socket(node);
         let log = self.node_dir(node).join("policy.log");
-        let mut cmd = netns::command_in(
-            &self.lab.netns(node)?,
-            &[self.binary("podroute-policy-agent")],
-        );
-        cmd.args(["--node", node, "--manifests"])
-            .arg(self.manifests_dir())
-            .arg("--admin-socket")
-            .arg(&socket)
-            .args(["--resync-interval", "5"]);
-        let child = spawn_logged(cmd, &log)?;
+        let mut argv = vec![self.binary("podroute-policy-agent")];
+        argv.extend(cmdline::policy_agent_args(
+            node,
+            &self.manifests_dir(),
+            &socket,
+        ));
+        argv.extend(["--resync-interval".to_string(), "5".to_string()]);
+        let cmd = netns::command_in(&self.lab.netns(node)?, &argv);
+        let child = cmdline::spawn_logged(cmd, &log)?;
         self.daemons(node)?.policy = Some(child);
         self.wait_socket(node, &socket, &log, |d| &mut d.policy)
     }
@@ -255,7 +253,7 @@ impl Cluster {
         if let Some(daemons) = self.nodes.get_mut(node)
             && let Some(mut child) = daemons.bgpd.take()
         {
-            stop(&mut child);
+            cmdline::stop(&mut child, STOP_GRACE);
         }
     }
 
@@ -342,13 +340,13 @@ impl Cluster {
         }
         self.apply(
             &format!("namespace-{namespace}"),
-            &format!(
-                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n  labels: {{kubernetes.io/metadata.name: {namespace}}}\n"
-            ),
+            &manifests::namespace(namespace),
         )?;
+        let ports: Vec<_> = ports.iter().map(|p| (*p, "TCP")).collect();
+        let ips: Vec<IpAddr> = pod.pod.ip().into_iter().collect();
         self.apply(
             &format!("pod-{namespace}-{name}"),
-            &pod_manifest(&pod, node),
+            &manifests::pod(namespace, name, node, &pod.labels, &ports, &ips),
         )?;
         self.pods.insert(pod.id().to_string(), pod.clone());
         Ok(pod)
@@ -360,13 +358,11 @@ impl Cluster {
 
     fn start_server(&mut self, pod: &ClusterPod) -> Result<(), LabError> {
         let out_path = self.dir.path().join(format!("{}.serve.out", pod.pod.netns));
-        let ports: Vec<String> = pod.ports.iter().map(u16::to_string).collect();
         let out = fs::File::create(&out_path).map_err(|e| LabError::io(&out_path, e))?;
-        let mut cmd = netns::command_in(&pod.pod.netns, &[self.binary("podlab")]);
-        cmd.args(["probe", "serve", "--ports", &ports.join(",")])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(Stdio::null());
+        let mut argv = vec![self.binary("podlab")];
+        argv.extend(cmdline::probe_serve_args(&pod.ports));
+        let mut cmd = netns::command_in(&pod.pod.netns, &argv);
+        cmd.stdin(Stdio::null()).stdout(out).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| LabError::Spawn {
             command: netns::show(&cmd),
             reason: e.to_string(),
@@ -415,27 +411,14 @@ impl Cluster {
 
     /// Runs podctl against `node`'s daemons and the cluster's ipamd.
     pub fn podctl(&self, node: &str, args: &[&str]) -> Result<Output, LabError> {
-        let mut cmd = Command::new(self.binaries.path("podctl"));
-        // The caller's environment must not redirect podctl elsewhere.
-        for var in [
-            "PODROUTE_BGPD",
-            "PODROUTE_IPAMD",
-            "PODROUTE_POLICY",
-            "PODROUTE_BGPD_SOCKET",
-            "PODROUTE_IPAMD_SOCKET",
-            "PODROUTE_POLICY_SOCKET",
-            "PODCTL_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.arg("--bgpd")
-            .arg(self.bgpd_socket(node))
-            .arg("--ipamd")
-            .arg(self.ipamd.socket())
-            .arg("--policy")
-            .arg(self.policy_socket(node))
-            .args(args)
-            .stdin(Stdio::null());
+        let mut cmd = cmdline::podctl(
+            &self.binaries.path("podctl"),
+            &self.bgpd_socket(node),
+            &self.ipamd.socket(),
+            &self.policy_socket(node),
+            args,
+        );
+        cmd.stdin(Stdio::null());
         cmd.output().map_err(|e| LabError::Spawn {
             command: format!("podctl {}", args.join(" ")),
             reason: e.to_string(),
@@ -450,7 +433,7 @@ impl Drop for Cluster {
                 .into_iter()
                 .flatten()
             {
-                stop(child);
+                cmdline::stop(child, STOP_GRACE);
             }
         }
         for server in &mut self.servers {
@@ -462,60 +445,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The Pod as the API server would show it: labels, node, Running, its IP,
-/// a container port per served port.
-fn pod_manifest(pod: &ClusterPod, node: &str) -> String {
-    let (namespace, name) = pod.id().split_once('/').unwrap_or(("default", pod.id()));
-    let ports: Vec<_> = pod
-        .ports
-        .iter()
-        .map(|port| json!({"containerPort": port, "protocol": "TCP"}))
-        .collect();
-    let ip = pod.ip().to_string();
-    let manifest = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": pod.labels,
-            "uid": format!("uid-{namespace}-{name}"),
-        },
-        "spec": {"nodeName": node, "containers": [{"name": "main", "image": "podlab-probe", "ports": ports}]},
-        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
-    });
-    // JSON is YAML.
-    manifest.to_string()
-}
-
 fn write(path: &Path, text: &str) -> Result<(), LabError> {
     fs::write(path, text).map_err(|e| LabError::io(path, e))
-}
-
-fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child, LabError> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| LabError::io(log, e))?;
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
-    cmd.spawn().map_err(|e| LabError::Spawn {
-        command: netns::show(&cmd),
-        reason: e.to_string(),
-    })
-}
-
-/// SIGTERM, then SIGKILL after the grace period.
-fn stop(child: &mut Child) {
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let until = Instant::now() + STOP_GRACE;
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(netns::POLL_INTERVAL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -60,6 +60,42 @@ pub enum LabError {
         node: String,
         reason: String,
     },
+
+    #[error("lab {lab} is not up; bring it up with `podlab up FILE`")]
+    NotUp { lab: String },
+
+    #[error(
+        "lab {lab} has no cluster: none of its podroute nodes binds a folder to /etc/podroute, \
+         or it was brought up without the daemons' binaries"
+    )]
+    NoCluster { lab: String },
+
+    #[error("lab {lab}: {reason}")]
+    Cluster { lab: String, reason: String },
+
+    #[error("lab {lab}: pod {pod} exists already (on {node}); delete it first")]
+    PodExists {
+        lab: String,
+        pod: String,
+        node: String,
+    },
+
+    #[error("lab {lab} has no pod {pod}")]
+    UnknownPod { lab: String, pod: String },
+
+    #[error("{file}: document {doc}: {reason}")]
+    Document {
+        file: PathBuf,
+        doc: usize,
+        reason: String,
+    },
+
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidArgument {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 impl LabError {

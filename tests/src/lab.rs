@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
+use crate::labcluster;
 use crate::netns;
 use crate::role::{NodeRuntime, Role};
 use crate::topology::{Endpoint, Node, NodeKind, Topology};
@@ -29,6 +30,10 @@ pub struct LabOptions {
     /// Run under this name instead of the file's `name` (tests use unique
     /// names so that parallel runs never meet).
     pub name: Option<String>,
+    /// Where podroute's binaries are (target/debug): with it, a topology's
+    /// cluster nodes (`labcluster`) get their daemons at `up`; without it
+    /// they stay plain hosts, for tests that start daemons themselves.
+    pub binaries: Option<PathBuf>,
 }
 
 impl LabOptions {
@@ -39,7 +44,14 @@ impl LabOptions {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         LabOptions {
             name: Some(format!("{prefix}{}x{n}", std::process::id())),
+            binaries: None,
         }
+    }
+
+    /// The same, starting cluster daemons from `dir`.
+    pub fn with_binaries(mut self, dir: impl Into<PathBuf>) -> LabOptions {
+        self.binaries = Some(dir.into());
+        self
     }
 }
 
@@ -87,6 +99,12 @@ impl Lab {
         for node in topology.nodes.values() {
             node.role.preflight(node)?;
         }
+        // Checked before anything is made: a cluster that cannot start
+        // must not leave a half lab.
+        let cluster = match &options.binaries {
+            Some(dir) => labcluster::ClusterPlan::from_topology(&topology, dir)?,
+            None => None,
+        };
         // Same name, same file: a stale copy to replace. Another file's lab
         // under this name is someone's running lab: leave it alone.
         if let Some(record) = read_record(&name)
@@ -108,6 +126,9 @@ impl Lab {
             torn_down: false,
         };
         lab.build()?;
+        if let Some(plan) = cluster {
+            labcluster::start(&lab, &plan)?;
+        }
         Ok(lab)
     }
 
@@ -120,21 +141,7 @@ impl Lab {
     /// down removes it too. Returns its name.
     pub fn add_namespace(&self, suffix: &str) -> Result<String, LabError> {
         check_lab_name(suffix)?;
-        let ns = Topology::netns_name(&self.name, suffix);
-        let mut record = read_record(&self.name).unwrap_or_else(|| LabRecord {
-            name: self.name.clone(),
-            file: self.topology.file.clone(),
-            namespaces: Vec::new(),
-        });
-        // Recorded before it exists: a crash in between leaves a name that
-        // teardown skips, never a namespace nobody removes.
-        if !record.namespaces.contains(&ns) {
-            record.namespaces.push(ns.clone());
-            write_record(&record)?;
-        }
-        netns::add(&ns)?;
-        netns::ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        Ok(ns)
+        add_lab_namespace(&self.name, suffix)
     }
 
     pub fn topology(&self) -> &Topology {
@@ -409,6 +416,85 @@ pub fn teardown<'a>(
     Ok(DownOutcome::Removed)
 }
 
+/// Makes namespace `<lab prefix><suffix>` for lab `lab`, which is up,
+/// recorded so that tearing the lab down removes it (a pod's namespace).
+/// `suffix` is letters, digits, `-` and `_` (longer than node names may
+/// be: no socket path is made from it). Returns its name.
+pub fn add_lab_namespace(lab: &str, suffix: &str) -> Result<String, LabError> {
+    check_namespace_suffix(suffix)?;
+    let ns = Topology::netns_name(lab, suffix);
+    // Recorded before it exists: a crash in between leaves a name that
+    // teardown skips, never a namespace nobody removes.
+    update_record(lab, |record| {
+        if !record.namespaces.contains(&ns) {
+            record.namespaces.push(ns.clone());
+        }
+    })?;
+    netns::add(&ns)?;
+    netns::ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+    Ok(ns)
+}
+
+/// Removes namespace `ns` of lab `lab` (its processes first) and drops it
+/// from the lab's record.
+pub fn remove_lab_namespace(lab: &str, ns: &str) -> Result<(), LabError> {
+    if !ns.starts_with(&Topology::netns_prefix(lab)) {
+        return Err(LabError::InvalidName {
+            name: ns.to_string(),
+            reason: format!("not a namespace of lab {lab}"),
+        });
+    }
+    netns::remove(ns, STOP_GRACE)?;
+    update_record(lab, |record| record.namespaces.retain(|n| n != ns))
+}
+
+/// Whether lab `name` is up: its record exists and names a live namespace.
+pub fn is_up(name: &str) -> bool {
+    read_record(name).is_some_and(|r| r.namespaces.iter().any(|ns| netns::exists(ns)))
+}
+
+/// The topology file lab `name` was brought up from.
+pub fn lab_file(name: &str) -> Option<PathBuf> {
+    read_record(name).map(|r| r.file)
+}
+
+/// The labs that are up from topology file `file` (an absolute path).
+pub fn labs_from_file(file: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(STATE_ROOT) else {
+        return Vec::new();
+    };
+    let mut labs: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| check_lab_name(name).is_ok())
+        .filter(|name| read_record(name).is_some_and(|r| r.file == file) && is_up(name))
+        .collect();
+    labs.sort();
+    labs
+}
+
+/// Pod namespaces hold a Kubernetes namespace and name: up to 63 each.
+const MAX_NAMESPACE_SUFFIX_LEN: usize = 160;
+
+fn check_namespace_suffix(suffix: &str) -> Result<(), LabError> {
+    let ok = !suffix.is_empty()
+        && suffix.len() <= MAX_NAMESPACE_SUFFIX_LEN
+        && suffix.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && suffix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(LabError::InvalidName {
+            name: suffix.to_string(),
+            reason: format!(
+                "a namespace suffix is 1 to {MAX_NAMESPACE_SUFFIX_LEN} letters, digits, `-` and `_`"
+            ),
+        })
+    }
+}
+
 /// Lab and node names become paths under STATE_ROOT that `down` deletes:
 /// only checked names, so no `..` or `/` ever reaches a path.
 pub fn check_lab_name(name: &str) -> Result<(), LabError> {
@@ -419,7 +505,7 @@ pub fn check_lab_name(name: &str) -> Result<(), LabError> {
 }
 
 /// The last lines of a log, for an error message.
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     const TAIL_LINES: usize = 5;
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -450,13 +536,34 @@ fn read_record(name: &str) -> Option<LabRecord> {
     serde_json::from_str(&text).ok()
 }
 
+/// Read-modify-write of lab `name`'s record under a lock: podlab calls
+/// for one lab may run at once (pods created in parallel).
+fn update_record(name: &str, change: impl FnOnce(&mut LabRecord)) -> Result<(), LabError> {
+    let lock_path = state_dir(name).join("lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| LabError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| LabError::io(&lock_path, e))?;
+    let mut record = read_record(name).ok_or_else(|| LabError::NotUp {
+        lab: name.to_string(),
+    })?;
+    change(&mut record);
+    write_record(&record)
+}
+
 fn write_record(record: &LabRecord) -> Result<(), LabError> {
     let path = state_dir(&record.name).join("state.json");
     let text = serde_json::to_string_pretty(record).map_err(|e| LabError::Io {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    fs::write(&path, text).map_err(|e| LabError::io(&path, e))
+    // Written beside and renamed: a reader never sees half a record.
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, text).map_err(|e| LabError::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| LabError::io(&path, e))
 }
 
 /// Fails early, before anything is made, when not root.

@@ -1,6 +1,10 @@
 // podlab: containerlab topologies as network namespaces on this machine.
 //   podlab up FILE | down FILE | status FILE | exec FILE NODE -- CMD... | check FILE
 //   podlab probe serve [--ports 80,81] | probe connect [--timeout-ms 1000] TARGET...
+// and, for labs with cluster nodes (LAB: the .clab.yml, or a lab name that is up):
+//   podlab pod create LAB --node N --namespace X --name A [--labels k=v,..] [--port 80/TCP ..]
+//   podlab pod exec LAB X/A -- CMD... | pod delete LAB X/A | pods LAB [-o json]
+//   podlab apply LAB FILE.yaml | delete LAB FILE.yaml | podctl LAB NODE -- ARGS...
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,8 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use podroute_lab::lab::{check_lab_name, node_runtime, teardown};
+use podroute_lab::labcluster::{LabCluster, PortSpec, labels_text, parse_labels};
 use podroute_lab::probe::{self, DEFAULT_PORTS, Server, Target, WILDCARDS};
-use podroute_lab::{DownOutcome, Lab, LabOptions, LabStatus, Topology, lab_status};
+use podroute_lab::{DownOutcome, Lab, LabError, LabOptions, LabStatus, Topology, lab_status};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +65,66 @@ enum Cmd {
     /// Reachability probes: a server to run in a pod, a client to test it.
     #[command(subcommand)]
     Probe(ProbeCmd),
+    /// Pods of a lab with cluster nodes, made by the real CNI plugin.
+    #[command(subcommand)]
+    Pod(PodCmd),
+    /// List a lab's pods: NAMESPACE NAME NODE IP LABELS PORTS.
+    Pods {
+        /// The .clab.yml file, or the name of a lab that is up.
+        lab: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Apply a multi-document YAML file: Namespaces and NetworkPolicies to
+    /// the policy agents, IPPools to ipamd, BGPConfiguration, BGPPeer and
+    /// Node to every bgpd. Nothing is written unless every document checks.
+    Apply { lab: String, file: PathBuf },
+    /// Remove the documents a file names (the reverse of apply).
+    Delete { lab: String, file: PathBuf },
+    /// Run podctl against a node's bgpd and policy agent and the lab's ipamd.
+    Podctl {
+        lab: String,
+        node: String,
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PodCmd {
+    /// Make a pod on a node: CNI ADD as a runtime calls it, a probe server
+    /// on its TCP/UDP ports, its Pod manifest for the policy agents.
+    /// Prints its IP(s).
+    Create {
+        /// The .clab.yml file, or the name of a lab that is up.
+        lab: String,
+        #[arg(long)]
+        node: String,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        #[arg(long)]
+        name: String,
+        /// k=v[,k=v...]
+        #[arg(long, default_value = "")]
+        labels: String,
+        /// A container port, PORT/PROTOCOL (TCP, UDP, SCTP); repeatable.
+        #[arg(long = "port")]
+        ports: Vec<String>,
+    },
+    /// Run a command in a pod's network namespace; its exit status is ours.
+    Exec {
+        lab: String,
+        /// NAMESPACE/NAME
+        pod: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Delete a pod: CNI DEL, its namespace and manifest removed.
+    Delete {
+        lab: String,
+        /// NAMESPACE/NAME
+        pod: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +187,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     match cli.command {
         Cmd::Probe(cmd) => run_probe(cmd)?,
+        Cmd::Pod(cmd) => return run_pod(cmd),
+        Cmd::Pods { lab, output } => {
+            let cluster = open_cluster(&lab)?;
+            let pods = cluster.pods()?;
+            match output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&pods)?),
+                Format::Table => {
+                    let rows = pods
+                        .iter()
+                        .map(|p| {
+                            let ips: Vec<String> = p.ips.iter().map(ToString::to_string).collect();
+                            let ports: Vec<String> =
+                                p.ports.iter().map(ToString::to_string).collect();
+                            [
+                                p.namespace.clone(),
+                                p.name.clone(),
+                                p.node.clone(),
+                                dash(ips.join(",")),
+                                dash(labels_text(&p.labels)),
+                                dash(ports.join(",")),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    print_table(
+                        ["NAMESPACE", "NAME", "NODE", "IP", "LABELS", "PORTS"],
+                        &rows,
+                    );
+                }
+            }
+        }
+        Cmd::Apply { lab, file } => {
+            let cluster = open_cluster(&lab)?;
+            for doc in cluster.apply(&file)? {
+                println!("{} applied", doc.describe());
+            }
+        }
+        Cmd::Delete { lab, file } => {
+            let cluster = open_cluster(&lab)?;
+            for (doc, found) in cluster.delete(&file)? {
+                if found {
+                    println!("{} deleted", doc.describe());
+                } else {
+                    println!("{} was not there", doc.describe());
+                }
+            }
+        }
+        Cmd::Podctl { lab, node, args } => {
+            let cluster = open_cluster(&lab)?;
+            let status = cluster
+                .podctl_command(&node, &args)?
+                .status()
+                .context("running podctl")?;
+            return Ok(exit_code(status));
+        }
         Cmd::Check { file } => {
             let topo = load(&file)?;
             print_warnings(&topo);
@@ -136,8 +255,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Up { file, name } => {
             let topo = load(&file)?;
             print_warnings(&topo);
-            let lab = Lab::start(topo, LabOptions { name })?;
+            let lab = Lab::start(
+                topo,
+                LabOptions {
+                    name,
+                    binaries: Some(binaries_dir()),
+                },
+            )?;
             print_status(&lab_status(lab.name(), lab.topology()));
+            if let Ok(cluster) = LabCluster::from_lab(&lab, binaries_dir()) {
+                println!(
+                    "cluster: podroute-ipamd on {}; podroute-bgpd and podroute-policy-agent on {}; \
+                     state in {}",
+                    cluster.ipamd_node(),
+                    cluster.nodes().join(", "),
+                    cluster.paths().cluster().display()
+                );
+            }
             // The lab stays up after podlab exits; `podlab down` removes it.
             std::mem::forget(lab);
         }
@@ -190,12 +324,109 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .envs(&n.env)
                 .status()
                 .with_context(|| format!("running {argv:?} in {}", rt.netns))?;
-            return Ok(ExitCode::from(
-                status.code().unwrap_or(1).clamp(0, 255) as u8
-            ));
+            return Ok(exit_code(status));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_pod(cmd: PodCmd) -> Result<ExitCode> {
+    match cmd {
+        PodCmd::Create {
+            lab,
+            node,
+            namespace,
+            name,
+            labels,
+            ports,
+        } => {
+            // Checked before the lab is looked at: a typo needs no lab.
+            let labels = parse_labels(&labels)?;
+            let ports = ports
+                .iter()
+                .map(|p| p.parse::<PortSpec>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let cluster = open_cluster(&lab)?;
+            let pod = cluster.create_pod(&node, &namespace, &name, &labels, &ports)?;
+            let ips: Vec<String> = pod.ips.iter().map(ToString::to_string).collect();
+            println!("{}", ips.join(" "));
+        }
+        PodCmd::Exec { lab, pod, command } => {
+            let cluster = open_cluster(&lab)?;
+            let status = cluster
+                .pod_command(&pod, &command)?
+                .status()
+                .with_context(|| format!("running {command:?} in pod {pod}"))?;
+            return Ok(exit_code(status));
+        }
+        PodCmd::Delete { lab, pod } => {
+            let cluster = open_cluster(&lab)?;
+            let deleted = cluster.delete_pod(&pod)?;
+            println!("pod {} deleted", deleted.id());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The folder podlab runs from: the daemons, podctl and the CNI plugin are
+/// built beside it (target/debug), else found on PATH.
+fn binaries_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default()
+}
+
+/// LAB as given: a topology file (the lab up from it, under whatever
+/// name) or a lab name.
+fn open_cluster(lab: &str) -> Result<LabCluster> {
+    let path = Path::new(lab);
+    let name = if path.is_file() {
+        let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        match podroute_lab::lab::labs_from_file(&file).as_slice() {
+            [one] => one.clone(),
+            [] => {
+                let topo = load(path)?;
+                return Err(LabError::NotUp { lab: topo.name }.into());
+            }
+            many => anyhow::bail!(
+                "several labs are up from {}: {}; give one's name",
+                path.display(),
+                many.join(", ")
+            ),
+        }
+    } else {
+        lab.to_string()
+    };
+    Ok(LabCluster::open(&name, binaries_dir())?)
+}
+
+/// A child's exit status as ours (a signal is 1).
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8)
+}
+
+fn dash(text: String) -> String {
+    if text.is_empty() { "-".into() } else { text }
+}
+
+/// Columns padded to their widest cell.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
 }
 
 fn run_probe(cmd: ProbeCmd) -> Result<()> {
@@ -323,19 +554,8 @@ fn print_status(status: &LabStatus) {
             ]
         })
         .collect();
-    let header = ["NODE", "ROLE", "NAMESPACE", "PROCESSES", "INTERFACES"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print_table(
+        ["NODE", "ROLE", "NAMESPACE", "PROCESSES", "INTERFACES"],
+        &rows,
+    );
 }

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-use crate::{Lab, LabError, cni, netns};
+use crate::{Lab, LabError, cmdline, cni, netns};
 
 /// How long ipamd gets to answer after it starts.
 const IPAMD_START: Duration = Duration::from_secs(30);
@@ -99,19 +97,17 @@ impl Ipamd {
             .open(&log_path)
             .map_err(|e| LabError::io(&log_path, e))?;
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--admin-socket")
-            .arg(self.socket())
-            .arg("--data-dir")
-            .arg(self.dir.join("store"))
-            .arg("--manifests")
-            .arg(&self.pools)
-            .args(["--release-cooldown", "0"])
-            // It runs in the caller's namespace, often the host's, beside
-            // other tests' ipamds: a free port, never the default 9642.
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args(cmdline::ipamd_args(
+            &self.socket(),
+            &self.dir.join("store"),
+            &self.pools,
+        ))
+        // It runs in the caller's namespace, often the host's, beside
+        // other tests' ipamds: a free port, never the default 9642.
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
         let child = cmd.spawn().map_err(|e| LabError::Spawn {
             command: netns::show(&cmd),
             reason: e.to_string(),
@@ -119,15 +115,7 @@ impl Ipamd {
         self.child = Some(child);
         let until = Instant::now() + IPAMD_START;
         loop {
-            // Ready when the plugin's STATUS says so: the plugin's own view.
-            let status = cni::invoke(
-                Command::new(&self.cni),
-                "STATUS",
-                &self.cni_conf("status"),
-                &[],
-            )
-            .map_err(|e| LabError::io(&self.cni, e))?;
-            if status.status.success() {
+            if cni::ready(&self.cni, &self.endpoint())? {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut()
@@ -150,14 +138,7 @@ impl Ipamd {
 
     /// The CNI network configuration for `node`.
     pub fn cni_conf(&self, node: &str) -> String {
-        json!({
-            "cniVersion": "1.1.0",
-            "name": "podroute",
-            "type": "podroute-cni",
-            "ipamd": {"endpoint": self.endpoint()},
-            "nodeName": node,
-        })
-        .to_string()
+        cni::conf(&self.endpoint(), node)
     }
 
     /// Creates pod `namespace/name` on lab node `node`: a namespace of the
@@ -172,47 +153,24 @@ impl Ipamd {
     ) -> Result<Pod, LabError> {
         let node_ns = lab.netns(node)?;
         let pod_ns = lab.add_namespace(&format!("pod-{namespace}-{name}"))?;
-        let out = cni::invoke(
-            self.in_node(&node_ns),
-            "ADD",
+        let ips = cni::add(
+            &self.cni,
+            &node_ns,
             &self.cni_conf(node),
-            &pod_env(&pod_ns, namespace, name),
-        )
-        .map_err(|e| LabError::io(&self.cni, e))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            return Err(LabError::Command {
-                command: format!("podroute-cni ADD {namespace}/{name} on {node}"),
-                status: out.status.to_string(),
-                stderr: format!("{stdout} {}", String::from_utf8_lossy(&out.stderr)),
-            });
-        }
-        let result: Value = serde_json::from_str(&stdout).map_err(|e| LabError::Command {
-            command: format!("podroute-cni ADD {namespace}/{name}"),
-            status: "bad result".into(),
-            stderr: format!("{e}: {stdout}"),
-        })?;
-        let address = |v4: bool| {
-            result["ips"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|ip| {
-                    let text = ip["address"].as_str()?;
-                    let addr: IpAddr = text.split('/').next()?.parse().ok()?;
-                    (addr.is_ipv4() == v4).then_some(addr)
-                })
-        };
+            &pod_ns,
+            namespace,
+            name,
+        )?;
         Ok(Pod {
             id: format!("{namespace}/{name}"),
             node: node.to_owned(),
             netns: pod_ns,
-            v4: address(true).and_then(|a| match a {
-                IpAddr::V4(a) => Some(a),
+            v4: ips.iter().find_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
                 IpAddr::V6(_) => None,
             }),
-            v6: address(false).and_then(|a| match a {
-                IpAddr::V6(a) => Some(a),
+            v6: ips.iter().find_map(|a| match a {
+                IpAddr::V6(a) => Some(*a),
                 IpAddr::V4(_) => None,
             }),
         })
@@ -223,27 +181,15 @@ impl Ipamd {
     pub fn delete_pod(&self, lab: &Lab, pod: &Pod) -> Result<(), LabError> {
         let node_ns = lab.netns(&pod.node)?;
         let (namespace, name) = pod.id.split_once('/').unwrap_or(("default", &pod.id));
-        let out = cni::invoke(
-            self.in_node(&node_ns),
-            "DEL",
+        cni::del(
+            &self.cni,
+            &node_ns,
             &self.cni_conf(&pod.node),
-            &pod_env(&pod.netns, namespace, name),
-        )
-        .map_err(|e| LabError::io(&self.cni, e))?;
-        if !out.status.success() {
-            return Err(LabError::Command {
-                command: format!("podroute-cni DEL {}", pod.id),
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stdout).into_owned(),
-            });
-        }
+            &pod.netns,
+            namespace,
+            name,
+        )?;
         netns::remove(&pod.netns, Duration::from_secs(2))
-    }
-
-    fn in_node(&self, node_ns: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", node_ns]).arg(&self.cni);
-        cmd
     }
 }
 
@@ -251,20 +197,4 @@ impl Drop for Ipamd {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// CNI_* for a pod whose namespace is `pod_ns`.
-fn pod_env(pod_ns: &str, namespace: &str, name: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("CNI_CONTAINERID", pod_ns.to_owned()),
-        ("CNI_NETNS", format!("/run/netns/{pod_ns}")),
-        ("CNI_IFNAME", "eth0".to_owned()),
-        (
-            "CNI_ARGS",
-            format!(
-                "IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name};\
-                 K8S_POD_INFRA_CONTAINER_ID={pod_ns};K8S_POD_UID=uid-{namespace}-{name}"
-            ),
-        ),
-    ]
 }

@@ -155,6 +155,9 @@ impl Role {
             Role::Frr => self.start_frr(node, rt),
             Role::Bird => start_bird(node, rt),
             Role::Gobgp => start_gobgp(node, rt),
+            // A cluster node's `cmd` is the container's entry point under
+            // real containerlab; here `labcluster` runs its daemons.
+            Role::Podroute if crate::labcluster::is_cluster_node(node) => Ok(()),
             Role::Linux | Role::Podroute => match &node.cmd {
                 Some(cmd) => spawn_detached(node, rt, "cmd", &["sh", "-c", cmd]),
                 None => Ok(()),
