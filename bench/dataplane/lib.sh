@@ -7,14 +7,19 @@
 # that crosses unfragmented) and traceroute (the hops).
 #
 # Set before calling dp_overlay_up:
-#   DP_A_NODE_NS DP_A_NODE_IP DP_A_POD_NS DP_A_POD_IP DP_A_OVL_NET DP_A_OVL_IP
-#   DP_B_NODE_NS DP_B_NODE_IP DP_B_POD_NS DP_B_POD_IP DP_B_OVL_NET DP_B_OVL_IP
-#   DP_OVL_CIDR (the overlay's whole range, Flannel's "Network")
+#   DP_A_NODE_NS DP_A_NODE_IP DP_A_POD_NS DP_A_OVL_NET DP_A_OVL_IP
+#   DP_B_NODE_NS DP_B_NODE_IP DP_B_POD_NS DP_B_OVL_NET DP_B_OVL_IP
+#   DP_OVL_CIDR (the overlay's whole range, Flannel's "Network"; a /24 per
+#   node in it)
 
 # Flannel's vxlan backend: device flannel.<VNI>, VNI 1, UDP 8472 (Flannel's
 # default, the port Linux used before IANA's 4789).
 DP_VXLAN_VNI=1
 DP_VXLAN_DEV=flannel.$DP_VXLAN_VNI
+# Flannel's bridge, and the pod's veth pair into it.
+DP_BRIDGE=cni0
+DP_HOST_VETH=vethdp0
+DP_POD_IF=ovl0
 DP_VXLAN_PORT=8472
 # Outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14: Flannel sets the
 # device (and its pods) to the uplink's MTU minus this.
@@ -52,17 +57,19 @@ dp_link_mac() {
   ip -n "$1" -o link show dev "$2" | awk '{for (i = 1; i < NF; i++) if ($i == "link/ether") { print $(i + 1); exit }}'
 }
 
-# One side of the overlay, as flanneld's vxlan backend sets a node up: a
-# VXLAN device bound to the node's address with learning off (flanneld
-# writes every neighbour itself), the node's /24 network address on it.
-# The pod gets a secondary overlay address, and a route for the whole
-# overlay through its gateway (the node) with Flannel's MTU; the node
-# routes that address to the pod's veth. Flannel's cni0 bridge is left out:
-# the pod keeps podroute's veth, so the overlay path is podroute's path
-# plus the encapsulation, nothing else.
+# One side of the overlay, as flanneld's vxlan backend and Flannel's CNI
+# config (the bridge plugin) set a node and a pod up: a VXLAN device bound
+# to the node's address with learning off (flanneld writes every neighbour
+# itself), MTU the uplink's minus the encapsulation, the node's /24 network
+# address on it; a bridge cni0 holding the /24's first address as the pods'
+# gateway; the pod on its own veth pair into cni0 (ovl0 inside), MTU as the
+# VXLAN device's, an address from the /24 and the overlay's range through
+# cni0. The pod's podroute interface and default route stay as they are, so
+# one pod namespace serves both paths (podroute's policy agent filters its
+# own podr* interfaces only: the overlay's packets are not its business).
 dp_overlay_side() {
-  local node_ns=$1 node_ip=$2 pod_ns=$3 pod_ip=$4 ovl_net=$5 ovl_ip=$6
-  local uplink mtu host_veth pod_if gw
+  local node_ns=$1 node_ip=$2 pod_ns=$3 ovl_net=$4 ovl_ip=$5
+  local uplink mtu gw
   # A node's own address routes through lo; the uplink is the device the
   # address sits on.
   uplink=$(ip -n "$node_ns" -o addr show to "$node_ip/32" | awk '{print $2; exit}')
@@ -72,12 +79,21 @@ dp_overlay_side() {
     local "$node_ip" dev "$uplink" dstport "$DP_VXLAN_PORT" nolearning
   ip -n "$node_ns" link set "$DP_VXLAN_DEV" mtu "$mtu" up
   ip -n "$node_ns" addr add "${ovl_net%/*}/32" dev "$DP_VXLAN_DEV"
-  host_veth=$(dp_route_dev "$node_ns" "$pod_ip")
-  ip -n "$node_ns" route add "$ovl_ip/32" dev "$host_veth" scope link
-  pod_if=$(dp_route_dev "$pod_ns" "$node_ip")
-  gw=$(ip -n "$pod_ns" -o route show default | awk '{print $3; exit}')
-  ip -n "$pod_ns" addr add "$ovl_ip/32" dev "$pod_if"
-  ip -n "$pod_ns" route add "$DP_OVL_CIDR" via "$gw" dev "$pod_if" src "$ovl_ip" mtu "$mtu"
+  gw=$(dp_first_host "$ovl_net")
+  ip -n "$node_ns" link add "$DP_BRIDGE" type bridge
+  ip -n "$node_ns" addr add "$gw/${ovl_net#*/}" dev "$DP_BRIDGE"
+  ip -n "$node_ns" link add "$DP_HOST_VETH" mtu "$mtu" type veth peer name "$DP_POD_IF" netns "$pod_ns" mtu "$mtu"
+  ip -n "$node_ns" link set "$DP_HOST_VETH" master "$DP_BRIDGE" up
+  ip -n "$node_ns" link set "$DP_BRIDGE" up
+  ip -n "$pod_ns" link set "$DP_POD_IF" up
+  ip -n "$pod_ns" addr add "$ovl_ip/${ovl_net#*/}" dev "$DP_POD_IF"
+  ip -n "$pod_ns" route add "$DP_OVL_CIDR" via "$gw" dev "$DP_POD_IF"
+}
+
+# The first host address of a /24 (Flannel's gateway on cni0).
+dp_first_host() {
+  local net=${1%/*}
+  echo "${net%.*}.$((${net##*.} + 1))"
 }
 
 # What flanneld writes on a node for each other node: its VTEP's MAC in the
@@ -92,25 +108,21 @@ dp_overlay_peer() {
 }
 
 dp_overlay_up() {
-  dp_overlay_side "$DP_A_NODE_NS" "$DP_A_NODE_IP" "$DP_A_POD_NS" "$DP_A_POD_IP" "$DP_A_OVL_NET" "$DP_A_OVL_IP"
-  dp_overlay_side "$DP_B_NODE_NS" "$DP_B_NODE_IP" "$DP_B_POD_NS" "$DP_B_POD_IP" "$DP_B_OVL_NET" "$DP_B_OVL_IP"
+  dp_overlay_side "$DP_A_NODE_NS" "$DP_A_NODE_IP" "$DP_A_POD_NS" "$DP_A_OVL_NET" "$DP_A_OVL_IP"
+  dp_overlay_side "$DP_B_NODE_NS" "$DP_B_NODE_IP" "$DP_B_POD_NS" "$DP_B_OVL_NET" "$DP_B_OVL_IP"
   dp_overlay_peer "$DP_A_NODE_NS" "$DP_B_NODE_NS" "$DP_B_NODE_IP" "$DP_B_OVL_NET"
   dp_overlay_peer "$DP_B_NODE_NS" "$DP_A_NODE_NS" "$DP_A_NODE_IP" "$DP_A_OVL_NET"
 }
 
-# Removes what dp_overlay_up made (whatever of it exists).
+# Removes what dp_overlay_up made (whatever of it exists): the devices
+# take their addresses, routes, neighbours and FDB entries with them, the
+# host veth its pod end.
 dp_overlay_down() {
-  local side node_ns pod_ns pod_ip ovl_ip pod_if host_veth
-  for side in A B; do
-    node_ns=DP_${side}_NODE_NS pod_ns=DP_${side}_POD_NS pod_ip=DP_${side}_POD_IP ovl_ip=DP_${side}_OVL_IP
-    node_ns=${!node_ns} pod_ns=${!pod_ns} pod_ip=${!pod_ip} ovl_ip=${!ovl_ip}
-    # The device takes its address, neighbours, FDB and routes with it.
-    ip -n "$node_ns" link del "$DP_VXLAN_DEV" 2>/dev/null || true
-    host_veth=$(dp_route_dev "$node_ns" "$pod_ip" 2>/dev/null) || true
-    ip -n "$node_ns" route del "$ovl_ip/32" ${host_veth:+dev "$host_veth"} 2>/dev/null || true
-    pod_if=$(ip -n "$pod_ns" -o addr show to "$ovl_ip/32" 2>/dev/null | awk '{print $2; exit}') || true
-    ip -n "$pod_ns" route del "$DP_OVL_CIDR" 2>/dev/null || true
-    ip -n "$pod_ns" addr del "$ovl_ip/32" dev "${pod_if:-eth0}" 2>/dev/null || true
+  local ns
+  for ns in "$DP_A_NODE_NS" "$DP_B_NODE_NS"; do
+    ip -n "$ns" link del "$DP_VXLAN_DEV" 2>/dev/null || true
+    ip -n "$ns" link del "$DP_HOST_VETH" 2>/dev/null || true
+    ip -n "$ns" link del "$DP_BRIDGE" 2>/dev/null || true
   done
 }
 

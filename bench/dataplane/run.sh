@@ -17,7 +17,7 @@
 #   bench/dataplane/run.sh [--reps R] [--seconds S] [--pings N] [--interval S]
 #                          [--topology FILE] [--nodes A,B] [--quiet-load L]
 #                          [--quiet-seconds S] [--quiet-timeout S] [--no-wait]
-#                          [--out DIR] [--keep] [--namespaces FILE]
+#                          [--out DIR] [--keep] [--namespaces FILE] [--debug]
 #
 # Results: the report (Markdown) on stdout and in
 # bench/results/dataplane-<UTC time>.md, every sample in .json. Needs root.
@@ -46,6 +46,7 @@ usage: bench/dataplane/run.sh [options]   (as root)
   --no-wait           measure at once, however busy the machine is
   --out DIR           where the .md and .json go [bench/results]
   --keep              leave the lab up (podlab down --name NAME FILE removes it)
+  --debug             debug builds (to try the script; figures from release)
   --namespaces FILE   no build and no lab: measure between namespaces made
                       elsewhere, named in FILE (shell: the DP_A_* and DP_B_*
                       node and pod variables of bench/dataplane/lib.sh)
@@ -66,6 +67,7 @@ wait_quiet=1
 out_dir=bench/results
 keep=0
 ns_file=
+profile=release
 while (($#)); do
   case $1 in
     --reps) reps=${2:?}; shift 2 ;;
@@ -80,6 +82,7 @@ while (($#)); do
     --no-wait) wait_quiet=0; shift ;;
     --out) out_dir=${2:?}; shift 2 ;;
     --keep) keep=1; shift ;;
+    --debug) profile=debug; shift ;;
     --namespaces) ns_file=${2:?}; shift 2 ;;
     *) usage ;;
   esac
@@ -99,7 +102,7 @@ for tool in iperf3 ping traceroute ip bridge ss awk cargo; do
 done
 
 lab=dpbench$$
-podlab=${CARGO_TARGET_DIR:-$REPO/target}/release/podlab
+podlab=${CARGO_TARGET_DIR:-$REPO/target}/$profile/podlab
 work=$(mktemp -d /tmp/dpbench.XXXXXX)
 servers=()
 lab_up=0
@@ -143,8 +146,10 @@ start_lab() {
   [[ -f $topology ]] || die "no topology $topology"
   # podlab runs the daemons and the CNI plugin from its own folder, so all
   # of them are built, in release as a cluster would run them.
-  say "building (release)"
-  cargo build --release -q -p podroute-lab -p podroute-bgpd -p podroute-ipam \
+  say "building ($profile)"
+  local flags=(-q)
+  [[ $profile == release ]] && flags+=(--release)
+  cargo build "${flags[@]}" -p podroute-lab -p podroute-bgpd -p podroute-ipam \
     -p podroute-policy -p podroute-cni -p podctl
   say "lab $lab: podlab up $topology"
   lab_up=1
@@ -166,9 +171,35 @@ start_lab() {
   dp_wait "pod a to reach pod b (BGP)" 180 ip netns exec "$DP_A_POD_NS" ping -n -c 1 -W 1 "$DP_B_POD_IP"
   DP_A_NODE_IP=$(src_to "$DP_A_NODE_NS" "$DP_B_POD_IP")
   DP_B_NODE_IP=$(src_to "$DP_B_NODE_NS" "$DP_A_POD_IP")
-  # The fabric carries the nodes' own addresses too (direct, and the
-  # overlay's outer packets).
-  dp_wait "node $node_a to reach node $node_b" 60 ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP"
+  # The anchors need the nodes' own addresses routed across the racks
+  # (direct, and the overlay's outer packets), as any real fabric routes
+  # them. A lab whose leaves announce only pod blocks gets its rack LANs
+  # announced by the leaves now.
+  if ! dp_wait "node $node_a to reach node $node_b" 5 ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP" 2>/dev/null; then
+    announce_lan "$DP_A_NODE_NS" "$DP_A_NODE_IP"
+    announce_lan "$DP_B_NODE_NS" "$DP_B_NODE_IP"
+    dp_wait "node $node_a to reach node $node_b" 60 ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP"
+  fi
+}
+
+# Has each BGP peer of node namespace NS (its leaves) announce the node's
+# LAN, the connected prefix NS's address IP sits on, with vtysh (`router
+# bgp` without a number: the router's one instance).
+announce_lan() {
+  local ns=$1 ip=$2 net peer router other
+  net=$(ip -n "$ns" -o -4 route show proto kernel scope link | awk -v ip="$ip" '$0 ~ "src " ip "( |$)" {print $1; exit}')
+  [[ -n $net ]] || die "no connected prefix for $ip in $ns"
+  for peer in $(ip netns exec "$ns" ss -Htn state established '( sport = :179 or dport = :179 )' |
+    awk '{sub(/:[0-9]+$/, "", $4); print $4}' | sort -u); do
+    router=
+    for other in $(ip netns list | awk -v p="podlab-$lab." 'index($1, p) == 1 {print $1}'); do
+      if [[ -n $(ip -n "$other" -o addr show to "$peer/32") ]]; then router=${other#"podlab-$lab."}; break; fi
+    done
+    [[ -n $router ]] || die "BGP peer $peer of $ns is no node of the lab"
+    say "$router announces $net (the lab's leaves route only pod blocks across racks)"
+    "$podlab" exec "$topology" "$router" --name "$lab" -- vtysh -c 'configure terminal' -c 'router bgp' \
+      -c 'address-family ipv4 unicast' -c "network $net" >/dev/null
+  done
 }
 
 if [[ -n $ns_file ]]; then
@@ -211,7 +242,7 @@ declare -A m_dev m_ifmtu m_rtmtu m_pmtu m_over m_hops
 for p in "${paths[@]}"; do
   ns=${p_ns[$p]} dst=${p_dst[$p]} src=${p_src[$p]}
   # A first ping resolves neighbours (the pod's gateway by proxy ARP).
-  ip netns exec "$ns" ping -n -c 3 -i 0.2 -W 1 -I "$src" "$dst" >/dev/null || die "$p: $dst does not answer"
+  dp_wait "$p: $dst to answer" 10 ip netns exec "$ns" ping -n -c 1 -W 1 -I "$src" "$dst" || exit 1
   m_dev[$p]=$(dp_route_dev "$ns" "$dst" "$src")
   m_ifmtu[$p]=$(dp_link_mtu "$ns" "${m_dev[$p]}")
   m_rtmtu[$p]=$(dp_route_mtu "$ns" "$dst" "$src")
