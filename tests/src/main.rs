@@ -5,6 +5,7 @@
 //   podlab pod create LAB --node N --namespace X --name A [--labels k=v,..] [--port 80/TCP ..]
 //   podlab pod exec LAB X/A -- CMD... | pod delete LAB X/A | pods LAB [-o json]
 //   podlab apply LAB FILE.yaml | delete LAB FILE.yaml | podctl LAB NODE -- ARGS...
+//   podlab stop LAB NODE bgpd|policy [--signal KILL] | start LAB NODE bgpd|policy
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use podroute_lab::lab::{check_lab_name, node_runtime, teardown};
-use podroute_lab::labcluster::{LabCluster, PortSpec, labels_text, parse_labels};
+use podroute_lab::labcluster::{LabCluster, NodeDaemon, PortSpec, labels_text, parse_labels};
 use podroute_lab::probe::{self, DEFAULT_PORTS, Server, Target, WILDCARDS};
 use podroute_lab::{DownOutcome, Lab, LabError, LabOptions, LabStatus, Topology, lab_status};
 
@@ -81,6 +82,24 @@ enum Cmd {
     Apply { lab: String, file: PathBuf },
     /// Remove the documents a file names (the reverse of apply).
     Delete { lab: String, file: PathBuf },
+    /// Stop a cluster node's daemon (bgpd or policy) with a signal, as a
+    /// crash (KILL) or an orderly stop (TERM) would; HUP reloads bgpd.
+    Stop {
+        lab: String,
+        node: String,
+        /// bgpd or policy
+        daemon: String,
+        #[arg(long, default_value = "TERM")]
+        signal: String,
+    },
+    /// Start a stopped daemon of a cluster node again, with the command line
+    /// `up` gave it; waits for its admin socket.
+    Start {
+        lab: String,
+        node: String,
+        /// bgpd or policy
+        daemon: String,
+    },
     /// Run podctl against a node's bgpd and policy agent and the lab's ipamd.
     Podctl {
         lab: String,
@@ -232,6 +251,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{} was not there", doc.describe());
                 }
             }
+        }
+        Cmd::Stop {
+            lab,
+            node,
+            daemon,
+            signal,
+        } => {
+            let cluster = open_cluster(&lab)?;
+            let daemon: NodeDaemon = daemon.parse()?;
+            cluster.stop_daemon(&node, daemon, &signal)?;
+            println!(
+                "{} on {node}: sent SIG{}",
+                daemon.as_str(),
+                signal.trim_start_matches("SIG")
+            );
+        }
+        Cmd::Start { lab, node, daemon } => {
+            let cluster = open_cluster(&lab)?;
+            let daemon: NodeDaemon = daemon.parse()?;
+            cluster.start_daemon(&node, daemon)?;
+            println!("{} on {node} is running", daemon.as_str());
         }
         Cmd::Podctl { lab, node, args } => {
             let cluster = open_cluster(&lab)?;

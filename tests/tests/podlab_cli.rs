@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{DownOnDrop, assert_lab_gone, host_links, repo_path};
+use common::{DownOnDrop, assert_lab_gone, copy_dir, host_links, repo_path};
 use podroute_lab::LabOptions;
 
 fn podlab(args: &[&str]) -> Output {
@@ -32,14 +32,7 @@ fn text(out: &Output) -> (String, String) {
 /// temporary folder next to a copy of its bind files.
 fn topology_copy(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> String {
     let src = repo_path("containerlab");
-    fs::create_dir_all(dir.join("two-node-tor/tor")).unwrap();
-    for f in ["frr.conf", "daemons"] {
-        fs::copy(
-            src.join("two-node-tor/tor").join(f),
-            dir.join("two-node-tor/tor").join(f),
-        )
-        .unwrap();
-    }
+    copy_dir(&src.join("two-node-tor"), &dir.join("two-node-tor"));
     let text = fs::read_to_string(src.join("two-node-tor.clab.yml"))
         .unwrap()
         .replace("name: two-node-tor", &format!("name: {name}"));
@@ -148,7 +141,8 @@ fn up_exec_status_down_by_hand() {
     let out = podlab(&["status", &file, "-o", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["up"], true);
-    assert_eq!(status["nodes"].as_array().unwrap().len(), 3);
+    // tor, n1, n2 and the lab's ipamd.
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 4);
 
     // A broken file must not keep a lab from coming down.
     let good = fs::read_to_string(&file).unwrap();

@@ -14,11 +14,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{DownOnDrop, assert_lab_gone, repo_path};
+use common::{DownOnDrop, assert_lab_gone, bin_dir, repo_path};
 use podroute_lab::labcluster::{ClusterPaths, PortSpec};
 use podroute_lab::{Lab, LabCluster, LabError, LabOptions};
 use serde_json::Value;
@@ -28,26 +28,6 @@ const TOPOLOGY: &str = "tests/labs/mesh3.clab.yml";
 /// Sessions up, blocks announced, rules programmed, on two busy cores.
 const CONVERGE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(250);
-
-/// target/debug, where cargo put podlab and the daemons.
-fn bin_dir() -> PathBuf {
-    let dir = Path::new(PODLAB).parent().unwrap().to_path_buf();
-    for program in [
-        "podroute-bgpd",
-        "podroute-ipamd",
-        "podroute-policy-agent",
-        "podroute-cni",
-        "podctl",
-    ] {
-        assert!(
-            dir.join(program).is_file(),
-            "{} not found: cargo build -p podroute-bgpd -p podroute-ipam -p podroute-policy \
-             -p podroute-cni -p podctl first",
-            dir.join(program).display()
-        );
-    }
-    dir
-}
 
 /// tests/labs/mesh3.clab.yml and its config folder, copied into `dir`.
 fn copy_topology(dir: &Path) {

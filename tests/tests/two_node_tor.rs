@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_lab_gone, host_links, repo_path, wait_ping};
+use common::{assert_lab_gone, copy_dir, host_links, repo_path, wait_ping};
 use podroute_lab::{Lab, LabOptions, Role, lab_status};
 
 const TOPOLOGY: &str = "containerlab/two-node-tor.clab.yml";
@@ -121,11 +121,10 @@ fn a_lab_up_from_another_file_is_not_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.clab.yml");
     std::fs::copy(repo_path(TOPOLOGY), &copy).unwrap();
-    std::fs::create_dir_all(dir.path().join("two-node-tor/tor")).unwrap();
-    for f in ["frr.conf", "daemons"] {
-        let rel = format!("containerlab/two-node-tor/tor/{f}");
-        std::fs::copy(repo_path(&rel), dir.path().join("two-node-tor/tor").join(f)).unwrap();
-    }
+    copy_dir(
+        &repo_path("containerlab/two-node-tor"),
+        &dir.path().join("two-node-tor"),
+    );
     let err = Lab::up_with(&copy, options).unwrap_err().to_string();
     assert!(err.contains("up from another file"), "{err}");
     // The running lab was left alone.

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::apply::{self, Document};
-use super::{ClusterInfo, ClusterPaths, IPAMD_LABEL, find_binary, is_cluster_node};
+use super::{ClusterInfo, ClusterPaths, IPAMD_LABEL, LabCluster, find_binary, is_cluster_node};
 use crate::error::LabError;
 use crate::lab::{Lab, tail};
 use crate::topology::Topology;
@@ -181,26 +181,8 @@ pub fn start(lab: &Lab, plan: &ClusterPlan) -> Result<(), LabError> {
     let mut started = Vec::new();
     for node in &plan.nodes {
         let ns = lab.netns(node)?;
-        let mut bgpd_argv = vec![bin("podroute-bgpd")?.display().to_string()];
-        bgpd_argv.extend(cmdline::bgpd_args(
-            &paths.bgpd_config(),
-            node,
-            &paths.ipamd_endpoint(),
-            &paths.bgpd_socket(node),
-        ));
-        let mut policy_argv = vec![bin("podroute-policy-agent")?.display().to_string()];
-        policy_argv.extend(cmdline::policy_agent_args(
-            node,
-            &paths.manifests(),
-            &paths.policy_socket(node),
-        ));
-        for (daemon, argv) in [("bgpd", bgpd_argv), ("policy", policy_argv)] {
-            let d = Daemon {
-                what: format!("{} on {node}", argv[0].rsplit('/').next().unwrap_or(daemon)),
-                socket: Some(paths.node_file(node, daemon, "sock")),
-                log: paths.node_file(node, daemon, "log"),
-                pid: paths.node_file(node, daemon, "pid"),
-            };
+        for daemon in [NodeDaemon::Bgpd, NodeDaemon::Policy] {
+            let (d, argv) = node_daemon(&paths, &plan.binaries, node, daemon)?;
             d.spawn(&ns, &argv)?;
             started.push(d);
         }
@@ -210,6 +192,162 @@ pub fn start(lab: &Lab, plan: &ClusterPlan) -> Result<(), LabError> {
         d.wait(lab.name(), || d.socket.as_ref().is_some_and(|s| s.exists()))?;
     }
     Ok(())
+}
+
+/// The daemons a cluster node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeDaemon {
+    Bgpd,
+    Policy,
+}
+
+impl NodeDaemon {
+    /// Its name in the state folder's file names and on podlab's command
+    /// line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeDaemon::Bgpd => "bgpd",
+            NodeDaemon::Policy => "policy",
+        }
+    }
+}
+
+impl std::str::FromStr for NodeDaemon {
+    type Err = LabError;
+
+    fn from_str(s: &str) -> Result<NodeDaemon, LabError> {
+        match s {
+            "bgpd" => Ok(NodeDaemon::Bgpd),
+            "policy" | "policy-agent" => Ok(NodeDaemon::Policy),
+            other => Err(LabError::InvalidArgument {
+                what: "daemon",
+                value: other.into(),
+                reason: "a node runs bgpd and policy (the policy agent)".into(),
+            }),
+        }
+    }
+}
+
+/// `daemon` of cluster node `node`: its files and its command line, the
+/// same at `up` and at a restart.
+pub(super) fn node_daemon(
+    paths: &ClusterPaths,
+    binaries: &Path,
+    node: &str,
+    daemon: NodeDaemon,
+) -> Result<(Daemon, Vec<String>), LabError> {
+    let argv = match daemon {
+        NodeDaemon::Bgpd => {
+            let mut argv = vec![
+                find_binary(binaries, "podroute-bgpd")?
+                    .display()
+                    .to_string(),
+            ];
+            argv.extend(cmdline::bgpd_args(
+                &paths.bgpd_config(),
+                node,
+                &paths.ipamd_endpoint(),
+                &paths.bgpd_socket(node),
+            ));
+            argv
+        }
+        NodeDaemon::Policy => {
+            let mut argv = vec![
+                find_binary(binaries, "podroute-policy-agent")?
+                    .display()
+                    .to_string(),
+            ];
+            argv.extend(cmdline::policy_agent_args(
+                node,
+                &paths.manifests(),
+                &paths.policy_socket(node),
+            ));
+            argv
+        }
+    };
+    let name = daemon.as_str();
+    let d = Daemon {
+        what: format!("{} on {node}", argv[0].rsplit('/').next().unwrap_or(name)),
+        socket: Some(paths.node_file(node, name, "sock")),
+        log: paths.node_file(node, name, "log"),
+        pid: paths.node_file(node, name, "pid"),
+    };
+    Ok((d, argv))
+}
+
+/// How long a stopped daemon gets to exit.
+const STOP: Duration = Duration::from_secs(10);
+
+impl LabCluster {
+    /// Sends `signal` (a name kill(1) takes: TERM, KILL, HUP...) to
+    /// `daemon` on `node` and, unless it is HUP, waits until it has exited.
+    /// SIGKILL is a crash: the kernel routes and rules it made stay, as
+    /// they do when a real node's daemon dies.
+    pub fn stop_daemon(
+        &self,
+        node: &str,
+        daemon: NodeDaemon,
+        signal: &str,
+    ) -> Result<(), LabError> {
+        let (d, _) = self.node_daemon(node, daemon)?;
+        let pid = read_pid(&d.pid)
+            .filter(|_| alive(&d.pid))
+            .ok_or_else(|| LabError::Cluster {
+                lab: self.name().to_string(),
+                reason: format!("{} is not running", d.what),
+            })?;
+        let signal = signal.trim_start_matches("SIG");
+        netns::run(
+            std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]),
+        )?;
+        if signal == "HUP" {
+            return Ok(());
+        }
+        netns::wait_until(&format!("{} to exit", d.what), STOP, || !alive(&d.pid))
+    }
+
+    /// Starts `daemon` on `node` again with the command line `up` gave it
+    /// and waits for its admin socket.
+    pub fn start_daemon(&self, node: &str, daemon: NodeDaemon) -> Result<(), LabError> {
+        let (d, argv) = self.node_daemon(node, daemon)?;
+        if read_pid(&d.pid).is_some() && alive(&d.pid) {
+            return Err(LabError::Cluster {
+                lab: self.name().to_string(),
+                reason: format!("{} is running already", d.what),
+            });
+        }
+        // A killed daemon leaves its socket file: readiness is a new one.
+        if let Some(socket) = &d.socket {
+            let _ = fs::remove_file(socket);
+        }
+        let _ = fs::remove_file(&d.pid);
+        d.spawn(&crate::lab::node_runtime(self.name(), node).netns, &argv)?;
+        d.wait(self.name(), || {
+            d.socket.as_ref().is_some_and(|s| s.exists())
+        })
+    }
+
+    fn node_daemon(
+        &self,
+        node: &str,
+        daemon: NodeDaemon,
+    ) -> Result<(Daemon, Vec<String>), LabError> {
+        if !self.nodes().iter().any(|n| n == node) {
+            self.check_node(node)?;
+            return Err(LabError::Cluster {
+                lab: self.name().to_string(),
+                reason: format!(
+                    "{node} runs ipamd only; bgpd and the policy agent run on {}",
+                    self.nodes().join(", ")
+                ),
+            });
+        }
+        node_daemon(self.paths(), &self.info.binaries, node, daemon)
+    }
+}
+
+fn read_pid(pid_file: &Path) -> Option<u32> {
+    fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
 
 /// One detached daemon's files.

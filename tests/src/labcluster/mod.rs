@@ -27,7 +27,7 @@ use crate::topology::Node;
 use crate::{cmdline, netns};
 
 pub use apply::{Destination, Document, parse_documents, read_documents};
-pub use daemons::{ClusterPlan, start};
+pub use daemons::{ClusterPlan, NodeDaemon, start};
 pub use pods::LabPod;
 pub use spec::{PortSpec, Protocol, parse_labels};
 
@@ -203,7 +203,7 @@ impl LabCluster {
     }
 
     /// Fails unless `node` is a cluster node (the ipamd node included).
-    fn check_node(&self, node: &str) -> Result<(), LabError> {
+    pub(crate) fn check_node(&self, node: &str) -> Result<(), LabError> {
         if node == self.info.ipamd_node || self.info.nodes.iter().any(|n| n == node) {
             return Ok(());
         }

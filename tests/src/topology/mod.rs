@@ -193,6 +193,13 @@ impl Resolver<'_> {
             check_name(name).map_err(|reason| self.err(&field, reason))?;
             let node = node.clone().unwrap_or_default();
             note_unused(&mut warnings, &format!("{field}."), &node.other);
+            if let Some(user) = node.user.as_ref().map(Scalar::to_string)
+                && !matches!(user.as_str(), "root" | "0" | "0:0")
+            {
+                warnings.push(format!(
+                    "{field}.user: podlab runs every node as root, not `{user}`"
+                ));
+            }
             let resolved = self.resolve_node(name, &field, &node, &raw.topology)?;
             nodes.insert(name.clone(), resolved);
         }

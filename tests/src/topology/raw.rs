@@ -42,6 +42,9 @@ pub struct RawNode {
     pub env: Option<BTreeMap<String, Scalar>>,
     pub labels: Option<BTreeMap<String, Scalar>>,
     pub sysctls: Option<BTreeMap<String, Scalar>>,
+    /// The container's user (`user: root` for an image whose default user
+    /// cannot configure the network). podlab runs every node as root.
+    pub user: Option<Scalar>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml_ng::Value>,
 }

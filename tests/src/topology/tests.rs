@@ -156,6 +156,18 @@ fn unknown_fields_are_reported_not_lost() {
 }
 
 #[test]
+fn a_root_user_is_what_podlab_does_anyway() {
+    let dir = Dir::new();
+    let topo = dir
+        .parse("name: l\ntopology:\n  nodes:\n    a: {kind: linux, image: x, user: root}\n    b: {kind: linux, image: x, user: 0}\n    c: {kind: linux, image: x, user: nobody}\n")
+        .unwrap();
+    assert_eq!(
+        topo.warnings,
+        ["topology.nodes.c.user: podlab runs every node as root, not `nobody`"]
+    );
+}
+
+#[test]
 fn roles_need_their_config() {
     let dir = Dir::new();
     dir.refuse(

@@ -87,3 +87,39 @@ impl Drop for DownOnDrop {
         }
     }
 }
+
+/// Copies folder `from` into `to`, recursively (a lab's bind files).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The folder cargo put podlab in (target/debug), where the daemons a lab's
+/// cluster runs must be too.
+pub fn bin_dir() -> PathBuf {
+    let podlab = PathBuf::from(env!("CARGO_BIN_EXE_podlab"));
+    let dir = podlab.parent().unwrap().to_path_buf();
+    for program in [
+        "podroute-bgpd",
+        "podroute-ipamd",
+        "podroute-policy-agent",
+        "podroute-cni",
+        "podctl",
+    ] {
+        assert!(
+            dir.join(program).is_file(),
+            "{} not found: cargo build -p podroute-bgpd -p podroute-ipam -p podroute-policy \
+             -p podroute-cni -p podctl first",
+            dir.join(program).display()
+        );
+    }
+    dir
+}
