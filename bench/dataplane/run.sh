@@ -385,8 +385,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
   echo "## dataplane: pod to pod across racks, $(basename "$topology" .clab.yml) ($node_a → $node_b)"
   echo
   echo "$(nproc) cores ($cpu_model), kernel $(uname -r), podroute at $commit, $(date -u +%Y-%m-%d)."
-  echo "Load average $load_start at the start, $load_end at the end; $redone rounds measured again because another build overlapped them,"
-  echo "$busy_runs of the $((reps * ${#paths[@]})) iperf3 runs kept overlapped one."
+  echo "Load average $load_start at the start, $load_end at the end. Rounds measured again because another build overlapped them: $redone;"
+  echo "iperf3 runs kept that one overlapped: $busy_runs of $((reps * ${#paths[@]}))."
   echo "Per path $reps × ${seconds} s of iperf3 (one TCP stream, the first second left out), interleaved;"
   echo "$reps × $pings pings at ${interval} s. Fabric link MTU $fabric_mtu."
   echo
