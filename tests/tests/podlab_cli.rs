@@ -33,6 +33,7 @@ fn text(out: &Output) -> (String, String) {
 fn topology_copy(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> String {
     let src = repo_path("containerlab");
     copy_dir(&src.join("two-node-tor"), &dir.join("two-node-tor"));
+    copy_dir(&src.join("podroute-lab"), &dir.join("podroute-lab"));
     let text = fs::read_to_string(src.join("two-node-tor.clab.yml"))
         .unwrap()
         .replace("name: two-node-tor", &format!("name: {name}"));

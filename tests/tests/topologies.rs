@@ -39,6 +39,8 @@ const TOPOLOGIES: [&str; 5] = [
 const PODROUTE_DIR: &str = "/etc/podroute";
 /// The folder the containers of one lab share under real containerlab.
 const SHARED_DIR: &str = "/run/podroute-lab";
+/// Where the cluster nodes find the entry points all labs share.
+const ENTRY_DIR: &str = "/usr/local/lib/podroute-lab";
 
 fn topology_file(name: &str) -> PathBuf {
     repo_path(&format!("containerlab/{name}.clab.yml"))
@@ -145,12 +147,14 @@ fn every_topology_loads_with_nothing_ignored() {
                     node.name,
                     bind.host.display()
                 );
-                // Binds stay inside the lab's own folder, so a copy of
-                // containerlab/ deploys anywhere.
+                // Binds stay inside the lab's own folder or the entry
+                // points every lab shares, so a copy of containerlab/
+                // deploys anywhere.
                 assert!(
                     bind.host
-                        .starts_with(repo_path(&format!("containerlab/{name}"))),
-                    "{name}: {}: {} is outside containerlab/{name}/",
+                        .starts_with(repo_path(&format!("containerlab/{name}")))
+                        || bind.host == repo_path("containerlab/podroute-lab"),
+                    "{name}: {}: {} is outside containerlab/{name}/ and containerlab/podroute-lab/",
                     node.name,
                     bind.host.display()
                 );
@@ -266,7 +270,18 @@ fn cluster_nodes_and_ipamd_follow_the_contract() {
             };
             assert_eq!(
                 node.cmd.as_deref(),
-                Some(format!("{PODROUTE_DIR}/{script}").as_str()),
+                Some(format!("{ENTRY_DIR}/{script}").as_str()),
+                "{name}: {}",
+                node.name
+            );
+            // Every lab binds the one copy of the entry points.
+            assert_eq!(
+                node.bind_for(ENTRY_DIR).map(|p| p.canonicalize().unwrap()),
+                Some(
+                    repo_path("containerlab/podroute-lab")
+                        .canonicalize()
+                        .unwrap()
+                ),
                 "{name}: {}",
                 node.name
             );
@@ -278,7 +293,7 @@ fn cluster_nodes_and_ipamd_follow_the_contract() {
                 node.name
             );
         }
-        for file in ["bgpd.yaml", "pools.yaml", "node.sh", "ipamd.sh"] {
+        for file in ["bgpd.yaml", "pools.yaml"] {
             assert!(folder.join(file).is_file(), "{name}: {file} missing");
         }
     }
@@ -359,32 +374,18 @@ fn pool_files_load_in_ipamd() {
 }
 
 #[test]
-fn entry_points_are_valid_sh_and_the_same_in_every_lab() {
-    let reference = |file: &str| {
-        fs::read_to_string(repo_path(&format!(
-            "containerlab/leaf-spine/podroute/{file}"
-        )))
-        .unwrap()
-    };
-    for name in TOPOLOGIES {
-        for file in ["node.sh", "ipamd.sh"] {
-            let path = repo_path(&format!("containerlab/{name}/podroute/{file}"));
-            let out = Command::new("sh").arg("-n").arg(&path).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let mode = fs::metadata(&path).unwrap().permissions().mode();
-            assert!(mode & 0o111 != 0, "{} is not executable", path.display());
-            assert_eq!(
-                fs::read_to_string(&path).unwrap(),
-                reference(file),
-                "{}: differs from leaf-spine's",
-                path.display()
-            );
-        }
+fn entry_points_are_valid_sh() {
+    for file in ["node.sh", "ipamd.sh"] {
+        let path = repo_path(&format!("containerlab/podroute-lab/{file}"));
+        let out = Command::new("sh").arg("-n").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "{} is not executable", path.display());
     }
 }
 

@@ -125,6 +125,10 @@ fn a_lab_up_from_another_file_is_not_replaced() {
         &repo_path("containerlab/two-node-tor"),
         &dir.path().join("two-node-tor"),
     );
+    copy_dir(
+        &repo_path("containerlab/podroute-lab"),
+        &dir.path().join("podroute-lab"),
+    );
     let err = Lab::up_with(&copy, options).unwrap_err().to_string();
     assert!(err.contains("up from another file"), "{err}");
     // The running lab was left alone.
