@@ -173,33 +173,9 @@ start_lab() {
   DP_B_NODE_IP=$(src_to "$DP_B_NODE_NS" "$DP_A_POD_IP")
   # The anchors need the nodes' own addresses routed across the racks
   # (direct, and the overlay's outer packets), as any real fabric routes
-  # them. A lab whose leaves announce only pod blocks gets its rack LANs
-  # announced by the leaves now.
-  if ! dp_wait "node $node_a to reach node $node_b" 5 ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP" 2>/dev/null; then
-    announce_lan "$DP_A_NODE_NS" "$DP_A_NODE_IP"
-    announce_lan "$DP_B_NODE_NS" "$DP_B_NODE_IP"
-    dp_wait "node $node_a to reach node $node_b" 60 ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP"
-  fi
-}
-
-# Has each BGP peer of node namespace NS (its leaves) announce the node's
-# LAN, the connected prefix NS's address IP sits on, with vtysh (`router
-# bgp` without a number: the router's one instance).
-announce_lan() {
-  local ns=$1 ip=$2 net peer router other
-  net=$(ip -n "$ns" -o -4 route show proto kernel scope link | awk -v ip="$ip" '$0 ~ "src " ip "( |$)" {print $1; exit}')
-  [[ -n $net ]] || die "no connected prefix for $ip in $ns"
-  for peer in $(ip netns exec "$ns" ss -Htn state established '( sport = :179 or dport = :179 )' |
-    awk '{sub(/:[0-9]+$/, "", $4); print $4}' | sort -u); do
-    router=
-    for other in $(ip netns list | awk -v p="podlab-$lab." 'index($1, p) == 1 {print $1}'); do
-      if [[ -n $(ip -n "$other" -o addr show to "$peer/32") ]]; then router=${other#"podlab-$lab."}; break; fi
-    done
-    [[ -n $router ]] || die "BGP peer $peer of $ns is no node of the lab"
-    say "$router announces $net (the lab's leaves route only pod blocks across racks)"
-    "$podlab" exec "$topology" "$router" --name "$lab" -- vtysh -c 'configure terminal' -c 'router bgp' \
-      -c 'address-family ipv4 unicast' -c "network $net" >/dev/null
-  done
+  # them: leaf-spine's leaves announce their rack LANs.
+  dp_wait "node $node_a to reach node $node_b (the lab must route node addresses)" 60 \
+    ip netns exec "$DP_A_NODE_NS" ping -n -c 1 -W 1 "$DP_B_NODE_IP"
 }
 
 if [[ -n $ns_file ]]; then
